@@ -1,0 +1,319 @@
+"""The ``allocsnap`` command line: a thin typer shell over the library.
+
+Each command parses its options, calls one library function and renders the result to stdout;
+messages for people go to stderr. Heavy imports (pyarrow, duckdb) happen inside the commands
+so that ``allocsnap --help`` stays fast. Every ``AllocsnapError`` is reported at one point,
+``_Group.invoke``, as one line on stderr with its exit code (docs/commands.md).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from allocsnap.errors import AllocsnapError
+from allocsnap.render import Format
+
+if TYPE_CHECKING:
+    from allocsnap.model import Filter
+
+
+class _Group(TyperGroup):
+    """Report every AllocsnapError as one line on stderr and exit with its code."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's bundled click Context
+        try:
+            return super().invoke(ctx)
+        except AllocsnapError as e:
+            typer.echo(f"Error: {e}", err=True)
+            raise typer.Exit(e.exit_code) from None
+
+
+app = typer.Typer(
+    cls=_Group,
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Record /proc/allocinfo snapshots as Parquet; diff them, find leaks and growth.\n\n"
+    "Example: allocsnap snap --name before; (run a workload); allocsnap snap --name after; "
+    "allocsnap diff before after",
+)
+
+DEFAULT_STORE = Path("allocsnap-data")
+
+Store = Annotated[
+    Path,
+    typer.Option(
+        "--store", envvar="ALLOCSNAP_STORE", help="Snapshot store directory ($ALLOCSNAP_STORE)."
+    ),
+]
+OutputFormat = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+Top = Annotated[int, typer.Option("--top", "-n", help="Rows to show; 0 shows all.")]
+By = Annotated[
+    str, typer.Option("--by", help="Group by tag, function, file, module or dir[:N] (sums first).")
+]
+Lenient = Annotated[
+    bool,
+    typer.Option("--lenient", help="Skip and count lines that are not allocinfo rows."),
+]
+ModuleGlob = Annotated[
+    str | None,
+    typer.Option("--module", help="Module name glob; 'built-in' for code outside modules."),
+]
+FunctionGlob = Annotated[str | None, typer.Option("--function", help="Function name glob.")]
+FileGlob = Annotated[str | None, typer.Option("--file", help="Source file glob, e.g. 'fs/ext4/*'.")]
+Line = Annotated[int | None, typer.Option("--line", help="Source line number.")]
+MinSize = Annotated[
+    str | None, typer.Option("--min-size", help="Keep rows with at least this many bytes (1M).")
+]
+MaxSize = Annotated[
+    str | None, typer.Option("--max-size", help="Keep rows with at most this many bytes.")
+]
+Accurate = Annotated[
+    bool | None,
+    typer.Option(
+        "--accurate/--inaccurate", help="Keep only accurate rows, or only 'accurate:no' ones."
+    ),
+]
+Nonzero = Annotated[bool, typer.Option("--nonzero", help="Keep only rows with live bytes.")]
+Labels = Annotated[list[str] | None, typer.Option("--label", help="Attach key=value (repeatable).")]
+Host = Annotated[str | None, typer.Option("--host", help="Host name to record.")]
+
+
+def _filter(
+    module: str | None,
+    function: str | None,
+    file: str | None,
+    line: int | None,
+    min_size: str | None,
+    max_size: str | None,
+    accurate: bool | None,
+    nonzero: bool,
+) -> Filter:
+    from allocsnap.model import Filter
+    from allocsnap.units import parse_size
+
+    return Filter(
+        module=module,
+        function=function,
+        file=file,
+        line=line,
+        min_size=parse_size(min_size) if min_size is not None else None,
+        max_size=parse_size(max_size) if max_size is not None else None,
+        accurate=accurate,
+        nonzero=nonzero,
+    )
+
+
+def _labels(labels: list[str] | None) -> dict[str, str]:
+    from allocsnap.units import parse_label
+
+    return dict(parse_label(text) for text in labels or [])
+
+
+@app.command()
+def snap(
+    name: Annotated[str | None, typer.Option("--name", help="Name to find it by later.")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write one snapshot file instead of the store."),
+    ] = None,
+    source_spec: Annotated[
+        str,
+        typer.Option("--source", help="auto/procfs (the kernel), a saved text dump, or '-'."),
+    ] = "auto",
+    store_dir: Store = DEFAULT_STORE,
+    host: Host = None,
+    label: Labels = None,
+    lenient: Lenient = False,
+    module: ModuleGlob = None,
+    function: FunctionGlob = None,
+    file: FileGlob = None,
+    line: Line = None,
+    min_size: MinSize = None,
+    max_size: MaxSize = None,
+    accurate: Accurate = None,
+    nonzero: Nonzero = False,
+) -> None:
+    """Take one snapshot of /proc/allocinfo now, into the store or one Parquet file.
+
+    Prints the snapshot id (or the file written) on stdout.
+
+    Example: sudo allocsnap snap --name before   (then: allocsnap diff before after)
+
+    Example: sudo allocsnap snap -o before.parquet --module ext4
+    """
+    from allocsnap import capture, store
+    from allocsnap.units import format_size
+
+    keep = _filter(module, function, file, line, min_size, max_size, accurate, nonzero)
+    snapshot = capture.snapshot(
+        capture.read(source_spec),
+        keep=keep,
+        name=name,
+        host=host,
+        labels=_labels(label),
+        lenient=lenient,
+    )
+    meta = snapshot.meta
+    if output is not None:
+        store.write_snapshot_file(output, snapshot)
+        where = str(output)
+    else:
+        store.write(store_dir, snapshot)
+        where = str(store_dir)
+    for note in meta.notes:
+        typer.echo(f"note: {note}", err=True)
+    typer.echo(
+        f"snapshot {meta.snapshot_id}: {meta.rows:,} rows, {format_size(meta.total_bytes)} "
+        f"-> {where}",
+        err=True,
+    )
+    typer.echo(where if output is not None else meta.snapshot_id)
+
+
+@app.command("import")
+def import_(
+    dumps: Annotated[list[str], typer.Argument(help="Saved text dumps, or '-' for stdin.")],
+    store_dir: Store = DEFAULT_STORE,
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="When the dump was taken (ISO 8601, UTC); default: its mtime."),
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="Host the dump came from.")] = "unknown",
+    name: Annotated[str | None, typer.Option("--name", help="Name for the snapshot.")] = None,
+    label: Labels = None,
+    lenient: Lenient = False,
+) -> None:
+    """Import saved /proc/allocinfo text dumps (from a bug report, another host) into a store.
+
+    Example: allocsnap import day0.txt day4.txt --host db7 --label ticket=1234 --store leak/
+    """
+    from allocsnap import capture, source, store
+    from allocsnap.units import parse_time
+
+    when = parse_time(at) if at is not None else None
+    for dump in dumps:
+        snapshot = capture.snapshot(
+            source.read_dump(dump),
+            name=name,
+            host=host,
+            at=when,
+            labels=_labels(label),
+            lenient=lenient,
+        )
+        store.write(store_dir, snapshot)
+        for note in snapshot.meta.notes:
+            typer.echo(f"note: {dump}: {note}", err=True)
+        typer.echo(
+            f"{dump}: snapshot {snapshot.meta.snapshot_id}, {snapshot.meta.rows:,} rows", err=True
+        )
+        typer.echo(snapshot.meta.snapshot_id)
+
+
+@app.command()
+def ls(store_dir: Store = DEFAULT_STORE, fmt: OutputFormat = Format.table) -> None:
+    """List the snapshots in a store: time, host, kernel, rows and totals.
+
+    Example: allocsnap ls --store /var/lib/allocsnap
+    """
+    from allocsnap import analysis, reports
+    from allocsnap.render import render
+
+    render(reports.ls_report(analysis.snapshots(store_dir)), fmt, sys.stdout)
+
+
+@app.command()
+def show(
+    snapshot: Annotated[
+        str, typer.Argument(help="Snapshot file, text dump, '-', or store reference.")
+    ],
+    sort: Annotated[str, typer.Option("--sort", help="bytes, calls or tag.")] = "bytes",
+    by: By = "tag",
+    top: Top = 20,
+    fmt: OutputFormat = Format.table,
+    store_dir: Store = DEFAULT_STORE,
+    lenient: Lenient = False,
+    module: ModuleGlob = None,
+    function: FunctionGlob = None,
+    file: FileGlob = None,
+    line: Line = None,
+    min_size: MinSize = None,
+    max_size: MaxSize = None,
+    accurate: Accurate = None,
+    nonzero: Nonzero = False,
+) -> None:
+    """Show one snapshot filtered, grouped and sorted, totals first.
+
+    Replaces 'sort -g /proc/allocinfo | grep ... | numfmt --to=iec'.
+
+    Example: allocsnap show latest --by dir:2 --top 10
+
+    Example: sudo cat /proc/allocinfo | allocsnap show - --module ext4 --sort calls
+    """
+    from allocsnap import analysis, reports
+    from allocsnap.errors import UsageError
+    from allocsnap.render import render
+
+    if sort not in ("bytes", "calls", "tag"):
+        raise UsageError(f"--sort must be bytes, calls or tag, not {sort!r}")
+    grouping = analysis.Grouping.parse(by)
+    keep = _filter(module, function, file, line, min_size, max_size, accurate, nonzero)
+    snap_ = analysis.load(snapshot, store_dir, lenient=lenient)
+    result = analysis.show(snap_, keep=keep, grouping=grouping, sort=sort, top_n=top)
+    render(reports.show_report(result, grouping), fmt, sys.stdout)
+
+
+@app.command()
+def diff(
+    before: Annotated[str, typer.Argument(help="Earlier snapshot: file, dump, '-' or reference.")],
+    after: Annotated[str, typer.Argument(help="Later snapshot: file, dump, '-' or reference.")],
+    by: By = "tag",
+    top: Top = 20,
+    min_delta: Annotated[
+        str, typer.Option("--min-delta", help="Hide changes smaller than this (1M).")
+    ] = "0",
+    fmt: OutputFormat = Format.table,
+    store_dir: Store = DEFAULT_STORE,
+    lenient: Lenient = False,
+    module: ModuleGlob = None,
+    function: FunctionGlob = None,
+    file: FileGlob = None,
+    line: Line = None,
+    min_size: MinSize = None,
+    max_size: MaxSize = None,
+    accurate: Accurate = None,
+    nonzero: Nonzero = False,
+) -> None:
+    """Show the call sites whose live bytes changed most between two snapshots.
+
+    BEFORE and AFTER are snapshot files, saved text dumps, '-' (stdin), or references into
+    the store: a name, an id (or prefix), a time, 'first' or 'latest'.
+
+    Example: allocsnap diff before after --top 10
+
+    Example: allocsnap diff day0.txt day6.txt --by module --format csv
+    """
+    from allocsnap import analysis, reports
+    from allocsnap.errors import UsageError
+    from allocsnap.render import render
+    from allocsnap.units import parse_size
+
+    if before == "-" and after == "-":
+        raise UsageError("only one of BEFORE and AFTER can be '-' (stdin)")
+    grouping = analysis.Grouping.parse(by)
+    keep = _filter(module, function, file, line, min_size, max_size, accurate, nonzero)
+    old = analysis.load(before, store_dir, lenient=lenient)
+    new = analysis.load(after, store_dir, lenient=lenient)
+    result = analysis.diff(
+        old, new, keep=keep, grouping=grouping, top_n=top, min_delta=parse_size(min_delta)
+    )
+    for warning in result.warnings:
+        if fmt in (Format.csv, Format.json):
+            typer.echo(f"warning: {warning}", err=True)
+    render(reports.diff_report(result, grouping), fmt, sys.stdout)

@@ -1,0 +1,64 @@
+"""The errors allocsnap raises, and the exit code each one maps to.
+
+The library raises these and never prints or exits; the CLI's one translation point turns an
+``AllocsnapError`` into one line on stderr and its ``exit_code``.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes, documented in docs/commands.md."""
+
+    OK = 0
+    FAILURE = 1
+    USAGE = 2
+    UNAVAILABLE = 3
+    NO_STORE = 4
+    LEAK_FOUND = 5
+
+
+class AllocsnapError(Exception):
+    """An expected failure with a one-line message for the user."""
+
+    exit_code: ExitCode = ExitCode.FAILURE
+
+
+class ParseError(AllocsnapError):
+    """Text that is not /proc/allocinfo; names the line number and the text."""
+
+    def __init__(self, source: str, line_number: int, line: str, why: str) -> None:
+        self.source = source
+        self.line_number = line_number
+        self.line = line
+        self.why = why
+        shown = line if len(line) <= 120 else line[:117] + "..."
+        super().__init__(f"{source}: line {line_number}: {why}: {shown!r}")
+
+
+class AllocinfoUnavailable(AllocsnapError):
+    """/proc/allocinfo is absent, unreadable or gone."""
+
+    exit_code = ExitCode.UNAVAILABLE
+
+
+class StoreNotFound(AllocsnapError):
+    """The store is missing or empty, or a snapshot reference names nothing."""
+
+    exit_code = ExitCode.NO_STORE
+
+
+class StoreError(AllocsnapError):
+    """A store or snapshot file that cannot be read or written."""
+
+
+class QueryError(AllocsnapError):
+    """A query failed or is missing."""
+
+
+class UsageError(AllocsnapError):
+    """A value the user gave is not valid (a size, a time, a reference)."""
+
+    exit_code = ExitCode.USAGE

@@ -1,0 +1,92 @@
+"""Apply a ``Filter`` to rows held in Arrow: the one implementation of allocsnap's filters.
+
+Tag predicates (module, function, file, line, accuracy) and value predicates (size bounds,
+non-zero) are separate, because a diff keeps a row when either side's value passes.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from allocsnap.model import Filter
+
+BUILT_IN = "built-in"
+"""``--module built-in`` keeps built-in code (module names never contain '-')."""
+
+
+def glob_to_regex(glob: str) -> str:
+    """Return an anchored RE2 regular expression equivalent to a shell glob."""
+    out = ["^"]
+    i = 0
+    while i < len(glob):
+        c = glob[i]
+        if c == "*":
+            out.append(".*")
+        elif c == "?":
+            out.append(".")
+        elif c == "[" and (end := glob.find("]", i + 2)) != -1:
+            body = glob[i + 1 : end]
+            if body.startswith("!"):
+                body = "^" + body[1:]
+            out.append("[" + body.replace("\\", "\\\\") + "]")
+            i = end
+        else:
+            out.append(re.escape(c))
+        i += 1
+    out.append("$")
+    return "".join(out)
+
+
+def tag_mask(table: pa.Table, f: Filter) -> pa.ChunkedArray | None:
+    """Return the rows whose call site matches the filter, or None when all do."""
+    masks = []
+    if f.module is not None:
+        if f.module == BUILT_IN:
+            masks.append(pc.is_null(table["module"]))
+        else:
+            masks.append(_glob(table["module"], f.module))
+    if f.function is not None:
+        masks.append(_glob(table["function"], f.function))
+    if f.file is not None:
+        masks.append(_glob(table["file"], f.file))
+    if f.line is not None:
+        masks.append(pc.equal(table["line"], f.line))
+    if f.accurate is not None:
+        masks.append(pc.equal(table["accurate"], f.accurate))
+    return _all(masks)
+
+
+def value_mask(values: pa.ChunkedArray | pa.Array, f: Filter) -> pa.ChunkedArray | None:
+    """Return the rows whose live bytes pass the size bounds and --nonzero, or None."""
+    masks = []
+    if f.min_size is not None:
+        masks.append(pc.greater_equal(values, f.min_size))
+    if f.max_size is not None:
+        masks.append(pc.less_equal(values, f.max_size))
+    if f.nonzero:
+        masks.append(pc.not_equal(values, 0))
+    return _all(masks)
+
+
+def apply(table: pa.Table, f: Filter) -> pa.Table:
+    """Return the rows of a samples table that pass every part of the filter."""
+    masks = [m for m in (tag_mask(table, f), value_mask(table["bytes"], f)) if m is not None]
+    mask = _all(masks)
+    return table if mask is None else table.filter(mask)
+
+
+def _glob(column: pa.ChunkedArray, pattern: str) -> pa.ChunkedArray:
+    matched = pc.match_substring_regex(column, glob_to_regex(pattern))
+    return pc.fill_null(matched, False)
+
+
+def _all(masks: list[pa.ChunkedArray]) -> pa.ChunkedArray | None:
+    if not masks:
+        return None
+    mask = masks[0]
+    for m in masks[1:]:
+        mask = pc.and_(mask, m)
+    return mask

@@ -1,0 +1,197 @@
+"""The data allocsnap works on: snapshot metadata, filters and the sample schema.
+
+Plain frozen dataclasses and Arrow schemas, no I/O. A snapshot's rows live in a ``pyarrow.Table``
+with ``SAMPLE_SCHEMA`` (one row per row the kernel printed, in its order); the metadata that
+describes the read travels beside it in ``SnapshotMeta``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+"""Version of the on-disk layout; bumped on any incompatible change (docs/storage.md)."""
+
+SAMPLE_SCHEMA = pa.schema(
+    [
+        pa.field("ordinal", pa.uint32(), nullable=False),  # row position in the kernel's output
+        pa.field("tag_id", pa.int64(), nullable=False),  # tag_id(module, file, line, function)
+        pa.field("occurrence", pa.uint16(), nullable=False),  # 0, 1, … among rows of one key
+        pa.field("file", pa.string(), nullable=False),
+        pa.field("line", pa.uint32(), nullable=False),
+        pa.field("module", pa.string()),  # NULL for built-in code
+        pa.field("function", pa.string(), nullable=False),
+        pa.field("bytes", pa.int64(), nullable=False),  # live bytes, signed: negatives occur
+        pa.field("calls", pa.uint64(), nullable=False),  # live calls, may have underflowed
+        pa.field("accurate", pa.bool_(), nullable=False),  # false for "accurate:no"
+        pa.field("extras", pa.string()),  # unknown key:value tokens, raw, or NULL
+    ]
+)
+
+
+def tag_id(module: str | None, file: str, line: int, function: str) -> int:
+    """Return the deterministic 64-bit id of a call site key.
+
+    The first 8 bytes, little-endian and signed, of BLAKE2b-64 over
+    ``module \\0 file \\0 line \\0 function`` (module empty for built-in code), so any host
+    or engine computes the same id without coordination (docs/storage.md).
+    """
+    key = f"{module or ''}\0{file}\0{line}\0{function}".encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little", signed=True)
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Which rows to keep. Empty fields keep everything; set fields are ANDed.
+
+    ``module``, ``function`` and ``file`` are shell globs (``*``, ``?``, ``[...]``);
+    ``module="-"`` keeps built-in code only. Size bounds are inclusive, on live bytes.
+    """
+
+    module: str | None = None
+    function: str | None = None
+    file: str | None = None
+    line: int | None = None
+    min_size: int | None = None
+    max_size: int | None = None
+    accurate: bool | None = None
+    nonzero: bool = False
+
+    def is_empty(self) -> bool:
+        """Return True when the filter keeps every row."""
+        return self == Filter()
+
+    def canonical(self) -> str:
+        """Return the filter as stable text, stored in each snapshot's metadata."""
+        parts = []
+        for name in ("module", "function", "file", "line", "min_size", "max_size"):
+            value = getattr(self, name)
+            if value is not None:
+                parts.append(f"{name}={value}")
+        if self.accurate is not None:
+            parts.append("accurate" if self.accurate else "inaccurate")
+        if self.nonzero:
+            parts.append("nonzero")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class SnapshotMeta:
+    """What one read of the kernel's table was: when, where, how, and its totals."""
+
+    snapshot_id: str
+    taken_at: datetime  # UTC wall clock at the end of the read
+    host: str
+    source: str  # procfs | ioctl | file | stdin
+    format: str  # header version ("1.0", "2.0"), "none" without a header, or "ioctl"
+    name: str | None = None
+    boottime_s: float | None = None  # CLOCK_BOOTTIME, immune to wall-clock jumps
+    boot_id: str | None = None
+    kernel: str | None = None
+    profiling: int | None = None  # vm.mem_profiling at read time (0 or 1)
+    filter: str = ""
+    read_s: float | None = None
+    modules: tuple[str, ...] | None = None  # loaded modules, None when unknown
+    labels: dict[str, str] = field(default_factory=dict)
+    origin: str | None = None  # file the text came from, for imports
+    notes: tuple[str, ...] = ()  # anomalies seen while reading
+    rows: int = 0
+    total_bytes: int = 0
+    total_calls: int = 0  # signed sum: underflowed counters count as negative
+    skipped_lines: int = 0  # lines skipped by --lenient
+
+    def to_row(self) -> dict[str, Any]:
+        """Return the metadata as one row of the snapshots table."""
+        return {
+            "snapshot_id": self.snapshot_id,
+            "name": self.name,
+            "taken_at": self.taken_at,
+            "boottime_s": self.boottime_s,
+            "host": self.host,
+            "boot_id": self.boot_id,
+            "kernel": self.kernel,
+            "format": self.format,
+            "source": self.source,
+            "origin": self.origin,
+            "profiling": self.profiling,
+            "filter": self.filter,
+            "read_s": self.read_s,
+            "modules": list(self.modules) if self.modules is not None else None,
+            "labels": sorted(self.labels.items()),
+            "notes": list(self.notes),
+            "rows": self.rows,
+            "total_bytes": self.total_bytes,
+            "total_calls": self.total_calls,
+            "skipped_lines": self.skipped_lines,
+            "schema_version": SCHEMA_VERSION,
+        }
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> SnapshotMeta:
+        """Return the metadata from one row of the snapshots table."""
+        modules = row.get("modules")
+        labels = row.get("labels") or []
+        taken_at = row["taken_at"]
+        taken_at = taken_at.replace(tzinfo=UTC) if taken_at.tzinfo is None else taken_at
+        return cls(
+            snapshot_id=row["snapshot_id"],
+            taken_at=taken_at.astimezone(UTC),
+            host=row["host"],
+            source=row["source"],
+            format=row["format"],
+            name=row.get("name"),
+            boottime_s=row.get("boottime_s"),
+            boot_id=row.get("boot_id"),
+            kernel=row.get("kernel"),
+            profiling=row.get("profiling"),
+            filter=row.get("filter") or "",
+            read_s=row.get("read_s"),
+            modules=tuple(modules) if modules is not None else None,
+            labels=dict(labels),
+            origin=row.get("origin"),
+            notes=tuple(row.get("notes") or ()),
+            rows=row.get("rows") or 0,
+            total_bytes=row.get("total_bytes") or 0,
+            total_calls=row.get("total_calls") or 0,
+            skipped_lines=row.get("skipped_lines") or 0,
+        )
+
+
+SNAPSHOT_SCHEMA = pa.schema(
+    [
+        pa.field("snapshot_id", pa.string(), nullable=False),
+        pa.field("name", pa.string()),
+        pa.field("taken_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("boottime_s", pa.float64()),
+        pa.field("host", pa.string(), nullable=False),
+        pa.field("boot_id", pa.string()),
+        pa.field("kernel", pa.string()),
+        pa.field("format", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("origin", pa.string()),
+        pa.field("profiling", pa.int8()),
+        pa.field("filter", pa.string(), nullable=False),
+        pa.field("read_s", pa.float64()),
+        pa.field("modules", pa.list_(pa.string())),
+        pa.field("labels", pa.map_(pa.string(), pa.string())),
+        pa.field("notes", pa.list_(pa.string())),
+        pa.field("rows", pa.int64(), nullable=False),
+        pa.field("total_bytes", pa.int64(), nullable=False),
+        pa.field("total_calls", pa.int64(), nullable=False),
+        pa.field("skipped_lines", pa.int64(), nullable=False),
+        pa.field("schema_version", pa.int32(), nullable=False),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One snapshot: its metadata and its rows (``SAMPLE_SCHEMA``)."""
+
+    meta: SnapshotMeta
+    samples: pa.Table

@@ -1,0 +1,135 @@
+"""Write results onto the caller's stream as a table, CSV, JSON or Markdown.
+
+stdout is data: a ``Report`` carries the rows in raw units (bytes, counts) for CSV and JSON,
+and header lines and column kinds for the human formats, where sizes become ``4.0 MiB``.
+Output is deterministic: same input, same bytes.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, TextIO
+
+from allocsnap.units import format_size
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+class Format(StrEnum):
+    """Output formats of every command that prints rows."""
+
+    table = "table"
+    csv = "csv"
+    json = "json"
+    markdown = "markdown"
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of the human formats: which field, its title and how to show its values.
+
+    ``kind`` is ``text``, ``size`` (bytes, humanised), ``delta_size`` (signed), ``count``,
+    ``delta_count`` (signed), ``pct``, ``delta_pct`` (shows the row's status instead when set)
+    or ``time``.
+    """
+
+    name: str
+    title: str
+    kind: str = "text"
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a command prints: header lines, rows and, for JSON, extra top-level fields."""
+
+    rows: pa.Table
+    columns: list[Column]
+    header: list[str] = field(default_factory=list)
+    footer: list[str] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def render(report: Report, fmt: Format, out: TextIO) -> None:
+    """Write ``report`` to ``out`` in ``fmt``."""
+    if fmt is Format.csv:
+        _csv(report, out)
+    elif fmt is Format.json:
+        _json(report, out)
+    else:
+        _text(report, out, markdown=fmt is Format.markdown)
+
+
+def _csv(report: Report, out: TextIO) -> None:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(report.rows.column_names)
+    for row in report.rows.to_pylist():
+        writer.writerow(["" if v is None else _plain(v) for v in row.values()])
+
+
+def _json(report: Report, out: TextIO) -> None:
+    document = {**report.info, "rows": report.rows.to_pylist()}
+    json.dump(document, out, indent=2, default=_plain, ensure_ascii=False)
+    out.write("\n")
+
+
+def _text(report: Report, out: TextIO, *, markdown: bool) -> None:
+    for line in report.header:
+        out.write(f"{line}\n" if not markdown else f"{line}  \n")
+    if report.header:
+        out.write("\n")
+    titles = [c.title for c in report.columns]
+    cells = [[_cell(c, row) for c in report.columns] for row in report.rows.to_pylist()]
+    right = [c.kind != "text" for c in report.columns]
+    if markdown:
+        out.write("| " + " | ".join(titles) + " |\n")
+        out.write("|" + "|".join("---:" if r else "---" for r in right) + "|\n")
+        for line in cells:
+            out.write("| " + " | ".join(v.replace("|", "\\|") for v in line) + " |\n")
+    else:
+        widths = [max([len(t)] + [len(line[i]) for line in cells]) for i, t in enumerate(titles)]
+        for line in [titles, *cells]:
+            parts = [
+                v.rjust(w) if r else v.ljust(w) for v, w, r in zip(line, widths, right, strict=True)
+            ]
+            out.write("  ".join(parts).rstrip() + "\n")
+    if report.footer:
+        out.write("\n")
+        for line in report.footer:
+            out.write(f"{line}\n")
+
+
+def _cell(column: Column, row: dict[str, Any]) -> str:
+    value = row[column.name]
+    kind = column.kind
+    if kind == "delta_pct" and row.get("status"):
+        return str(row["status"]).upper()
+    if value is None:
+        return ""
+    if kind == "size":
+        return format_size(value)
+    if kind == "delta_size":
+        return ("+" if value > 0 else "") + format_size(value)
+    if kind == "count":
+        return f"{value:,}"
+    if kind == "delta_count":
+        return f"{value:+,}"
+    if kind == "pct":
+        return f"{value:.1f}%"
+    if kind == "delta_pct":
+        return f"{value:+.1f}%"
+    if kind == "time" and isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return " ".join(str(v) for v in value)
+    return value

@@ -1,0 +1,137 @@
+"""Turn analysis results into ``render.Report``s: titles, column kinds and header lines."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from allocsnap import analysis
+from allocsnap.model import SnapshotMeta
+from allocsnap.render import Column, Report
+from allocsnap.units import format_size
+
+
+def describe(meta: SnapshotMeta) -> str:
+    """Return one line naming a snapshot: id, name, time, host, kernel, source."""
+    name = f" '{meta.name}'" if meta.name else ""
+    where = meta.origin or meta.source
+    kernel = meta.kernel or "kernel unknown"
+    return (
+        f"{meta.snapshot_id}{name}  {analysis.taken_at_text(meta.taken_at)}  {meta.host}  "
+        f"{kernel}  ({where}, format {meta.format})"
+    )
+
+
+def snapshot_info(meta: SnapshotMeta) -> dict[str, object]:
+    """Return a snapshot's metadata for JSON output."""
+    return meta.to_row()
+
+
+def diff_report(result: analysis.DiffResult, grouping: analysis.Grouping) -> Report:
+    """Return the report of ``allocsnap diff``."""
+    b, a = result.before_totals, result.after_totals
+    net = a.bytes - b.bytes
+    header = [
+        f"before: {describe(result.before)}",
+        f"after:  {describe(result.after)}",
+        f"total:  {format_size(b.bytes)} -> {format_size(a.bytes)}  "
+        f"({'+' if net > 0 else ''}{format_size(net)}, {a.calls - b.calls:+,} calls)",
+    ]
+    header += [f"warning: {w}" for w in result.warnings]
+    key_title = "call site" if grouping.by == "tag" else grouping.by
+    columns = [
+        Column("delta_bytes", "Δbytes", "delta_size"),
+        Column("delta_pct", "Δ%", "delta_pct"),
+        Column("bytes_before", "before", "size"),
+        Column("bytes_after", "after", "size"),
+        Column("delta_calls", "Δcalls", "delta_count"),
+        Column("calls_after", "calls", "count"),
+        Column("share_pct", "share", "pct"),
+    ]
+    if pa.compute.sum(result.rows["bytes_per_hour"].is_valid()).as_py():
+        columns.insert(1, Column("bytes_per_hour", "Δ/hour", "delta_size"))
+    columns.append(Column("key", key_title))
+    shown = result.rows.num_rows
+    footer = []
+    if result.changed > shown:
+        footer.append(f"{result.changed - shown} more changed (use --top 0 to show all)")
+    if result.changed == 0:
+        footer.append("no changes")
+    info = {
+        "before": snapshot_info(result.before),
+        "after": snapshot_info(result.after),
+        "totals": {
+            "bytes_before": b.bytes,
+            "bytes_after": a.bytes,
+            "delta_bytes": net,
+            "calls_before": b.calls,
+            "calls_after": a.calls,
+        },
+        "warnings": list(result.warnings),
+        "by": grouping.by,
+        "changed": result.changed,
+    }
+    return Report(rows=result.rows, columns=columns, header=header, footer=footer, info=info)
+
+
+def show_report(result: analysis.ShowResult, grouping: analysis.Grouping) -> Report:
+    """Return the report of ``allocsnap show``: totals first, then the groups."""
+    t = result.totals
+    header = [
+        f"snapshot: {describe(result.snapshot)}",
+        f"total:    {format_size(t.bytes)} in {t.calls:,} calls, {t.rows:,} rows, "
+        f"{result.groups:,} {grouping.by} groups",
+    ]
+    header += [f"note: {n}" for n in result.snapshot.notes]
+    columns = [
+        Column("bytes", "bytes", "size"),
+        Column("calls", "calls", "count"),
+        Column("share_pct", "share", "pct"),
+        Column("key", "call site" if grouping.by == "tag" else grouping.by),
+    ]
+    if grouping.by != "tag":
+        columns.insert(2, Column("rows", "rows", "count"))
+    footer = []
+    if result.groups > result.rows.num_rows:
+        footer.append(
+            f"{result.groups - result.rows.num_rows} more groups (use --top 0 to show all)"
+        )
+    info = {
+        "snapshot": snapshot_info(result.snapshot),
+        "totals": {"rows": t.rows, "bytes": t.bytes, "calls": t.calls},
+        "by": grouping.by,
+        "groups": result.groups,
+    }
+    return Report(rows=result.rows, columns=columns, header=header, footer=footer, info=info)
+
+
+def ls_report(metas: list[SnapshotMeta]) -> Report:
+    """Return the report of ``allocsnap ls``: one row per snapshot."""
+    rows = pa.Table.from_pylist(
+        [
+            {
+                "snapshot_id": m.snapshot_id,
+                "name": m.name,
+                "taken_at": m.taken_at,
+                "host": m.host,
+                "boot_id": m.boot_id,
+                "kernel": m.kernel,
+                "source": m.source,
+                "profiling": m.profiling,
+                "rows": m.rows,
+                "total_bytes": m.total_bytes,
+                "total_calls": m.total_calls,
+            }
+            for m in metas
+        ]
+    )
+    columns = [
+        Column("snapshot_id", "id"),
+        Column("name", "name"),
+        Column("taken_at", "taken at (UTC)", "time"),
+        Column("host", "host"),
+        Column("kernel", "kernel"),
+        Column("rows", "rows", "count"),
+        Column("total_bytes", "bytes", "size"),
+        Column("total_calls", "calls", "count"),
+    ]
+    return Report(rows=rows, columns=columns, info={"snapshots": len(metas)})

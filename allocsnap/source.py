@@ -1,0 +1,150 @@
+"""The only module that reads the running kernel: /proc/allocinfo and the facts around it.
+
+``ALLOCINFO`` and ``PROC`` are read at call time, so tests point them elsewhere. A failed read
+becomes an ``AllocinfoUnavailable`` that says why (kernel option, boot parameter, permissions)
+and how to fix it; the kernel facts are in ../shared/docs/allocinfo.md §4.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from allocsnap.errors import AllocinfoUnavailable, UsageError
+
+ALLOCINFO = Path("/proc/allocinfo")
+PROC = Path("/proc")
+READ_CHUNK = 1 << 16  # the kernel hands out about a page per read() whatever we ask
+MODULE_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class RawRead:
+    """The text of one read and the facts recorded beside it."""
+
+    text: bytes
+    source: str  # procfs | file | stdin
+    taken_at: datetime
+    origin: str | None = None
+    boottime_s: float | None = None
+    read_s: float | None = None
+    host: str | None = None
+    boot_id: str | None = None
+    kernel: str | None = None
+    profiling: int | None = None
+    modules: tuple[str, ...] | None = None
+    notes: tuple[str, ...] = ()
+
+
+def read_kernel(path: Path | None = None) -> RawRead:
+    """Read /proc/allocinfo to EOF with the module list, boot id and profiling state."""
+    path = ALLOCINFO if path is None else path
+    notes: list[str] = []
+    for attempt in range(MODULE_RETRIES + 1):
+        modules_before = loaded_modules()
+        started = time.perf_counter()
+        text = _read_to_eof(path)
+        read_s = time.perf_counter() - started
+        modules_after = loaded_modules()
+        if modules_before == modules_after:
+            break
+        if attempt == MODULE_RETRIES:
+            notes.append(
+                f"modules changed during the read {MODULE_RETRIES + 1} times; kept the last"
+            )
+    profiling = mem_profiling()
+    if profiling == 0:
+        notes.append("profiling is off (vm.mem_profiling=0): counters are frozen")
+    return RawRead(
+        text=text,
+        source="procfs",
+        origin=str(path),
+        taken_at=datetime.now(UTC),
+        boottime_s=time.clock_gettime(time.CLOCK_BOOTTIME),
+        read_s=read_s,
+        host=socket.gethostname(),
+        boot_id=_read_proc("sys/kernel/random/boot_id"),
+        kernel=os.uname().release,
+        profiling=profiling,
+        modules=modules_after,
+        notes=tuple(notes),
+    )
+
+
+def read_dump(path: str) -> RawRead:
+    """Read a saved text dump from a file, or from stdin when ``path`` is ``-``."""
+    if path == "-":
+        return RawRead(text=sys.stdin.buffer.read(), source="stdin", taken_at=datetime.now(UTC))
+    try:
+        file = Path(path)
+        text = file.read_bytes()
+        mtime = datetime.fromtimestamp(file.stat().st_mtime, UTC)
+    except OSError as e:
+        raise UsageError(f"cannot read {path}: {e.strerror}") from e
+    return RawRead(text=text, source="file", origin=path, taken_at=mtime)
+
+
+def loaded_modules() -> tuple[str, ...] | None:
+    """Return the names of the loaded modules, sorted, or None when /proc/modules is absent."""
+    text = _read_proc("modules")
+    if text is None:
+        return None
+    return tuple(sorted(line.split(" ", 1)[0] for line in text.splitlines() if line))
+
+
+def mem_profiling() -> int | None:
+    """Return vm.mem_profiling (0 or 1), or None when the kernel has no such sysctl."""
+    value = _read_proc("sys/vm/mem_profiling")
+    if value is None:
+        return None
+    return 1 if value.strip() in ("1", "Y", "y") else 0
+
+
+def _read_proc(relative: str) -> str | None:
+    try:
+        return (PROC / relative).read_text().strip()
+    except OSError:
+        return None
+
+
+def _read_to_eof(path: Path) -> bytes:
+    try:
+        with open(path, "rb", buffering=0) as f:
+            chunks = []
+            while chunk := f.read(READ_CHUNK):
+                chunks.append(chunk)
+    except OSError as e:
+        raise AllocinfoUnavailable(explain_unavailable(path, e)) from e
+    return b"".join(chunks)
+
+
+def explain_unavailable(path: Path, e: OSError) -> str:
+    """Return why ``path`` cannot be read and what to do about it, on one line."""
+    release = os.uname().release
+    if e.errno == errno.ENOENT:
+        sysctl = PROC / "sys/vm/mem_profiling"
+        if sysctl.exists():
+            return (
+                f"{path} does not exist, although kernel {release} has allocation profiling: it "
+                "was booted with sysctl.vm.mem_profiling=never (or profiling shut itself down; see "
+                "dmesg). Reboot with sysctl.vm.mem_profiling=1 on the kernel command line"
+            )
+        return (
+            f"{path} does not exist: kernel {release} was built without "
+            "CONFIG_MEM_ALLOC_PROFILING (Linux 6.10+ needs CONFIG_MEM_ALLOC_PROFILING=y, and "
+            "sysctl.vm.mem_profiling=1 on the command line unless "
+            "CONFIG_MEM_ALLOC_PROFILING_ENABLED_BY_DEFAULT=y). To try allocsnap on saved dumps, "
+            "see 'allocsnap diff --help'"
+        )
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return (
+            f"cannot read {path}: permission denied; it is mode 0400 root: run allocsnap as "
+            "root (sudo) or with CAP_DAC_OVERRIDE"
+        )
+    return f"cannot read {path}: {e.strerror}"

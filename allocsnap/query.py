@@ -96,9 +96,8 @@ def run(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> pa.Table:
 
 def _register_store(con: duckdb.DuckDBPyConnection, store: StoreFiles) -> None:
     """Register the store's files, then the views over them (``queries/view_*.sql``)."""
-    hive = {"hive_partitioning": True, "union_by_name": True}
-    con.read_parquet(store.snapshots, **hive).create_view("snapshot_files")
-    con.read_parquet(store.samples, **hive).create_view("sample_files")
+    for glob, view in ((store.snapshots, "snapshot_files"), (store.samples, "sample_files")):
+        con.read_parquet(glob, hive_partitioning=True, union_by_name=True).create_view(view)
     con.read_parquet(store.tags, union_by_name=True).create_view("tag_files")
     for name in names():
         if name.startswith("view_"):

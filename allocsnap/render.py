@@ -88,13 +88,14 @@ def _text(report: Report, out: TextIO, *, markdown: bool) -> None:
     if markdown:
         out.write("| " + " | ".join(titles) + " |\n")
         out.write("|" + "|".join("---:" if r else "---" for r in right) + "|\n")
-        for line in cells:
-            out.write("| " + " | ".join(v.replace("|", "\\|") for v in line) + " |\n")
+        for cell_line in cells:
+            out.write("| " + " | ".join(v.replace("|", "\\|") for v in cell_line) + " |\n")
     else:
-        widths = [max([len(t)] + [len(line[i]) for line in cells]) for i, t in enumerate(titles)]
-        for line in [titles, *cells]:
+        widths = [max([len(t)] + [len(c[i]) for c in cells]) for i, t in enumerate(titles)]
+        for cell_line in [titles, *cells]:
             parts = [
-                v.rjust(w) if r else v.ljust(w) for v, w, r in zip(line, widths, right, strict=True)
+                v.rjust(w) if r else v.ljust(w)
+                for v, w, r in zip(cell_line, widths, right, strict=True)
             ]
             out.write("  ".join(parts).rstrip() + "\n")
     if report.footer:

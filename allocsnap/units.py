@@ -21,7 +21,7 @@ def parse_size(text: str) -> int:
     m = _SIZE.match(text)
     if m is None or (m.group(3) and not m.group(2)):
         raise UsageError(f"not a size: {text!r} (try 4096, 64K, 1M, 2.5GiB)")
-    return round(float(m.group(1)) * 1024 ** _POWERS[m.group(2).upper()])
+    return round(float(m.group(1)) * (1 << (10 * _POWERS[m.group(2).upper()])))
 
 
 def format_size(n: int | float) -> str:

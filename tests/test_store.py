@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pyarrow as pa
@@ -218,3 +218,18 @@ def test_interrupted_write_is_invisible(store_dir: Path) -> None:
     with query.connect(store.open_store(store_dir)) as con:
         ids = con.sql("select distinct snapshot_id from samples").fetchall()
     assert ids == [(kept.meta.snapshot_id,)]
+
+
+def test_non_utc_time_is_stored_under_its_utc_date(store_dir: Path) -> None:
+    # GIVEN a snapshot taken at 01:00 on Jan 2 in UTC+2, which is 23:00 on Jan 1 in UTC
+    at = datetime(2026, 1, 2, 1, 0, tzinfo=timezone(timedelta(hours=2)))
+    snap = snapshot_of(real("6.12", 1, 0), name="tz", host="vm", at=at)
+
+    # WHEN written to the store and loaded back by name
+    store.write(store_dir, snap)
+    loaded = analysis.load("tz", store_dir)
+
+    # THEN it sits under the UTC date, keeps the instant, and every row is found
+    assert (store_dir / "samples" / "host=vm" / "date=2026-01-01").is_dir()
+    assert loaded.meta.taken_at == at
+    assert loaded.samples.num_rows == len(oracle.rows(real("6.12", 1, 0)))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -41,6 +41,8 @@ def snapshot(
     parsed = parse.parse(raw.text, source=raw.origin or raw.source, lenient=lenient)
     samples = filters.apply(parsed.samples, keep)
     taken_at = at or raw.taken_at
+    # stored times and partition dates are UTC; a naive time is taken as UTC (units.parse_time)
+    taken_at = taken_at.replace(tzinfo=UTC) if taken_at.tzinfo is None else taken_at.astimezone(UTC)
     host = host or raw.host or UNKNOWN_HOST
     meta = SnapshotMeta(
         snapshot_id=_snapshot_id(host, raw.boot_id, taken_at, name, raw.text),

@@ -117,6 +117,7 @@ def ls_report(metas: list[SnapshotMeta]) -> Report:
                 "kernel": m.kernel,
                 "source": m.source,
                 "profiling": m.profiling,
+                "labels": ", ".join(f"{k}={v}" for k, v in sorted(m.labels.items())),
                 "rows": m.rows,
                 "total_bytes": m.total_bytes,
                 "total_calls": m.total_calls,

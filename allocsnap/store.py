@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +119,9 @@ def write(root: Path, snap: Snapshot) -> Path:
     meta = snap.meta
     if "/" in meta.host or meta.host.startswith("."):
         raise StoreError(f"host name {meta.host!r} cannot name a partition")
-    partition = f"host={meta.host}/date={meta.taken_at.date().isoformat()}"
+    # readers find a snapshot's files by its UTC date (analysis._stored_samples)
+    taken_at = meta.taken_at if meta.taken_at.tzinfo is None else meta.taken_at.astimezone(UTC)
+    partition = f"host={meta.host}/date={taken_at.date().isoformat()}"
     tags = (
         snap.samples.select(TAG_COLUMNS)
         .group_by("tag_id", use_threads=False)

@@ -1,0 +1,98 @@
+"""render: table, CSV, JSON and Markdown of a small hand-made report, written out by hand."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pytest
+
+from allocsnap.render import Column, Format, Report, render
+
+
+@pytest.fixture
+def report() -> Report:
+    rows = pa.table(
+        {
+            "key": ["mm/a.c:1 func:f", "fs/b|c.c:2 [ext4] func:g"],
+            "status": ["", "new"],
+            "delta_bytes": [1536, -2048],
+            "delta_pct": [50.0, None],
+            "calls": [1234567, -3],
+            "share_pct": [12.345, None],
+            "at": [datetime(2026, 11, 26, 14, 0, 5, tzinfo=UTC)] * 2,
+        }
+    )
+    columns = [
+        Column("delta_bytes", "Δbytes", "delta_size"),
+        Column("delta_pct", "Δ%", "delta_pct"),
+        Column("calls", "calls", "delta_count"),
+        Column("share_pct", "share", "pct"),
+        Column("at", "at", "time"),
+        Column("key", "call site"),
+    ]
+    return Report(rows=rows, columns=columns, header=["h1", "h2"], footer=["f1"], info={"n": 2})
+
+
+def rendered(report: Report, fmt: Format) -> str:
+    out = io.StringIO()
+    render(report, fmt, out)
+    return out.getvalue()
+
+
+def test_table(report: Report) -> None:
+    # GIVEN a report, WHEN rendered as a table, THEN numbers right, text left, sizes humanised
+    assert rendered(report, Format.table) == (
+        "h1\n"
+        "h2\n"
+        "\n"
+        "  Δbytes      Δ%       calls  share                   at  call site\n"
+        "+1.5 KiB  +50.0%  +1,234,567  12.3%  2026-11-26 14:00:05  mm/a.c:1 func:f\n"
+        "-2.0 KiB     NEW          -3         2026-11-26 14:00:05  fs/b|c.c:2 [ext4] func:g\n"
+        "\n"
+        "f1\n"
+    )
+
+
+def test_markdown_escapes_pipes(report: Report) -> None:
+    assert rendered(report, Format.markdown) == (
+        "h1  \n"
+        "h2  \n"
+        "\n"
+        "| Δbytes | Δ% | calls | share | at | call site |\n"
+        "|---:|---:|---:|---:|---:|---|\n"
+        "| +1.5 KiB | +50.0% | +1,234,567 | 12.3% | 2026-11-26 14:00:05 | mm/a.c:1 func:f |\n"
+        "| -2.0 KiB | NEW | -3 |  | 2026-11-26 14:00:05 | fs/b\\|c.c:2 [ext4] func:g |\n"
+        "\n"
+        "f1\n"
+    )
+
+
+def test_csv_is_raw_values_of_every_column(report: Report) -> None:
+    assert rendered(report, Format.csv) == (
+        "key,status,delta_bytes,delta_pct,calls,share_pct,at\n"
+        "mm/a.c:1 func:f,,1536,50.0,1234567,12.345,2026-11-26T14:00:05+00:00\n"
+        "fs/b|c.c:2 [ext4] func:g,new,-2048,,-3,,2026-11-26T14:00:05+00:00\n"
+    )
+
+
+def test_json_has_info_and_rows(report: Report) -> None:
+    import json
+
+    document = json.loads(rendered(report, Format.json))
+    assert document["n"] == 2
+    assert document["rows"][1] == {
+        "key": "fs/b|c.c:2 [ext4] func:g",
+        "status": "new",
+        "delta_bytes": -2048,
+        "delta_pct": None,
+        "calls": -3,
+        "share_pct": None,
+        "at": "2026-11-26T14:00:05+00:00",
+    }
+
+
+def test_output_is_deterministic(report: Report) -> None:
+    for fmt in Format:
+        assert rendered(report, fmt) == rendered(report, fmt)

@@ -33,8 +33,9 @@ class Grouping:
     @classmethod
     def parse(cls, text: str) -> Grouping:
         """Return the grouping named by ``text``, e.g. ``dir:3``."""
-        by, _, depth = text.partition(":")
-        if by not in GROUPINGS or (depth and (by != "dir" or not depth.isdigit())):
+        by, colon, depth = text.partition(":")
+        bad_depth = colon and (by != "dir" or not depth.isdigit() or int(depth) < 1)
+        if by not in GROUPINGS or bad_depth:
             raise UsageError(
                 f"not a grouping: {text!r} (one of tag, function, file, module, dir[:N])"
             )

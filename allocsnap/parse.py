@@ -166,4 +166,7 @@ def _why_not_a_row(line: str) -> str:
         return "counters marked with '*' (a never-released format)"
     if "func:" in line and _EXTRA_COLUMN.search(line):
         return "extra column after func: (a patched kernel's format?)"
-    return "not an allocinfo row (expected '<bytes> <calls> <file>:<line> [module] func:<name>')"
+    return (
+        "not an allocinfo row (expected '<bytes> <calls> <file>:<line> [module] func:<name>'; "
+        "lenient parsing skips such lines)"
+    )

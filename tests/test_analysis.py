@@ -374,6 +374,6 @@ def test_ambiguous_id_prefix(store_dir: Path) -> None:
 def test_grouping_parse() -> None:
     assert Grouping.parse("dir:3") == Grouping("dir", 3)
     assert Grouping.parse("module") == Grouping("module", 2)
-    for bad in ("dir:x", "tag:2", "nope", "dir:-1"):
+    for bad in ("dir:x", "tag:2", "nope", "dir:-1", "dir:", "dir:0"):
         with pytest.raises(UsageError):
             Grouping.parse(bad)

@@ -169,7 +169,7 @@ def diff(
         after=after.meta,
         before_totals=totals(before_rows),
         after_totals=totals(after_rows),
-        warnings=epoch_warnings(before.meta, after.meta),
+        warnings=epoch_warnings(before, after),
         rows=rows.drop_columns(["changed_groups"]),
         changed=changed,
     )
@@ -200,8 +200,12 @@ def show(
     )
 
 
-def epoch_warnings(before: SnapshotMeta, after: SnapshotMeta) -> tuple[str, ...]:
-    """Return why two snapshots' counters may not be comparable, one sentence each."""
+def epoch_warnings(old: Snapshot, new: Snapshot) -> tuple[str, ...]:
+    """Return why two snapshots' counters may not be comparable, one sentence each.
+
+    Loaded modules come from the metadata, or, for saved dumps, from the rows themselves.
+    """
+    before, after = old.meta, new.meta
     warnings = []
     if before.host != after.host:
         warnings.append(f"different hosts: {before.host} and {after.host}")
@@ -218,9 +222,10 @@ def epoch_warnings(before: SnapshotMeta, after: SnapshotMeta) -> tuple[str, ...]
             )
     if before.profiling == 0 and after.profiling == 1:
         warnings.append("profiling was switched on in between: counts start from that moment")
-    if before.modules is not None and after.modules is not None:
-        loaded = sorted(set(after.modules) - set(before.modules))
-        unloaded = sorted(set(before.modules) - set(after.modules))
+    modules_before, modules_after = set(_modules_present(old)), set(_modules_present(new))
+    if modules_before != modules_after:
+        loaded = sorted(modules_after - modules_before)
+        unloaded = sorted(modules_before - modules_after)
         if loaded:
             warnings.append(f"modules loaded in between: {', '.join(loaded)}")
         if unloaded:

@@ -13,15 +13,27 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from allocsnap import filters, parse, source
+from allocsnap import filters, ioctl, parse, source
+from allocsnap.errors import IoctlUnsupported
 from allocsnap.model import Filter, Snapshot, SnapshotMeta
 
 UNKNOWN_HOST = "unknown"
 
 
-def read(spec: str) -> source.RawRead:
-    """Read the text named by ``--source``: ``auto``/``procfs`` (the kernel), a path, or ``-``."""
-    if spec in ("auto", "procfs"):
+def read(spec: str, keep: Filter | None = None) -> source.RawRead:
+    """Read what ``--source`` names: ``auto``, ``ioctl``, ``procfs`` (the kernel), a path, or ``-``.
+
+    ``auto`` uses the 7.3+ ioctl, which filters by ``keep`` in the kernel, and falls back to the
+    text when the kernel has none; ``ioctl`` refuses such kernels.
+    """
+    if spec == "ioctl":
+        return ioctl.read_kernel(keep)
+    if spec == "auto":
+        try:
+            return ioctl.read_kernel(keep)
+        except IoctlUnsupported:
+            return source.read_kernel()
+    if spec == "procfs":
         return source.read_kernel()
     return source.read_dump(spec)
 
@@ -38,7 +50,10 @@ def snapshot(
 ) -> Snapshot:
     """Parse a read, filter it and describe it; explicit arguments override what was read."""
     keep = keep or Filter()
-    parsed = parse.parse(raw.text, source=raw.origin or raw.source, lenient=lenient)
+    if raw.samples is not None:  # decoded by the ioctl, already filtered in the kernel
+        parsed = parse.ParsedAllocinfo(raw.format or raw.source, raw.samples, 0, ())
+    else:
+        parsed = parse.parse(raw.text, source=raw.origin or raw.source, lenient=lenient)
     samples = filters.apply(parsed.samples, keep)
     taken_at = at or raw.taken_at
     # stored times and partition dates are UTC; a naive time is taken as UTC (units.parse_time)

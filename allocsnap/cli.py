@@ -125,7 +125,11 @@ def snap(
     ] = None,
     source_spec: Annotated[
         str,
-        typer.Option("--source", help="auto/procfs (the kernel), a saved text dump, or '-'."),
+        typer.Option(
+            "--source",
+            help="auto (the kernel: ioctl on 7.3+, else text), ioctl, procfs, a saved text dump, "
+            "or '-'.",
+        ),
     ] = "auto",
     store_dir: Store = DEFAULT_STORE,
     host: Host = None,
@@ -153,7 +157,7 @@ def snap(
 
     keep = _filter(module, function, file, line, min_size, max_size, accurate, nonzero)
     snapshot = capture.snapshot(
-        capture.read(source_spec),
+        capture.read(source_spec, keep),
         keep=keep,
         name=name,
         host=host,

@@ -44,6 +44,10 @@ class AllocinfoUnavailable(AllocsnapError):
     exit_code = ExitCode.UNAVAILABLE
 
 
+class IoctlUnsupported(AllocinfoUnavailable):
+    """The kernel has no usable /proc/allocinfo ioctl (before 7.3, or a layout it refuses)."""
+
+
 class StoreNotFound(AllocsnapError):
     """The store is missing or empty, or a snapshot reference names nothing."""
 

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from allocsnap.errors import AllocinfoUnavailable, UsageError
 
@@ -22,6 +23,10 @@ ALLOCINFO = Path("/proc/allocinfo")
 PROC = Path("/proc")
 READ_CHUNK = 1 << 16  # the kernel hands out about a page per read() whatever we ask
 MODULE_RETRIES = 3
+PROFILING_OFF_NOTE = "profiling is off (vm.mem_profiling=0): counters are frozen"
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 @dataclass(frozen=True)
@@ -29,7 +34,7 @@ class RawRead:
     """The text of one read and the facts recorded beside it."""
 
     text: bytes
-    source: str  # procfs | file | stdin
+    source: str  # procfs | ioctl | file | stdin
     taken_at: datetime
     origin: str | None = None
     boottime_s: float | None = None
@@ -40,6 +45,8 @@ class RawRead:
     profiling: int | None = None
     modules: tuple[str, ...] | None = None
     notes: tuple[str, ...] = ()
+    samples: pa.Table | None = None  # rows already decoded (the ioctl), instead of text
+    format: str | None = None  # "ioctl" with samples; the text's header decides otherwise
 
 
 def read_kernel(path: Path | None = None) -> RawRead:
@@ -60,7 +67,7 @@ def read_kernel(path: Path | None = None) -> RawRead:
             )
     profiling = mem_profiling()
     if profiling == 0:
-        notes.append("profiling is off (vm.mem_profiling=0): counters are frozen")
+        notes.append(PROFILING_OFF_NOTE)
     return RawRead(
         text=text,
         source="procfs",
@@ -69,7 +76,7 @@ def read_kernel(path: Path | None = None) -> RawRead:
         boottime_s=time.clock_gettime(time.CLOCK_BOOTTIME),
         read_s=read_s,
         host=socket.gethostname(),
-        boot_id=_read_proc("sys/kernel/random/boot_id"),
+        boot_id=boot_id(),
         kernel=os.uname().release,
         profiling=profiling,
         modules=modules_after,
@@ -104,6 +111,11 @@ def mem_profiling() -> int | None:
     if value is None:
         return None
     return 1 if value.strip() in ("1", "Y", "y") else 0
+
+
+def boot_id() -> str | None:
+    """Return this boot's random id, or None when /proc does not have it."""
+    return _read_proc("sys/kernel/random/boot_id")
 
 
 def _read_proc(relative: str) -> str | None:

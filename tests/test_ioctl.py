@@ -1,0 +1,277 @@
+"""The pure parts of the ioctl source: ABI numbers and layouts, filter mapping, rows, names.
+
+The ioctl itself is exercised on the real 7.3 kernel by tests/vm/; these run on the host.
+Expectations are computed by hand from include/uapi/linux/alloc_tag.h and asm/ioctl.h.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pyarrow as pa
+import pytest
+
+from allocsnap import filters, ioctl, parse
+from allocsnap.model import Filter, tag_id
+
+# -- ABI -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("machine", ["x86_64", "i686", "aarch64", "armv7l", "riscv64", "s390x"])
+def test_generic_architectures_give_the_uapi_numbers(machine: str) -> None:
+    # GIVEN dir<<30 | size<<16 | 0xA6<<8 | nr, _IOR=2, _IOWR=3 (asm-generic/ioctl.h)
+    # WHEN the numbers are computed / THEN they are the ones the 7.3 kernel answers to
+    assert ioctl.numbers(machine) == (0x8008A600, 0xC1D0A601, 0x80E0A602)
+
+
+@pytest.mark.parametrize("machine", ["ppc64le", "ppc", "mips64", "sparc64", "alpha"])
+def test_three_direction_bit_architectures(machine: str) -> None:
+    # GIVEN dir<<29 with _IOC_READ=2, _IOC_WRITE=4 and 13 size bits
+    # THEN _IOR is 0x40000000 | size<<16 and _IOWR is 0xC0000000 | size<<16
+    assert ioctl.numbers(machine) == (0x4008A600, 0xC1D0A601, 0x40E0A602)
+
+
+def test_parisc_swaps_read_and_write() -> None:
+    # GIVEN parisc's _IOC_READ=1, _IOC_WRITE=2 at bit 30 / THEN _IOR is 1<<30
+    assert ioctl.numbers("parisc64") == (0x4008A600, 0xC1D0A601, 0x40E0A602)
+
+
+def test_sizes_do_not_fit_three_direction_bits_beyond_8k() -> None:
+    with pytest.raises(ValueError, match="13 bits"):
+        ioctl.ioc(ioctl.THREE_DIR_BITS, 2, 0xA6, 0, 1 << 13)
+
+
+def test_struct_sizes_and_offsets_match_the_c_layout() -> None:
+    # allocinfo_content_id 8, allocinfo_tag_data 224, allocinfo_filter 232, allocinfo_get_at 464
+    assert (ioctl.CONTENT_ID.size, ioctl.TAG_DATA.size) == (8, 224)
+    assert (ioctl.FILTER.size, ioctl.GET_AT.size) == (232, 464)
+    assert ioctl.GET_AT_DATA_OFFSET == 240  # pos 8 + filter 232
+
+
+def _le(value: int) -> bytes:
+    return (value % 2**64).to_bytes(8, sys.byteorder)
+
+
+def test_record_bytes_are_signed_and_strings_nul_split() -> None:
+    # GIVEN a record as the kernel writes it: -4096 bytes arrive as 2^64 - 4096
+    raw = (
+        b"zram".ljust(64, b"\0")
+        + b"zram_add".ljust(64, b"\0")
+        + b"drivers/block/zram/zram_drv.c\0junk".ljust(64, b"\0")
+        + _le(2364)
+        + _le(-4096)
+        + _le(2**64 - 1)
+        + b"\0"
+        + b"\0" * 7
+    )
+    # WHEN decoded
+    record = ioctl.unpack_record(raw)
+    # THEN
+    assert record == ioctl.Record(
+        "zram", "zram_add", "drivers/block/zram/zram_drv.c", 2364, -4096, 2**64 - 1, False
+    )
+
+
+def test_built_in_records_have_no_module() -> None:
+    raw = bytes(64) + b"f".ljust(64, b"\0") + b"a.c".ljust(64, b"\0") + _le(1) * 3 + b"\1" * 8
+    assert ioctl.unpack_record(raw).module is None
+
+
+def test_filter_packs_at_the_c_offsets() -> None:
+    # GIVEN mask 0x15 (module, file, inaccurate)
+    kf = ioctl.KernelFilter(
+        mask=0x15, modname="ext4", filename="mm/slub.c", min_size=7, inaccurate=1
+    )
+    packed = kf.pack()
+    # THEN mask at 0, modname at 8, function at 72, filename at 136, lineno 200, min 208, max 216,
+    # inaccurate 224
+    assert packed[0:8] == _le(0x15)
+    assert packed[8:72] == b"ext4".ljust(64, b"\0")
+    assert packed[72:136] == bytes(64)
+    assert packed[136:200] == b"mm/slub.c".ljust(64, b"\0")
+    assert packed[200:232] == _le(0) + _le(7) + _le(0) + _le(1)
+
+
+# -- filter mapping ------------------------------------------------------------------------------
+
+LONG = "drivers/net/ethernet/mellanox/mlx5/core/steering/hws/action_ste_pool.c"  # 69 characters
+
+
+@pytest.mark.parametrize(
+    ("keep", "expected"),
+    [
+        (Filter(), ioctl.KernelFilter()),
+        (Filter(file="mm/memory.c"), ioctl.KernelFilter(mask=0x04, filename="mm/memory.c")),
+        (Filter(file="mm/*.c"), ioctl.KernelFilter()),
+        (Filter(file="mm/memory.[ch]"), ioctl.KernelFilter()),
+        (Filter(function="dup_mm"), ioctl.KernelFilter(mask=0x02, function="dup_mm")),
+        (Filter(function="dup_?m"), ioctl.KernelFilter()),
+        (Filter(module="zram"), ioctl.KernelFilter(mask=0x01, modname="zram")),
+        (Filter(module="built-in"), ioctl.KernelFilter(mask=0x01, modname="")),
+        (Filter(module=""), ioctl.KernelFilter()),  # text: matches nothing; kernel: built-ins
+        (Filter(line=1826), ioctl.KernelFilter(mask=0x08, lineno=1826)),
+        (Filter(min_size=1 << 20), ioctl.KernelFilter(mask=0x20, min_size=1 << 20)),
+        (Filter(min_size=-4096), ioctl.KernelFilter()),
+        (Filter(max_size=4096), ioctl.KernelFilter()),
+        (Filter(accurate=False), ioctl.KernelFilter(mask=0x10, inaccurate=1)),
+        (Filter(accurate=True), ioctl.KernelFilter(mask=0x10, inaccurate=0)),
+        (Filter(nonzero=True), ioctl.KernelFilter()),
+        (
+            Filter(module="ext4", file="fs/ext4/*", line=5, accurate=False),
+            ioctl.KernelFilter(mask=0x19, modname="ext4", lineno=5, inaccurate=1),
+        ),
+    ],
+)
+def test_kernel_filter_takes_what_the_kernel_does_exactly(
+    keep: Filter, expected: ioctl.KernelFilter
+) -> None:
+    assert ioctl.kernel_filter(keep) == expected
+
+
+def test_long_literal_names_are_sent_as_their_last_63_characters() -> None:
+    packed = ioctl.kernel_filter(Filter(file=LONG)).pack()
+    assert packed[136:200] == LONG[-63:].encode() + b"\0"
+
+
+# A small table with what the kernel's filters have to get right: negative bytes (§8), a module,
+# duplicate keys, an inaccurate row, a name longer than 63 characters.
+TEXT = f"""allocinfo - version: 2.0
+#     <size>  <calls> <tag info>
+        4096        1 mm/memory.c:100 func:do_a
+       -4096 18446744073709551615 mm/filemap.c:3787 func:do_read_cache_folio
+     1048576      256 mm/memory.c:200 func:do_b accurate:no
+           0        0 include/x.h:9 func:inl
+        8192        2 include/x.h:9 func:inl
+       12288        3 drivers/block/zram/zram_drv.c:2364 [zram] func:zram_add
+         512        1 {LONG}:77 func:pool_alloc
+"""
+
+
+def _kernel_walk(rows: list[ioctl.Record], kf: ioctl.KernelFilter) -> list[ioctl.Record]:
+    """Model of the kernel's matching (v8 patches): 63-char suffixes, u64 size bounds."""
+
+    def match(r: ioctl.Record) -> bool:
+        m = kf.mask
+        names = ((0x01, r.module or "", kf.modname), (0x02, r.function, kf.function))
+        for bit, have, want in (*names, (0x04, r.file, kf.filename)):
+            if m & bit and have[-63:] != want[-63:]:
+                return False
+        if m & 0x08 and r.line != kf.lineno:
+            return False
+        if m & 0x10 and (not r.accurate) != bool(kf.inaccurate):
+            return False
+        if m & 0x20 and r.bytes % 2**64 < kf.min_size:
+            return False
+        return not (m & 0x40 and r.bytes % 2**64 > kf.max_size)
+
+    return [r for r in rows if match(r)]
+
+
+def _records(text: str) -> list[ioctl.Record]:
+    t = parse.parse(text).samples.to_pylist()
+    return [
+        ioctl.Record(
+            r["module"], r["function"], r["file"], r["line"], r["bytes"], r["calls"], r["accurate"]
+        )
+        for r in t
+    ]
+
+
+@pytest.mark.parametrize(
+    "keep",
+    [
+        Filter(),
+        Filter(file="mm/memory.c"),
+        Filter(file="mm/*"),
+        Filter(file=LONG),
+        Filter(file="drivers/*"),
+        Filter(function="inl"),
+        Filter(module="zram"),
+        Filter(module="built-in"),
+        Filter(module="z*"),
+        Filter(line=9),
+        Filter(min_size=4096),
+        Filter(min_size=-4096),
+        Filter(max_size=4096),
+        Filter(min_size=1, max_size=1 << 30),
+        Filter(accurate=False),
+        Filter(accurate=True, nonzero=True),
+    ],
+)
+def test_kernel_then_userspace_equals_the_text_path(keep: Filter) -> None:
+    # GIVEN the text path's rows for the filter
+    text_rows = filters.apply(parse.parse(TEXT).samples, keep)
+    # WHEN the kernel (modelled) filters what it is given and the rest runs afterwards
+    walked = _kernel_walk(_records(TEXT), ioctl.kernel_filter(keep))
+    ioctl_rows = filters.apply(ioctl.to_table(walked), keep)
+    # THEN the same tags, names and values come out
+    columns = ["tag_id", "file", "line", "module", "function", "bytes", "calls", "accurate"]
+    assert ioctl_rows.select(columns).to_pylist() == text_rows.select(columns).to_pylist()
+
+
+def test_rows_get_the_text_paths_ids_and_occurrences() -> None:
+    # GIVEN the walk of a whole table / WHEN turned into rows
+    table = ioctl.to_table(_records(TEXT))
+    # THEN ordinal is the position, occurrence counts duplicates, ids are model.tag_id's
+    assert table["ordinal"].to_pylist() == list(range(7))
+    assert table["occurrence"].to_pylist() == [0, 0, 0, 0, 1, 0, 0]
+    assert table["tag_id"][5].as_py() == tag_id(
+        "zram", "drivers/block/zram/zram_drv.c", 2364, "zram_add"
+    )
+    assert table["extras"].null_count == 7
+    assert table.schema == parse.parse(TEXT).samples.schema
+
+
+# -- 63-character names --------------------------------------------------------------------------
+
+
+def _truncated() -> list[ioctl.Record]:
+    return [
+        ioctl.Record(None, "do_a", "mm/memory.c", 100, 4096, 1, True),
+        ioctl.Record(None, "pool_alloc", LONG[-63:], 77, 512, 1, True),
+    ]
+
+
+def test_names_at_the_limit_are_completed_from_the_text() -> None:
+    # WHEN the walk's suffix is reconciled with the text read in the same bracket
+    records, notes = ioctl.reconcile(_truncated(), TEXT)
+    # THEN the text's full name replaces it, so the row gets the text path's tag id
+    assert [r.file for r in records] == ["mm/memory.c", LONG]
+    assert notes == []
+    row = ioctl.to_table(records).to_pylist()[1]
+    assert row["tag_id"] == tag_id(None, LONG, 77, "pool_alloc")
+
+
+def test_names_at_the_limit_without_text_are_kept_and_noted() -> None:
+    records, notes = ioctl.reconcile(_truncated(), None)
+    assert records == _truncated()
+    assert notes == [
+        "1 row(s) have a name at the ioctl's 63-character limit; kept as possibly truncated "
+        "suffixes"
+    ]
+
+
+def test_an_ambiguous_suffix_is_kept_and_noted() -> None:
+    # GIVEN two full names with the same last 63 characters at the same line and function
+    other = "x" + LONG
+    text = TEXT + f"         512        1 {other}:77 func:pool_alloc \n"
+    # WHEN reconciled / THEN neither is guessed
+    records, notes = ioctl.reconcile(_truncated(), text)
+    assert records[1].file == LONG[-63:]
+    assert notes == [
+        "1 row(s) with a name at the ioctl's 63-character limit did not match exactly one text "
+        "row; kept as possibly truncated suffixes"
+    ]
+
+
+def test_short_names_need_no_text() -> None:
+    records = _truncated()[:1]
+    assert ioctl.reconcile(records, None) == (records, [])
+    assert not ioctl.may_be_truncated(records[0])
+    assert ioctl.may_be_truncated(_truncated()[1])
+
+
+def test_empty_walk_gives_an_empty_table() -> None:
+    table = ioctl.to_table([])
+    assert table.num_rows == 0
+    assert isinstance(table, pa.Table)

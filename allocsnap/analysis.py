@@ -329,7 +329,7 @@ class LeaksResult:
 
 
 def tags(store_dir: Path) -> pa.Table:
-    """Return every call site of a store (``tag_id``, ``file``, ``line``, ``module``, ``function``)."""
+    """Return every call site of a store: tag_id, file, line, module and function."""
     with query.connect(store.open_store(store_dir)) as con:
         return query.run(con, "tags")
 
@@ -454,3 +454,121 @@ def _epochs(con: query.Connection, store_dir: Path, window: Window) -> Epochs:
         last_at=pc.max(counting["last_at"]).as_py(),
         warnings=tuple(warnings),
     )
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    """Rows of a window analysis (growth, top, history) and the epochs they come from."""
+
+    epochs: Epochs
+    rows: pa.Table  # the columns of the query of the same name
+
+
+def growth(
+    store_dir: Path,
+    window: Window | None = None,
+    *,
+    split: str | None = None,
+    keep: Filter | None = None,
+    grouping: Grouping | None = None,
+    max_points: int = 200,
+    top_n: int | None = 20,
+) -> WindowResult:
+    """Return per group the median of the window's later part against its earlier part, per hour.
+
+    ``split`` is where the later part starts: a time, a duration back from the newest snapshot,
+    or None for the middle of the window.
+    """
+    window = window or Window()
+    keep = keep or Filter()
+    grouping = grouping or Grouping()
+    split_at, split_back = _bound(split)
+    tag_ids = _tag_ids(store_dir, keep)
+    with query.connect(store.open_store(store_dir)) as con:
+        span = _epochs(con, store_dir, window)
+        rows = query.run(
+            con,
+            "growth",
+            **window.params(),
+            split_at=split_at,
+            split_back=split_back,
+            tag_ids=tag_ids,
+            accurate=keep.accurate,
+            by=grouping.by,
+            depth=grouping.depth,
+            min_size=keep.min_size,
+            max_size=keep.max_size,
+            nonzero=keep.nonzero,
+            max_points=max(2, max_points),
+            top_n=top_n or None,
+        )
+    return WindowResult(epochs=span, rows=rows)
+
+
+def top(
+    store_dir: Path,
+    window: Window | None = None,
+    *,
+    keep: Filter | None = None,
+    grouping: Grouping | None = None,
+    top_n: int | None = 20,
+) -> WindowResult:
+    """Return the groups whose live bytes moved most, up or down, from first to last snapshot of
+    each epoch in the window."""
+    window = window or Window()
+    keep = keep or Filter()
+    grouping = grouping or Grouping()
+    tag_ids = _tag_ids(store_dir, keep)
+    with query.connect(store.open_store(store_dir)) as con:
+        span = _epochs(con, store_dir, window)
+        rows = query.run(
+            con,
+            "top",
+            **window.params(),
+            tag_ids=tag_ids,
+            accurate=keep.accurate,
+            by=grouping.by,
+            depth=grouping.depth,
+            min_size=keep.min_size,
+            max_size=keep.max_size,
+            nonzero=keep.nonzero,
+            top_n=top_n or None,
+        )
+    return WindowResult(epochs=span, rows=rows)
+
+
+def history(
+    store_dir: Path,
+    pattern: str,
+    window: Window | None = None,
+    *,
+    keep: Filter | None = None,
+    grouping: Grouping | None = None,
+    max_points: int | None = 200,
+) -> WindowResult:
+    """Return the series (key, epoch, taken_at, bytes, calls, rows) of the groups matching
+    ``pattern``: a shell glob over the whole key when it has ``*?[``, else a substring."""
+    window = window or Window()
+    keep = keep or Filter()
+    grouping = grouping or Grouping()
+    if any(c in pattern for c in "*?["):
+        regex = filters.glob_to_regex(pattern)
+    else:
+        regex = re.escape(pattern)
+    tag_ids = _tag_ids(store_dir, keep)
+    with query.connect(store.open_store(store_dir)) as con:
+        span = _epochs(con, store_dir, window)
+        rows = query.run(
+            con,
+            "history",
+            **window.params(),
+            tag_ids=tag_ids,
+            accurate=keep.accurate,
+            by=grouping.by,
+            depth=grouping.depth,
+            pattern=regex,
+            max_points=max(2, max_points) if max_points else None,
+        )
+    if rows.num_rows == 0:
+        raise StoreNotFound(f"no {grouping.by} matching {pattern!r} in the window")
+    return WindowResult(epochs=span, rows=rows)

@@ -115,7 +115,7 @@ def generate(out: Path, config: Config = Config()) -> Truth:
     reboot = int(n * config.reboot_at)
     epochs = [(0, reboot), (reboot, n)] if 0 < reboot < n else [(0, n)]
     values = np.zeros((t, n), dtype=np.int64)
-    classes = [truth.classes[i] for i in tags["tag_id"]]
+    classes = [truth.classes[int(str(i))] for i in tags["tag_id"]]
     for lo, hi in epochs:
         values[:, lo:hi] = _series(rng, classes, hi - lo, n, config.interval_s)
     present = np.ones((t, n), dtype=bool)
@@ -147,7 +147,8 @@ def _tags(rng: np.random.Generator, config: Config) -> tuple[dict[str, list[obje
     labels = [name for name, k in counts.items() for _ in range(k)]
     rng.shuffle(labels)
     # the module's sites sort together and carry the module name, like a real module's rows
-    columns: dict[str, list[object]] = {k: [] for k in ("tag_id", "file", "line", "module", "function")}
+    names = ("tag_id", "file", "line", "module", "function")
+    columns: dict[str, list[object]] = {k: [] for k in names}
     truth = Truth()
     for i, label in enumerate(labels):
         if label == "module":
@@ -173,7 +174,7 @@ def _tags(rng: np.random.Generator, config: Config) -> tuple[dict[str, list[obje
 
 def _series(
     rng: np.random.Generator, classes: list[str], n: int, total: int, interval_s: float
-) -> np.ndarray:  # type: ignore[type-arg]
+) -> np.ndarray:
     """Return one epoch's live bytes, one row per tag, from the epoch's first snapshot."""
     out = np.zeros((len(classes), n), dtype=np.int64)
     x = np.arange(n, dtype=np.float64) / max(n - 1, 1)  # 0 … 1 over the epoch
@@ -239,13 +240,13 @@ def _write_tags(out: Path, tags: dict[str, list[object]]) -> None:
 def _write_snapshots(
     out: Path,
     config: Config,
-    times: np.ndarray,  # type: ignore[type-arg]
+    times: np.ndarray,
     ids: list[str],
     boots: list[str],
     epochs: list[tuple[int, int]],
-    values: np.ndarray,  # type: ignore[type-arg]
-    present: np.ndarray,  # type: ignore[type-arg]
-    module_rows: np.ndarray,  # type: ignore[type-arg]
+    values: np.ndarray,
+    present: np.ndarray,
+    module_rows: np.ndarray,
 ) -> None:
     live = np.where(present, values, 0)
     totals = live.sum(axis=0)
@@ -289,11 +290,11 @@ def _write_samples(
     out: Path,
     config: Config,
     tags: dict[str, list[object]],
-    times: np.ndarray,  # type: ignore[type-arg]
+    times: np.ndarray,
     ids: list[str],
-    values: np.ndarray,  # type: ignore[type-arg]
-    calls: np.ndarray,  # type: ignore[type-arg]
-    present: np.ndarray,  # type: ignore[type-arg]
+    values: np.ndarray,
+    calls: np.ndarray,
+    present: np.ndarray,
 ) -> None:
     tag_ids = np.array(tags["tag_id"], dtype=np.int64)
     order = np.argsort(tag_ids, kind="stable")  # files sorted by (tag, time)
@@ -346,8 +347,10 @@ def main() -> None:
     args = parser.parse_args()
     config = SMALL if args.small else Config(args.tags, args.snapshots, seed=args.seed)
     truth = generate(args.out, config)
-    print(f"{args.out}: {config.tags} tags x {config.snapshots} snapshots, "
-          f"{len(truth.leaks())} leaking tags")
+    print(
+        f"{args.out}: {config.tags} tags x {config.snapshots} snapshots, "
+        f"{len(truth.leaks())} leaking tags"
+    )
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ select
     profiling,
     modules,
     date,
-    host || ' ' || coalesce(left(boot_id, 8), coalesce(kernel, 'unknown'))
+    host || ' ' || coalesce(left(boot_id, 8), kernel, 'boot unknown')
     || case when off_before > 0 then ' on#' || off_before else '' end as epoch,
     profiling is distinct from 0 as counting
 from numbered

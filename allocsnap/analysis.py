@@ -305,7 +305,7 @@ class Epochs:
 class LeakSettings:
     """The thresholds of ``leaks`` (docs/analyses.md explains each one)."""
 
-    max_points: int = 200
+    max_points: int = 120
     blocks: int = 10
     min_points: int = 8
     min_growth: int = 1 << 20

@@ -357,7 +357,7 @@ def leaks(
     confidence: Annotated[
         float, typer.Option("--confidence", help="Mann–Kendall confidence that it increases.")
     ] = 0.99,
-    max_points: MaxPoints = 200,
+    max_points: MaxPoints = 120,
     fail_on_leak: Annotated[
         bool, typer.Option("--fail-on-leak", help="Exit with code 5 when a leak is found.")
     ] = False,

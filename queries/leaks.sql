@@ -108,6 +108,8 @@ tag_series as materialized (
     inner join picked as p on s.snapshot_id = p.snapshot_id
     where $accurate is null or s.accurate = $accurate
     group by s.tag_id, p.epoch
+    -- by tag, a tag is its own group: drop the flat ones now rather than carry their points
+    having $by != 'tag' or max(s.bytes) - min(s.bytes) >= $min_growth
 ),
 
 -- a group grows by no more than the sum of its members' ranges: most groups stop here

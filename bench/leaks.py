@@ -101,7 +101,8 @@ def main() -> None:
         found = set(result.rows["key"].to_pylist())
         p, r, fp = score(found, classes)
         print(
-            f"leaks (max {args.max_points} points per epoch): precision {p:.3f}  recall {r:.3f}  ({len(found)} flagged; "
+            f"leaks (max {args.max_points} points per epoch): precision {p:.3f}  "
+            f"recall {r:.3f}  ({len(found)} flagged; "
             f"false positives by class: {dict(sorted(fp.items())) or 'none'})"
         )
         print(

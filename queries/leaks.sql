@@ -224,7 +224,8 @@ steps as (
     select
         sid,
         count(*) as steps,
-        avg((bytes >= prev)::int) as up_share
+        avg((bytes >= prev)::int) as up_share,
+        avg((bytes = prev)::int) as flat_share
     from (
         select
             sid,
@@ -281,6 +282,7 @@ shaped as (
         g.*,
         coalesce(st.steps, 0) as steps,
         coalesce(st.up_share, 0) as up_share,
+        coalesce(st.flat_share, 0) as flat_share,
         b.growth as block_growth,
         b.largest_step,
         b.largest_step / nullif(b.growth, 0) as step_share,
@@ -388,10 +390,10 @@ select
                 n, $min_points, 100 * confidence
             )
         when verdict != 'leak' then verdict
-        when up_share >= 0.9 and largest_step > 0.05 * block_growth
+        when flat_share >= 0.5
             then printf(
-                'grows in steps, never falls back: %.0f%% of %d steps non-decreasing, '
-                || 'largest step %.0f%% of growth, Mann–Kendall z=%.1f',
+                'grows in steps, flat between: %.0f%% of %d steps non-decreasing, '
+                || 'largest %.0f%% of growth, Mann–Kendall z=%.1f',
                 100 * up_share, steps, 100 * step_share, mk_z
             )
         else printf(

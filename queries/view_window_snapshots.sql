@@ -45,15 +45,24 @@ chosen as (
         )
 ),
 
-numbered as (
+booted as (
     select
         *,
         coalesce(boot_id, 'kernel ' || coalesce(kernel, 'unknown')) as boot,
-        count(*) filter (where profiling = 0) over (
-            partition by host, coalesce(boot_id, 'kernel ' || coalesce(kernel, 'unknown'))
-            order by taken_at, snapshot_id
-        ) as off_before
+        lag(profiling) over (
+            partition by host, boot order by taken_at, snapshot_id
+        ) as profiling_before
     from chosen
+),
+
+-- each stretch of profiling=0 ends an epoch: count the stretches begun so far
+numbered as (
+    select
+        *,
+        count(*) filter (where profiling = 0 and profiling_before is distinct from 0) over (
+            partition by host, boot order by taken_at, snapshot_id
+        ) as off_before
+    from booted
 )
 
 select

@@ -313,8 +313,10 @@ class LeakSettings:
     min_confidence: float = 0.99
     min_up_share: float = 0.4
     max_step_share: float = 0.5
+    max_two_steps: float = 0.8
     max_drawdown: float = 0.5
     max_bend: float = 0.25
+    max_wander_fall: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -378,8 +380,10 @@ def leaks(
             min_confidence=settings.min_confidence,
             min_up_share=settings.min_up_share,
             max_step_share=settings.max_step_share,
+            max_two_steps=settings.max_two_steps,
             max_drawdown=settings.max_drawdown,
             max_bend=settings.max_bend,
+            max_wander_fall=settings.max_wander_fall,
         )
     is_leak = pc.equal(rows["verdict"], "leak")
     found = rows.filter(is_leak)

@@ -27,9 +27,11 @@
 -- $min_confidence  DOUBLE       Mann–Kendall confidence that the series increases
 -- $min_up_share    DOUBLE       share of steps that do not decrease
 -- $max_step_share  DOUBLE       largest block-median step, as a share of growth
+-- $max_two_steps   DOUBLE       two largest block-median steps together, as a share of growth
 -- $max_drawdown    DOUBLE       largest fall of the block medians, as a share of growth
 -- $max_bend        DOUBLE       farthest block median from the line joining the first and the
---                               last, as a share of growth
+--                               last, as a share of growth, for a series that also falls ...
+-- $max_wander_fall DOUBLE       ... more than this share of growth (a staircase never falls)
 with
 
 counting_snapshots as (
@@ -252,6 +254,8 @@ block_shape as (
         sid,
         max(last_bytes) - max(first_bytes) as growth,
         max(bytes - prev) as largest_step,
+        list_sum(list_slice(list_sort(list(bytes - prev) filter (where prev is not null), 'desc'), 1, 2))
+            as two_largest_steps,
         max(peak - bytes) as drawdown,
         max(abs(bytes - first_bytes - (last_bytes - first_bytes) * block / last_block)) as bend
     from (
@@ -292,9 +296,11 @@ shaped as (
             when g.n < $min_points then 'too few points'
             when b.growth < $min_growth then 'growth below floor'
             when st.up_share < $min_up_share then 'falls as often as it rises'
-            when b.largest_step / b.growth > $max_step_share then 'one-off step'
+            when b.largest_step / b.growth > $max_step_share
+                or b.two_largest_steps / b.growth > $max_two_steps then 'one or two steps'
             when b.drawdown / b.growth > $max_drawdown then 'falls back (sawtooth or freed)'
-            when b.bend / b.growth > $max_bend then 'not a steady climb (strays from a line)'
+            when b.bend / b.growth > $max_bend and b.drawdown / b.growth > $max_wander_fall
+                then 'wanders (strays from a line and falls back)'
         end as shape_verdict
     from grown as g
     left join steps as st on g.sid = st.sid

@@ -90,7 +90,7 @@ def jittery(n: int, seed: int = 3) -> list[dict[Site, int]]:
     rng = random.Random(seed)
     out = []
     for i in range(n):
-        values = {
+        values: dict[Site, int] = {
             (None, "fs/jitter.c", k, f"jitter_{k}"): (50 << 20) + rng.randint(-(1 << 20), 1 << 20)
             for k in range(5)
         }
@@ -149,7 +149,7 @@ def test_the_steady_grower_ranks_first_and_alone_with_the_independent_statistics
 
 def test_a_steady_series_reports_nothing(tmp_path: Path) -> None:
     # GIVEN sites that never change
-    steady = {(None, "mm/a.c", k, f"f{k}"): (k + 1) << 20 for k in range(5)}
+    steady: dict[Site, int] = {(None, "mm/a.c", k, f"f{k}"): (k + 1) << 20 for k in range(5)}
     write_series(tmp_path, [steady] * 20)
     # WHEN
     result = analysis.leaks(tmp_path)
@@ -209,7 +209,7 @@ def test_an_unloaded_module_breaks_the_series_instead_of_freeing(tmp_path: Path)
     site: Site = ("dummy", "drivers/net/dummy.c", 42, "dummy_alloc")
     series = []
     for i in range(30):
-        values = {(None, "mm/a.c", 1, "steady"): 1 << 20}
+        values: dict[Site, int] = {(None, "mm/a.c", 1, "steady"): 1 << 20}
         if i < 12:
             values[site] = (4 << 20) + i * (256 << 10)
         elif i >= 18:

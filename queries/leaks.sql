@@ -318,7 +318,7 @@ tested_points as (
 pairs as (
     select
         a.sid,
-        sum(sign(b.bytes - a.bytes)) as s,
+        sum(sign(b.bytes - a.bytes))::bigint as s,
         median((b.bytes - a.bytes) / (b.hour - a.hour)) as slope
     from tested_points as a
     inner join tested_points as b on a.sid = b.sid and a.pos < b.pos

@@ -345,3 +345,52 @@ def test_real_module_rows_that_vanish_are_not_frees(tmp_path: Path) -> None:
     history = analysis.history(tmp_path, "ext4", grouping=analysis.Grouping("module"))
     assert history.rows["rows"].to_pylist()[0] > 0
     assert len(history.rows) == 1  # present in one snapshot only
+
+
+# -- the commands ------------------------------------------------------------------------------
+
+
+def test_csv_is_data_only_and_epoch_warnings_go_to_stderr(tmp_path: Path) -> None:
+    # GIVEN a window across a reboot
+    series = jittery(20)
+    write_series(tmp_path, series[:10], boot="boot-a")
+    for i, values in enumerate(series[10:]):
+        store.write(tmp_path, snapshot(T0 + timedelta(minutes=10 + i), values, boot="boot-b"))
+    # WHEN
+    result = runner.invoke(app, ["top", "--store", str(tmp_path), "-f", "csv"])
+    # THEN
+    assert result.exit_code == 0
+    assert result.stdout.splitlines()[0].startswith("key,epoch,status,first_bytes,last_bytes")
+    assert "warning" not in result.stdout
+    assert "warning: the window crosses 2 epochs" in result.stderr
+
+
+def test_top_shows_both_directions(tmp_path: Path) -> None:
+    # GIVEN one site that grows by 3 MiB and one that shrinks by 5 MiB
+    up: Site = (None, "mm/up.c", 1, "up")
+    down: Site = (None, "mm/down.c", 2, "down")
+    write_series(tmp_path, [{up: 1 << 20, down: 8 << 20}, {up: 4 << 20, down: 3 << 20}])
+    # WHEN
+    rows = analysis.top(tmp_path).rows.to_pylist()
+    # THEN largest |Δ| first, whatever its sign
+    assert [(r["key"], r["delta_bytes"]) for r in rows] == [
+        ("mm/down.c:2 func:down", -(5 << 20)),
+        ("mm/up.c:1 func:up", 3 << 20),
+    ]
+
+
+def test_growth_split_and_json_leaks(tmp_path: Path) -> None:
+    # GIVEN 30 minutes of the jittery series
+    series = jittery(30)
+    write_series(tmp_path, series)
+    # WHEN B starts 10 minutes before the newest snapshot
+    row = analysis.growth(tmp_path, split="10m").rows.to_pylist()[0]
+    # THEN medians of minutes 0–18 and 19–29, 15 minutes apart (minute 9 against minute 24)
+    assert row["key"] == "mm/leaky.c:10 func:leaky_alloc"
+    a = statistics.median(v[GROWER] for v in series[:19])
+    b = statistics.median(v[GROWER] for v in series[19:])
+    assert (row["median_a"], row["median_b"]) == (a, b)
+    assert row["bytes_per_hour"] == round((b - a) / 0.25)
+    # AND the JSON of leaks carries every statistic
+    out = runner.invoke(app, ["leaks", "--store", str(tmp_path), "-f", "json"]).stdout
+    assert '"verdict": "leak"' in out and '"mk_s": ' in out

@@ -395,3 +395,16 @@ def test_growth_split_and_json_leaks(tmp_path: Path) -> None:
     # AND the JSON of leaks carries every statistic
     out = runner.invoke(app, ["leaks", "--store", str(tmp_path), "-f", "json"]).stdout
     assert '"verdict": "leak"' in out and '"mk_s": ' in out
+
+
+def test_grouping_sums_members_before_the_floors(tmp_path: Path) -> None:
+    # GIVEN two sites of one file, each growing 20 KiB a minute: 580 KiB each over 30 minutes
+    sites: list[Site] = [(None, "net/core/skb.c", 10, "a"), (None, "net/core/skb.c", 20, "b")]
+    write_series(tmp_path, [dict.fromkeys(sites, (1 << 20) + i * (20 << 10)) for i in range(30)])
+    # WHEN
+    by_tag = analysis.leaks(tmp_path)
+    by_file = analysis.leaks(tmp_path, grouping=analysis.Grouping("file"))
+    # THEN each site alone is under the 1 MiB floor; the file, their sum, is over it
+    assert by_tag.found == 0
+    assert by_file.rows["key"].to_pylist() == ["net/core/skb.c"]
+    assert by_file.rows["growth_bytes"].to_pylist() == [2 * 29 * (20 << 10)]

@@ -24,6 +24,9 @@ from allocsnap.store import StoreFiles
 
 _PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")
 
+Connection = duckdb.DuckDBPyConnection
+"""What ``connect`` yields; named here so that callers need not import duckdb."""
+
 
 def queries_dir() -> Traversable:
     """Return the folder of ``.sql`` files, installed or in a checkout."""

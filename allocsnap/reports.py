@@ -136,3 +136,201 @@ def ls_report(metas: list[SnapshotMeta]) -> Report:
         Column("total_calls", "calls", "count"),
     ]
     return Report(rows=rows, columns=columns, info={"snapshots": len(metas)})
+
+
+# -- window analyses ---------------------------------------------------------------------------
+
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[int], width: int = 40) -> str:
+    """Return ``values`` as at most ``width`` block characters, lowest to highest of the row."""
+    if not values:
+        return ""
+    if len(values) > width:  # mean of equal slices, so a long series keeps its shape
+        cut = [round(i * len(values) / width) for i in range(width + 1)]
+        values = [round(sum(values[a:b]) / (b - a)) for a, b in zip(cut, cut[1:], strict=False)]
+    low, high = min(values), max(values)
+    if high == low:
+        return SPARKS[0] * len(values)
+    scale = (len(SPARKS) - 1) / (high - low)
+    return "".join(SPARKS[round((v - low) * scale)] for v in values)
+
+
+def window_header(epochs: analysis.Epochs) -> list[str]:
+    """Return the lines that say what a window covers and what a reader must be told."""
+    e = epochs
+    lines = [
+        f"window: {analysis.taken_at_text(e.first_at)} -> {analysis.taken_at_text(e.last_at)}, "
+        f"{e.snapshots:,} snapshots in {_plural(_counting(e), 'epoch')}"
+    ]
+    return lines + [f"warning: {w}" for w in e.warnings]
+
+
+def epochs_info(epochs: analysis.Epochs) -> dict[str, object]:
+    """Return a window's epochs for JSON output."""
+    return {
+        "window": {
+            "first_at": epochs.first_at,
+            "last_at": epochs.last_at,
+            "snapshots": epochs.snapshots,
+        },
+        "epochs": epochs.rows.to_pylist(),
+        "warnings": list(epochs.warnings),
+    }
+
+
+def leaks_report(result: analysis.LeaksResult, grouping: analysis.Grouping) -> Report:
+    """Return the report of ``allocsnap leaks``: candidates ranked by slope, with reasons."""
+    s = result.settings
+    header = window_header(result.epochs)
+    header.append(
+        f"floors: {format_size(s.min_rate)}/hour and {format_size(s.min_growth)} of growth; "
+        f"Mann–Kendall confidence {100 * s.min_confidence:g}%, up to {s.max_points} points "
+        "per epoch"
+    )
+    rows = result.rows.append_column(
+        "confidence_pct", pa.compute.multiply(result.rows["confidence"], 100.0)
+    )
+    columns = [
+        Column("bytes_per_hour", "rate/hour", "delta_size"),
+        Column("growth_bytes", "growth", "delta_size"),
+        Column("first_bytes", "first", "size"),
+        Column("last_bytes", "last", "size"),
+        Column("confidence_pct", "conf", "pct"),
+        Column("epoch", "epoch"),
+        Column("key", "call site" if grouping.by == "tag" else grouping.by),
+        Column("reason", "why"),
+    ]
+    footer = []
+    if result.found > result.rows.num_rows:
+        footer.append(f"{result.found - result.rows.num_rows} more leaks (use --top 0 to show all)")
+    if result.found == 0:
+        footer.append("no leaks found")
+    verdicts = pa.compute.value_counts(result.others["verdict"]).to_pylist()
+    if verdicts:
+        counts = ", ".join(
+            f"{v['counts']} {v['values']}"
+            for v in sorted(verdicts, key=lambda v: (-v["counts"], v["values"]))
+        )
+        footer.append(f"grew past the floors but not judged leaks: {counts}")
+    short = result.others.filter(pa.compute.equal(result.others["verdict"], "too few points"))
+    if short.num_rows:
+        footer.append(
+            f"{_plural(short.num_rows, 'series')} grew but with fewer than {s.min_points} "
+            "points a trend test cannot be confident: see 'allocsnap top' and 'allocsnap growth'"
+        )
+    info = {
+        **epochs_info(result.epochs),
+        "by": grouping.by,
+        "settings": vars(s),
+        "found": result.found,
+        "not_leaks": result.others.to_pylist(),
+    }
+    return Report(rows=rows, columns=columns, header=header, footer=footer, info=info)
+
+
+def growth_report(result: analysis.WindowResult, grouping: analysis.Grouping) -> Report:
+    """Return the report of ``allocsnap growth``: median against median, as rates."""
+    header = window_header(result.epochs)
+    if result.rows.num_rows:
+        first = result.rows.slice(0, 1).to_pylist()[0]
+        header.append(
+            f"medians of A (around {analysis.taken_at_text(first['median_at_a'])}) against B "
+            f"(around {analysis.taken_at_text(first['median_at_b'])})"
+        )
+    columns = [
+        Column("bytes_per_hour", "rate/hour", "delta_size"),
+        Column("delta_bytes", "Δmedian", "delta_size"),
+        Column("delta_pct", "Δ%", "delta_pct"),
+        Column("median_a", "median A", "size"),
+        Column("median_b", "median B", "size"),
+        Column("key", "call site" if grouping.by == "tag" else grouping.by),
+    ]
+    footer = [] if result.rows.num_rows else ["no changes"]
+    info = {**epochs_info(result.epochs), "by": grouping.by}
+    return Report(rows=result.rows, columns=columns, header=header, footer=footer, info=info)
+
+
+def top_report(result: analysis.WindowResult, grouping: analysis.Grouping) -> Report:
+    """Return the report of ``allocsnap top``: the largest movers, up and down."""
+    columns = [
+        Column("delta_bytes", "Δbytes", "delta_size"),
+        Column("bytes_per_hour", "Δ/hour", "delta_size"),
+        Column("delta_pct", "Δ%", "delta_pct"),
+        Column("first_bytes", "first", "size"),
+        Column("last_bytes", "last", "size"),
+        Column("epoch", "epoch"),
+        Column("key", "call site" if grouping.by == "tag" else grouping.by),
+    ]
+    footer = [] if result.rows.num_rows else ["no changes"]
+    info = {**epochs_info(result.epochs), "by": grouping.by}
+    return Report(
+        rows=result.rows,
+        columns=columns,
+        header=window_header(result.epochs),
+        footer=footer,
+        info=info,
+    )
+
+
+def history_report(
+    result: analysis.WindowResult, grouping: analysis.Grouping, *, points: bool
+) -> Report:
+    """Return the report of ``allocsnap history``: the raw points when ``points`` (CSV, JSON),
+    else one row per group and epoch with a sparkline."""
+    info = {**epochs_info(result.epochs), "by": grouping.by}
+    key_title = "call site" if grouping.by == "tag" else grouping.by
+    if points:
+        columns = [
+            Column("taken_at", "taken at (UTC)", "time"),
+            Column("bytes", "bytes", "size"),
+            Column("calls", "calls", "count"),
+            Column("epoch", "epoch"),
+            Column("key", key_title),
+        ]
+        return Report(rows=result.rows, columns=columns, info=info)
+    series: dict[tuple[str, str], list[int]] = {}
+    for key, epoch, value in zip(
+        result.rows["key"].to_pylist(),
+        result.rows["epoch"].to_pylist(),
+        result.rows["bytes"].to_pylist(),
+        strict=True,
+    ):
+        series.setdefault((key, epoch), []).append(value)
+    rows = pa.Table.from_pylist(
+        [
+            {
+                "key": key,
+                "epoch": epoch,
+                "points": len(values),
+                "first_bytes": values[0],
+                "last_bytes": values[-1],
+                "min_bytes": min(values),
+                "max_bytes": max(values),
+                "sparkline": sparkline(values),
+            }
+            for (key, epoch), values in series.items()
+        ]
+    )
+    columns = [
+        Column("first_bytes", "first", "size"),
+        Column("last_bytes", "last", "size"),
+        Column("min_bytes", "min", "size"),
+        Column("max_bytes", "max", "size"),
+        Column("points", "points", "count"),
+        Column("sparkline", "series"),
+        Column("epoch", "epoch"),
+        Column("key", key_title),
+    ]
+    return Report(
+        rows=rows, columns=columns, header=window_header(result.epochs), info=info
+    )
+
+
+def _counting(epochs: analysis.Epochs) -> int:
+    return sum(1 for n in epochs.rows["snapshots"].to_pylist() if n)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" if n == 1 or word.endswith("s") else f"{n:,} {word}s"

@@ -1,0 +1,151 @@
+-- Growth rates, window against window: per group, the median of its live bytes over the earlier
+-- part of a store window (A) against the median over the later part (B), as bytes per hour
+-- between the two parts' median times. Each part is read at no more than $max_points snapshots.
+-- Largest |rate| first, ties broken by key.
+-- $host        VARCHAR      host, or NULL for all
+-- $since_at    TIMESTAMPTZ  window start, or NULL
+-- $until_at    TIMESTAMPTZ  window end, or NULL
+-- $since_back  DOUBLE       window start in seconds before the newest snapshot, or NULL
+-- $until_back  DOUBLE       window end in seconds before the newest snapshot, or NULL
+-- $split_at    TIMESTAMPTZ  where B starts, or NULL
+-- $split_back  DOUBLE       where B starts in seconds before the newest snapshot, or NULL
+--                           (both NULL: the middle of the window)
+-- $tag_ids     BIGINT[]     tags kept by the tag filters, or NULL for all
+-- $accurate    BOOLEAN      keep only accurate rows (true), inaccurate ones (false), or NULL
+-- $by          VARCHAR      tag | function | file | module | dir
+-- $depth       INTEGER      directories kept by dir
+-- $min_size    BIGINT       keep a group when either median is at least this, or NULL
+-- $max_size    BIGINT       keep a group when either median is at most this, or NULL
+-- $nonzero     BOOLEAN      keep a group only when either median is non-zero
+-- $max_points  INTEGER      snapshots read per part (at least 2)
+-- $top_n       BIGINT       groups returned, or NULL for all
+with
+
+counting_snapshots as (
+    select
+        snapshot_id,
+        taken_at,
+        epoch
+    from window_snapshots($host, $since_at, $until_at, $since_back, $until_back)
+    where counting
+),
+
+split as (
+    select
+        coalesce(
+            $split_at::timestamptz,
+            max(taken_at) - to_microseconds(($split_back * 1e6)::bigint),
+            min(taken_at) + (max(taken_at) - min(taken_at)) / 2
+        ) as at
+    from counting_snapshots
+),
+
+sided as (
+    select
+        c.snapshot_id,
+        c.taken_at,
+        c.epoch,
+        case when c.taken_at < s.at then 'a' else 'b' end as side
+    from counting_snapshots as c, split as s
+),
+
+side_spans as (
+    select
+        side,
+        min(taken_at) as first_at,
+        max(taken_at) as last_at,
+        count(distinct epoch) as epochs
+    from sided
+    group by side
+),
+
+picked as (
+    select
+        d.snapshot_id,
+        d.taken_at,
+        d.side
+    from sided as d
+    inner join side_spans as p on d.side = p.side
+    qualify row_number() over (
+        partition by
+            d.side,
+            floor(
+                epoch_us(d.taken_at - p.first_at)
+                / greatest(epoch_us(p.last_at - p.first_at), 1)
+                * ($max_points - 1)
+            )
+        order by d.taken_at, d.snapshot_id
+    ) = 1
+),
+
+side_hours as (
+    select
+        side,
+        median(epoch_us(taken_at)) / 3.6e9 as hour,
+        count(*) as snapshots
+    from picked
+    group by side
+),
+
+keys as (
+    select
+        tag_id,
+        group_key($by, $depth, file, line, module, function) as key
+    from tags
+    where $tag_ids::bigint [] is null or list_contains($tag_ids::bigint [], tag_id)
+),
+
+per_snapshot as (
+    select
+        k.key,
+        p.side,
+        p.snapshot_id,
+        sum(s.bytes)::bigint as bytes
+    from samples as s
+    inner join picked as p on s.snapshot_id = p.snapshot_id
+    inner join keys as k on s.tag_id = k.tag_id
+    where $accurate is null or s.accurate = $accurate
+    group by k.key, p.side, p.snapshot_id
+),
+
+medians as (
+    select
+        key,
+        median(bytes) filter (where side = 'a') as median_a,
+        median(bytes) filter (where side = 'b') as median_b,
+        count(*) filter (where side = 'a') as points_a,
+        count(*) filter (where side = 'b') as points_b
+    from per_snapshot
+    group by key
+)
+
+select
+    m.key,
+    case
+        when m.points_a = 0 then 'new'
+        when m.points_b = 0 then 'gone'
+        else ''
+    end as status,
+    coalesce(m.median_a, 0)::bigint as median_a,
+    coalesce(m.median_b, 0)::bigint as median_b,
+    (coalesce(m.median_b, 0) - coalesce(m.median_a, 0))::bigint as delta_bytes,
+    round((coalesce(m.median_b, 0) - coalesce(m.median_a, 0)) / nullif(hb.hour - ha.hour, 0))
+        as bytes_per_hour,
+    case
+        when m.median_a != 0
+            then round(100.0 * (m.median_b - m.median_a) / abs(m.median_a), 1)
+    end as delta_pct,
+    m.points_a,
+    m.points_b,
+    to_timestamp(ha.hour * 3600) as median_at_a,
+    to_timestamp(hb.hour * 3600) as median_at_b
+from medians as m, side_hours as ha, side_hours as hb
+where
+    ha.side = 'a'
+    and hb.side = 'b'
+    and coalesce(m.median_a, 0) != coalesce(m.median_b, 0)
+    and ($min_size is null or greatest(m.median_a, m.median_b) >= $min_size)
+    and ($max_size is null or least(m.median_a, m.median_b) <= $max_size)
+    and (not $nonzero or coalesce(m.median_a, 0) != 0 or coalesce(m.median_b, 0) != 0)
+order by abs(bytes_per_hour) desc nulls last, abs(delta_bytes) desc, m.key
+limit $top_n

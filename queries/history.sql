@@ -1,0 +1,81 @@
+-- The series of the groups whose key matches a pattern: live bytes and calls per snapshot,
+-- per epoch, at no more than $max_points snapshots per epoch (evenly spaced in time), or at
+-- every snapshot. A point counts only the rows present then; rows says how many there were.
+-- Ordered by key, epoch and time.
+-- $host        VARCHAR      host, or NULL for all
+-- $since_at    TIMESTAMPTZ  window start, or NULL
+-- $until_at    TIMESTAMPTZ  window end, or NULL
+-- $since_back  DOUBLE       window start in seconds before the newest snapshot, or NULL
+-- $until_back  DOUBLE       window end in seconds before the newest snapshot, or NULL
+-- $tag_ids     BIGINT[]     tags kept by the tag filters, or NULL for all
+-- $accurate    BOOLEAN      keep only accurate rows (true), inaccurate ones (false), or NULL
+-- $by          VARCHAR      tag | function | file | module | dir
+-- $depth       INTEGER      directories kept by dir
+-- $pattern     VARCHAR      regular expression (RE2) a group key must contain
+-- $max_points  INTEGER      snapshots per epoch (at least 2), or NULL for all
+with
+
+counting_snapshots as (
+    select
+        snapshot_id,
+        taken_at,
+        epoch
+    from window_snapshots($host, $since_at, $until_at, $since_back, $until_back)
+    where counting
+),
+
+epoch_spans as (
+    select
+        epoch,
+        min(taken_at) as first_at,
+        max(taken_at) as last_at
+    from counting_snapshots
+    group by epoch
+),
+
+picked as (
+    select
+        c.snapshot_id,
+        c.taken_at,
+        c.epoch
+    from counting_snapshots as c
+    inner join epoch_spans as e on c.epoch = e.epoch
+    qualify $max_points is null or row_number() over (
+        partition by
+            c.epoch,
+            floor(
+                epoch_us(c.taken_at - e.first_at)
+                / greatest(epoch_us(e.last_at - e.first_at), 1)
+                * ($max_points - 1)
+            )
+        order by c.taken_at, c.snapshot_id
+    ) = 1
+),
+
+keys as (
+    select
+        tag_id,
+        key
+    from (
+        select
+            tag_id,
+            group_key($by, $depth, file, line, module, function) as key
+        from tags
+        where $tag_ids::bigint [] is null or list_contains($tag_ids::bigint [], tag_id)
+    )
+    where regexp_matches(key, $pattern)
+)
+
+select
+    k.key,
+    p.epoch,
+    p.taken_at,
+    sum(s.bytes)::bigint as bytes,
+    sum(signed_calls(s.calls))::bigint as calls,
+    count(*) as rows
+from samples as s
+inner join picked as p on s.snapshot_id = p.snapshot_id
+inner join keys as k on s.tag_id = k.tag_id
+where $accurate is null or s.accurate = $accurate
+group by k.key, p.epoch, p.taken_at
+order by k.key, p.epoch, p.taken_at

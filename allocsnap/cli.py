@@ -395,8 +395,9 @@ def leaks(
         min_confidence=confidence,
     )
     window = analysis.Window(since, until, host)
-    result = analysis.leaks(store_dir, window, keep=keep, grouping=grouping, settings=settings,
-                            top_n=top)
+    result = analysis.leaks(
+        store_dir, window, keep=keep, grouping=grouping, settings=settings, top_n=top
+    )
     _warn_if_data(result.epochs.warnings, fmt)
     render(reports.leaks_report(result, grouping), fmt, sys.stdout)
     if fail_on_leak and result.found:
@@ -436,8 +437,15 @@ def growth(
     grouping = analysis.Grouping.parse(by)
     keep = _filter(module, function, file, line, min_size, max_size, accurate, nonzero)
     window = analysis.Window(since, until, host)
-    result = analysis.growth(store_dir, window, split=split, keep=keep, grouping=grouping,
-                             max_points=max_points, top_n=top)
+    result = analysis.growth(
+        store_dir,
+        window,
+        split=split,
+        keep=keep,
+        grouping=grouping,
+        max_points=max_points,
+        top_n=top,
+    )
     _warn_if_data(result.epochs.warnings, fmt)
     render(reports.growth_report(result, grouping), fmt, sys.stdout)
 
@@ -512,8 +520,9 @@ def history(
     raw = fmt in (Format.csv, Format.json)
     window = analysis.Window(since, until, host)
     max_points = points if points is not None else (None if raw else 200)
-    result = analysis.history(store_dir, pattern, window, keep=keep, grouping=grouping,
-                              max_points=max_points or None)
+    result = analysis.history(
+        store_dir, pattern, window, keep=keep, grouping=grouping, max_points=max_points or None
+    )
     _warn_if_data(result.epochs.warnings, fmt)
     render(reports.history_report(result, grouping, points=raw), fmt, sys.stdout)
 

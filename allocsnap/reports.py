@@ -323,9 +323,7 @@ def history_report(
         Column("epoch", "epoch"),
         Column("key", key_title),
     ]
-    return Report(
-        rows=rows, columns=columns, header=window_header(result.epochs), info=info
-    )
+    return Report(rows=rows, columns=columns, header=window_header(result.epochs), info=info)
 
 
 def _counting(epochs: analysis.Epochs) -> int:

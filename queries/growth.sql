@@ -92,7 +92,7 @@ keys as (
         tag_id,
         group_key($by, $depth, file, line, module, function) as key
     from tags
-    where $tag_ids::bigint [] is null or list_contains($tag_ids::bigint [], tag_id)
+    where $tag_ids::bigint[] is null or list_contains($tag_ids::bigint[], tag_id)
 ),
 
 per_snapshot as (

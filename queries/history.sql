@@ -61,8 +61,8 @@ keys as (
             tag_id,
             group_key($by, $depth, file, line, module, function) as key
         from tags
-        where $tag_ids::bigint [] is null or list_contains($tag_ids::bigint [], tag_id)
-    )
+        where $tag_ids::bigint[] is null or list_contains($tag_ids::bigint[], tag_id)
+    ) as keyed
     where regexp_matches(key, $pattern)
 )
 

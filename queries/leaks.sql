@@ -1,4 +1,5 @@
--- Leak candidates of a store window: per group and epoch, a robust trend verdict (docs/analyses.md).
+-- Leak candidates of a store window: per group and epoch, a robust trend verdict
+-- (docs/analyses.md).
 -- Each epoch is read at no more than $max_points snapshots, evenly spaced in time, so the cost
 -- does not grow with the number of snapshots. A group's series breaks where its rows vanish
 -- (a module unloaded: not a free); each unbroken stretch is a series of its own.
@@ -95,7 +96,7 @@ keys as (
         tag_id,
         group_key($by, $depth, file, line, module, function) as key
     from tags
-    where $tag_ids::bigint [] is null or list_contains($tag_ids::bigint [], tag_id)
+    where $tag_ids::bigint[] is null or list_contains($tag_ids::bigint[], tag_id)
 ),
 
 -- one pass over the samples: per tag and epoch, its range and its points
@@ -105,7 +106,7 @@ tag_series as materialized (
         p.epoch,
         min(s.bytes) as min_bytes,
         max(s.bytes) as max_bytes,
-        list({'idx': p.idx, 'taken_at': p.taken_at, 'bytes': s.bytes}) as points
+        list({ 'idx': p.idx, 'taken_at': p.taken_at, 'bytes': s.bytes }) as points
     from samples as s
     inner join picked as p on s.snapshot_id = p.snapshot_id
     where $accurate is null or s.accurate = $accurate
@@ -139,7 +140,7 @@ member_points as (
     select
         key,
         epoch,
-        unnest(points, recursive := true)
+        unnest(points, recursive := true)  -- noqa: AL03
     from candidate_series
 ),
 
@@ -234,7 +235,7 @@ steps as (
             bytes,
             lag(bytes) over (partition by sid order by pos) as prev
         from series_points
-    )
+    ) as stepped
     where prev is not null
     group by sid
 ),
@@ -254,7 +255,9 @@ block_shape as (
         sid,
         max(last_bytes) - max(first_bytes) as growth,
         max(bytes - prev) as largest_step,
-        list_sum(list_slice(list_sort(list(bytes - prev) filter (where prev is not null), 'desc'), 1, 2))
+        list_sum(
+            list_slice(list_sort(list(bytes - prev) filter (where prev is not null), 'desc'), 1, 2)
+        )
             as two_largest_steps,
         max(peak - bytes) as drawdown,
         max(abs(bytes - first_bytes - (last_bytes - first_bytes) * block / last_block)) as bend
@@ -275,7 +278,7 @@ block_shape as (
                 partition by sid order by block
                 rows between unbounded preceding and unbounded following
             )
-    )
+    ) as shaped
     group by sid
 ),
 
@@ -296,7 +299,8 @@ shaped as (
             when g.n < $min_points then 'too few points'
             when b.growth < $min_growth then 'growth below floor'
             when st.up_share < $min_up_share then 'falls as often as it rises'
-            when b.largest_step / b.growth > $max_step_share
+            when
+                b.largest_step / b.growth > $max_step_share
                 or b.two_largest_steps / b.growth > $max_two_steps then 'one or two steps'
             when b.drawdown / b.growth > $max_drawdown then 'falls back (sawtooth or freed)'
             when b.bend / b.growth > $max_bend and b.drawdown / b.growth > $max_wander_fall
@@ -336,7 +340,7 @@ ties as (
         from tested_points
         group by sid, bytes
         having count(*) > 1
-    )
+    ) as ties
     group by sid
 ),
 
@@ -412,6 +416,6 @@ from judged
 order by
     verdict = 'leak' desc,
     bytes_per_hour desc nulls last,
-    key,
-    epoch,
-    first_at
+    key asc,
+    epoch asc,
+    first_at asc

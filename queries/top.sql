@@ -41,7 +41,7 @@ keys as (
         tag_id,
         group_key($by, $depth, file, line, module, function) as key
     from tags
-    where $tag_ids::bigint [] is null or list_contains($tag_ids::bigint [], tag_id)
+    where $tag_ids::bigint[] is null or list_contains($tag_ids::bigint[], tag_id)
 ),
 
 per_snapshot as (
@@ -110,5 +110,5 @@ where
     and ($min_size is null or greatest(g.first_bytes, g.last_bytes) >= $min_size)
     and ($max_size is null or least(g.first_bytes, g.last_bytes) <= $max_size)
     and (not $nonzero or g.first_bytes != 0 or g.last_bytes != 0)
-order by abs(delta_bytes) desc, g.key, g.epoch
+order by abs(delta_bytes) desc, g.key, g.epoch asc
 limit $top_n

@@ -12,7 +12,10 @@ from allocsnap.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMANDS_DOC = (ROOT / "docs" / "commands.md").read_text(encoding="utf-8")
-COMMON_DOC = COMMANDS_DOC.split("## `allocsnap", 1)[0]
+# Options shared by several commands live in sections that are not one command's own.
+COMMON_DOC = "\n".join(
+    part for part in COMMANDS_DOC.split("\n## ") if not part.startswith("`allocsnap")
+)
 
 
 def _commands() -> dict[str, list[str]]:

@@ -7,6 +7,7 @@ recorder alike.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
@@ -17,6 +18,9 @@ from allocsnap import filters, parse, source
 from allocsnap.model import Filter, Snapshot, SnapshotMeta
 
 UNKNOWN_HOST = "unknown"
+
+Parser = Callable[..., parse.ParsedAllocinfo]
+"""``parse.parse`` or a drop-in such as ``fastparse.CachedParser`` (the recorder's)."""
 
 
 def read(spec: str) -> source.RawRead:
@@ -35,15 +39,20 @@ def snapshot(
     at: datetime | None = None,
     labels: dict[str, str] | None = None,
     lenient: bool = False,
+    parser: Parser = parse.parse,
+    snapshot_id: str | None = None,
 ) -> Snapshot:
-    """Parse a read, filter it and describe it; explicit arguments override what was read."""
+    """Parse a read, filter it and describe it; explicit arguments override what was read.
+
+    ``snapshot_id`` spares hashing the whole text where the caller has a unique id already.
+    """
     keep = keep or Filter()
-    parsed = parse.parse(raw.text, source=raw.origin or raw.source, lenient=lenient)
+    parsed = parser(raw.text, source=raw.origin or raw.source, lenient=lenient)
     samples = filters.apply(parsed.samples, keep)
     taken_at = at or raw.taken_at
     host = host or raw.host or UNKNOWN_HOST
     meta = SnapshotMeta(
-        snapshot_id=_snapshot_id(host, raw.boot_id, taken_at, name, raw.text),
+        snapshot_id=snapshot_id or _snapshot_id(host, raw.boot_id, taken_at, name, raw.text),
         taken_at=taken_at,
         host=host,
         source=raw.source,

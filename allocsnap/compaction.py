@@ -239,7 +239,7 @@ def _merge_samples(inputs: list[Path], out: Path, generation: int) -> int:
             os.replace(tmp, out)
             store.fsync_dir(out.parent)
         except (OSError, pa.ArrowException) as e:
-            tmp.unlink(missing_ok=True)
+            store.discard(tmp)
             raise StoreError(f"cannot write {out}: {store._why(e)}") from e
     finally:
         for r in readers:

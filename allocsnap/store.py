@@ -355,7 +355,7 @@ def atomic_write(table: pa.Table, path: Path, options: dict[str, Any] | None = N
         os.replace(tmp, path)
         fsync_dir(path.parent)
     except (OSError, pa.ArrowException) as e:
-        tmp.unlink(missing_ok=True)
+        discard(tmp)
         raise StoreError(f"cannot write {path}: {_why(e)}") from e
     return size
 
@@ -371,8 +371,16 @@ def atomic_write_bytes(data: bytes, path: Path) -> None:
         os.replace(tmp, path)
         fsync_dir(path.parent)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
+        discard(tmp)
         raise StoreError(f"cannot write {path}: {e.strerror}") from e
+
+
+def discard(path: Path) -> None:
+    """Remove a temp file if it is there; a failure here must not hide the original error."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 def fsync_dir(path: Path) -> None:

@@ -438,6 +438,4 @@ def prune(
     from allocsnap.units import format_size, parse_duration
 
     done = compaction.prune(store_dir, parse_duration(older_than))
-    typer.echo(
-        f"pruned {done.snapshots} snapshots ({format_size(done.bytes_before)})", err=True
-    )
+    typer.echo(f"pruned {done.snapshots} snapshots ({format_size(done.bytes_before)})", err=True)

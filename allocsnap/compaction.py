@@ -26,7 +26,7 @@ from allocsnap import store
 from allocsnap.errors import StoreError
 
 GRID = 64  # tag_id space cut into equal ranges; compacted row groups follow this grid
-CHUNK_ROWS = 400_000  # rows merged in memory at once (about 20 MB)
+CHUNK_ROWS = 200_000  # rows merged in memory at once (about 12 MB)
 _COMPACTED = re.compile(r"^(h(\d\d)|day)-g(\d+)\.parquet$")
 _GENERATION = pa.field("generation", pa.int32(), nullable=False)
 _SORT = [("tag_id", "ascending"), ("occurrence", "ascending"), ("taken_at", "ascending")]
@@ -213,61 +213,64 @@ def _compact_unit(
 def _merge_samples(inputs: list[Path], out: Path, generation: int) -> int:
     """Merge samples files (each sorted by tag) into one sorted file; return its size."""
     edges = [-(2**63) + i * (2**64 // GRID) for i in range(GRID)] + [2**63]
-    readers = [pq.ParquetFile(p) for p in inputs]
+    total = sum(pq.read_metadata(p).num_rows for p in inputs)
+    per_pass = max(1, int(CHUNK_ROWS / max(total / GRID, 1)))
+    tmp = out.parent / f".{out.name}.{os.getpid()}.tmp"
     try:
-        total = sum(r.metadata.num_rows for r in readers)
-        per_pass = max(1, int(CHUNK_ROWS / max(total / GRID, 1)))
-        tmp = out.parent / f".{out.name}.{os.getpid()}.tmp"
-        try:
-            with pq.ParquetWriter(tmp, store.STORE_SAMPLE_SCHEMA, **_COMPACT_OPTIONS) as writer:
-                for start in range(0, GRID, per_pass):
-                    stop = min(start + per_pass, GRID)
-                    chunk = _read_range(readers, edges[start], edges[stop])
-                    chunk = chunk.sort_by(_SORT).set_column(
-                        chunk.schema.get_field_index("generation"),
-                        _GENERATION,
-                        pa.array(np.full(chunk.num_rows, generation, dtype=np.int32)),
-                    )
-                    tags = chunk["tag_id"].to_numpy()
-                    for cell in range(start, stop):
-                        a, b = _bounds(tags, edges[cell], edges[cell + 1])
-                        if b > a:
-                            writer.write_table(chunk.slice(a, b - a), row_group_size=b - a)
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
-            size = tmp.stat().st_size
-            os.replace(tmp, out)
-            store.fsync_dir(out.parent)
-        except (OSError, pa.ArrowException) as e:
-            store.discard(tmp)
-            raise StoreError(f"cannot write {out}: {store._why(e)}") from e
-    finally:
-        for r in readers:
-            r.close()
+        with pq.ParquetWriter(tmp, store.STORE_SAMPLE_SCHEMA, **_COMPACT_OPTIONS) as writer:
+            for start in range(0, GRID, per_pass):
+                stop = min(start + per_pass, GRID)
+                chunk = _read_range(inputs, edges[start], edges[stop])
+                chunk = chunk.sort_by(_SORT).set_column(
+                    chunk.schema.get_field_index("generation"),
+                    _GENERATION,
+                    pa.array(np.full(chunk.num_rows, generation, dtype=np.int32)),
+                )
+                tags = chunk["tag_id"].to_numpy()
+                for cell in range(start, stop):
+                    a, b = _bounds(tags, edges[cell], edges[cell + 1])
+                    if b > a:
+                        writer.write_table(chunk.slice(a, b - a), row_group_size=b - a)
+        store.fsync_file(tmp)
+        size = tmp.stat().st_size
+        os.replace(tmp, out)
+        store.fsync_dir(out.parent)
+    except (OSError, pa.ArrowException) as e:
+        store.discard(tmp)
+        raise StoreError(f"cannot write {out}: {store._why(e)}") from e
     return size
 
 
-def _read_range(readers: list[pq.ParquetFile], lo: int, hi: int) -> pa.Table:
+def _read_range(inputs: list[Path], lo: int, hi: int) -> pa.Table:
     """Return the rows with lo <= tag_id < hi of every input (each sorted by tag_id)."""
     parts = []
-    for reader in readers:
-        meta = reader.metadata
-        column = meta.schema.names.index("tag_id")
-        groups = []
-        for i in range(meta.num_row_groups):
-            stats = meta.row_group(i).column(column).statistics
-            if stats is None or not stats.has_min_max or (stats.min < hi and stats.max >= lo):
-                groups.append(i)
-        if not groups:
-            continue
-        table = reader.read_row_groups(groups, columns=store.STORE_SAMPLE_COLUMNS)
-        a, b = _bounds(table["tag_id"].to_numpy(), lo, hi)
-        if b > a:
-            parts.append(table.slice(a, b - a).cast(store.STORE_SAMPLE_SCHEMA))
+    for path in inputs:
+        # opened per range: hundreds of open readers would keep hundreds of buffers alive
+        with pq.ParquetFile(path) as reader:
+            part = _read_part(reader, lo, hi)
+        if part is not None:
+            parts.append(part)
     if not parts:
         return store.STORE_SAMPLE_SCHEMA.empty_table()
-    # combine_chunks copies the slices, so the inputs' full row groups are freed now.
     return pa.concat_tables(parts).combine_chunks()
+
+
+def _read_part(reader: pq.ParquetFile, lo: int, hi: int) -> pa.Table | None:
+    meta = reader.metadata
+    column = meta.schema.names.index("tag_id")
+    groups = []
+    for i in range(meta.num_row_groups):
+        stats = meta.row_group(i).column(column).statistics
+        if stats is None or not stats.has_min_max or (stats.min < hi and stats.max >= lo):
+            groups.append(i)
+    if not groups:
+        return None
+    table = reader.read_row_groups(groups, columns=store.STORE_SAMPLE_COLUMNS)
+    a, b = _bounds(table["tag_id"].to_numpy(), lo, hi)
+    if b <= a:
+        return None
+    # take() copies the range, so the rest of the row group is freed at once
+    return table.take(pa.array(np.arange(a, b))).cast(store.STORE_SAMPLE_SCHEMA)
 
 
 def _bounds(tags: np.ndarray[Any, Any], lo: int, hi: int) -> tuple[int, int]:

@@ -25,11 +25,10 @@ _CALLS_AT = BYTES_WIDTH + 1
 _TAG_AT = _CALLS_AT + CALLS_WIDTH + 1
 _HEADER = b"allocinfo - version:"
 _SPACE, _MINUS, _NEWLINE, _ZERO, _HASH = 32, 45, 10, 48, 35
-_RANK = np.full(256, -100, dtype=np.int8)
-_RANK[_SPACE], _RANK[_MINUS], _RANK[_ZERO : _ZERO + 10] = 0, 1, 2
-_DIGIT = np.zeros(256, dtype=np.float64)
-_DIGIT[_ZERO : _ZERO + 10] = np.arange(10)
 _POWERS = 10.0 ** np.arange(BYTES_WIDTH - 1, -1, -1)
+_BYTES_WEIGHTS = np.concatenate((_POWERS, np.zeros(CALLS_WIDTH + 1)))
+_CALLS_WEIGHTS = np.concatenate((np.zeros(_CALLS_AT), _POWERS[-CALLS_WIDTH:]))
+_NINE = 57
 _TAG_COLUMNS = [n for n in SAMPLE_SCHEMA.names if n not in ("bytes", "calls")]
 
 Array = np.ndarray[Any, Any]
@@ -41,8 +40,7 @@ class _Layout:
 
     text: Array  # uint8 bytes of the text the layout was built from
     fixed: Array  # bool, True where a byte must be the same (everything but the digits)
-    bytes_at: Array  # (rows, 12) offsets of the bytes field
-    calls_at: Array  # (rows, 8) offsets of the calls field
+    fields_at: Array  # (rows, 21) offsets of "%12lli %8llu" in each row
     tags: dict[str, pa.Array]  # every sample column but bytes and calls
     format: str
     notes: tuple[str, ...]
@@ -80,7 +78,7 @@ def _fast(layout: _Layout, raw: bytes) -> ParsedAllocinfo | None:
     arr = np.frombuffer(raw, dtype=np.uint8)
     if np.any((arr != layout.text) & layout.fixed):
         return None
-    numbers = _numbers(arr, layout.bytes_at, layout.calls_at)
+    numbers = _numbers(arr, layout.fields_at)
     if numbers is None:
         return None
     values, calls = numbers
@@ -93,27 +91,44 @@ def _fast(layout: _Layout, raw: bytes) -> ParsedAllocinfo | None:
     )
 
 
-def _numbers(arr: Array, bytes_at: Array, calls_at: Array) -> tuple[Array, Array] | None:
-    """Decode the right-aligned fields, or None when one is not a plain decimal number."""
-    values = _field(np.take(arr, bytes_at), signed=True)
-    calls = _field(np.take(arr, calls_at), signed=False)
-    if values is None or calls is None:
+def _numbers(arr: Array, fields_at: Array) -> tuple[Array, Array] | None:
+    """Decode both right-aligned fields, or None when one is not a plain decimal number."""
+    chars = np.take(arr, fields_at)  # one gather: "%12lli %8llu", 21 bytes a row
+    folded = chars | np.uint8(0x10)  # space -> '0', digits stay, '-' -> '='
+    if folded.max() > _NINE:  # a '-' (or junk): the general decoder below
+        values = _field(chars[:, :BYTES_WIDTH], signed=True)
+        calls = _field(chars[:, _CALLS_AT:], signed=False)
+        if values is None or calls is None:
+            return None
+        return values, calls.astype(np.uint64)
+    space = chars == _SPACE
+    if folded.min() < _ZERO or ((chars < _ZERO) & ~space).any():  # '!' .. ')' fold to digits
         return None
-    return values, calls.astype(np.uint64)
+    gap = space[:, 1:] & ~space[:, :-1]  # a space right after a digit...
+    gap[:, BYTES_WIDTH - 1] = False  # ...is only allowed where the fields meet
+    if gap.any() or space[:, BYTES_WIDTH - 1].any() or space[:, -1].any():
+        return None
+    digits = (chars & np.uint8(0x0F)).astype(np.float64)  # exact: at most 12 digits
+    return (digits @ _BYTES_WEIGHTS).astype(np.int64), (digits @ _CALLS_WEIGHTS).astype(np.uint64)
 
 
 def _field(chars: Array, *, signed: bool) -> Array | None:
     """Decode right-aligned decimal fields: spaces, at most one '-', then at least one digit."""
-    rank = np.take(_RANK, chars)  # space 0, '-' 1, digit 2, anything else -100
-    if rank.min() < 0 or rank[:, -1].min() < 2 or np.diff(rank, axis=1).min() < 0:
+    digits = chars - np.uint8(_ZERO)  # spaces and '-' wrap around to values above 9
+    is_digit = digits < 10
+    minus = chars == _MINUS
+    # rank 0 for a space, 1 for '-', 2 for a digit, 3 for anything else; must not decrease
+    rank = is_digit.view(np.int8) * 2 + minus.view(np.int8)
+    rank[~(is_digit | minus | (chars == _SPACE))] = 3
+    if rank.max() > 2 or rank[:, -1].min() < 2 or (rank[:, 1:] < rank[:, :-1]).any():
         return None
-    minus = rank == 1
     any_minus = bool(minus.any())
     if any_minus and (not signed or np.count_nonzero(minus, axis=1).max() > 1):
         return None
     # at most 12 digits: exact in float64, and BLAS does the multiply-add
     width = chars.shape[1]
-    value = (np.take(_DIGIT, chars) @ _POWERS[-width:]).astype(np.int64)
+    digits[~is_digit] = 0
+    value = (digits @ _POWERS[-width:]).astype(np.int64)
     return np.where(minus.any(axis=1), -value, value) if any_minus else value
 
 
@@ -136,9 +151,8 @@ def _build(raw: bytes, parsed: ParsedAllocinfo) -> _Layout | None:
         return None
     if np.any(arr[starts + BYTES_WIDTH] != _SPACE) or np.any(arr[starts + _TAG_AT - 1] != _SPACE):
         return None
-    bytes_at = starts[:, None] + np.arange(BYTES_WIDTH)
-    calls_at = starts[:, None] + _CALLS_AT + np.arange(CALLS_WIDTH)
-    numbers = _numbers(arr, bytes_at, calls_at)
+    fields_at = starts[:, None] + np.arange(_TAG_AT - 1)
+    numbers = _numbers(arr, fields_at)
     if numbers is None:
         return None
     values, calls = numbers
@@ -149,14 +163,13 @@ def _build(raw: bytes, parsed: ParsedAllocinfo) -> _Layout | None:
     ):
         return None
     fixed = np.ones(len(arr), dtype=bool)
-    fixed[bytes_at.ravel()] = False
-    fixed[calls_at.ravel()] = False
+    fixed[fields_at.ravel()] = False
+    fixed[starts + BYTES_WIDTH] = True  # the space between the two fields
     tags = {name: samples[name].combine_chunks() for name in _TAG_COLUMNS}
     return _Layout(
         text=arr,
         fixed=fixed,
-        bytes_at=bytes_at,
-        calls_at=calls_at,
+        fields_at=fields_at,
         tags=tags,
         format=parsed.format,
         notes=parsed.notes,

@@ -107,14 +107,16 @@ def test_a_changed_tag_of_the_same_length_is_not_taken_from_the_cache() -> None:
     assert cached.hits == 0
 
 
-def test_malformed_fields_fall_back_and_fail_like_the_full_parser() -> None:
-    # GIVEN a cached layout, and the same text with a letter in a number field
+@pytest.mark.parametrize("junk", [b"x", b"!", b")", b"-"])
+def test_malformed_fields_fall_back_and_fail_like_the_full_parser(junk: bytes) -> None:
+    # GIVEN a cached layout, and the same text with a stray character in the calls field
     cached = fastparse.CachedParser()
     good = _text([(1, 1), (2, 2), (3, 3)])
     cached(good)
-    bad = good.replace(b"           2        2", b"           2       x2")
+    bad = good.replace(b"           2        2", b"           2       " + junk + b"2")
 
     # WHEN parsed, THEN the full parser's error is raised
+    assert bad != good
     with pytest.raises(ParseError) as fast_error:
         cached(bad)
     with pytest.raises(ParseError) as full_error:

@@ -10,9 +10,13 @@ All of it runs under the store's writer lock (docs/recorder.md).
 
 from __future__ import annotations
 
+import json
 import os
 import re
-from dataclasses import dataclass, field
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,7 +29,9 @@ import pyarrow.parquet as pq
 from allocsnap import store
 from allocsnap.errors import StoreError
 
+GRACE_S = 60.0  # replaced files stay this long for readers that already listed them
 GRID = 64  # tag_id space cut into equal ranges; compacted row groups follow this grid
+BATCH = 48  # small inputs merged per temp file before the final merge
 CHUNK_ROWS = 200_000  # rows merged in memory at once (about 12 MB)
 _COMPACTED = re.compile(r"^(h(\d\d)|day)-g(\d+)\.parquet$")
 _GENERATION = pa.field("generation", pa.int32(), nullable=False)
@@ -48,6 +54,13 @@ _COMPACT_OPTIONS: dict[str, Any] = {
     "column_encoding": {"bytes": "PLAIN", "calls": "PLAIN"},
     "data_page_size": 8 << 20,
     "write_statistics": ["tag_id", "taken_at", "snapshot_id"],
+}
+
+
+_PART_OPTIONS: dict[str, Any] = {
+    "compression": "lz4",
+    "use_dictionary": ["snapshot_id", "taken_at"],
+    "write_statistics": ["tag_id"],
 }
 
 
@@ -79,12 +92,20 @@ class _File:
         return max(self.generations)
 
 
-def compact(root: Path, now: datetime | None = None, *, days: bool = True) -> Housekeeping:
-    """Compact every closed hour, then every closed day, of the store at ``root``."""
+def compact(
+    root: Path, now: datetime | None = None, *, days: bool = True, grace_s: float = GRACE_S
+) -> Housekeeping:
+    """Compact every closed hour, then every closed day, of the store at ``root``.
+
+    Inputs replaced more than ``grace_s`` ago are deleted now; younger ones at the next run,
+    so that a reader which listed them a moment ago can still open them.
+    """
     now = now or datetime.now(UTC)
     done = Housekeeping()
     store.ensure_store(root)
     for partition in _partitions(root):
+        with store.writer_lock(root):
+            _collect(root, partition, grace_s, done)
         day_closed = _partition_day(partition) < now.date()
         if not (days and day_closed):  # a closed day goes straight into its day file
             _compact_hours(root, partition, now, done)
@@ -93,6 +114,9 @@ def compact(root: Path, now: datetime | None = None, *, days: bool = True) -> Ho
                 files = _live(partition)
                 if files and not _single_day_file(files):
                     _compact_unit(root, partition, files, "day", done)
+        if done.units and grace_s <= 0:
+            with store.writer_lock(root):
+                _collect(root, partition, grace_s, done)
     return done
 
 
@@ -131,31 +155,42 @@ def prune(root: Path, older_than: timedelta, now: datetime | None = None) -> Hou
     return done
 
 
-def recover(root: Path) -> Housekeeping:
+def recover(root: Path, *, grace_s: float = GRACE_S) -> Housekeeping:
     """Remove what an interrupted writer left: temp files, superseded and orphaned files."""
     done = Housekeeping()
     store.ensure_store(root)
     with store.writer_lock(root):
-        for tmp in root.rglob(".*.tmp"):
+        for tmp in root.rglob(".*.tmp"):  # no writer is running: we hold the writer lock
             tmp.unlink(missing_ok=True)
             done.temp_removed += 1
         for partition in _partitions(root):
-            files = _read_snapshot_files(partition)
-            live = _live_generations(files)
-            kept = set()
-            for f in files:
-                if all(live[i] > g for i, g in zip(f.ids, f.generations, strict=True)):
-                    f.path.unlink()
-                    done.files_removed += 1
-                else:
-                    kept.add(f.path.name)
-            samples_dir = root / "samples" / partition.relative_to(root / "snapshots")
-            for path in samples_dir.glob("*.parquet"):
-                if path.name not in kept:  # no committed snapshots row points at these samples
-                    path.unlink()
-                    done.files_removed += 1
-            store.fsync_dir(partition)
+            _collect(root, partition, grace_s, done)
     return done
+
+
+def _collect(root: Path, partition: Path, grace_s: float, done: Housekeeping) -> None:
+    """Delete replaced snapshots files and samples no snapshots file names, after a grace."""
+    now = time.time()
+    files = _read_snapshot_files(partition)
+    live = _live_generations(files)
+    # when the newest compaction here was committed: what it replaced is garbage since then
+    commits = [f.path.stat().st_mtime for f in files if not _is_hot(f)] or [0.0]
+    old_enough = now - max(commits) >= grace_s
+    kept = set()
+    for f in files:
+        superseded = all(live[i] > g for i, g in zip(f.ids, f.generations, strict=True))
+        if superseded and old_enough:
+            f.path.unlink()
+            done.files_removed += 1
+        else:
+            kept.add(f.path.name)
+    samples_dir = root / "samples" / partition.relative_to(root / "snapshots")
+    for path in samples_dir.glob("*.parquet"):
+        # no committed snapshots row points at these samples (a crashed write, a replaced file)
+        if path.name not in kept and now - path.stat().st_mtime >= grace_s:
+            path.unlink()
+            done.files_removed += 1
+    store.fsync_dir(partition)
 
 
 def store_size(root: Path) -> int:
@@ -195,29 +230,41 @@ def _compact_unit(
         _GENERATION,
         pa.array(np.full(rows.num_rows, generation, dtype=np.int32)),
     ).sort_by([("taken_at", "ascending"), ("snapshot_id", "ascending")])
-    # The commit point: from this rename on, readers use the new generation.
+    # The commit point: from this rename on, readers use the new generation. The inputs are
+    # garbage now, deleted by _collect once readers that listed them have had time to finish.
     after += store.atomic_write(rows, partition / name)
-    for f in members:
-        f.path.unlink()
-    store.fsync_dir(partition)
-    for path in inputs:
-        path.unlink()
-    store.fsync_dir(samples_dir)
     done.units += 1
     done.snapshots += rows.num_rows
-    done.files_removed += 2 * len(members)
     done.bytes_before += before
     done.bytes_after += after
 
 
-def _merge_samples(inputs: list[Path], out: Path, generation: int) -> int:
-    """Merge samples files (each sorted by tag) into one sorted file; return its size."""
+def _merge_samples(
+    inputs: list[Path], out: Path, generation: int, options: dict[str, Any] | None = None
+) -> int:
+    """Merge samples files (each sorted by tag) into one sorted file; return its size.
+
+    Many small inputs (an hour of hot files) are merged in batches into temp files first, so
+    that each is read once rather than once per tag range.
+    """
+    if len(inputs) > BATCH:
+        parts: list[Path] = []
+        try:
+            for i in range(0, len(inputs), BATCH):
+                part = out.parent / f".{out.name}.part{i // BATCH}.{os.getpid()}.tmp"
+                _merge_samples(inputs[i : i + BATCH], part, generation, _PART_OPTIONS)
+                parts.append(part)
+            return _merge_samples(parts, out, generation, options)
+        finally:
+            for part in parts:
+                store.discard(part)
     edges = [-(2**63) + i * (2**64 // GRID) for i in range(GRID)] + [2**63]
     total = sum(pq.read_metadata(p).num_rows for p in inputs)
     per_pass = max(1, int(CHUNK_ROWS / max(total / GRID, 1)))
     tmp = out.parent / f".{out.name}.{os.getpid()}.tmp"
     try:
-        with pq.ParquetWriter(tmp, store.STORE_SAMPLE_SCHEMA, **_COMPACT_OPTIONS) as writer:
+        settings = options or _COMPACT_OPTIONS
+        with pq.ParquetWriter(tmp, store.STORE_SAMPLE_SCHEMA, **settings) as writer:
             for start in range(0, GRID, per_pass):
                 stop = min(start + per_pass, GRID)
                 chunk = _read_range(inputs, edges[start], edges[stop])
@@ -265,7 +312,7 @@ def _read_part(reader: pq.ParquetFile, lo: int, hi: int) -> pa.Table | None:
             groups.append(i)
     if not groups:
         return None
-    table = reader.read_row_groups(groups, columns=store.STORE_SAMPLE_COLUMNS)
+    table = reader.read_row_groups(groups, columns=store.STORE_SAMPLE_COLUMNS, use_threads=False)
     a, b = _bounds(table["tag_id"].to_numpy(), lo, hi)
     if b <= a:
         return None
@@ -356,3 +403,36 @@ def _remove_empty(folder: Path) -> None:
         folder.rmdir()
     except OSError:  # not empty, or already gone
         pass
+
+
+def housekeeping_in_child(root: Path, retain: timedelta | None) -> tuple[Housekeeping, int]:
+    """Compact (and prune) in a child process; return what it did and how many it pruned.
+
+    Merging an hour costs some 100 MB that the allocator does not hand back; in a child, the
+    long-running recorder's own memory stays flat.
+    """
+    command = [sys.executable, "-m", "allocsnap.compaction", str(root)]
+    if retain is not None:
+        command.append(str(retain.total_seconds()))
+    done = subprocess.run(command, capture_output=True, text=True, start_new_session=True)
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
+        raise StoreError(lines[-1].removeprefix("Error: "))
+    result = json.loads(done.stdout)
+    return Housekeeping(**result["compacted"]), int(result["pruned"])
+
+
+def _main(argv: list[str]) -> int:
+    root = Path(argv[0])
+    try:
+        done = compact(root)
+        pruned = prune(root, timedelta(seconds=float(argv[1]))) if len(argv) > 1 else None
+    except StoreError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps({"compacted": asdict(done), "pruned": pruned.snapshots if pruned else 0}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

@@ -206,25 +206,20 @@ class _Run:
             return
         self.hour = hour
         try:
-            done = compaction.compact(self.root, now)
-            pruned = (
-                compaction.prune(self.root, self.plan.retain, now)
-                if self.plan.retain is not None
-                else None
-            )
+            done, pruned = compaction.housekeeping_in_child(self.root, self.plan.retain)
         except AllocsnapError as e:
             self.status.message = f"compaction failed: {e}"
             self._emit("compaction-failed")
             return
-        if done.units or (pruned is not None and pruned.snapshots):
+        if done.units or pruned:
             self.status.compactions += done.units
             self.status.store_bytes = compaction.store_size(self.root)
             self.status.message = (
                 f"compacted {done.snapshots} snapshots into {done.units} file(s), "
                 f"{format_size(done.bytes_before)} -> {format_size(done.bytes_after)}"
             )
-            if pruned is not None and pruned.snapshots:
-                self.status.message += f"; pruned {pruned.snapshots} older than --retain"
+            if pruned:
+                self.status.message += f"; pruned {pruned} older than --retain"
             self._emit("compacted")
 
     def _emit(self, event: str) -> None:

@@ -123,11 +123,16 @@ def is_parquet(path: Path) -> bool:
 
 @dataclass(frozen=True)
 class StoreFiles:
-    """Where a store's tables live, as globs for a Parquet reader."""
+    """A store's files at one instant, for a Parquet reader.
 
-    snapshots: str
-    tags: str
-    samples: str
+    Listed snapshots first, then samples: a writer adds samples before the snapshots row that
+    commits them, so every committed generation listed here has its samples listed too (two
+    globs expanded by the reader in another order could miss a compaction's samples file).
+    """
+
+    snapshots: list[str]
+    tags: list[str]
+    samples: list[str]
 
 
 def open_store(root: Path) -> StoreFiles:
@@ -138,13 +143,12 @@ def open_store(root: Path) -> StoreFiles:
             raise StoreNotFound(f"{root} is not an allocsnap store (no {MARKER})")
         raise StoreNotFound(f"no snapshots in {root}")
     _check_version(_marker_version(root), str(root))
-    if not any((root / "snapshots").glob("host=*/date=*/*.parquet")):
+    snapshots = sorted(str(p) for p in (root / "snapshots").glob("host=*/date=*/*.parquet"))
+    if not snapshots:
         raise StoreNotFound(f"no snapshots in {root}")
-    return StoreFiles(
-        snapshots=str(root / "snapshots" / "host=*" / "date=*" / "*.parquet"),
-        tags=str(root / "tags" / "*.parquet"),
-        samples=str(root / "samples" / "host=*" / "date=*" / "*.parquet"),
-    )
+    samples = sorted(str(p) for p in (root / "samples").glob("host=*/date=*/*.parquet"))
+    tags = sorted(str(p) for p in (root / "tags").glob("*.parquet"))
+    return StoreFiles(snapshots=snapshots, tags=tags, samples=samples)
 
 
 def write(root: Path, snap: Snapshot) -> Path:

@@ -48,7 +48,7 @@ def test_closed_hours_then_days_compact_and_read_back_the_same(tmp_path: Path) -
     metas_before = analysis.snapshots(root)
 
     # WHEN compacted at 14:30: only the 13:00 hour has closed
-    done = compaction.compact(root, T0.replace(hour=14, minute=30))
+    done = compaction.compact(root, T0.replace(hour=14, minute=30), grace_s=0)
 
     # THEN the 10 snapshots of 13:xx share one file per table, the rest stay hot
     assert (done.units, done.snapshots) == (1, 10)
@@ -57,7 +57,7 @@ def test_closed_hours_then_days_compact_and_read_back_the_same(tmp_path: Path) -
     assert analysis.snapshots(root) == metas_before
 
     # WHEN the day has closed
-    done = compaction.compact(root, T0 + timedelta(days=1))
+    done = compaction.compact(root, T0 + timedelta(days=1), grace_s=0)
 
     # THEN the whole day is one file per table, and every snapshot reads back unchanged
     assert (done.units, done.snapshots) == (1, 40)
@@ -76,7 +76,7 @@ def test_compacted_file_is_sorted_by_tag_then_time(tmp_path: Path) -> None:
     # GIVEN a compacted hour
     root = tmp_path / "store"
     _fill(root, 10)
-    compaction.compact(root, T0 + timedelta(hours=1), days=False)
+    compaction.compact(root, T0 + timedelta(hours=1), days=False, grace_s=0)
     path = next((root / "samples").rglob("h13-g1.parquet"))
 
     # WHEN read with plain pyarrow
@@ -98,7 +98,7 @@ def test_views_keep_their_columns_after_compaction(tmp_path: Path) -> None:
     }
 
     # WHEN compacted, THEN the views have the same columns (no generation leaks out)
-    compaction.compact(root, T0 + timedelta(days=1))
+    compaction.compact(root, T0 + timedelta(days=1), grace_s=0)
     for view, names in columns.items():
         assert [c[0] for c in _view_rows(root, f"describe {view}")] == names
     assert "generation" not in columns["samples"] + columns["snapshots"]
@@ -108,12 +108,12 @@ def test_late_snapshots_of_a_compacted_hour_get_a_new_generation(tmp_path: Path)
     # GIVEN a compacted 13:00 hour, then one more snapshot imported into it
     root = tmp_path / "store"
     snaps = _fill(root, 5)
-    compaction.compact(root, T0 + timedelta(hours=1), days=False)
+    compaction.compact(root, T0 + timedelta(hours=1), days=False, grace_s=0)
     late = _snap(1, T0.replace(minute=59))
     store.write(root, late)
 
     # WHEN compacted again
-    compaction.compact(root, T0 + timedelta(hours=1), days=False)
+    compaction.compact(root, T0 + timedelta(hours=1), days=False, grace_s=0)
 
     # THEN one file holds all six, once each
     assert _data_files(root, "samples") == ["h13-g2.parquet"]
@@ -125,7 +125,7 @@ def test_prune_removes_old_files_whole(tmp_path: Path) -> None:
     # GIVEN a compacted 13:00 hour and hot snapshots of 14:00
     root = tmp_path / "store"
     snaps = _fill(root, 20)
-    compaction.compact(root, T0.replace(hour=14, minute=30), days=False)
+    compaction.compact(root, T0.replace(hour=14, minute=30), days=False, grace_s=0)
 
     # WHEN pruning what is older than an hour at 15:10 (cutoff 14:10)
     done = compaction.prune(root, timedelta(hours=1), T0.replace(hour=15, minute=10))
@@ -142,7 +142,7 @@ def test_recover_removes_temp_orphan_and_superseded_files(tmp_path: Path) -> Non
     # GIVEN a store with one snapshot, compacted, plus what crashes leave behind:
     root = tmp_path / "store"
     kept = _fill(root, 1)[0]
-    compaction.compact(root, T0 + timedelta(hours=1), days=False)
+    compaction.compact(root, T0 + timedelta(hours=1), days=False, grace_s=0)
     part = root / "samples" / "host=vm1" / "date=2026-11-25"
     # a temp file, samples of a snapshot whose row was never written, and a superseded hot pair
     (part / ".h14-g1.parquet.999.tmp").write_bytes(b"PAR1 half")
@@ -156,7 +156,7 @@ def test_recover_removes_temp_orphan_and_superseded_files(tmp_path: Path) -> Non
             f.rename(root / f.relative_to(stale))
 
     # WHEN recovered
-    done = compaction.recover(root)
+    done = compaction.recover(root, grace_s=0)
 
     # THEN only the compacted pair is left and the snapshot reads back once
     assert done.temp_removed == 1 and done.files_removed == 3

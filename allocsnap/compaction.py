@@ -425,7 +425,8 @@ def housekeeping_in_child(root: Path, retain: timedelta | None) -> tuple[Houseke
 def _main(argv: list[str]) -> int:
     root = Path(argv[0])
     try:
-        done = compact(root)
+        # hours only: day files measured larger than their hours (docs/recorder.md)
+        done = compact(root, days=False)
         pruned = prune(root, timedelta(seconds=float(argv[1]))) if len(argv) > 1 else None
     except StoreError as e:
         print(f"Error: {e}", file=sys.stderr)

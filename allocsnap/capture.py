@@ -7,6 +7,7 @@ recorder alike.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -18,6 +19,9 @@ from allocsnap.errors import IoctlUnsupported
 from allocsnap.model import Filter, Snapshot, SnapshotMeta
 
 UNKNOWN_HOST = "unknown"
+
+Parser = Callable[..., parse.ParsedAllocinfo]
+"""``parse.parse`` or a drop-in such as ``fastparse.CachedParser`` (the recorder's)."""
 
 
 def read(spec: str, keep: Filter | None = None) -> source.RawRead:
@@ -47,20 +51,25 @@ def snapshot(
     at: datetime | None = None,
     labels: dict[str, str] | None = None,
     lenient: bool = False,
+    parser: Parser = parse.parse,
+    snapshot_id: str | None = None,
 ) -> Snapshot:
-    """Parse a read, filter it and describe it; explicit arguments override what was read."""
+    """Parse a read, filter it and describe it; explicit arguments override what was read.
+
+    ``snapshot_id`` spares hashing the whole text where the caller has a unique id already.
+    """
     keep = keep or Filter()
     if raw.samples is not None:  # decoded by the ioctl, already filtered in the kernel
         parsed = parse.ParsedAllocinfo(raw.format or raw.source, raw.samples, 0, ())
     else:
-        parsed = parse.parse(raw.text, source=raw.origin or raw.source, lenient=lenient)
+        parsed = parser(raw.text, source=raw.origin or raw.source, lenient=lenient)
     samples = filters.apply(parsed.samples, keep)
     taken_at = at or raw.taken_at
     # stored times and partition dates are UTC; a naive time is taken as UTC (units.parse_time)
     taken_at = taken_at.replace(tzinfo=UTC) if taken_at.tzinfo is None else taken_at.astimezone(UTC)
     host = host or raw.host or UNKNOWN_HOST
     meta = SnapshotMeta(
-        snapshot_id=_snapshot_id(host, raw.boot_id, taken_at, name, raw.text),
+        snapshot_id=snapshot_id or _snapshot_id(host, raw.boot_id, taken_at, name, raw.text),
         taken_at=taken_at,
         host=host,
         source=raw.source,

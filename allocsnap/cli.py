@@ -19,7 +19,10 @@ from allocsnap.errors import AllocsnapError
 from allocsnap.render import Format
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from allocsnap.model import Filter
+    from allocsnap.recorder import Status
 
 
 class _Group(TyperGroup):
@@ -532,3 +535,124 @@ def _warn_if_data(warnings: tuple[str, ...], fmt: Format) -> None:
     if fmt in (Format.csv, Format.json):
         for warning in warnings:
             typer.echo(f"warning: {warning}", err=True)
+
+
+@app.command()
+def record(
+    interval: Annotated[
+        str, typer.Option("--interval", help="Time between snapshots (10s, 1m).")
+    ] = "10s",
+    count: Annotated[
+        int | None, typer.Option("--count", help="Stop after this many snapshots.")
+    ] = None,
+    duration: Annotated[
+        str | None, typer.Option("--duration", help="Stop after this long (2h, 30m).")
+    ] = None,
+    retain: Annotated[
+        str | None,
+        typer.Option("--retain", help="Delete snapshots older than this as hours close (7d)."),
+    ] = None,
+    source_spec: Annotated[
+        str,
+        typer.Option(
+            "--source", help="auto (ioctl on 7.3+, else text), ioctl, procfs, or a saved dump."
+        ),
+    ] = "auto",
+    store_dir: Store = DEFAULT_STORE,
+    host: Host = None,
+    label: Labels = None,
+    module: ModuleGlob = None,
+    function: FunctionGlob = None,
+    file: FileGlob = None,
+    line: Line = None,
+    min_size: MinSize = None,
+    max_size: MaxSize = None,
+    accurate: Accurate = None,
+    nonzero: Nonzero = False,
+) -> None:
+    """Record snapshots on a fixed schedule until --count, --duration, Ctrl-C or SIGTERM.
+
+    Closed hours are compacted as they close; one recorder per store. On a terminal a status
+    line shows progress; otherwise a one-line log every 10 minutes (docs/recorder.md).
+
+    Example: sudo allocsnap record --interval 10s --duration 2h --module ext4
+
+    Example: allocsnap record --interval 10s --retain 7d --store /var/lib/allocsnap
+    """
+    from allocsnap import recorder
+    from allocsnap.units import parse_duration
+
+    plan = recorder.Plan(
+        interval=parse_duration(interval).total_seconds(),
+        count=count,
+        duration=parse_duration(duration).total_seconds() if duration is not None else None,
+        source=source_spec,
+        keep=_filter(module, function, file, line, min_size, max_size, accurate, nonzero),
+        host=host,
+        labels=_labels(label),
+        retain=parse_duration(retain) if retain is not None else None,
+    )
+    status = recorder.record(store_dir, plan, on_status=_status_printer(sys.stderr.isatty()))
+    typer.echo(status.line(), err=True)
+
+
+def _status_printer(tty: bool, every_s: float = 600.0) -> Callable[[Status], None]:
+    """Return the recorder's callback: a live line on a terminal, else a log line now and then."""
+    clear = "\r\033[K" if tty else ""
+    last = [-every_s]
+
+    def show(status: Status) -> None:
+        if status.message and status.event != "snapshot":
+            typer.echo(f"{clear}{status.message}", err=True)
+        if status.event == "stop":
+            typer.echo(clear, err=True, nl=False)
+        elif tty:
+            typer.echo(f"{clear}{status.line()}", err=True, nl=False)
+        elif status.event == "snapshot" and status.elapsed_s - last[0] >= every_s:
+            last[0] = status.elapsed_s
+            typer.echo(status.line(), err=True)
+
+    return show
+
+
+@app.command()
+def compact(
+    store_dir: Store = DEFAULT_STORE,
+    hours_only: Annotated[
+        bool, typer.Option("--hours-only", help="Compact closed hours but not closed days.")
+    ] = False,
+) -> None:
+    """Compact the store's closed hours and days into files sorted by tag and time.
+
+    The recorder does this by itself as hours close; safe to run beside it.
+
+    Example: allocsnap compact --store /var/lib/allocsnap
+    """
+    from allocsnap import compaction
+    from allocsnap.units import format_size
+
+    compaction.recover(store_dir)
+    done = compaction.compact(store_dir, days=not hours_only)
+    typer.echo(
+        f"compacted {done.snapshots} snapshots into {done.units} file(s): "
+        f"{format_size(done.bytes_before)} -> {format_size(done.bytes_after)}",
+        err=True,
+    )
+
+
+@app.command()
+def prune(
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="Delete snapshots older than this (7d, 12h).")
+    ],
+    store_dir: Store = DEFAULT_STORE,
+) -> None:
+    """Delete snapshots older than a duration, a whole compacted file at a time.
+
+    Example: allocsnap prune --older-than 7d --store /var/lib/allocsnap
+    """
+    from allocsnap import compaction
+    from allocsnap.units import format_size, parse_duration
+
+    done = compaction.prune(store_dir, parse_duration(older_than))
+    typer.echo(f"pruned {done.snapshots} snapshots ({format_size(done.bytes_before)})", err=True)

@@ -58,6 +58,10 @@ class StoreError(AllocsnapError):
     """A store or snapshot file that cannot be read or written."""
 
 
+class StoreLocked(StoreError):
+    """Another recorder holds the store's lock; the message names its pid."""
+
+
 class QueryError(AllocsnapError):
     """A query failed or is missing."""
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Version of the on-disk layout; bumped on any incompatible change (docs/storage.md)."""
 
 SAMPLE_SCHEMA = pa.schema(

@@ -4,26 +4,39 @@ A store is three tables any Parquet reader can open — ``snapshots``, ``tags`` 
 with snapshots and samples hive-partitioned by host and date. Every file is written to a temp
 name, fsynced and renamed, and a snapshot's row in ``snapshots`` is written last: readers only see
 samples of snapshots listed there, so a write killed at any instant leaves no partial snapshot.
+
+Hot data is one samples file and one snapshots file per snapshot (generation 0). Compaction
+(``allocsnap.compaction``) rewrites closed hours, then closed days, into files sorted by
+(tag_id, occurrence, taken_at) with a higher ``generation``; a snapshot's newest row names the
+generation that holds its samples, so readers switch over at one rename (docs/recorder.md).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from allocsnap import __version__
-from allocsnap.errors import StoreError, StoreNotFound
+from allocsnap.errors import StoreError, StoreLocked, StoreNotFound
 from allocsnap.model import SAMPLE_SCHEMA, SCHEMA_VERSION, SNAPSHOT_SCHEMA, Snapshot, SnapshotMeta
 
 MARKER = "allocsnap-store.json"
+RECORDER_LOCK = "recorder.lock"
+WRITER_LOCK = "writer.lock"
+STORE_MIN_VERSION = 2  # schema 1 stores had no generations: their views would double-count
 META_KEY = b"allocsnap.snapshot"
 VERSION_KEY = b"allocsnap.schema_version"
 TAG_COLUMNS = ["tag_id", "file", "line", "module", "function"]
@@ -37,9 +50,33 @@ STORE_SAMPLE_COLUMNS = [
     "calls",
     "accurate",
     "extras",
+    "generation",
 ]
-STORE_SNAPSHOT_SCHEMA = SNAPSHOT_SCHEMA.remove(SNAPSHOT_SCHEMA.get_field_index("host"))
+STORE_SAMPLE_SCHEMA = pa.schema(
+    [
+        pa.field("snapshot_id", pa.string(), nullable=False),
+        pa.field("taken_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        *(SAMPLE_SCHEMA.field(name) for name in STORE_SAMPLE_COLUMNS[2:-1]),
+        pa.field("generation", pa.int32(), nullable=False),
+    ]
+)
+STORE_SNAPSHOT_SCHEMA = SNAPSHOT_SCHEMA.remove(SNAPSHOT_SCHEMA.get_field_index("host")).append(
+    pa.field("generation", pa.int32(), nullable=False)
+)
+_STATIC_COLUMNS = ["tag_id", "occurrence", "ordinal", "accurate", "extras"]
 _PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "write_statistics": True}
+# Hot files live an hour: written as cheaply as possible (the recorder's budget is 2 ms of CPU
+# per snapshot; compression alone would take a third of it); compaction makes them small.
+_HOT_OPTIONS: dict[str, Any] = {
+    "compression": "none",
+    "use_dictionary": False,
+    "write_statistics": False,
+}
+_ROW_OPTIONS: dict[str, Any] = {
+    "compression": "none",
+    "use_dictionary": False,
+    "write_statistics": False,
+}
 
 
 # -- single snapshot files ---------------------------------------------------------------------
@@ -52,7 +89,7 @@ def write_snapshot_file(path: Path, snap: Snapshot) -> None:
         VERSION_KEY: str(SCHEMA_VERSION).encode(),
     }
     table = snap.samples.replace_schema_metadata(metadata)
-    _atomic_write(table, path)
+    atomic_write(table, path)
 
 
 def read_snapshot_file(path: Path) -> Snapshot:
@@ -64,7 +101,8 @@ def read_snapshot_file(path: Path) -> Snapshot:
     metadata = table.schema.metadata or {}
     if META_KEY not in metadata:
         raise StoreError(f"{path} is a Parquet file but not an allocsnap snapshot")
-    _check_version(int(metadata.get(VERSION_KEY, b"0")), str(path))
+    # A single file's layout has not changed since schema 1, so any version up to ours reads.
+    _check_version(int(metadata.get(VERSION_KEY, b"0")), str(path), oldest=1)
     row = json.loads(metadata[META_KEY])
     row["taken_at"] = datetime.fromisoformat(row["taken_at"])
     meta = SnapshotMeta.from_row(row)
@@ -85,11 +123,16 @@ def is_parquet(path: Path) -> bool:
 
 @dataclass(frozen=True)
 class StoreFiles:
-    """Where a store's tables live, as globs for a Parquet reader."""
+    """A store's files at one instant, for a Parquet reader.
 
-    snapshots: str
-    tags: str
-    samples: str
+    Listed snapshots first, then samples: a writer adds samples before the snapshots row that
+    commits them, so every committed generation listed here has its samples listed too (two
+    globs expanded by the reader in another order could miss a compaction's samples file).
+    """
+
+    snapshots: list[str]
+    tags: list[str]
+    samples: list[str]
 
 
 def open_store(root: Path) -> StoreFiles:
@@ -99,70 +142,159 @@ def open_store(root: Path) -> StoreFiles:
         if root.is_dir() and any(root.iterdir()):
             raise StoreNotFound(f"{root} is not an allocsnap store (no {MARKER})")
         raise StoreNotFound(f"no snapshots in {root}")
-    try:
-        version = int(json.loads(marker.read_text())["schema_version"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise StoreError(f"{marker} is damaged: {e}") from e
-    _check_version(version, str(root))
-    if not any((root / "snapshots").glob("host=*/date=*/*.parquet")):
+    _check_version(_marker_version(root), str(root))
+    snapshots = sorted(str(p) for p in (root / "snapshots").glob("host=*/date=*/*.parquet"))
+    if not snapshots:
         raise StoreNotFound(f"no snapshots in {root}")
-    return StoreFiles(
-        snapshots=str(root / "snapshots" / "host=*" / "date=*" / "*.parquet"),
-        tags=str(root / "tags" / "*.parquet"),
-        samples=str(root / "samples" / "host=*" / "date=*" / "*.parquet"),
-    )
+    samples = sorted(str(p) for p in (root / "samples").glob("host=*/date=*/*.parquet"))
+    tags = sorted(str(p) for p in (root / "tags").glob("*.parquet"))
+    return StoreFiles(snapshots=snapshots, tags=tags, samples=samples)
 
 
 def write(root: Path, snap: Snapshot) -> Path:
     """Add a snapshot to the store at ``root`` (created if needed); return its snapshots file."""
-    _ensure_store(root)
-    meta = snap.meta
-    if "/" in meta.host or meta.host.startswith("."):
-        raise StoreError(f"host name {meta.host!r} cannot name a partition")
-    # readers find a snapshot's files by its UTC date (analysis._stored_samples)
-    taken_at = meta.taken_at if meta.taken_at.tzinfo is None else meta.taken_at.astimezone(UTC)
-    partition = f"host={meta.host}/date={taken_at.date().isoformat()}"
+    return Writer(root).add(snap)
+
+
+class Writer:
+    """Adds snapshots to one store, remembering which tag sets it already wrote.
+
+    Each ``add`` takes the store's writer lock for the few milliseconds of the write, so that
+    one-shot ``snap``/``import`` runs and a recorder can share a store.
+    """
+
+    def __init__(self, root: Path) -> None:
+        ensure_store(root)
+        self.root = root
+        self.bytes_written = 0
+        self._tagsets: set[str] = set()
+        # the last tag_id array seen, its rows' order, its tag set, its sorted tag columns
+        self._order: tuple[pa.Array, pa.Array, str, dict[str, pa.Array]] | None = None
+
+    def add(self, snap: Snapshot) -> Path:
+        """Write the snapshot's tags (when new), samples and, last, its snapshots row."""
+        meta = snap.meta
+        partition = partition_of(meta.host, meta.taken_at)
+        samples = snap.samples
+        order, tagset, static = self._tag_order(samples)
+        tags_path = self.root / "tags" / f"{tagset}.parquet"
+        samples_path = self.root / "samples" / partition / f"{meta.snapshot_id}.parquet"
+        snapshot_path = self.root / "snapshots" / partition / f"{meta.snapshot_id}.parquet"
+        with writer_lock(self.root):
+            if tags_path.name not in self._tagsets:
+                if not tags_path.exists():
+                    self.bytes_written += atomic_write(_tag_table(samples), tags_path)
+                self._tagsets.add(tags_path.name)
+            self.bytes_written += atomic_write(
+                hot_samples(samples, meta, order, static), samples_path, _HOT_OPTIONS
+            )
+            row = meta.to_row()
+            del row["host"]
+            row["generation"] = 0
+            snapshots = pa.Table.from_pylist([row], schema=STORE_SNAPSHOT_SCHEMA)
+            self.bytes_written += atomic_write(snapshots, snapshot_path, _ROW_OPTIONS)
+        return snapshot_path
+
+    def _tag_order(self, samples: pa.Table) -> tuple[pa.Array, str, dict[str, pa.Array]]:
+        """Return the rows' order by (tag_id, occurrence) and the tag set's content address.
+
+        The recorder's parser hands out the same tag_id array while the kernel's table keeps
+        its shape, so both are computed once per shape (the cache holds the array, so its
+        buffer cannot be reused for other data while cached).
+        """
+        column = samples["tag_id"]
+        chunk = column.chunk(0) if column.num_chunks == 1 else None
+        cached = self._order
+        if chunk is not None and cached is not None and _same_buffer(cached[0], chunk):
+            return cached[1], cached[2], cached[3]
+        order = pc.sort_indices(samples, [("tag_id", "ascending"), ("occurrence", "ascending")])
+        ids = np.ascontiguousarray(column.to_numpy())
+        tagset = hashlib.blake2b(ids.tobytes(), digest_size=8).hexdigest()
+        if chunk is None:
+            return order, tagset, {}
+        static = {name: samples[name].take(order) for name in _STATIC_COLUMNS}
+        self._order = (chunk, order, tagset, static)
+        return order, tagset, static
+
+
+def _same_buffer(a: pa.Array, b: pa.Array) -> bool:
+    return bool(
+        len(a) == len(b)
+        and a.offset == b.offset
+        and a.buffers()[1].address == b.buffers()[1].address
+    )
+
+
+def partition_of(host: str, taken_at: datetime) -> str:
+    """Return the ``host=H/date=D`` partition of a snapshot."""
+    if "/" in host or host.startswith(".") or not host:
+        raise StoreError(f"host name {host!r} cannot name a partition")
+    # readers find a snapshot's files by its UTC date
+    utc = taken_at if taken_at.tzinfo is None else taken_at.astimezone(UTC)
+    return f"host={host}/date={utc.date().isoformat()}"
+
+
+def hot_samples(
+    samples: pa.Table,
+    meta: SnapshotMeta,
+    order: pa.Array | None = None,
+    static: dict[str, pa.Array] | None = None,
+) -> pa.Table:
+    """Return a snapshot's rows as a hot samples file: store columns, sorted by tag.
+
+    ``static`` holds columns already in that order (the recorder's tags do not change).
+    """
+    n = samples.num_rows
+    if order is None:
+        order = pc.sort_indices(samples, [("tag_id", "ascending"), ("occurrence", "ascending")])
+    static = static or {}
+    zeros = np.zeros(n, dtype=np.int32)
+    columns = [
+        pa.array([meta.snapshot_id], pa.string()).take(zeros),
+        pa.array([meta.taken_at], pa.timestamp("us", "UTC")).take(zeros),
+        *(
+            static[name] if name in static else samples[name].take(order)
+            for name in STORE_SAMPLE_COLUMNS[2:-1]
+        ),
+        pa.array(zeros),
+    ]
+    return pa.Table.from_arrays(columns, schema=STORE_SAMPLE_SCHEMA)
+
+
+def _tag_table(samples: pa.Table) -> pa.Table:
     tags = (
-        snap.samples.select(TAG_COLUMNS)
+        samples.select(TAG_COLUMNS)
         .group_by("tag_id", use_threads=False)
         .aggregate([(c, "first") for c in TAG_COLUMNS[1:]])
     )
-    tags = tags.rename_columns(["tag_id", *TAG_COLUMNS[1:]]).sort_by("tag_id")
-    ids = ",".join(str(i) for i in tags["tag_id"].to_pylist()).encode()
-    tagset = hashlib.blake2b(ids, digest_size=8).hexdigest()
-    tags_path = root / "tags" / f"{tagset}.parquet"
-    if not tags_path.exists():
-        _atomic_write(tags, tags_path)
-
-    n = snap.samples.num_rows
-    samples = snap.samples.select(STORE_SAMPLE_COLUMNS[2:])
-    samples = samples.add_column(
-        0, "taken_at", pa.array([meta.taken_at] * n, pa.timestamp("us", "UTC"))
-    )
-    samples = samples.add_column(0, "snapshot_id", pa.array([meta.snapshot_id] * n, pa.string()))
-    _atomic_write(samples, root / "samples" / partition / f"{meta.snapshot_id}.parquet")
-
-    row = meta.to_row()
-    del row["host"]
-    snapshot_path = root / "snapshots" / partition / f"{meta.snapshot_id}.parquet"
-    _atomic_write(pa.Table.from_pylist([row], schema=STORE_SNAPSHOT_SCHEMA), snapshot_path)
-    return snapshot_path
+    return tags.rename_columns(["tag_id", *TAG_COLUMNS[1:]]).sort_by("tag_id")
 
 
-def _ensure_store(root: Path) -> None:
+def ensure_store(root: Path) -> None:
+    """Create the store at ``root`` if needed; refuse a foreign folder or another version."""
     marker = root / MARKER
     if marker.is_file():
-        open_store_version = json.loads(marker.read_text()).get("schema_version")
-        _check_version(int(open_store_version), str(root))
+        _check_version(_marker_version(root), str(root))
         return
     if root.is_dir() and any(p.name != MARKER for p in root.iterdir()):
         raise StoreError(f"{root} exists and is not an allocsnap store; choose another --store")
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StoreError(f"cannot create store {root}: {e.strerror}") from e
     content = {"schema_version": SCHEMA_VERSION, "created_by": f"allocsnap {__version__}"}
-    _atomic_write_bytes(json.dumps(content, indent=1).encode() + b"\n", marker)
+    atomic_write_bytes(json.dumps(content, indent=1).encode() + b"\n", marker)
 
 
-def _check_version(version: int, where: str) -> None:
+def _marker_version(root: Path) -> int:
+    marker = root / MARKER
+    try:
+        return int(json.loads(marker.read_text())["schema_version"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise StoreError(f"{marker} is damaged: {e}") from e
+
+
+def _check_version(version: int, where: str, *, oldest: int = STORE_MIN_VERSION) -> None:
     if version > SCHEMA_VERSION:
         raise StoreError(
             f"{where} was written by a newer allocsnap (schema {version}; this one reads "
@@ -170,24 +302,96 @@ def _check_version(version: int, where: str) -> None:
         )
     if version < 1:
         raise StoreError(f"{where} has no valid allocsnap schema version")
+    if version < oldest:
+        raise StoreError(
+            f"{where} was written by an older allocsnap (schema {version}; this one reads "
+            f"{oldest} to {SCHEMA_VERSION}): read it with that version, or import its dumps anew"
+        )
 
 
-def _atomic_write(table: pa.Table, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+# -- locks -------------------------------------------------------------------------------------
+
+
+@contextmanager
+def writer_lock(root: Path) -> Iterator[None]:
+    """Hold the store's writer lock (blocking) while files are added, replaced or removed."""
+    with _open_lock(root / WRITER_LOCK) as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        yield
+
+
+@contextmanager
+def recorder_lock(root: Path) -> Iterator[None]:
+    """Hold the one-recorder-per-store lock; raise ``StoreLocked`` naming the holder's pid.
+
+    The kernel drops an flock when its holder dies, so a lock left by a killed recorder is
+    simply taken back; the pid in the file is only for the message.
+    """
+    ensure_store(root)
+    with _open_lock(root / RECORDER_LOCK) as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            raise StoreLocked(
+                f"{root} is being recorded by pid {holder} (lock {root / RECORDER_LOCK}); "
+                "stop that recorder first"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            f.seek(0)
+            f.truncate()
+
+
+@contextmanager
+def _open_lock(path: Path) -> Iterator[IO[str]]:
+    try:
+        f = open(path, "a+")  # noqa: SIM115  closed below; never truncates a holder's pid
+    except OSError as e:
+        raise StoreError(f"cannot open lock {path}: {e.strerror}") from e
+    try:
+        yield f
+    finally:
+        f.close()
+
+
+# -- atomic files ------------------------------------------------------------------------------
+
+
+def atomic_write(table: pa.Table, path: Path, options: dict[str, Any] | None = None) -> int:
+    """Write a Parquet file via temp + fsync + rename; return its size in bytes."""
     tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
     try:
-        with open(tmp, "wb") as f:
-            pq.write_table(table, f, **_PARQUET_OPTIONS)
-            f.flush()
-            os.fsync(f.fileno())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # A path, not a Python file object: Arrow's own file writer costs half the CPU.
+        pq.write_table(table, str(tmp), **(options or _PARQUET_OPTIONS))
+        fsync_file(tmp)
+        size = tmp.stat().st_size
         os.replace(tmp, path)
+        fsync_dir(path.parent)
     except (OSError, pa.ArrowException) as e:
-        tmp.unlink(missing_ok=True)
-        raise StoreError(f"cannot write {path}: {e}") from e
-    _fsync_dir(path.parent)
+        discard(tmp)
+        raise StoreError(f"cannot write {path}: {_why(e)}") from e
+    return size
 
 
-def _atomic_write_bytes(data: bytes, path: Path) -> None:
+def fsync_file(path: Path) -> None:
+    """Flush a closed file's data to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(data: bytes, path: Path) -> None:
+    """Write bytes via temp + fsync + rename."""
     tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
     try:
         with open(tmp, "wb") as f:
@@ -195,18 +399,33 @@ def _atomic_write_bytes(data: bytes, path: Path) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        fsync_dir(path.parent)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
+        discard(tmp)
         raise StoreError(f"cannot write {path}: {e.strerror}") from e
-    _fsync_dir(path.parent)
 
 
-def _fsync_dir(path: Path) -> None:
+def discard(path: Path) -> None:
+    """Remove a temp file if it is there; a failure here must not hide the original error."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or unlink in ``path`` durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _why(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
 
 
 def _json_default(value: object) -> str:

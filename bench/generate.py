@@ -279,6 +279,7 @@ def _write_snapshots(
                 "total_calls": 0,
                 "skipped_lines": 0,
                 "schema_version": SCHEMA_VERSION,
+                "generation": 0,
             }
         )
     for day, rows in by_day.items():
@@ -322,6 +323,7 @@ def _write_samples(
                 "calls": pa.array(calls[rows, cols].astype(np.uint64), pa.uint64()),
                 "accurate": pa.array(np.ones(len(rows), bool), pa.bool_()),
                 "extras": pa.nulls(len(rows), pa.string()),
+                "generation": pa.array(np.zeros(len(rows), np.int32), pa.int32()),
             }
         )
         day = times[lo].astype(datetime).date().isoformat()

@@ -1,0 +1,439 @@
+"""Store housekeeping: compaction of closed hours and days, pruning, and crash recovery.
+
+Compaction rewrites every file of a closed hour (then of a closed day) into one samples file
+sorted by (tag_id, occurrence, taken_at) and one snapshots file, both one ``generation`` above
+their inputs. The snapshots file is renamed into place last: from that instant the views read
+the new generation, and the inputs are garbage, deleted at once or by ``recover`` after a crash.
+Inputs are merged a tag range at a time, so memory stays bounded whatever the hour's size.
+All of it runs under the store's writer lock (docs/recorder.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from allocsnap import store
+from allocsnap.errors import StoreError
+
+GRACE_S = 60.0  # replaced files stay this long for readers that already listed them
+GRID = 64  # tag_id space cut into equal ranges; compacted row groups follow this grid
+BATCH = 48  # small inputs merged per temp file before the final merge
+CHUNK_ROWS = 200_000  # rows merged in memory at once (about 12 MB)
+_COMPACTED = re.compile(r"^(h(\d\d)|day)-g(\d+)\.parquet$")
+_GENERATION = pa.field("generation", pa.int32(), nullable=False)
+_SORT = [("tag_id", "ascending"), ("occurrence", "ascending"), ("taken_at", "ascending")]
+# bytes and calls repeat from one snapshot to the next: plain values let zstd see the repeats
+# (smaller than dictionary or delta encoding on series where 20% of values change).
+_COMPACT_OPTIONS: dict[str, Any] = {
+    "compression": "zstd",
+    "compression_level": 9,
+    "use_dictionary": [
+        "snapshot_id",
+        "taken_at",
+        "tag_id",
+        "occurrence",
+        "ordinal",
+        "accurate",
+        "extras",
+        "generation",
+    ],
+    "column_encoding": {"bytes": "PLAIN", "calls": "PLAIN"},
+    "data_page_size": 8 << 20,
+    "write_statistics": ["tag_id", "taken_at", "snapshot_id"],
+}
+
+
+_PART_OPTIONS: dict[str, Any] = {
+    "compression": "lz4",
+    "use_dictionary": ["snapshot_id", "taken_at"],
+    "write_statistics": ["tag_id"],
+}
+
+
+@dataclass
+class Housekeeping:
+    """What compaction, pruning or recovery did."""
+
+    units: int = 0  # compacted files written
+    snapshots: int = 0  # snapshots moved into them, or pruned
+    files_removed: int = 0
+    bytes_before: int = 0
+    bytes_after: int = 0
+    temp_removed: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _File:
+    """One snapshots file and what its rows say."""
+
+    path: Path
+    ids: tuple[str, ...]
+    generations: tuple[int, ...]
+    first: datetime
+    last: datetime
+
+    @property
+    def generation(self) -> int:
+        return max(self.generations)
+
+
+def compact(
+    root: Path, now: datetime | None = None, *, days: bool = True, grace_s: float = GRACE_S
+) -> Housekeeping:
+    """Compact every closed hour, then every closed day, of the store at ``root``.
+
+    Inputs replaced more than ``grace_s`` ago are deleted now; younger ones at the next run,
+    so that a reader which listed them a moment ago can still open them.
+    """
+    now = now or datetime.now(UTC)
+    done = Housekeeping()
+    store.ensure_store(root)
+    for partition in _partitions(root):
+        with store.writer_lock(root):
+            _collect(root, partition, grace_s, done)
+        day_closed = _partition_day(partition) < now.date()
+        if not (days and day_closed):  # a closed day goes straight into its day file
+            _compact_hours(root, partition, now, done)
+        if days and day_closed:
+            with store.writer_lock(root):
+                files = _live(partition)
+                if files and not _single_day_file(files):
+                    _compact_unit(root, partition, files, "day", done)
+        if done.units and grace_s <= 0:
+            with store.writer_lock(root):
+                _collect(root, partition, grace_s, done)
+    return done
+
+
+def _compact_hours(root: Path, partition: Path, now: datetime, done: Housekeeping) -> None:
+    with store.writer_lock(root):
+        files = _live(partition)
+        hours: dict[int, list[_File]] = {}
+        for f in files:
+            if not f.path.name.startswith("day-"):
+                hours.setdefault(f.first.hour, []).append(f)
+        for hour, members in sorted(hours.items()):
+            start = members[0].first.replace(minute=0, second=0, microsecond=0)
+            closed = start + timedelta(hours=1) <= now
+            if closed and any(_is_hot(f) for f in members):
+                _compact_unit(root, partition, members, f"h{hour:02d}", done)
+
+
+def prune(root: Path, older_than: timedelta, now: datetime | None = None) -> Housekeeping:
+    """Remove snapshots taken more than ``older_than`` before ``now``, a whole file at a time.
+
+    A compacted file goes once its newest snapshot is old enough, so up to one hour (or one day)
+    more than asked may be kept.
+    """
+    cutoff = (now or datetime.now(UTC)) - older_than
+    done = Housekeeping()
+    store.ensure_store(root)
+    for partition in _partitions(root):
+        with store.writer_lock(root):
+            for f in _live(partition):
+                if f.last < cutoff:
+                    done.bytes_before += _remove_pair(root, partition, f.path.name)
+                    done.snapshots += len(f.ids)
+                    done.files_removed += 2
+            _remove_empty(partition)
+            _remove_empty(root / "samples" / partition.relative_to(root / "snapshots"))
+    return done
+
+
+def recover(root: Path, *, grace_s: float = GRACE_S) -> Housekeeping:
+    """Remove what an interrupted writer left: temp files, superseded and orphaned files."""
+    done = Housekeeping()
+    store.ensure_store(root)
+    with store.writer_lock(root):
+        for tmp in root.rglob(".*.tmp"):  # no writer is running: we hold the writer lock
+            tmp.unlink(missing_ok=True)
+            done.temp_removed += 1
+        for partition in _partitions(root):
+            _collect(root, partition, grace_s, done)
+    return done
+
+
+def _collect(root: Path, partition: Path, grace_s: float, done: Housekeeping) -> None:
+    """Delete replaced snapshots files and samples no snapshots file names, after a grace."""
+    now = time.time()
+    files = _read_snapshot_files(partition)
+    live = _live_generations(files)
+    # when the newest compaction here was committed: what it replaced is garbage since then
+    commits = [f.path.stat().st_mtime for f in files if not _is_hot(f)] or [0.0]
+    old_enough = now - max(commits) >= grace_s
+    kept = set()
+    for f in files:
+        superseded = all(live[i] > g for i, g in zip(f.ids, f.generations, strict=True))
+        if superseded and old_enough:
+            f.path.unlink()
+            done.files_removed += 1
+        else:
+            kept.add(f.path.name)
+    samples_dir = root / "samples" / partition.relative_to(root / "snapshots")
+    for path in samples_dir.glob("*.parquet"):
+        # no committed snapshots row points at these samples (a crashed write, a replaced file)
+        if path.name not in kept and now - path.stat().st_mtime >= grace_s:
+            path.unlink()
+            done.files_removed += 1
+    store.fsync_dir(partition)
+
+
+def store_size(root: Path) -> int:
+    """Return the bytes of all files in the store."""
+    total = 0
+    for dirpath, _dirs, names in os.walk(root):
+        for name in names:
+            try:
+                total += os.stat(os.path.join(dirpath, name)).st_size
+            except FileNotFoundError:
+                continue
+    return total
+
+
+# -- units -------------------------------------------------------------------------------------
+
+
+def _compact_unit(
+    root: Path, partition: Path, members: list[_File], stem: str, done: Housekeeping
+) -> None:
+    generation = max(f.generation for f in members) + 1
+    name = f"{stem}-g{generation}.parquet"
+    samples_dir = root / "samples" / partition.relative_to(root / "snapshots")
+    inputs = [samples_dir / f.path.name for f in members]
+    missing = [p for p in inputs if not p.is_file()]
+    if missing:
+        raise StoreError(f"cannot compact {partition}: {missing[0]} is missing; run recovery")
+    before = sum(
+        p.stat().st_size + f.path.stat().st_size for p, f in zip(inputs, members, strict=True)
+    )
+    after = _merge_samples(inputs, samples_dir / name, generation)
+    rows = pa.concat_tables(
+        [pq.read_table(f.path, schema=store.STORE_SNAPSHOT_SCHEMA) for f in members]
+    )
+    rows = rows.set_column(
+        rows.schema.get_field_index("generation"),
+        _GENERATION,
+        pa.array(np.full(rows.num_rows, generation, dtype=np.int32)),
+    ).sort_by([("taken_at", "ascending"), ("snapshot_id", "ascending")])
+    # The commit point: from this rename on, readers use the new generation. The inputs are
+    # garbage now, deleted by _collect once readers that listed them have had time to finish.
+    after += store.atomic_write(rows, partition / name)
+    done.units += 1
+    done.snapshots += rows.num_rows
+    done.bytes_before += before
+    done.bytes_after += after
+
+
+def _merge_samples(
+    inputs: list[Path], out: Path, generation: int, options: dict[str, Any] | None = None
+) -> int:
+    """Merge samples files (each sorted by tag) into one sorted file; return its size.
+
+    Many small inputs (an hour of hot files) are merged in batches into temp files first, so
+    that each is read once rather than once per tag range.
+    """
+    if len(inputs) > BATCH:
+        parts: list[Path] = []
+        try:
+            for i in range(0, len(inputs), BATCH):
+                part = out.parent / f".{out.name}.part{i // BATCH}.{os.getpid()}.tmp"
+                _merge_samples(inputs[i : i + BATCH], part, generation, _PART_OPTIONS)
+                parts.append(part)
+            return _merge_samples(parts, out, generation, options)
+        finally:
+            for part in parts:
+                store.discard(part)
+    edges = [-(2**63) + i * (2**64 // GRID) for i in range(GRID)] + [2**63]
+    total = sum(pq.read_metadata(p).num_rows for p in inputs)
+    per_pass = max(1, int(CHUNK_ROWS / max(total / GRID, 1)))
+    tmp = out.parent / f".{out.name}.{os.getpid()}.tmp"
+    try:
+        settings = options or _COMPACT_OPTIONS
+        with pq.ParquetWriter(tmp, store.STORE_SAMPLE_SCHEMA, **settings) as writer:
+            for start in range(0, GRID, per_pass):
+                stop = min(start + per_pass, GRID)
+                chunk = _read_range(inputs, edges[start], edges[stop])
+                chunk = chunk.sort_by(_SORT).set_column(
+                    chunk.schema.get_field_index("generation"),
+                    _GENERATION,
+                    pa.array(np.full(chunk.num_rows, generation, dtype=np.int32)),
+                )
+                tags = chunk["tag_id"].to_numpy()
+                for cell in range(start, stop):
+                    a, b = _bounds(tags, edges[cell], edges[cell + 1])
+                    if b > a:
+                        writer.write_table(chunk.slice(a, b - a), row_group_size=b - a)
+        store.fsync_file(tmp)
+        size = tmp.stat().st_size
+        os.replace(tmp, out)
+        store.fsync_dir(out.parent)
+    except (OSError, pa.ArrowException) as e:
+        store.discard(tmp)
+        raise StoreError(f"cannot write {out}: {store._why(e)}") from e
+    return size
+
+
+def _read_range(inputs: list[Path], lo: int, hi: int) -> pa.Table:
+    """Return the rows with lo <= tag_id < hi of every input (each sorted by tag_id)."""
+    parts = []
+    for path in inputs:
+        # opened per range: hundreds of open readers would keep hundreds of buffers alive
+        with pq.ParquetFile(path) as reader:
+            part = _read_part(reader, lo, hi)
+        if part is not None:
+            parts.append(part)
+    if not parts:
+        return store.STORE_SAMPLE_SCHEMA.empty_table()
+    return pa.concat_tables(parts).combine_chunks()
+
+
+def _read_part(reader: pq.ParquetFile, lo: int, hi: int) -> pa.Table | None:
+    meta = reader.metadata
+    column = meta.schema.names.index("tag_id")
+    groups = []
+    for i in range(meta.num_row_groups):
+        stats = meta.row_group(i).column(column).statistics
+        if stats is None or not stats.has_min_max or (stats.min < hi and stats.max >= lo):
+            groups.append(i)
+    if not groups:
+        return None
+    table = reader.read_row_groups(groups, columns=store.STORE_SAMPLE_COLUMNS, use_threads=False)
+    a, b = _bounds(table["tag_id"].to_numpy(), lo, hi)
+    if b <= a:
+        return None
+    # take() copies the range, so the rest of the row group is freed at once
+    return table.take(pa.array(np.arange(a, b))).cast(store.STORE_SAMPLE_SCHEMA)
+
+
+def _bounds(tags: np.ndarray[Any, Any], lo: int, hi: int) -> tuple[int, int]:
+    a = int(np.searchsorted(tags, lo, side="left"))
+    b = len(tags) if hi >= 2**63 else int(np.searchsorted(tags, hi, side="left"))
+    return a, b
+
+
+# -- scanning ----------------------------------------------------------------------------------
+
+
+def _partitions(root: Path) -> list[Path]:
+    return sorted(p for p in (root / "snapshots").glob("host=*/date=*") if p.is_dir())
+
+
+def _partition_day(partition: Path) -> date:
+    return datetime.strptime(partition.name.removeprefix("date="), "%Y-%m-%d").date()
+
+
+def _read_snapshot_files(partition: Path) -> list[_File]:
+    files = []
+    for path in sorted(partition.glob("*.parquet")):
+        try:
+            t = pq.read_table(path, columns=["snapshot_id", "taken_at", "generation"])
+        except (OSError, pa.ArrowException) as e:
+            raise StoreError(f"cannot read {path}: {store._why(e)}") from e
+        if t.num_rows == 0:
+            continue
+        times = t["taken_at"]
+        files.append(
+            _File(
+                path=path,
+                ids=tuple(t["snapshot_id"].to_pylist()),
+                generations=tuple(t["generation"].to_pylist()),
+                first=pc.min(times).as_py(),
+                last=pc.max(times).as_py(),
+            )
+        )
+    return files
+
+
+def _live_generations(files: list[_File]) -> dict[str, int]:
+    live: dict[str, int] = {}
+    for f in files:
+        for i, g in zip(f.ids, f.generations, strict=True):
+            live[i] = max(live.get(i, -1), g)
+    return live
+
+
+def _live(partition: Path) -> list[_File]:
+    """Return the snapshots files whose rows are the newest generation, oldest first."""
+    files = _read_snapshot_files(partition)
+    live = _live_generations(files)
+    kept = [
+        f for f in files if any(live[i] == g for i, g in zip(f.ids, f.generations, strict=True))
+    ]
+    return sorted(kept, key=lambda f: (f.first, f.path.name))
+
+
+def _is_hot(f: _File) -> bool:
+    return _COMPACTED.match(f.path.name) is None
+
+
+def _single_day_file(files: list[_File]) -> bool:
+    return len(files) == 1 and files[0].path.name.startswith("day-")
+
+
+def _remove_pair(root: Path, partition: Path, name: str) -> int:
+    samples = root / "samples" / partition.relative_to(root / "snapshots") / name
+    size = 0
+    for path in (partition / name, samples):  # the snapshots row first: never a partial one
+        try:
+            size += path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        store.fsync_dir(path.parent)
+    return size
+
+
+def _remove_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:  # not empty, or already gone
+        pass
+
+
+def housekeeping_in_child(root: Path, retain: timedelta | None) -> tuple[Housekeeping, int]:
+    """Compact (and prune) in a child process; return what it did and how many it pruned.
+
+    Merging an hour costs some 100 MB that the allocator does not hand back; in a child, the
+    long-running recorder's own memory stays flat.
+    """
+    command = [sys.executable, "-m", "allocsnap.compaction", str(root)]
+    if retain is not None:
+        command.append(str(retain.total_seconds()))
+    done = subprocess.run(command, capture_output=True, text=True, start_new_session=True)
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
+        raise StoreError(lines[-1].removeprefix("Error: "))
+    result = json.loads(done.stdout)
+    return Housekeeping(**result["compacted"]), int(result["pruned"])
+
+
+def _main(argv: list[str]) -> int:
+    root = Path(argv[0])
+    try:
+        # hours only: day files measured larger than their hours (docs/recorder.md)
+        done = compact(root, days=False)
+        pruned = prune(root, timedelta(seconds=float(argv[1]))) if len(argv) > 1 else None
+    except StoreError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps({"compacted": asdict(done), "pruned": pruned.snapshots if pruned else 0}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

@@ -1,0 +1,227 @@
+"""Recorder benchmarks: CPU per snapshot, bytes per tag per snapshot, resident memory.
+
+    .venv/bin/python bench/recorder.py            # everything, a full synthetic host-day
+    .venv/bin/python bench/recorder.py --hours 2  # quicker: hourly figures from two hours
+
+Prints figures only; docs/recorder.md quotes them. Synthetic data: 8,000 tags; each snapshot
+20% of them change, calls by a uniform step in [-20, 20] and bytes = calls x a per-tag object
+size of 8 B to 4 KiB, every 10 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from allocsnap import capture, compaction, fastparse, parse, source, store
+from allocsnap.model import SAMPLE_SCHEMA, Snapshot, SnapshotMeta
+
+TAGS = 8000
+CHANGING = 0.2
+INTERVAL_S = 10
+REAL = Path(__file__).resolve().parent.parent / "tests" / "data" / "real"
+
+
+def synthetic_tags(n: int = TAGS) -> list[str]:
+    """Return n distinct tag texts shaped like the kernel's, from a real capture's tags."""
+    text = (REAL / "6.12.117-allocsnap" / "boot-1" / "snap-0.txt").read_text()
+    real = [line[22:] for line in text.splitlines()[2:]]
+    out = []
+    for i in range(n):
+        tag = real[i % len(real)]
+        file, _, rest = tag.partition(":")
+        line, _, tail = rest.partition(" ")
+        out.append(f"{file}:{int(line) + 100000 * (i // len(real))} {tail}")
+    return out
+
+
+def render(tags: list[str], values: np.ndarray, calls: np.ndarray) -> bytes:
+    head = "allocinfo - version: 1.0\n#     <size>  <calls> <tag info>\n"
+    rows = [f"{b:12d} {c:8d} {t}\n" for b, c, t in zip(values, calls, tags, strict=True)]
+    return (head + "".join(rows)).encode()
+
+
+class Series:
+    """The synthetic counters: a random walk on 20% of the tags per step."""
+
+    def __init__(self, seed: int = 1) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.size = 2 ** self.rng.integers(3, 13, TAGS)
+        self.calls = self.rng.integers(0, 100_000, TAGS).astype(np.int64)
+
+    def step(self) -> tuple[np.ndarray, np.ndarray]:
+        changed = self.rng.random(TAGS) < CHANGING
+        delta = self.rng.integers(-20, 21, TAGS) * changed
+        self.calls = np.maximum(self.calls + delta, 0)
+        return self.calls * self.size, self.calls
+
+
+def user_ms() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_utime * 1000
+
+
+def sys_ms() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_stime * 1000
+
+
+def bench_cpu(work: Path, n: int) -> None:
+    """Median user CPU of parse + filter + store of one 8,000-row snapshot, cached vs full."""
+    tags = synthetic_tags()
+    series = Series()
+    texts = [render(tags, *series.step()) for _ in range(50)]
+    for label, parser in (
+        ("cached parser", fastparse.CachedParser()),
+        ("full parser", parse.parse),
+    ):
+        root = work / f"cpu-{label.split()[0]}"
+        writer = store.Writer(root)
+        user, system = [], []
+        count = n if label == "cached parser" else max(20, n // 10)
+        for i in range(count):
+            raw = source.RawRead(
+                text=texts[i % len(texts)], source="file", taken_at=datetime.now(UTC)
+            )
+            u, s = user_ms(), sys_ms()
+            snap = capture.snapshot(raw, host="bench", parser=parser, snapshot_id=f"{i:012x}")
+            writer.add(snap)
+            user.append(user_ms() - u)
+            system.append(sys_ms() - s)
+        print(
+            f"cpu per 8,000-row snapshot ({label}): user {statistics.median(user):.2f} ms "
+            f"median (p90 {np.percentile(user, 90):.2f}), system {statistics.median(system):.2f}"
+            f" ms, {count} snapshots"
+        )
+    # parse alone, for the record
+    cached = fastparse.CachedParser()
+    cached(texts[0])
+    u = user_ms()
+    for i in range(n):
+        cached(texts[i % len(texts)])
+    print(f"cached parse alone: {(user_ms() - u) / n:.3f} ms user per snapshot")
+
+
+def _snapshot(template: pa.Table, meta: SnapshotMeta, at: datetime, values, calls) -> Snapshot:
+    samples = template.set_column(
+        SAMPLE_SCHEMA.get_field_index("bytes"), SAMPLE_SCHEMA.field("bytes"), pa.array(values)
+    ).set_column(
+        SAMPLE_SCHEMA.get_field_index("calls"),
+        SAMPLE_SCHEMA.field("calls"),
+        pa.array(calls.astype(np.uint64)),
+    )
+    sid = f"{int(at.timestamp()):012x}"
+    return Snapshot(meta=replace(meta, snapshot_id=sid, taken_at=at), samples=samples)
+
+
+def bench_size(work: Path, hours: int) -> None:
+    """Bytes per tag per snapshot: hot, hourly compacted and daily compacted."""
+    tags = synthetic_tags()
+    series = Series()
+    first = capture.snapshot(
+        source.RawRead(
+            text=render(tags, *series.step()), source="file", taken_at=datetime.now(UTC)
+        ),
+        host="bench",
+    )
+    root = work / "size"
+    writer = store.Writer(root)
+    day = datetime(2026, 11, 20, tzinfo=UTC)
+    per_hour = 3600 // INTERVAL_S
+    started = time.perf_counter()
+    hot_bytes = 0
+    compact_s = 0.0
+    hourly_bytes = 0
+    for hour in range(hours):
+        for k in range(per_hour):
+            at = day + timedelta(hours=hour, seconds=k * INTERVAL_S)
+            writer.add(_snapshot(first.samples, first.meta, at, *series.step()))
+        if hour == 0:
+            hot_bytes = compaction.store_size(root / "samples") + compaction.store_size(
+                root / "snapshots"
+            )
+        t = time.perf_counter()
+        done = compaction.compact(root, day + timedelta(hours=hour + 1), days=False)
+        compact_s += time.perf_counter() - t
+        hourly_bytes += done.bytes_after
+    cells = hours * per_hour * TAGS
+    print(f"synthetic: {hours} h x {per_hour} snapshots x {TAGS:,} tags, {CHANGING:.0%} changing")
+    print(f"  hot (one file per snapshot): {hot_bytes / (per_hour * TAGS):.2f} B/tag/snapshot")
+    print(
+        f"  hourly compacted: {hourly_bytes / cells:.3f} B/tag/snapshot "
+        f"({compact_s / hours:.1f} s per hour to compact)"
+    )
+    t = time.perf_counter()
+    done = compaction.compact(root, day + timedelta(days=2))
+    print(
+        f"  daily compacted: {done.bytes_after / cells:.3f} B/tag/snapshot "
+        f"({time.perf_counter() - t:.1f} s to compact the day; whole run "
+        f"{time.perf_counter() - started:.0f} s)"
+    )
+
+
+def bench_rss(work: Path, snapshots: int) -> None:
+    """Peak resident memory of a recorder run, and of compacting what it recorded."""
+    tags = synthetic_tags()
+    dump = work / "allocinfo.txt"
+    dump.write_bytes(render(tags, *Series().step()))
+    root = work / "rss"
+    command = [sys.executable, "-m", "allocsnap", "record", "--store", str(root)]
+    command += ["--source", str(dump), "--interval", "0.005s", "--count", str(snapshots)]
+    peak = _peak_rss(command)
+    print(f"recorder peak RSS: {peak:.0f} MB over {snapshots} snapshots of {TAGS:,} rows")
+    # Put them in a closed hour, then compact them as the recorder would at the next hour.
+    compact = [sys.executable, "-c", _COMPACT, str(root)]
+    print(f"compaction of those snapshots, peak RSS: {_peak_rss(compact):.0f} MB")
+
+
+_COMPACT = """
+import sys
+from datetime import timedelta, datetime, UTC
+from pathlib import Path
+from allocsnap import compaction
+compaction.compact(Path(sys.argv[1]), datetime.now(UTC) + timedelta(hours=2), days=False)
+"""
+
+
+def _peak_rss(command: list[str]) -> float:
+    proc = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+    _pid, status, usage = _wait4(proc.pid)
+    if status != 0:
+        raise SystemExit(f"{command} failed with status {status}")
+    return usage.ru_maxrss / 1024
+
+
+def _wait4(pid: int):  # type: ignore[no-untyped-def]
+    import os
+
+    return os.wait4(pid, 0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hours", type=int, default=24, help="synthetic hours (24 = a day)")
+    parser.add_argument("--cpu-snapshots", type=int, default=300)
+    parser.add_argument("--rss-snapshots", type=int, default=3000)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="allocsnap-bench-"))
+    try:
+        bench_cpu(work, args.cpu_snapshots)
+        bench_rss(work, args.rss_snapshots)
+        bench_size(work, args.hours)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

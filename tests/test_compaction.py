@@ -1,0 +1,232 @@
+"""Store evolution: compaction, pruning, recovery, locks and schema versions, on real captures."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from allocsnap import analysis, capture, compaction, query, source, store
+from allocsnap.errors import StoreError, StoreLocked
+from allocsnap.model import SCHEMA_VERSION, Snapshot
+
+BOOT = Path(__file__).parent / "data" / "real" / "6.12.117-allocsnap" / "boot-1"
+T0 = datetime(2026, 11, 25, 13, 40, tzinfo=UTC)
+
+
+def _snap(index: int, at: datetime, host: str = "vm1") -> Snapshot:
+    raw = source.read_dump(str(BOOT / f"snap-{index % 5}.txt"))
+    return capture.snapshot(raw, host=host, at=at)
+
+
+def _fill(root: Path, n: int, step: timedelta = timedelta(minutes=2)) -> list[Snapshot]:
+    snaps = [_snap(i, T0 + i * step) for i in range(n)]
+    for s in snaps:
+        store.write(root, s)
+    return snaps
+
+
+def _data_files(root: Path, table: str) -> list[str]:
+    return sorted(p.name for p in (root / table).rglob("*.parquet"))
+
+
+def _view_rows(root: Path, sql: str) -> list[tuple[object, ...]]:
+    with query.connect(store.open_store(root)) as con:
+        return con.sql(sql).fetchall()
+
+
+def test_closed_hours_then_days_compact_and_read_back_the_same(tmp_path: Path) -> None:
+    # GIVEN 40 snapshots two minutes apart: 13:40 to 14:58, two hours of one day
+    root = tmp_path / "store"
+    snaps = _fill(root, 40)
+    metas_before = analysis.snapshots(root)
+
+    # WHEN compacted at 14:30: only the 13:00 hour has closed
+    done = compaction.compact(root, T0.replace(hour=14, minute=30), grace_s=0)
+
+    # THEN the 10 snapshots of 13:xx share one file per table, the rest stay hot
+    assert (done.units, done.snapshots) == (1, 10)
+    assert "h13-g1.parquet" in _data_files(root, "samples")
+    assert len(_data_files(root, "samples")) == 1 + 30
+    assert analysis.snapshots(root) == metas_before
+
+    # WHEN the day has closed
+    done = compaction.compact(root, T0 + timedelta(days=1), grace_s=0)
+
+    # THEN the whole day is one file per table, and every snapshot reads back unchanged
+    assert (done.units, done.snapshots) == (1, 40)
+    assert _data_files(root, "samples") == ["day-g2.parquet"]
+    assert _data_files(root, "snapshots") == ["day-g2.parquet"]
+    assert analysis.snapshots(root) == metas_before
+    for s in snaps[::9]:
+        assert analysis.load(s.meta.snapshot_id, root).samples.equals(s.samples)
+    sums = _view_rows(root, "select snapshot_id, count(*), sum(bytes) from samples group by all")
+    assert sorted(sums) == sorted(
+        (s.meta.snapshot_id, s.samples.num_rows, sum(s.samples["bytes"].to_pylist())) for s in snaps
+    )
+
+
+def test_compacted_file_is_sorted_by_tag_then_time(tmp_path: Path) -> None:
+    # GIVEN a compacted hour
+    root = tmp_path / "store"
+    _fill(root, 10)
+    compaction.compact(root, T0 + timedelta(hours=1), days=False, grace_s=0)
+    path = next((root / "samples").rglob("h13-g1.parquet"))
+
+    # WHEN read with plain pyarrow
+    rows = pq.read_table(path, columns=["tag_id", "occurrence", "taken_at"]).to_pylist()
+
+    # THEN rows are in (tag_id, occurrence, taken_at) order, in several row groups
+    keys = [(r["tag_id"], r["occurrence"], r["taken_at"]) for r in rows]
+    assert keys == sorted(keys)
+    assert pq.ParquetFile(path).num_row_groups > 1
+
+
+def test_views_keep_their_columns_after_compaction(tmp_path: Path) -> None:
+    # GIVEN the columns of the three views over a hot store
+    root = tmp_path / "store"
+    _fill(root, 4)
+    columns = {
+        v: [c[0] for c in _view_rows(root, f"describe {v}")]
+        for v in ("snapshots", "samples", "tags")
+    }
+
+    # WHEN compacted, THEN the views have the same columns (no generation leaks out)
+    compaction.compact(root, T0 + timedelta(days=1), grace_s=0)
+    for view, names in columns.items():
+        assert [c[0] for c in _view_rows(root, f"describe {view}")] == names
+    assert "generation" not in columns["samples"] + columns["snapshots"]
+
+
+def test_late_snapshots_of_a_compacted_hour_get_a_new_generation(tmp_path: Path) -> None:
+    # GIVEN a compacted 13:00 hour, then one more snapshot imported into it
+    root = tmp_path / "store"
+    snaps = _fill(root, 5)
+    compaction.compact(root, T0 + timedelta(hours=1), days=False, grace_s=0)
+    late = _snap(1, T0.replace(minute=59))
+    store.write(root, late)
+
+    # WHEN compacted again
+    compaction.compact(root, T0 + timedelta(hours=1), days=False, grace_s=0)
+
+    # THEN one file holds all six, once each
+    assert _data_files(root, "samples") == ["h13-g2.parquet"]
+    counts = _view_rows(root, "select snapshot_id, count(*) from samples group by all")
+    assert sorted(counts) == sorted((s.meta.snapshot_id, s.meta.rows) for s in [*snaps, late])
+
+
+def test_prune_removes_old_files_whole(tmp_path: Path) -> None:
+    # GIVEN a compacted 13:00 hour and hot snapshots of 14:00
+    root = tmp_path / "store"
+    snaps = _fill(root, 20)
+    compaction.compact(root, T0.replace(hour=14, minute=30), days=False, grace_s=0)
+
+    # WHEN pruning what is older than an hour at 15:10 (cutoff 14:10)
+    done = compaction.prune(root, timedelta(hours=1), T0.replace(hour=15, minute=10))
+
+    # THEN the 13:00 file and hot snapshots before 14:10 are gone, later ones kept
+    kept = [s.meta.snapshot_id for s in snaps if s.meta.taken_at >= T0.replace(hour=14, minute=10)]
+    assert len(kept) == 5
+    assert [m.snapshot_id for m in analysis.snapshots(root)] == kept
+    assert done.snapshots == 20 - len(kept)
+    assert "h13-g1.parquet" not in _data_files(root, "samples")
+
+
+def test_recover_removes_temp_orphan_and_superseded_files(tmp_path: Path) -> None:
+    # GIVEN a store with one snapshot, compacted, plus what crashes leave behind:
+    root = tmp_path / "store"
+    kept = _fill(root, 1)[0]
+    compaction.compact(root, T0 + timedelta(hours=1), days=False, grace_s=0)
+    part = root / "samples" / "host=vm1" / "date=2026-11-25"
+    # a temp file, samples of a snapshot whose row was never written, and a superseded hot pair
+    (part / ".h14-g1.parquet.999.tmp").write_bytes(b"PAR1 half")
+    orphan = _snap(2, T0.replace(minute=50))
+    store.hot_samples(orphan.samples, orphan.meta)
+    store.atomic_write(store.hot_samples(orphan.samples, orphan.meta), part / "orphan.parquet")
+    stale = root / "stale"
+    store.write(stale, kept)
+    for table in ("samples", "snapshots"):
+        for f in (stale / table).rglob("*.parquet"):
+            f.rename(root / f.relative_to(stale))
+
+    # WHEN recovered
+    done = compaction.recover(root, grace_s=0)
+
+    # THEN only the compacted pair is left and the snapshot reads back once
+    assert done.temp_removed == 1 and done.files_removed == 3
+    assert _data_files(root, "samples") == _data_files(root, "snapshots") == ["h13-g1.parquet"]
+    assert analysis.load(kept.meta.snapshot_id, root).samples.equals(kept.samples)
+
+
+def test_store_of_a_newer_version_is_refused_clearly(tmp_path: Path) -> None:
+    # GIVEN a store whose marker says schema SCHEMA_VERSION + 1
+    root = tmp_path / "store"
+    _fill(root, 1)
+    marker = root / store.MARKER
+    marker.write_text(json.dumps({"schema_version": SCHEMA_VERSION + 1}))
+
+    # WHEN ls runs on it, THEN it exits 1 with one line saying to upgrade
+    result = _cli("ls", "--store", str(root))
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"Error: {root} was written by a newer allocsnap (schema {SCHEMA_VERSION + 1}; "
+        f"this one reads {SCHEMA_VERSION}): upgrade allocsnap\n"
+    )
+    with pytest.raises(StoreError, match="newer allocsnap"):
+        compaction.compact(root)
+
+
+def test_store_of_schema_1_is_refused_clearly(tmp_path: Path) -> None:
+    # GIVEN a store made by allocsnap 0.1 (schema 1: no generations)
+    root = tmp_path / "store"
+    _fill(root, 1)
+    (root / store.MARKER).write_text(json.dumps({"schema_version": 1}))
+
+    # WHEN opened, THEN the message names the older schema instead of misreading it
+    with pytest.raises(StoreError, match=r"older allocsnap \(schema 1; this one reads 2 to 2\)"):
+        analysis.snapshots(root)
+
+
+def test_lock_names_the_holder_and_is_taken_back_from_a_dead_one(tmp_path: Path) -> None:
+    # GIVEN another process holding the recorder lock
+    root = tmp_path / "store"
+    store.ensure_store(root)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(root)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+
+    # WHEN this process asks for it, THEN the error names the holder's pid
+    with pytest.raises(StoreLocked, match=f"being recorded by pid {holder.pid} "):
+        with store.recorder_lock(root):
+            pass
+
+    # WHEN the holder is killed with SIGKILL, THEN the lock is free again
+    holder.kill()
+    holder.wait()
+    holder.stdout.close()
+    with store.recorder_lock(root):
+        assert (root / store.RECORDER_LOCK).read_text() == f"{os.getpid()}\n"
+
+
+_HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from allocsnap import store
+with store.recorder_lock(Path(sys.argv[1])):
+    print("locked", flush=True)
+    time.sleep(60)
+"""
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "allocsnap", *args], capture_output=True, text=True, timeout=60
+    )

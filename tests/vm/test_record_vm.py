@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from allocsnap import query, store
-
-ROOT = Path(__file__).resolve().parents[2]
-VM = Path(os.environ.get("ALLOCSNAP_VM", ROOT.parent / "shared" / "vm"))
+from tests.vm.test_real_kernels import run_in_vm
 
 pytestmark = pytest.mark.vm
 
 
 def test_record_on_a_real_kernel_with_a_workload(tmp_path: Path) -> None:
-    if not (VM / "run-in-vm").is_file() or not any((VM / "kernels").glob("7.3*")):
-        pytest.skip(f"no VM kernels in {VM} (set ALLOCSNAP_VM)")
-    if shutil.which("qemu-system-x86_64") is None and os.geteuid() != 0:
-        pytest.skip("qemu is missing and cannot be installed without root")
     # GIVEN a guest running a file-writing loop, and a module loaded mid-run
     out = tmp_path / "out"
     out.mkdir()
@@ -34,15 +25,10 @@ def test_record_on_a_real_kernel_with_a_workload(tmp_path: Path) -> None:
     )
 
     # WHEN the recorder runs there
-    result = subprocess.run(
-        [str(VM / "run-in-vm"), "--timeout", "400", "--share", str(out), "--", "sh", "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=500,
-        cwd=ROOT,
-    )
+    result = run_in_vm("7.3", ["--share", str(out)], ["sh", "-c", script], timeout=400)
 
-    # THEN it exits 0 with 8 complete snapshots of the 7.3 kernel read from procfs
+    # THEN it exits 0 with 8 complete snapshots of the 7.3 kernel, read through its ioctl
+    # (--source auto picks the ioctl where the kernel has one)
     assert result.returncode == 0, result.stderr[-2000:]
     with query.connect(store.open_store(out / "store")) as con:
         snaps = con.sql(
@@ -53,5 +39,5 @@ def test_record_on_a_real_kernel_with_a_workload(tmp_path: Path) -> None:
     assert len(snaps) == 8
     for rows, samples, total, recorded, kernel, src, profiling, labels in snaps:
         assert (samples, total) == (rows, recorded)
-        assert rows > 3000 and kernel.startswith("7.3") and src == "procfs"
+        assert rows > 3000 and kernel.startswith("7.3") and src == "ioctl"
         assert profiling == 1 and labels == {"test": "vm"}

@@ -70,3 +70,8 @@ class UsageError(AllocsnapError):
     """A value the user gave is not valid (a size, a time, a reference)."""
 
     exit_code = ExitCode.USAGE
+
+
+class EpochWarning(UserWarning):
+    """Counters compared across an epoch boundary (a reboot, profiling off, a module unloaded):
+    what the CLI prints as ``warning:`` lines, issued by ``allocsnap.Database``'s analyses."""

@@ -3,6 +3,8 @@
 Views are registered from Python (paths never enter SQL text): ``snapshots``, ``tags`` and
 ``samples`` over a store, or any Arrow table under a name. Every query is a file in
 ``queries/`` whose values are bound ``$name`` parameters; DuckDB rejects a missing or extra one.
+Definitions are files too: ``macro_*`` on every connection, ``view_*`` over a store, and
+``explore_view_*`` / ``explore_macro_*`` over a store for people's own SQL (docs/sql.md).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ _PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")
 
 Connection = duckdb.DuckDBPyConnection
 """What ``connect`` yields; named here so that callers need not import duckdb."""
+Relation = duckdb.DuckDBPyRelation
+"""What ``relation`` returns: a lazy query; ``.to_arrow_table()``, ``.df()``, ``.pl()`` read it."""
 
 
 def queries_dir() -> Traversable:
@@ -68,18 +72,49 @@ def used_params(name: str) -> set[str]:
 @contextmanager
 def connect(store: StoreFiles | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """Yield a connection with allocsnap's macros, and a store's views when one is given."""
-    con = duckdb.connect()
+    con = open_connection(store)
     try:
-        for name in names():
-            if name.startswith("macro_"):
-                con.execute(sql(name))
-        if store is not None:
-            _register_store(con, store)
         yield con
     except duckdb.Error as e:
         raise QueryError(str(e).splitlines()[0]) from e
     finally:
         con.close()
+
+
+def open_connection(
+    store: StoreFiles | None = None, *, explore: bool = False
+) -> duckdb.DuckDBPyConnection:
+    """Return a new connection with allocsnap's macros, and a store's views when one is given.
+
+    ``explore`` adds, over a store, the views and macros made for people's own SQL
+    (``queries/explore_*.sql``: series, latest, deltas, dir_totals, movers, new_and_vanished;
+    docs/sql.md). The analyses do not read them, and creating them costs about 50 ms on a
+    one-day store, so their connections leave them out. The caller closes the connection.
+    """
+    con = duckdb.connect()
+    try:
+        if store is not None:
+            _register_files(con, store)
+        _define(con, _kinds(store is not None, explore))
+    except duckdb.IOException as e:
+        con.close()
+        raise StoreError(str(e).splitlines()[0]) from e
+    except duckdb.Error as e:
+        con.close()
+        raise QueryError(str(e).splitlines()[0]) from e
+    return con
+
+
+def refresh(con: duckdb.DuckDBPyConnection, store: StoreFiles, *, explore: bool = False) -> None:
+    """Point a connection's views at the store's files as they are now (new snapshots, files
+    that compaction replaced); the views, macros and the user's own objects stay."""
+    try:
+        _register_files(con, store)
+        _define(con, _kinds(True, explore))
+    except duckdb.IOException as e:
+        raise StoreError(str(e).splitlines()[0]) from e
+    except duckdb.Error as e:
+        raise QueryError(str(e).splitlines()[0]) from e
 
 
 def register(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
@@ -97,11 +132,64 @@ def run(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> pa.Table:
         raise QueryError(f"query {name}: {str(e).splitlines()[0]}") from e
 
 
-def _register_store(con: duckdb.DuckDBPyConnection, store: StoreFiles) -> None:
-    """Register the store's files, then the views over them (``queries/view_*.sql``)."""
+def relation(con: duckdb.DuckDBPyConnection, text: str, /, **params: Any) -> Relation:
+    """Return the DuckDB relation of any SQL text (the user's own), with bound ``$params``.
+
+    Errors found while parsing and binding raise ``QueryError``; the rows are read when the
+    relation is fetched (``.to_arrow_table()``, ``.df()``, ``.pl()``), and errors then are DuckDB's.
+    """
+    try:
+        return con.sql(text, params=params or None)
+    except duckdb.IOException as e:
+        raise StoreError(str(e).splitlines()[0]) from e
+    except duckdb.Error as e:
+        raise QueryError(str(e).splitlines()[0]) from e
+
+
+def run_text(con: duckdb.DuckDBPyConnection, text: str, /, **params: Any) -> pa.Table:
+    """Run any SQL text (the user's own) with bound ``$params`` and return all rows as Arrow."""
+    rel = relation(con, text, **params)
+    try:
+        return rel.to_arrow_table()
+    except duckdb.IOException as e:
+        raise StoreError(str(e).splitlines()[0]) from e
+    except duckdb.Error as e:
+        raise QueryError(str(e).splitlines()[0]) from e
+
+
+def _register_files(con: duckdb.DuckDBPyConnection, store: StoreFiles) -> None:
+    """Register the store's files under the names the views read (paths never enter SQL)."""
     for glob, view in ((store.snapshots, "snapshot_files"), (store.samples, "sample_files")):
         con.read_parquet(glob, hive_partitioning=True, union_by_name=True).create_view(view)
     con.read_parquet(store.tags, union_by_name=True).create_view("tag_files")
-    for name in names():
-        if name.startswith("view_"):
-            con.execute(sql(name))
+
+
+def _kinds(with_store: bool, explore: bool) -> tuple[str, ...]:
+    """Return the file-name prefixes of the definitions a connection gets, in creation order."""
+    if not with_store:
+        return ("macro_",)
+    return (
+        ("macro_", "view_", "explore_view_", "explore_macro_") if explore else ("macro_", "view_")
+    )
+
+
+def _define(con: duckdb.DuckDBPyConnection, kinds: tuple[str, ...]) -> None:
+    """Create the macros and views whose files start with ``kinds``, kind by kind.
+
+    DuckDB binds a view or macro when it is created, so one that reads another must come
+    after it: each round creates what it can, until none is left, and one that can never be
+    created (it names something that does not exist) is an error.
+    """
+    all_names = names()
+    pending = [n for kind in kinds for n in all_names if n.startswith(kind)]
+    while pending:
+        failed: list[tuple[str, duckdb.Error]] = []
+        for name in pending:
+            try:
+                con.execute(sql(name))
+            except duckdb.CatalogException as e:
+                failed.append((name, e))
+        if len(failed) == len(pending):
+            name, error = failed[0]
+            raise QueryError(f"{name}.sql: {str(error).splitlines()[0]}") from error
+        pending = [name for name, _ in failed]

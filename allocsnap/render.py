@@ -10,7 +10,8 @@ from __future__ import annotations
 import csv
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -34,8 +35,8 @@ class Column:
     """A column of the human formats: which field, its title and how to show its values.
 
     ``kind`` is ``text``, ``size`` (bytes, humanised), ``delta_size`` (signed), ``count``,
-    ``delta_count`` (signed), ``pct``, ``delta_pct`` (shows the row's status instead when set)
-    or ``time``.
+    ``delta_count`` (signed), ``pct``, ``delta_pct`` (shows the row's status instead when set),
+    ``time``, or ``number`` (a value shown as it is, right-aligned: ``allocsnap sql``).
     """
 
     name: str
@@ -129,8 +130,14 @@ def _cell(column: Column, row: dict[str, Any]) -> str:
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, datetime):
+    if isinstance(value, datetime | date | time):
         return value.isoformat()
+    if isinstance(value, Decimal):  # DuckDB's HUGEINT sums arrive as decimal(38, 0)
+        return int(value) if value == value.to_integral_value() else str(value)
+    if isinstance(value, timedelta):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.hex()
     if isinstance(value, list | tuple):
         return " ".join(str(v) for v in value)
     return value

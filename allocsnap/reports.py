@@ -332,3 +332,35 @@ def _counting(epochs: analysis.Epochs) -> int:
 
 def _plural(n: int, word: str) -> str:
     return f"{n:,} {word}" if n == 1 or word.endswith("s") else f"{n:,} {word}s"
+
+
+# -- allocsnap sql -----------------------------------------------------------------------------
+
+
+def sql_report(rows: pa.Table) -> Report:
+    """Return the report of ``allocsnap sql``: every column as DuckDB returned it, numbers
+    right-aligned and shown as they are (their unit is unknown), anything else as text.
+
+    Columns that share a name (``select 1, 1``) get ``_2``, ``_3`` … so that no value is lost
+    in CSV or JSON; JSON also lists the columns and their DuckDB-to-Arrow types.
+    """
+    names: list[str] = []
+    for name in rows.column_names:
+        unique, n = name, 1
+        while unique in names:
+            n += 1
+            unique = f"{name}_{n}"
+        names.append(unique)
+    rows = rows.rename_columns(names)
+    columns = [
+        Column(field.name, field.name, "number" if _is_number(field.type) else "text")
+        for field in rows.schema
+    ]
+    info = {"columns": [{"name": f.name, "type": str(f.type)} for f in rows.schema]}
+    return Report(rows=rows, columns=columns, info=info)
+
+
+def _is_number(kind: pa.DataType) -> bool:
+    return bool(
+        pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)
+    )

@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench.report import Figure
+
 ROOT = Path(__file__).resolve().parent.parent
 CAPTURES = ROOT / "tests" / "data" / "real" / "6.12.117-allocsnap" / "boot-1"
 ALLOCSNAP = Path(sys.executable).parent / "allocsnap"
@@ -67,3 +69,37 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def figures(runs: int = 15) -> list[Figure]:
+    """Return the --help and one-shot diff wall times, with the pipeline alongside."""
+    a, b = CAPTURES / "snap-2.txt", CAPTURES / "snap-3.txt"
+    help_s = median_wall([str(ALLOCSNAP), "--help"], runs)
+    diff_s = median_wall([str(ALLOCSNAP), "diff", str(a), str(b)], runs)
+    bash = shutil.which("bash") or "/bin/bash"
+    pipe_s = median_wall([bash, "-c", PIPELINE, "pipeline", str(a), str(b)], runs)
+    python_s = median_wall([sys.executable, "-c", "pass"], runs)
+    return [
+        Figure(
+            "allocsnap --help (wall)",
+            help_s,
+            "s",
+            target=0.12,
+            versus="python -c pass (the interpreter alone)",
+            versus_value=python_s,
+            note=f"median of {runs}",
+        ),
+        Figure(
+            f"allocsnap diff a.txt b.txt, real 6.12 captures, {_rows(a):,} rows (wall)",
+            diff_s,
+            "s",
+            target=0.3,
+            versus="sort | join | awk on the same two dumps",
+            versus_value=pipe_s,
+            note=f"median of {runs}",
+        ),
+    ]
+
+
+def _rows(path: Path) -> int:
+    return len(path.read_text().splitlines()) - 2

@@ -11,6 +11,7 @@ size of 8 B to 4 KiB, every 10 s.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
 import statistics
@@ -27,6 +28,7 @@ import pyarrow as pa
 
 from allocsnap import capture, compaction, fastparse, parse, source, store
 from allocsnap.model import SAMPLE_SCHEMA, Snapshot, SnapshotMeta
+from bench.report import Figure
 
 TAGS = 8000
 CHANGING = 0.2
@@ -34,9 +36,12 @@ INTERVAL_S = 10
 REAL = Path(__file__).resolve().parent.parent / "tests" / "data" / "real"
 
 
-def synthetic_tags(n: int = TAGS) -> list[str]:
-    """Return n distinct tag texts shaped like the kernel's, from a real capture's tags."""
-    text = (REAL / "6.12.117-allocsnap" / "boot-1" / "snap-0.txt").read_text()
+def synthetic_tags(n: int = TAGS, capture: str = "snap-0.txt") -> list[str]:
+    """Return n distinct tag texts shaped like the kernel's, from a real capture's tags.
+
+    ``capture`` names a 6.12 boot-1 capture; snap-3 has module rows (ext4, zram, ...).
+    """
+    text = (REAL / "6.12.117-allocsnap" / "boot-1" / capture).read_text()
     real = [line[22:] for line in text.splitlines()[2:]]
     out = []
     for i in range(n):
@@ -56,14 +61,15 @@ def render(tags: list[str], values: np.ndarray, calls: np.ndarray) -> bytes:
 class Series:
     """The synthetic counters: a random walk on 20% of the tags per step."""
 
-    def __init__(self, seed: int = 1) -> None:
+    def __init__(self, seed: int = 1, tags: int = TAGS) -> None:
+        self.tags = tags
         self.rng = np.random.default_rng(seed)
-        self.size = 2 ** self.rng.integers(3, 13, TAGS)
-        self.calls = self.rng.integers(0, 100_000, TAGS).astype(np.int64)
+        self.size = 2 ** self.rng.integers(3, 13, tags)
+        self.calls = self.rng.integers(0, 100_000, tags).astype(np.int64)
 
     def step(self) -> tuple[np.ndarray, np.ndarray]:
-        changed = self.rng.random(TAGS) < CHANGING
-        delta = self.rng.integers(-20, 21, TAGS) * changed
+        changed = self.rng.random(self.tags) < CHANGING
+        delta = self.rng.integers(-20, 21, self.tags) * changed
         self.calls = np.maximum(self.calls + delta, 0)
         return self.calls * self.size, self.calls
 
@@ -112,7 +118,9 @@ def bench_cpu(work: Path, n: int) -> None:
     print(f"cached parse alone: {(user_ms() - u) / n:.3f} ms user per snapshot")
 
 
-def _snapshot(template: pa.Table, meta: SnapshotMeta, at: datetime, values, calls) -> Snapshot:
+def _snapshot(
+    template: pa.Table, meta: SnapshotMeta, at: datetime, values: np.ndarray, calls: np.ndarray
+) -> Snapshot:
     samples = template.set_column(
         SAMPLE_SCHEMA.get_field_index("bytes"), SAMPLE_SCHEMA.field("bytes"), pa.array(values)
     ).set_column(
@@ -196,16 +204,10 @@ compaction.compact(Path(sys.argv[1]), datetime.now(UTC) + timedelta(hours=2), da
 
 def _peak_rss(command: list[str]) -> float:
     proc = subprocess.Popen(command, stderr=subprocess.DEVNULL)
-    _pid, status, usage = _wait4(proc.pid)
+    _pid, status, usage = os.wait4(proc.pid, 0)
     if status != 0:
         raise SystemExit(f"{command} failed with status {status}")
-    return usage.ru_maxrss / 1024
-
-
-def _wait4(pid: int):  # type: ignore[no-untyped-def]
-    import os
-
-    return os.wait4(pid, 0)
+    return float(usage.ru_maxrss) / 1024
 
 
 def main() -> None:
@@ -225,3 +227,49 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def rss_figures(work: Path, snapshots: int) -> list[Figure]:
+    """Return the recorder's peak and steady resident memory over ``snapshots`` snapshots."""
+    tags = synthetic_tags()
+    dump = work / "allocinfo.txt"
+    dump.write_bytes(render(tags, *Series().step()))
+    root = work / "rss"
+    command = [sys.executable, "-m", "allocsnap", "record", "--store", str(root)]
+    command += ["--source", str(dump), "--interval", "0.005s", "--count", str(snapshots)]
+    proc = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+    samples, hwm = [], [0.0]
+    while proc.poll() is None:  # VmRSS and the high-water mark VmHWM every 100 ms
+        try:
+            status = Path(f"/proc/{proc.pid}/status").read_text()
+        except OSError:
+            break
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                samples.append(int(line.split()[1]) / 1024)
+            elif line.startswith("VmHWM:"):
+                hwm.append(int(line.split()[1]) / 1024)
+        time.sleep(0.1)
+    peak = max(hwm)
+    steady = statistics.median(samples[len(samples) // 2 :]) if samples else peak
+    base = [sys.executable, "-c", "import numpy, pyarrow.parquet, allocsnap.recorder"]
+    imports = _peak_rss(base)
+    return [
+        Figure(
+            f"recorder resident memory, steady (second half of {snapshots:,} snapshots)",
+            steady,
+            "MB",
+            target=100.0,
+            versus="python importing numpy + pyarrow.parquet + the recorder",
+            versus_value=imports,
+            note="median VmRSS sampled every 100 ms",
+        ),
+        Figure(
+            f"recorder resident memory, peak (high-water mark, {snapshots:,} snapshots)",
+            peak,
+            "MB",
+            target=100.0,
+            versus="python importing numpy + pyarrow.parquet + the recorder",
+            versus_value=imports,
+        ),
+    ]

@@ -76,18 +76,37 @@ class ShowResult:
 
 def load(ref: str, store_dir: Path, *, lenient: bool = False) -> Snapshot:
     """Return the snapshot a reference names: a file, a text dump, ``-``, or a store entry."""
-    if ref == "-":
-        return capture.snapshot(source.read_dump("-"), lenient=lenient)
-    path = Path(ref)
-    if path.is_file():
-        if store.is_parquet(path):
-            return store.read_snapshot_file(path)
-        return capture.snapshot(source.read_dump(ref), lenient=lenient)
-    try:
-        meta = resolve(store_dir, ref)
-    except StoreNotFound as e:
-        raise StoreNotFound(f"{ref!r} is neither a file nor a snapshot in the store: {e}") from e
-    return Snapshot(meta=meta, samples=_stored_samples(store_dir, meta))
+    return load_all([ref], store_dir, lenient=lenient)[0]
+
+
+def load_all(refs: list[str], store_dir: Path, *, lenient: bool = False) -> list[Snapshot]:
+    """Return the snapshots several references name, reading the store once for all of them."""
+    loaded: dict[int, Snapshot] = {}
+    stored: list[tuple[int, str]] = []
+    for i, ref in enumerate(refs):
+        if is_dump(ref):
+            loaded[i] = capture.snapshot(source.read_dump(ref), lenient=lenient)
+        elif Path(ref).is_file():
+            loaded[i] = store.read_snapshot_file(Path(ref))
+        else:
+            stored.append((i, ref))
+    if stored:
+        ref = stored[0][1]
+        try:
+            with query.connect(store.open_store(store_dir)) as con:
+                for i, ref in stored:
+                    meta = _resolve(con, store_dir, ref)
+                    loaded[i] = Snapshot(meta=meta, samples=_stored_samples(con, meta))
+        except StoreNotFound as e:
+            raise StoreNotFound(
+                f"{ref!r} is neither a file nor a snapshot in the store: {e}"
+            ) from e
+    return [loaded[i] for i in range(len(refs))]
+
+
+def is_dump(ref: str) -> bool:
+    """Return True when a reference is a saved text dump (or stdin), whose time is a guess."""
+    return ref == "-" or (Path(ref).is_file() and not store.is_parquet(Path(ref)))
 
 
 def snapshots(store_dir: Path) -> list[SnapshotMeta]:
@@ -99,25 +118,30 @@ def snapshots(store_dir: Path) -> list[SnapshotMeta]:
 
 def resolve(store_dir: Path, ref: str) -> SnapshotMeta:
     """Return the stored snapshot named by first, latest, a name, an id (prefix) or a time."""
-    metas = snapshots(store_dir)
-    if ref == "first":
-        return metas[0]
-    if ref == "latest":
-        return metas[-1]
-    named = [m for m in metas if m.name == ref]
-    if named:
-        return named[-1]
-    if re.fullmatch(r"[0-9a-f]{4,12}", ref):
-        ids = [m for m in metas if m.snapshot_id.startswith(ref)]
-        if len(ids) == 1:
-            return ids[0]
-        if len(ids) > 1:
-            raise UsageError(f"snapshot id prefix {ref!r} is ambiguous ({len(ids)} match)")
-    if re.match(r"^\d{4}-\d{2}-\d{2}", ref):
-        when = units.parse_time(ref)
-        earlier = [m for m in metas if m.taken_at <= when]
-        if earlier:
-            return earlier[-1]
+    with query.connect(store.open_store(store_dir)) as con:
+        return _resolve(con, store_dir, ref)
+
+
+def _resolve(con: query.Connection, store_dir: Path, ref: str) -> SnapshotMeta:
+    """Resolve a reference in the order: first/latest, name, id prefix, time."""
+    attempts: list[tuple[str, str | None, datetime | None]] = []
+    if ref in ("first", "latest"):
+        attempts.append((ref, None, None))
+    else:
+        attempts.append(("name", ref, None))
+        if re.fullmatch(r"[0-9a-f]{4,12}", ref):
+            attempts.append(("id", ref, None))
+        if re.match(r"^\d{4}-\d{2}-\d{2}", ref):
+            attempts.append(("time", None, units.parse_time(ref)))
+    for kind, text, at in attempts:
+        rows = query.run(con, "resolve", kind=kind, ref=text, at=at).to_pylist()
+        if kind == "id" and len(rows) > 1:
+            raise UsageError(f"snapshot id prefix {ref!r} is ambiguous (several match)")
+        if rows:
+            return SnapshotMeta.from_row(rows[0])
+    if attempts[-1][0] == "time":
+        when = attempts[-1][2]
+        assert when is not None
         raise StoreNotFound(f"no snapshot at or before {when.isoformat()} in {store_dir}")
     raise StoreNotFound(f"no snapshot named {ref!r} in {store_dir} (see 'allocsnap ls')")
 
@@ -140,8 +164,13 @@ def diff(
     grouping: Grouping | None = None,
     top_n: int | None = 20,
     min_delta: int = 0,
+    per_hour: bool = True,
 ) -> DiffResult:
-    """Return the groups whose live bytes or calls changed between two snapshots."""
+    """Return the groups whose live bytes or calls changed between two snapshots.
+
+    With ``per_hour`` (the default) and snapshots an hour or more apart, each change is also
+    given per hour; pass False when a time is only a guess (a dump's mtime, stdin's now).
+    """
     keep = keep or Filter()
     grouping = grouping or Grouping()
     before_rows = _tag_filtered(before.samples, keep)
@@ -160,7 +189,7 @@ def diff(
             max_size=keep.max_size,
             nonzero=keep.nonzero,
             after_modules=_modules_present(after),
-            hours=hours if hours >= 1 else None,
+            hours=hours if per_hour and hours >= 1 else None,
             top_n=top_n or None,
         )
     changed = rows["changed_groups"][0].as_py() if rows.num_rows else 0
@@ -250,16 +279,14 @@ def _tag_filtered(samples: pa.Table, keep: Filter) -> pa.Table:
     return samples if mask is None else samples.filter(mask)
 
 
-def _stored_samples(store_dir: Path, meta: SnapshotMeta) -> pa.Table:
-    files = store.open_store(store_dir)
-    with query.connect(files) as con:
-        table = query.run(
-            con,
-            "snapshot_samples",
-            snapshot_id=meta.snapshot_id,
-            host=meta.host,
-            day=meta.taken_at.date(),
-        )
+def _stored_samples(con: query.Connection, meta: SnapshotMeta) -> pa.Table:
+    table = query.run(
+        con,
+        "snapshot_samples",
+        snapshot_id=meta.snapshot_id,
+        host=meta.host,
+        day=meta.taken_at.date(),
+    )
     return table.cast(SAMPLE_SCHEMA)
 
 

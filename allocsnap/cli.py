@@ -315,10 +315,15 @@ def diff(
         raise UsageError("only one of BEFORE and AFTER can be '-' (stdin)")
     grouping = analysis.Grouping.parse(by)
     keep = _filter(module, function, file, line, min_size, max_size, accurate, nonzero)
-    old = analysis.load(before, store_dir, lenient=lenient)
-    new = analysis.load(after, store_dir, lenient=lenient)
+    old, new = analysis.load_all([before, after], store_dir, lenient=lenient)
     result = analysis.diff(
-        old, new, keep=keep, grouping=grouping, top_n=top, min_delta=parse_size(min_delta)
+        old,
+        new,
+        keep=keep,
+        grouping=grouping,
+        top_n=top,
+        min_delta=parse_size(min_delta),
+        per_hour=not (analysis.is_dump(before) or analysis.is_dump(after)),
     )
     for warning in result.warnings:
         if fmt in (Format.csv, Format.json):

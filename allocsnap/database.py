@@ -114,13 +114,15 @@ class Database:
     ) -> pa.Table:
         """Return the groups whose live bytes or calls changed between two snapshots, as
         ``allocsnap diff`` prints them: references into the store, snapshot files or dumps."""
+        old, new = analysis.load_all([before, after], self.path)
         result = analysis.diff(
-            analysis.load(before, self.path),
-            analysis.load(after, self.path),
+            old,
+            new,
             keep=_filter(filters),
             grouping=analysis.Grouping.parse(by),
             top_n=top,
             min_delta=_size(min_delta),
+            per_hour=not (analysis.is_dump(before) or analysis.is_dump(after)),
         )
         _warn(result.warnings)
         return result.rows

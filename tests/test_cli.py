@@ -6,6 +6,7 @@ import csv
 import errno
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -374,3 +375,18 @@ def test_golden_show_table(dated_store: Path, golden: Golden) -> None:
     sums = oracle.sums(oracle.rows(DATA / BOOT1 / "snap-3.txt"), "dir", 2)
     top = sorted(sums, key=lambda k: (-sums[k][0], k))[:10]
     assert [line.rsplit("  ", 1)[1] for line in out.splitlines()[4:14]] == top
+
+
+def test_no_rate_per_hour_from_the_guessed_times_of_dumps(tmp_path: Path) -> None:
+    # GIVEN a dump whose file is two days old, and another one on stdin (read "now")
+    old = tmp_path / "old.txt"
+    old.write_bytes(real("6.12", 1, 2).read_bytes())
+    two_days_ago = old.stat().st_mtime - 2 * 86400
+    os.utime(old, (two_days_ago, two_days_ago))
+
+    # WHEN they are diffed
+    out = ok(invoke("diff", str(old), "-", "-f", "json", input=real("6.12", 1, 3).read_bytes()))
+
+    # THEN no change is turned into a rate per hour: neither time is when the text was read
+    rows = json.loads(out)["rows"]
+    assert rows and all(row["bytes_per_hour"] is None for row in rows)

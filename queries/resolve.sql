@@ -1,0 +1,39 @@
+-- The stored snapshot a reference names: the oldest for first, else the newest match (a name,
+-- an id prefix, or the latest at or before a time). A second row means the match is ambiguous.
+-- $kind  VARCHAR      first | latest | name | id | time
+-- $ref   VARCHAR      the name or id prefix, or NULL
+-- $at    TIMESTAMPTZ  the time, or NULL
+select
+    snapshot_id,
+    name,
+    taken_at,
+    boottime_s,
+    host,
+    boot_id,
+    kernel,
+    format,
+    source,
+    origin,
+    profiling,
+    filter,
+    read_s,
+    modules,
+    labels,
+    notes,
+    rows,
+    total_bytes,
+    total_calls,
+    skipped_lines,
+    schema_version,
+    date
+from snapshots
+where
+    $kind in ('first', 'latest')
+    or ($kind = 'name' and name = $ref)
+    or ($kind = 'id' and starts_with(snapshot_id, $ref))
+    or ($kind = 'time' and taken_at <= $at)
+order by
+    case when $kind = 'first' then taken_at end asc nulls last,
+    taken_at desc,
+    snapshot_id asc
+limit 2

@@ -3,29 +3,7 @@
 -- $kind  VARCHAR      first | latest | name | id | time
 -- $ref   VARCHAR      the name or id prefix, or NULL
 -- $at    TIMESTAMPTZ  the time, or NULL
-select
-    snapshot_id,
-    name,
-    taken_at,
-    boottime_s,
-    host,
-    boot_id,
-    kernel,
-    format,
-    source,
-    origin,
-    profiling,
-    filter,
-    read_s,
-    modules,
-    labels,
-    notes,
-    rows,
-    total_bytes,
-    total_calls,
-    skipped_lines,
-    schema_version,
-    date
+select *
 from snapshots
 where
     $kind in ('first', 'latest')

@@ -35,15 +35,18 @@ BATCH = 48  # small inputs merged per temp file before the final merge
 CHUNK_ROWS = 200_000  # rows merged in memory at once (about 12 MB)
 _COMPACTED = re.compile(r"^(h(\d\d)|day)-g(\d+)\.parquet$")
 _GENERATION = pa.field("generation", pa.int32(), nullable=False)
+_TIME = pa.timestamp("us", tz="UTC")
 _SORT = [("tag_id", "ascending"), ("occurrence", "ascending"), ("taken_at", "ascending")]
 # bytes and calls repeat from one snapshot to the next: plain values let zstd see the repeats
-# (smaller than dictionary or delta encoding on series where 20% of values change).
+# (smaller than dictionary or delta encoding on series where 20% of values change). taken_at
+# steps by the interval along each tag's series: delta encoding makes it ~0.01 B a row, where
+# a dictionary of a day's 8,640 times cost 0.77. snapshot_id is NULL where taken_at names the
+# snapshot (a dictionary of a day's ids cost 0.80 B a row; docs/recorder.md).
 _COMPACT_OPTIONS: dict[str, Any] = {
     "compression": "zstd",
     "compression_level": 9,
     "use_dictionary": [
         "snapshot_id",
-        "taken_at",
         "tag_id",
         "occurrence",
         "ordinal",
@@ -51,7 +54,7 @@ _COMPACT_OPTIONS: dict[str, Any] = {
         "extras",
         "generation",
     ],
-    "column_encoding": {"bytes": "PLAIN", "calls": "PLAIN"},
+    "column_encoding": {"bytes": "PLAIN", "calls": "PLAIN", "taken_at": "DELTA_BINARY_PACKED"},
     "data_page_size": 8 << 20,
     "write_statistics": ["tag_id", "taken_at", "snapshot_id"],
 }
@@ -221,9 +224,11 @@ def _compact_unit(
     before = sum(
         p.stat().st_size + f.path.stat().st_size for p, f in zip(inputs, members, strict=True)
     )
-    after = _merge_samples(inputs, samples_dir / name, generation)
-    rows = pa.concat_tables(
-        [pq.read_table(f.path, schema=store.STORE_SNAPSHOT_SCHEMA) for f in members]
+    parts = [pq.read_table(f.path, schema=store.STORE_SNAPSHOT_SCHEMA) for f in members]
+    names = [_Names.of(part) for part in parts]
+    rows = pa.concat_tables(parts)
+    after = _merge_samples(
+        inputs, samples_dir / name, generation, names=names, shared=_shared_times(rows)
     )
     rows = rows.set_column(
         rows.schema.get_field_index("generation"),
@@ -239,22 +244,80 @@ def _compact_unit(
     done.bytes_after += after
 
 
+@dataclass(frozen=True)
+class _Names:
+    """The snapshots of one samples file by time: the ids its NULL ``snapshot_id``s stand for.
+
+    A compacted samples file leaves ``snapshot_id`` NULL where the row's ``taken_at`` is that
+    of one snapshot only in the file; the file's snapshots rows give the id back.
+    """
+
+    times: np.ndarray[Any, Any]  # int64 microseconds, sorted
+    ids: pa.Array
+
+    @classmethod
+    def of(cls, rows: pa.Table) -> _Names:
+        rows = rows.sort_by([("taken_at", "ascending")])
+        times = rows["taken_at"].cast(pa.int64()).to_numpy()
+        return cls(times=times, ids=rows["snapshot_id"].combine_chunks())
+
+    def fill(self, table: pa.Table) -> pa.Table:
+        """Return ``table`` with every NULL ``snapshot_id`` named from its ``taken_at``."""
+        ids = table["snapshot_id"]
+        if ids.null_count == 0 or len(self.times) == 0:
+            return table
+        at = table["taken_at"].cast(pa.int64()).to_numpy()
+        pos = np.minimum(np.searchsorted(self.times, at), len(self.times) - 1)
+        named = pc.coalesce(ids, self.ids.take(pa.array(pos)))
+        return table.set_column(0, store.STORE_SAMPLE_SCHEMA.field(0), named)
+
+
+def _shared_times(rows: pa.Table) -> pa.Array:
+    """Return the times that more than one of these snapshots rows has (kept named)."""
+    times = np.sort(rows["taken_at"].cast(pa.int64()).to_numpy())
+    return pa.array(np.unique(times[1:][times[1:] == times[:-1]])).cast(_TIME)
+
+
+def _unnamed(chunk: pa.Table, shared: pa.Array) -> pa.Table:
+    """Return ``chunk`` with ``snapshot_id`` NULL wherever ``taken_at`` alone names it."""
+    if len(shared) == 0:
+        ids = pa.nulls(chunk.num_rows, pa.string())
+    else:
+        keep = pc.is_in(chunk["taken_at"], value_set=shared)
+        ids = pc.if_else(keep, chunk["snapshot_id"], pa.scalar(None, pa.string()))
+    return chunk.set_column(0, store.STORE_SAMPLE_SCHEMA.field(0), ids)
+
+
 def _merge_samples(
-    inputs: list[Path], out: Path, generation: int, options: dict[str, Any] | None = None
+    inputs: list[Path],
+    out: Path,
+    generation: int,
+    options: dict[str, Any] | None = None,
+    *,
+    names: list[_Names] | None = None,
+    shared: pa.Array | None = None,
 ) -> int:
     """Merge samples files (each sorted by tag) into one sorted file; return its size.
+
+    ``names`` (one per input) name the rows whose ``snapshot_id`` an input left NULL. The
+    final file (``options`` None) leaves it NULL again except at the ``shared`` times, those
+    of more than one snapshot; temp files keep every id.
 
     Many small inputs (an hour of hot files) are merged in batches into temp files first, so
     that each is read once rather than once per tag range.
     """
+    final = options is None
+    shared = shared if shared is not None else pa.array([], _TIME)
     if len(inputs) > BATCH:
         parts: list[Path] = []
         try:
             for i in range(0, len(inputs), BATCH):
                 part = out.parent / f".{out.name}.part{i // BATCH}.{os.getpid()}.tmp"
-                _merge_samples(inputs[i : i + BATCH], part, generation, _PART_OPTIONS)
+                batch = names[i : i + BATCH] if names else None
+                _merge_samples(inputs[i : i + BATCH], part, generation, _PART_OPTIONS, names=batch)
                 parts.append(part)
-            return _merge_samples(parts, out, generation, options)
+            # the parts carry every id
+            return _merge_samples(parts, out, generation, options, shared=shared)
         finally:
             for part in parts:
                 store.discard(part)
@@ -267,12 +330,14 @@ def _merge_samples(
         with pq.ParquetWriter(tmp, store.STORE_SAMPLE_SCHEMA, **settings) as writer:
             for start in range(0, GRID, per_pass):
                 stop = min(start + per_pass, GRID)
-                chunk = _read_range(inputs, edges[start], edges[stop])
+                chunk = _read_range(inputs, edges[start], edges[stop], names)
                 chunk = chunk.sort_by(_SORT).set_column(
                     chunk.schema.get_field_index("generation"),
                     _GENERATION,
                     pa.array(np.full(chunk.num_rows, generation, dtype=np.int32)),
                 )
+                if final:
+                    chunk = _unnamed(chunk, shared)
                 tags = chunk["tag_id"].to_numpy()
                 for cell in range(start, stop):
                     a, b = _bounds(tags, edges[cell], edges[cell + 1])
@@ -288,15 +353,17 @@ def _merge_samples(
     return size
 
 
-def _read_range(inputs: list[Path], lo: int, hi: int) -> pa.Table:
+def _read_range(
+    inputs: list[Path], lo: int, hi: int, names: list[_Names] | None = None
+) -> pa.Table:
     """Return the rows with lo <= tag_id < hi of every input (each sorted by tag_id)."""
     parts = []
-    for path in inputs:
+    for i, path in enumerate(inputs):
         # opened per range: hundreds of open readers would keep hundreds of buffers alive
         with pq.ParquetFile(path) as reader:
             part = _read_part(reader, lo, hi)
         if part is not None:
-            parts.append(part)
+            parts.append(names[i].fill(part) if names else part)
     if not parts:
         return store.STORE_SAMPLE_SCHEMA.empty_table()
     return pa.concat_tables(parts).combine_chunks()

@@ -54,7 +54,8 @@ STORE_SAMPLE_COLUMNS = [
 ]
 STORE_SAMPLE_SCHEMA = pa.schema(
     [
-        pa.field("snapshot_id", pa.string(), nullable=False),
+        # NULL in compacted files where taken_at alone names the snapshot (docs/recorder.md)
+        pa.field("snapshot_id", pa.string()),
         pa.field("taken_at", pa.timestamp("us", tz="UTC"), nullable=False),
         *(SAMPLE_SCHEMA.field(name) for name in STORE_SAMPLE_COLUMNS[2:-1]),
         pa.field("generation", pa.int32(), nullable=False),

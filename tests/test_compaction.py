@@ -121,6 +121,39 @@ def test_late_snapshots_of_a_compacted_hour_get_a_new_generation(tmp_path: Path)
     assert sorted(counts) == sorted((s.meta.snapshot_id, s.meta.rows) for s in [*snaps, late])
 
 
+def test_snapshots_taken_at_the_same_instant_stay_apart_through_compactions(
+    tmp_path: Path,
+) -> None:
+    # GIVEN a compacted hour, then two more snapshots at the time of one already in it (two
+    # dumps imported --at the same instant), and a snapshot of another host at that instant
+    root = tmp_path / "store"
+    snaps = _fill(root, 5)
+    compaction.compact(root, T0 + timedelta(hours=1), days=False, grace_s=0)
+    same = [_snap(i, snaps[2].meta.taken_at) for i in (3, 4)]
+    other = _snap(0, snaps[2].meta.taken_at, host="vm2")
+    for s in [*same, other]:
+        store.write(root, s)
+    everything = [*snaps, *same, other]
+    expected = sorted(
+        (s.meta.snapshot_id, s.meta.rows, sum(s.samples["bytes"].to_pylist())) for s in everything
+    )
+    sql = "select snapshot_id, count(*), sum(bytes) from samples group by all"
+
+    # WHEN the hour is compacted again, then the day
+    for now, days in ((T0 + timedelta(hours=1), False), (T0 + timedelta(days=1), True)):
+        compaction.compact(root, now, days=days, grace_s=0)
+
+        # THEN every snapshot has its own rows, once, under its own id
+        assert sorted(_view_rows(root, sql)) == expected
+    for s in same:
+        assert analysis.load(s.meta.snapshot_id, root).samples.equals(s.samples)
+
+    # AND the compacted file names only the snapshots whose time is not theirs alone
+    path = next((root / "samples" / "host=vm1").rglob("day-g3.parquet"))
+    named = pq.read_table(path, columns=["snapshot_id"]).column(0).drop_null().unique()
+    assert sorted(named.to_pylist()) == sorted(s.meta.snapshot_id for s in [snaps[2], *same])
+
+
 def test_prune_removes_old_files_whole(tmp_path: Path) -> None:
     # GIVEN a compacted 13:00 hour and hot snapshots of 14:00
     root = tmp_path / "store"

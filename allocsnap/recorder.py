@@ -9,9 +9,13 @@ progress through a callback and never prints; ``Status.line()`` is the text peop
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
+import json
 import math
+import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
+from typing import NoReturn, TextIO
 
 import pyarrow as pa
 
@@ -119,6 +124,7 @@ class _Run:
         self.root, self.plan, self.report, self.clock, self.stop = root, plan, report, clock, stop
         self.status = Status(event="start")
         self.parser = fastparse.CachedParser()
+        self.misses = 0
         self.outage: tuple[datetime, int, str] | None = None  # since, reads, why
         self.hour: datetime | None = None
 
@@ -186,6 +192,9 @@ class _Run:
             snap = _with_outage_note(snap, *self.outage)
             self.outage = None
         self.writer.add(snap)
+        if self.parser.misses != self.misses:  # a full parse: its garbage back to the system
+            self.misses = self.parser.misses
+            _trim()
         status = self.status
         status.last_cpu_ms = (time.process_time() - cpu) * 1000
         status.taken += 1
@@ -221,10 +230,85 @@ class _Run:
             if pruned:
                 self.status.message += f"; pruned {pruned} older than --retain"
             self._emit("compacted")
+        _trim()
 
     def _emit(self, event: str) -> None:
         self.status.event = event
         self.report(self.status)
+
+
+def status_printer(stream: TextIO, tty: bool, every_s: float = 600.0) -> Report:
+    """Return a callback that writes the status for people onto ``stream``: a live line on a
+    terminal, else a log line now and then, and one line per event."""
+    clear = "\r\033[K" if tty else ""
+    last = [-every_s]
+
+    def show(status: Status) -> None:
+        if status.message and status.event != "snapshot":
+            stream.write(f"{clear}{status.message}\n")
+        if status.event == "stop":
+            stream.write(clear)
+        elif tty:
+            stream.write(f"{clear}{status.line()}")
+        elif status.event == "snapshot" and status.elapsed_s - last[0] >= every_s:
+            last[0] = status.elapsed_s
+            stream.write(f"{status.line()}\n")
+        stream.flush()
+
+    return show
+
+
+def exec_lean(store_dir: Path, plan: Plan, *, tty: bool) -> NoReturn:
+    """Replace this process by ``python -m allocsnap.recorder``, which records ``plan``.
+
+    The same pid (systemd, signals) and exit codes, without what parsed the command line:
+    typer and pydantic stay resident otherwise (13 MB).
+    """
+    fields = {k: v for k, v in plan.__dict__.items() if k not in ("keep", "retain")}
+    spec = {
+        **fields,
+        "keep": plan.keep.__dict__,
+        "retain": plan.retain.total_seconds() if plan.retain is not None else None,
+    }
+    env = {"ARROW_DEFAULT_MEMORY_POOL": "system", **os.environ}
+    args = [sys.executable, "-m", "allocsnap.recorder", str(store_dir), json.dumps(spec)]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [*args, "tty" if tty else "-"], env)
+
+
+def _main(argv: list[str]) -> int:
+    spec = json.loads(argv[1])
+    retain = spec.pop("retain")
+    plan = Plan(
+        **{**spec, "keep": Filter(**spec["keep"])},
+        retain=timedelta(seconds=retain) if retain is not None else None,
+    )
+    tty = argv[2] == "tty"
+    try:
+        status = record(Path(argv[0]), plan, on_status=status_printer(sys.stderr, tty))
+    except AllocsnapError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return int(e.exit_code)
+    print(status.line(), file=sys.stderr)
+    return 0
+
+
+def _trim() -> None:
+    """Hand free heap memory back to the system (glibc keeps it otherwise; a no-op elsewhere)."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+    return libc if hasattr(libc, "malloc_trim") else None
+
+
+_LIBC = _load_libc()
 
 
 def _snapshot_id(host: str, boot_id: str | None, taken_at: datetime) -> str:
@@ -257,3 +341,7 @@ def _signals(stop: threading.Event) -> Iterator[None]:
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

@@ -72,8 +72,11 @@ def test_closed_hours_then_days_compact_and_read_back_the_same(tmp_path: Path) -
     )
 
 
-def test_compacted_file_is_sorted_by_tag_then_time(tmp_path: Path) -> None:
-    # GIVEN a compacted hour
+def test_compacted_file_is_sorted_by_tag_then_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a compacted hour, merged a few thousand rows at a time
+    monkeypatch.setattr(compaction, "CHUNK_ROWS", 5_000)
     root = tmp_path / "store"
     _fill(root, 10)
     compaction.compact(root, T0 + timedelta(hours=1), days=False, grace_s=0)
@@ -82,10 +85,17 @@ def test_compacted_file_is_sorted_by_tag_then_time(tmp_path: Path) -> None:
     # WHEN read with plain pyarrow
     rows = pq.read_table(path, columns=["tag_id", "occurrence", "taken_at"]).to_pylist()
 
-    # THEN rows are in (tag_id, occurrence, taken_at) order, in several row groups
+    # THEN rows are in (tag_id, occurrence, taken_at) order, in several row groups that each
+    # hold whole cells of the tag-id grid (a reader prunes row groups by tag range)
     keys = [(r["tag_id"], r["occurrence"], r["taken_at"]) for r in rows]
     assert keys == sorted(keys)
-    assert pq.ParquetFile(path).num_row_groups > 1
+    meta = pq.ParquetFile(path).metadata
+    assert meta.num_row_groups > 1
+    cell = 2**64 // compaction.GRID
+    column = meta.schema.names.index("tag_id")
+    ranges = [meta.row_group(g).column(column).statistics for g in range(meta.num_row_groups)]
+    for before, after in zip(ranges, ranges[1:], strict=False):
+        assert (before.max + 2**63) // cell < (after.min + 2**63) // cell
 
 
 def test_views_keep_their_columns_after_compaction(tmp_path: Path) -> None:

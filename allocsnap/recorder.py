@@ -15,6 +15,7 @@ import json
 import math
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -127,6 +128,7 @@ class _Run:
         self.misses = 0
         self.outage: tuple[datetime, int, str] | None = None  # since, reads, why
         self.hour: datetime | None = None
+        self.child: subprocess.Popen[str] | None = None  # housekeeping running beside us
 
     def run(self) -> Status:
         recovered = compaction.recover(self.root)
@@ -140,25 +142,28 @@ class _Run:
         self._emit("start")
         start = self.clock()
         interval, k = self.plan.interval, 0
-        while not self.stop.is_set():
-            if self.plan.count is not None and self.status.taken >= self.plan.count:
-                break
-            due = start + k * interval
-            if self.plan.duration is not None and due >= start + self.plan.duration:
-                break
-            if self.stop.wait(max(0.0, due - self.clock())):
-                break
-            self._take()
-            self.status.elapsed_s = self.clock() - start
-            if self.plan.compact:
-                self._housekeeping()
-            # A snapshot that ran past the next slot's window forfeits the slots it covered.
-            now_slot = math.floor((self.clock() - start) / interval)
-            if now_slot > k + 1:
-                self.status.missed += now_slot - (k + 1)
-                k = now_slot
-            else:
-                k += 1
+        try:
+            while not self.stop.is_set():
+                if self.plan.count is not None and self.status.taken >= self.plan.count:
+                    break
+                due = start + k * interval
+                if self.plan.duration is not None and due >= start + self.plan.duration:
+                    break
+                if self.stop.wait(max(0.0, due - self.clock())):
+                    break
+                self._take()
+                self.status.elapsed_s = self.clock() - start
+                if self.plan.compact:
+                    self._housekeeping()
+                # A snapshot that ran past the next slot's window forfeits the slots it covered.
+                now_slot = math.floor((self.clock() - start) / interval)
+                if now_slot > k + 1:
+                    self.status.missed += now_slot - (k + 1)
+                    k = now_slot
+                else:
+                    k += 1
+        finally:
+            self._reap()  # a running compaction is waited for: no child outlives the recorder
         self.status.elapsed_s = self.clock() - start
         self._emit("stop")
         return self.status
@@ -208,14 +213,30 @@ class _Run:
         self._emit("snapshot")
 
     def _housekeeping(self) -> None:
-        """Once an hour (and at the first snapshot), compact what closed and apply --retain."""
+        """Once an hour (and at the first snapshot), compact what closed and apply --retain.
+
+        The work runs in a child process beside the recorder; its result is reported at the
+        first snapshot after it ends (or at the stop, which waits for it).
+        """
+        if self.child is not None and self.child.poll() is not None:
+            self._reap()
         now = datetime.now(UTC)
         hour = now.replace(minute=0, second=0, microsecond=0)
-        if hour == self.hour:
+        if hour == self.hour or self.child is not None:
             return
         self.hour = hour
         try:
-            done, pruned = compaction.housekeeping_in_child(self.root, self.plan.retain)
+            self.child = compaction.start_housekeeping(self.root, self.plan.retain)
+        except AllocsnapError as e:
+            self.status.message = f"compaction failed: {e}"
+            self._emit("compaction-failed")
+
+    def _reap(self) -> None:
+        child, self.child = self.child, None
+        if child is None:
+            return
+        try:
+            done, pruned = compaction.housekeeping_result(child)
         except AllocsnapError as e:
             self.status.message = f"compaction failed: {e}"
             self._emit("compaction-failed")

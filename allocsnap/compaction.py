@@ -337,7 +337,9 @@ def _merge_samples(
         parts: list[Path] = []
         try:
             for i in range(0, len(inputs), BATCH):
-                part = out.parent / f".{out.name.lstrip('.')}.part{i // BATCH}.tmp"
+                # named by level (inputs shrink 48-fold per level): a part is never its input
+                level = f"{len(inputs)}-{i // BATCH}"
+                part = out.parent / f".{out.name.lstrip('.')}.part{level}.tmp"
                 batch = names[i : i + BATCH] if names else None
                 _merge_samples(inputs[i : i + BATCH], part, generation, _PART_OPTIONS, names=batch)
                 parts.append(part)

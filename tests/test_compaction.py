@@ -98,6 +98,26 @@ def test_compacted_file_is_sorted_by_tag_then_time(
         assert (before.max + 2**63) // cell < (after.min + 2**63) // cell
 
 
+def test_many_small_inputs_are_merged_in_levels_of_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN an hour of 10 hot snapshots, merged 2 at a time: 5 parts, then 3, then 2, then 1
+    monkeypatch.setattr(compaction, "BATCH", 2)
+    root = tmp_path / "store"
+    snaps = _fill(root, 10, step=timedelta(minutes=1))
+
+    # WHEN the hour is compacted
+    done = compaction.compact(root, T0 + timedelta(hours=1), days=False, grace_s=0)
+
+    # THEN one file holds every snapshot whole, and no part is left behind
+    assert (done.units, done.snapshots) == (1, 10)
+    sums = _view_rows(root, "select snapshot_id, count(*), sum(bytes) from samples group by all")
+    assert sorted(sums) == sorted(
+        (s.meta.snapshot_id, s.samples.num_rows, sum(s.samples["bytes"].to_pylist())) for s in snaps
+    )
+    assert not list(root.rglob("*.tmp"))
+
+
 def test_views_keep_their_columns_after_compaction(tmp_path: Path) -> None:
     # GIVEN the columns of the three views over a hot store
     root = tmp_path / "store"

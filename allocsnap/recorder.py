@@ -4,7 +4,9 @@ signal, with compaction of closed hours and retention along the way.
 Slot k is due at start + k·interval on the monotonic clock, so a slow read delays only its own
 snapshot; when a snapshot ends past the next slot's window, the slots in between are counted as
 missed. SIGINT and SIGTERM finish the snapshot in flight, then stop. The library reports
-progress through a callback and never prints; ``Status.line()`` is the text people see.
+progress through a callback; ``Status.line()`` is the text people see, and ``status_printer``
+writes it onto a stream the caller gives. ``python -m allocsnap.recorder`` is the lean process
+that ``allocsnap record`` becomes once its options are parsed (``exec_lean``).
 """
 
 from __future__ import annotations

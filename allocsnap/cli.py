@@ -8,6 +8,7 @@ so that ``allocsnap --help`` stays fast. Every ``AllocsnapError`` is reported at
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -19,10 +20,7 @@ from allocsnap.errors import AllocsnapError
 from allocsnap.render import Format
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from allocsnap.model import Filter
-    from allocsnap.recorder import Status
 
 
 class _Group(TyperGroup):
@@ -584,6 +582,9 @@ def record(
 
     Example: allocsnap record --interval 10s --retain 7d --store /var/lib/allocsnap
     """
+    # Before pyarrow loads: its default mimalloc pool keeps ~8 MB more resident than malloc in
+    # a long run (docs/recorder.md); a process that imported pyarrow already keeps its pool.
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     from allocsnap import recorder
     from allocsnap.units import parse_duration
 
@@ -597,27 +598,13 @@ def record(
         labels=_labels(label),
         retain=parse_duration(retain) if retain is not None else None,
     )
-    status = recorder.record(store_dir, plan, on_status=_status_printer(sys.stderr.isatty()))
+    tty = sys.stderr.isatty()
+    if sys.argv[1:2] == ["record"]:
+        # A process started to record becomes a lean one without typer and pydantic (13 MB
+        # of the 100 MB budget); same pid, signals and exit codes (docs/recorder.md).
+        recorder.exec_lean(store_dir, plan, tty=tty)
+    status = recorder.record(store_dir, plan, on_status=recorder.status_printer(sys.stderr, tty))
     typer.echo(status.line(), err=True)
-
-
-def _status_printer(tty: bool, every_s: float = 600.0) -> Callable[[Status], None]:
-    """Return the recorder's callback: a live line on a terminal, else a log line now and then."""
-    clear = "\r\033[K" if tty else ""
-    last = [-every_s]
-
-    def show(status: Status) -> None:
-        if status.message and status.event != "snapshot":
-            typer.echo(f"{clear}{status.message}", err=True)
-        if status.event == "stop":
-            typer.echo(clear, err=True, nl=False)
-        elif tty:
-            typer.echo(f"{clear}{status.line()}", err=True, nl=False)
-        elif status.event == "snapshot" and status.elapsed_s - last[0] >= every_s:
-            last[0] = status.elapsed_s
-            typer.echo(status.line(), err=True)
-
-    return show
 
 
 @app.command()

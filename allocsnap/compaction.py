@@ -30,20 +30,23 @@ from allocsnap import store
 from allocsnap.errors import StoreError
 
 GRACE_S = 60.0  # replaced files stay this long for readers that already listed them
-GRID = 64  # tag_id space cut into equal ranges; compacted row groups follow this grid
+GRID = 64  # tag_id space cut into equal ranges; a compacted row group holds whole cells
 BATCH = 48  # small inputs merged per temp file before the final merge
 CHUNK_ROWS = 200_000  # rows merged in memory at once (about 12 MB)
 _COMPACTED = re.compile(r"^(h(\d\d)|day)-g(\d+)\.parquet$")
 _GENERATION = pa.field("generation", pa.int32(), nullable=False)
+_TIME = pa.timestamp("us", tz="UTC")
 _SORT = [("tag_id", "ascending"), ("occurrence", "ascending"), ("taken_at", "ascending")]
 # bytes and calls repeat from one snapshot to the next: plain values let zstd see the repeats
-# (smaller than dictionary or delta encoding on series where 20% of values change).
+# (smaller than dictionary or delta encoding on series where 20% of values change). taken_at
+# steps by the interval along each tag's series: delta encoding makes it ~0.01 B a row, where
+# a dictionary of a day's 8,640 times cost 0.77. snapshot_id is NULL where taken_at names the
+# snapshot (a dictionary of a day's ids cost 0.80 B a row; docs/recorder.md).
 _COMPACT_OPTIONS: dict[str, Any] = {
     "compression": "zstd",
     "compression_level": 9,
     "use_dictionary": [
         "snapshot_id",
-        "taken_at",
         "tag_id",
         "occurrence",
         "ordinal",
@@ -51,7 +54,7 @@ _COMPACT_OPTIONS: dict[str, Any] = {
         "extras",
         "generation",
     ],
-    "column_encoding": {"bytes": "PLAIN", "calls": "PLAIN"},
+    "column_encoding": {"bytes": "PLAIN", "calls": "PLAIN", "taken_at": "DELTA_BINARY_PACKED"},
     "data_page_size": 8 << 20,
     "write_statistics": ["tag_id", "taken_at", "snapshot_id"],
 }
@@ -112,8 +115,8 @@ def compact(
         if days and day_closed:
             with store.writer_lock(root):
                 files = _live(partition)
-                if files and not _single_day_file(files):
-                    _compact_unit(root, partition, files, "day", done)
+            if files and not _single_day_file(files):
+                _compact_unit(root, partition, files, "day", done)
         if done.units and grace_s <= 0:
             with store.writer_lock(root):
                 _collect(root, partition, grace_s, done)
@@ -123,15 +126,15 @@ def compact(
 def _compact_hours(root: Path, partition: Path, now: datetime, done: Housekeeping) -> None:
     with store.writer_lock(root):
         files = _live(partition)
-        hours: dict[int, list[_File]] = {}
-        for f in files:
-            if not f.path.name.startswith("day-"):
-                hours.setdefault(f.first.hour, []).append(f)
-        for hour, members in sorted(hours.items()):
-            start = members[0].first.replace(minute=0, second=0, microsecond=0)
-            closed = start + timedelta(hours=1) <= now
-            if closed and any(_is_hot(f) for f in members):
-                _compact_unit(root, partition, members, f"h{hour:02d}", done)
+    hours: dict[int, list[_File]] = {}
+    for f in files:
+        if not f.path.name.startswith("day-"):
+            hours.setdefault(f.first.hour, []).append(f)
+    for hour, members in sorted(hours.items()):
+        start = members[0].first.replace(minute=0, second=0, microsecond=0)
+        closed = start + timedelta(hours=1) <= now
+        if closed and any(_is_hot(f) for f in members):
+            _compact_unit(root, partition, members, f"h{hour:02d}", done)
 
 
 def prune(root: Path, older_than: timedelta, now: datetime | None = None) -> Housekeeping:
@@ -211,6 +214,13 @@ def store_size(root: Path) -> int:
 def _compact_unit(
     root: Path, partition: Path, members: list[_File], stem: str, done: Housekeeping
 ) -> None:
+    """Merge ``members`` into one file pair and commit it, unless they changed meanwhile.
+
+    The merge runs without the writer lock (a recorder writing the current hour is not held
+    up for a merge's seconds; inputs are never rewritten, only superseded and deleted later).
+    Under the lock, the members must still be live and the name free; the samples file is
+    renamed into place, then the snapshots file is written: the commit point.
+    """
     generation = max(f.generation for f in members) + 1
     name = f"{stem}-g{generation}.parquet"
     samples_dir = root / "samples" / partition.relative_to(root / "snapshots")
@@ -221,82 +231,162 @@ def _compact_unit(
     before = sum(
         p.stat().st_size + f.path.stat().st_size for p, f in zip(inputs, members, strict=True)
     )
-    after = _merge_samples(inputs, samples_dir / name, generation)
-    rows = pa.concat_tables(
-        [pq.read_table(f.path, schema=store.STORE_SNAPSHOT_SCHEMA) for f in members]
-    )
-    rows = rows.set_column(
-        rows.schema.get_field_index("generation"),
-        _GENERATION,
-        pa.array(np.full(rows.num_rows, generation, dtype=np.int32)),
-    ).sort_by([("taken_at", "ascending"), ("snapshot_id", "ascending")])
-    # The commit point: from this rename on, readers use the new generation. The inputs are
-    # garbage now, deleted by _collect once readers that listed them have had time to finish.
-    after += store.atomic_write(rows, partition / name)
+    parts = [pq.read_table(f.path, schema=store.STORE_SNAPSHOT_SCHEMA) for f in members]
+    names = [_Names.of(part) for part in parts]
+    rows = pa.concat_tables(parts)
+    merged = samples_dir / f".{name}.{os.getpid()}.tmp"
+    try:
+        after = _merge_samples(inputs, merged, generation, names=names, shared=_shared_times(rows))
+        rows = rows.set_column(
+            rows.schema.get_field_index("generation"),
+            _GENERATION,
+            pa.array(np.full(rows.num_rows, generation, dtype=np.int32)),
+        ).sort_by([("taken_at", "ascending"), ("snapshot_id", "ascending")])
+        with store.writer_lock(root):
+            if not _still_live(partition, members) or (partition / name).exists():
+                done.notes.append(f"{partition / name}: its inputs changed meanwhile; skipped")
+                return
+            os.replace(merged, samples_dir / name)
+            store.fsync_dir(samples_dir)
+            # The commit point: from this rename on, readers use the new generation. The inputs
+            # are garbage now, deleted by _collect once readers that listed them are done.
+            after += store.atomic_write(rows, partition / name)
+    except OSError as e:
+        raise StoreError(f"cannot write {samples_dir / name}: {store._why(e)}") from e
+    finally:
+        store.discard(merged)
     done.units += 1
     done.snapshots += rows.num_rows
     done.bytes_before += before
     done.bytes_after += after
 
 
+def _still_live(partition: Path, members: list[_File]) -> bool:
+    """Return True when every member file is still there, live, with the same rows."""
+    files = {f.path.name: f for f in _live(partition)}
+    return all(
+        m.path.name in files and files[m.path.name].generations == m.generations for m in members
+    )
+
+
+@dataclass(frozen=True)
+class _Names:
+    """The snapshots of one samples file by time: the ids its NULL ``snapshot_id``s stand for.
+
+    A compacted samples file leaves ``snapshot_id`` NULL where the row's ``taken_at`` is that
+    of one snapshot only in the file; the file's snapshots rows give the id back.
+    """
+
+    times: np.ndarray[Any, Any]  # int64 microseconds, sorted
+    ids: pa.Array
+
+    @classmethod
+    def of(cls, rows: pa.Table) -> _Names:
+        rows = rows.sort_by([("taken_at", "ascending")])
+        times = rows["taken_at"].cast(pa.int64()).to_numpy()
+        return cls(times=times, ids=rows["snapshot_id"].combine_chunks())
+
+    def fill(self, table: pa.Table) -> pa.Table:
+        """Return ``table`` with every NULL ``snapshot_id`` named from its ``taken_at``."""
+        ids = table["snapshot_id"]
+        if ids.null_count == 0 or len(self.times) == 0:
+            return table
+        at = table["taken_at"].cast(pa.int64()).to_numpy()
+        pos = np.minimum(np.searchsorted(self.times, at), len(self.times) - 1)
+        named = pc.coalesce(ids, self.ids.take(pa.array(pos)))
+        return table.set_column(0, store.STORE_SAMPLE_SCHEMA.field(0), named)
+
+
+def _shared_times(rows: pa.Table) -> pa.Array:
+    """Return the times that more than one of these snapshots rows has (kept named)."""
+    times = np.sort(rows["taken_at"].cast(pa.int64()).to_numpy())
+    return pa.array(np.unique(times[1:][times[1:] == times[:-1]])).cast(_TIME)
+
+
+def _unnamed(chunk: pa.Table, shared: pa.Array) -> pa.Table:
+    """Return ``chunk`` with ``snapshot_id`` NULL wherever ``taken_at`` alone names it."""
+    if len(shared) == 0:
+        ids = pa.nulls(chunk.num_rows, pa.string())
+    else:
+        keep = pc.is_in(chunk["taken_at"], value_set=shared)
+        ids = pc.if_else(keep, chunk["snapshot_id"], pa.scalar(None, pa.string()))
+    return chunk.set_column(0, store.STORE_SAMPLE_SCHEMA.field(0), ids)
+
+
 def _merge_samples(
-    inputs: list[Path], out: Path, generation: int, options: dict[str, Any] | None = None
+    inputs: list[Path],
+    out: Path,
+    generation: int,
+    options: dict[str, Any] | None = None,
+    *,
+    names: list[_Names] | None = None,
+    shared: pa.Array | None = None,
 ) -> int:
-    """Merge samples files (each sorted by tag) into one sorted file; return its size.
+    """Merge samples files (each sorted by tag) into one sorted temp file; return its size.
+
+    ``names`` (one per input) name the rows whose ``snapshot_id`` an input left NULL. The
+    final file (``options`` None) leaves it NULL again except at the ``shared`` times, those
+    of more than one snapshot; temp files keep every id.
 
     Many small inputs (an hour of hot files) are merged in batches into temp files first, so
     that each is read once rather than once per tag range.
     """
+    final = options is None
+    shared = shared if shared is not None else pa.array([], _TIME)
     if len(inputs) > BATCH:
         parts: list[Path] = []
         try:
             for i in range(0, len(inputs), BATCH):
-                part = out.parent / f".{out.name}.part{i // BATCH}.{os.getpid()}.tmp"
-                _merge_samples(inputs[i : i + BATCH], part, generation, _PART_OPTIONS)
+                # named by level (inputs shrink 48-fold per level): a part is never its input
+                level = f"{len(inputs)}-{i // BATCH}"
+                part = out.parent / f".{out.name.lstrip('.')}.part{level}.tmp"
+                batch = names[i : i + BATCH] if names else None
+                _merge_samples(inputs[i : i + BATCH], part, generation, _PART_OPTIONS, names=batch)
                 parts.append(part)
-            return _merge_samples(parts, out, generation, options)
+            # the parts carry every id
+            return _merge_samples(parts, out, generation, options, shared=shared)
         finally:
             for part in parts:
                 store.discard(part)
     edges = [-(2**63) + i * (2**64 // GRID) for i in range(GRID)] + [2**63]
     total = sum(pq.read_metadata(p).num_rows for p in inputs)
     per_pass = max(1, int(CHUNK_ROWS / max(total / GRID, 1)))
-    tmp = out.parent / f".{out.name}.{os.getpid()}.tmp"
     try:
         settings = options or _COMPACT_OPTIONS
-        with pq.ParquetWriter(tmp, store.STORE_SAMPLE_SCHEMA, **settings) as writer:
+        with pq.ParquetWriter(out, store.STORE_SAMPLE_SCHEMA, **settings) as writer:
             for start in range(0, GRID, per_pass):
                 stop = min(start + per_pass, GRID)
-                chunk = _read_range(inputs, edges[start], edges[stop])
+                chunk = _read_range(inputs, edges[start], edges[stop], names)
                 chunk = chunk.sort_by(_SORT).set_column(
                     chunk.schema.get_field_index("generation"),
                     _GENERATION,
                     pa.array(np.full(chunk.num_rows, generation, dtype=np.int32)),
                 )
-                tags = chunk["tag_id"].to_numpy()
-                for cell in range(start, stop):
-                    a, b = _bounds(tags, edges[cell], edges[cell + 1])
-                    if b > a:
-                        writer.write_table(chunk.slice(a, b - a), row_group_size=b - a)
-        store.fsync_file(tmp)
-        size = tmp.stat().st_size
-        os.replace(tmp, out)
-        store.fsync_dir(out.parent)
+                if final:
+                    chunk = _unnamed(chunk, shared)
+                # One row group per pass, whole grid cells: a row group per cell cost 0.1 B per
+                # row in footers and dictionaries on a small real series (docs/recorder.md).
+                if chunk.num_rows:
+                    writer.write_table(chunk, row_group_size=chunk.num_rows)
+        store.fsync_file(out)
+        size = out.stat().st_size
     except (OSError, pa.ArrowException) as e:
-        store.discard(tmp)
+        store.discard(out)
         raise StoreError(f"cannot write {out}: {store._why(e)}") from e
     return size
 
 
-def _read_range(inputs: list[Path], lo: int, hi: int) -> pa.Table:
+def _read_range(
+    inputs: list[Path], lo: int, hi: int, names: list[_Names] | None = None
+) -> pa.Table:
     """Return the rows with lo <= tag_id < hi of every input (each sorted by tag_id)."""
     parts = []
-    for path in inputs:
+    for i, path in enumerate(inputs):
         # opened per range: hundreds of open readers would keep hundreds of buffers alive
         with pq.ParquetFile(path) as reader:
             part = _read_part(reader, lo, hi)
         if part is not None:
-            parts.append(part)
+            parts.append(names[i].fill(part) if names else part)
     if not parts:
         return store.STORE_SAMPLE_SCHEMA.empty_table()
     return pa.concat_tables(parts).combine_chunks()
@@ -405,28 +495,48 @@ def _remove_empty(folder: Path) -> None:
         pass
 
 
-def housekeeping_in_child(root: Path, retain: timedelta | None) -> tuple[Housekeeping, int]:
-    """Compact (and prune) in a child process; return what it did and how many it pruned.
+def start_housekeeping(root: Path, retain: timedelta | None) -> subprocess.Popen[str]:
+    """Start compacting (and pruning) in a child process; ``housekeeping_result`` reads it.
 
-    Merging an hour costs some 100 MB that the allocator does not hand back; in a child, the
-    long-running recorder's own memory stays flat.
+    Merging costs some 100 MB that the allocator does not hand back; in a child, the
+    long-running recorder's own memory stays flat, and the recorder goes on while it runs.
     """
     command = [sys.executable, "-m", "allocsnap.compaction", str(root)]
     if retain is not None:
         command.append(str(retain.total_seconds()))
-    done = subprocess.run(command, capture_output=True, text=True, start_new_session=True)
-    if done.returncode != 0:
-        lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
+    env = {"ARROW_DEFAULT_MEMORY_POOL": "system", **os.environ}
+    try:
+        return subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            env=env,
+        )
+    except OSError as e:
+        raise StoreError(f"cannot start compaction: {store._why(e)}") from e
+
+
+def housekeeping_result(child: subprocess.Popen[str]) -> tuple[Housekeeping, int]:
+    """Wait for a child from ``start_housekeeping``; return what it did and how many it pruned."""
+    out, err = child.communicate()
+    if child.returncode != 0:
+        lines = err.strip().splitlines() or [f"exit status {child.returncode}"]
         raise StoreError(lines[-1].removeprefix("Error: "))
-    result = json.loads(done.stdout)
+    result = json.loads(out)
     return Housekeeping(**result["compacted"]), int(result["pruned"])
+
+
+def housekeeping_in_child(root: Path, retain: timedelta | None) -> tuple[Housekeeping, int]:
+    """Compact (and prune) in a child process and wait for it."""
+    return housekeeping_result(start_housekeeping(root, retain))
 
 
 def _main(argv: list[str]) -> int:
     root = Path(argv[0])
     try:
-        # hours only: day files measured larger than their hours (docs/recorder.md)
-        done = compact(root, days=False)
+        done = compact(root)
         pruned = prune(root, timedelta(seconds=float(argv[1]))) if len(argv) > 1 else None
     except StoreError as e:
         print(f"Error: {e}", file=sys.stderr)

@@ -41,9 +41,20 @@ class _Layout:
     text: Array  # uint8 bytes of the text the layout was built from
     fixed: Array  # bool, True where a byte must be the same (everything but the digits)
     fields_at: Array  # (rows, 21) offsets of "%12lli %8llu" in each row
+    row_of: Array  # the row each byte of the text is in (those before the first: 0)
     tags: dict[str, pa.Array]  # every sample column but bytes and calls
     format: str
     notes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Last:
+    """The last text read with a layout, and its numbers: rows whose digits did not change
+    since then keep their numbers, so only the changed rows are decoded again."""
+
+    text: Array
+    values: Array
+    calls: Array
 
 
 class CachedParser:
@@ -51,6 +62,7 @@ class CachedParser:
 
     def __init__(self) -> None:
         self._layout: _Layout | None = None
+        self._last: _Last | None = None
         self.hits = 0
         self.misses = 0
 
@@ -59,36 +71,48 @@ class CachedParser:
     ) -> ParsedAllocinfo:
         """Return what ``parse.parse`` returns for ``text``, without re-parsing unchanged tags."""
         raw = text.encode() if isinstance(text, str) else text
-        layout = self._layout
-        if layout is not None and not lenient:
-            parsed = _fast(layout, raw)
-            if parsed is not None:
+        layout, last = self._layout, self._last
+        if layout is not None and last is not None and not lenient:
+            fast = _fast(layout, last, raw)
+            if fast is not None:
                 self.hits += 1
+                parsed, self._last = fast
                 return parsed
         self.misses += 1
         parsed = parse(text, source=source, lenient=lenient)
-        self._layout = None if lenient else _build(raw, parsed)
+        self._layout, self._last = (None, None) if lenient else _build(raw, parsed)
         return parsed
 
 
-def _fast(layout: _Layout, raw: bytes) -> ParsedAllocinfo | None:
-    """Return the rows of ``raw`` when it has the cached layout, else None."""
+def _fast(layout: _Layout, last: _Last, raw: bytes) -> tuple[ParsedAllocinfo, _Last] | None:
+    """Return the rows of ``raw`` when it has the cached layout, else None.
+
+    Only bytes that differ from the last text are looked at: outside the number fields they
+    mean another layout; inside, their rows are decoded (and checked) again.
+    """
     if len(raw) != len(layout.text):
         return None
     arr = np.frombuffer(raw, dtype=np.uint8)
-    if np.any((arr != layout.text) & layout.fixed):
+    moved = np.flatnonzero(arr != last.text)
+    if layout.fixed[moved].any():
         return None
-    numbers = _numbers(arr, layout.fields_at)
-    if numbers is None:
-        return None
-    values, calls = numbers
+    changed = np.zeros(len(last.values), dtype=bool)
+    changed[layout.row_of[moved]] = True
+    rows = np.flatnonzero(changed)
+    values, calls = last.values.copy(), last.calls.copy()
+    if len(rows):
+        numbers = _numbers(arr, layout.fields_at[rows])
+        if numbers is None:
+            return None
+        values[rows], calls[rows] = numbers
     columns = dict(layout.tags)
     columns["bytes"] = pa.array(values, pa.int64())
     columns["calls"] = pa.array(calls, pa.uint64())
     samples = pa.Table.from_arrays([columns[n] for n in SAMPLE_SCHEMA.names], schema=SAMPLE_SCHEMA)
-    return ParsedAllocinfo(
+    parsed = ParsedAllocinfo(
         format=layout.format, samples=samples, skipped_lines=0, notes=layout.notes
     )
+    return parsed, _Last(text=arr, values=values, calls=calls)
 
 
 def _numbers(arr: Array, fields_at: Array) -> tuple[Array, Array] | None:
@@ -132,8 +156,21 @@ def _field(chars: Array, *, signed: bool) -> Array | None:
     return np.where(minus.any(axis=1), -value, value) if any_minus else value
 
 
-def _build(raw: bytes, parsed: ParsedAllocinfo) -> _Layout | None:
-    """Return the layout of a fully parsed text, or None when it is not the kernel's layout."""
+def _build(raw: bytes, parsed: ParsedAllocinfo) -> tuple[_Layout | None, _Last | None]:
+    """Return the layout of a fully parsed text and its numbers, or Nones when it is not the
+    kernel's layout."""
+    layout = _layout(raw, parsed)
+    if layout is None:
+        return None, None
+    last = _Last(
+        text=layout.text,
+        values=parsed.samples["bytes"].to_numpy(),
+        calls=parsed.samples["calls"].to_numpy(),
+    )
+    return layout, last
+
+
+def _layout(raw: bytes, parsed: ParsedAllocinfo) -> _Layout | None:
     if parsed.skipped_lines or not raw.endswith(b"\n"):
         return None
     arr = np.frombuffer(raw, dtype=np.uint8).copy()
@@ -166,10 +203,13 @@ def _build(raw: bytes, parsed: ParsedAllocinfo) -> _Layout | None:
     fixed[fields_at.ravel()] = False
     fixed[starts + BYTES_WIDTH] = True  # the space between the two fields
     tags = {name: samples[name].combine_chunks() for name in _TAG_COLUMNS}
+    row_of = np.zeros(len(arr), dtype=np.min_scalar_type(len(starts)))
+    row_of[starts[1:]] = 1
     return _Layout(
         text=arr,
         fixed=fixed,
         fields_at=fields_at,
+        row_of=np.cumsum(row_of, dtype=row_of.dtype),
         tags=tags,
         format=parsed.format,
         notes=parsed.notes,

@@ -4,14 +4,21 @@ signal, with compaction of closed hours and retention along the way.
 Slot k is due at start + k·interval on the monotonic clock, so a slow read delays only its own
 snapshot; when a snapshot ends past the next slot's window, the slots in between are counted as
 missed. SIGINT and SIGTERM finish the snapshot in flight, then stop. The library reports
-progress through a callback and never prints; ``Status.line()`` is the text people see.
+progress through a callback; ``Status.line()`` is the text people see, and ``status_printer``
+writes it onto a stream the caller gives. ``python -m allocsnap.recorder`` is the lean process
+that ``allocsnap record`` becomes once its options are parsed (``exec_lean``).
 """
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
+import json
 import math
+import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
+from typing import NoReturn, TextIO
 
 import pyarrow as pa
 
@@ -119,8 +127,10 @@ class _Run:
         self.root, self.plan, self.report, self.clock, self.stop = root, plan, report, clock, stop
         self.status = Status(event="start")
         self.parser = fastparse.CachedParser()
+        self.misses = 0
         self.outage: tuple[datetime, int, str] | None = None  # since, reads, why
         self.hour: datetime | None = None
+        self.child: subprocess.Popen[str] | None = None  # housekeeping running beside us
 
     def run(self) -> Status:
         recovered = compaction.recover(self.root)
@@ -134,25 +144,28 @@ class _Run:
         self._emit("start")
         start = self.clock()
         interval, k = self.plan.interval, 0
-        while not self.stop.is_set():
-            if self.plan.count is not None and self.status.taken >= self.plan.count:
-                break
-            due = start + k * interval
-            if self.plan.duration is not None and due >= start + self.plan.duration:
-                break
-            if self.stop.wait(max(0.0, due - self.clock())):
-                break
-            self._take()
-            self.status.elapsed_s = self.clock() - start
-            if self.plan.compact:
-                self._housekeeping()
-            # A snapshot that ran past the next slot's window forfeits the slots it covered.
-            now_slot = math.floor((self.clock() - start) / interval)
-            if now_slot > k + 1:
-                self.status.missed += now_slot - (k + 1)
-                k = now_slot
-            else:
-                k += 1
+        try:
+            while not self.stop.is_set():
+                if self.plan.count is not None and self.status.taken >= self.plan.count:
+                    break
+                due = start + k * interval
+                if self.plan.duration is not None and due >= start + self.plan.duration:
+                    break
+                if self.stop.wait(max(0.0, due - self.clock())):
+                    break
+                self._take()
+                self.status.elapsed_s = self.clock() - start
+                if self.plan.compact:
+                    self._housekeeping()
+                # A snapshot that ran past the next slot's window forfeits the slots it covered.
+                now_slot = math.floor((self.clock() - start) / interval)
+                if now_slot > k + 1:
+                    self.status.missed += now_slot - (k + 1)
+                    k = now_slot
+                else:
+                    k += 1
+        finally:
+            self._reap()  # a running compaction is waited for: no child outlives the recorder
         self.status.elapsed_s = self.clock() - start
         self._emit("stop")
         return self.status
@@ -186,6 +199,9 @@ class _Run:
             snap = _with_outage_note(snap, *self.outage)
             self.outage = None
         self.writer.add(snap)
+        if self.parser.misses != self.misses:  # a full parse: its garbage back to the system
+            self.misses = self.parser.misses
+            _trim()
         status = self.status
         status.last_cpu_ms = (time.process_time() - cpu) * 1000
         status.taken += 1
@@ -199,14 +215,30 @@ class _Run:
         self._emit("snapshot")
 
     def _housekeeping(self) -> None:
-        """Once an hour (and at the first snapshot), compact what closed and apply --retain."""
+        """Once an hour (and at the first snapshot), compact what closed and apply --retain.
+
+        The work runs in a child process beside the recorder; its result is reported at the
+        first snapshot after it ends (or at the stop, which waits for it).
+        """
+        if self.child is not None and self.child.poll() is not None:
+            self._reap()
         now = datetime.now(UTC)
         hour = now.replace(minute=0, second=0, microsecond=0)
-        if hour == self.hour:
+        if hour == self.hour or self.child is not None:
             return
         self.hour = hour
         try:
-            done, pruned = compaction.housekeeping_in_child(self.root, self.plan.retain)
+            self.child = compaction.start_housekeeping(self.root, self.plan.retain)
+        except AllocsnapError as e:
+            self.status.message = f"compaction failed: {e}"
+            self._emit("compaction-failed")
+
+    def _reap(self) -> None:
+        child, self.child = self.child, None
+        if child is None:
+            return
+        try:
+            done, pruned = compaction.housekeeping_result(child)
         except AllocsnapError as e:
             self.status.message = f"compaction failed: {e}"
             self._emit("compaction-failed")
@@ -221,10 +253,85 @@ class _Run:
             if pruned:
                 self.status.message += f"; pruned {pruned} older than --retain"
             self._emit("compacted")
+        _trim()
 
     def _emit(self, event: str) -> None:
         self.status.event = event
         self.report(self.status)
+
+
+def status_printer(stream: TextIO, tty: bool, every_s: float = 600.0) -> Report:
+    """Return a callback that writes the status for people onto ``stream``: a live line on a
+    terminal, else a log line now and then, and one line per event."""
+    clear = "\r\033[K" if tty else ""
+    last = [-every_s]
+
+    def show(status: Status) -> None:
+        if status.message and status.event != "snapshot":
+            stream.write(f"{clear}{status.message}\n")
+        if status.event == "stop":
+            stream.write(clear)
+        elif tty:
+            stream.write(f"{clear}{status.line()}")
+        elif status.event == "snapshot" and status.elapsed_s - last[0] >= every_s:
+            last[0] = status.elapsed_s
+            stream.write(f"{status.line()}\n")
+        stream.flush()
+
+    return show
+
+
+def exec_lean(store_dir: Path, plan: Plan, *, tty: bool) -> NoReturn:
+    """Replace this process by ``python -m allocsnap.recorder``, which records ``plan``.
+
+    The same pid (systemd, signals) and exit codes, without what parsed the command line:
+    typer and pydantic stay resident otherwise (13 MB).
+    """
+    fields = {k: v for k, v in plan.__dict__.items() if k not in ("keep", "retain")}
+    spec = {
+        **fields,
+        "keep": plan.keep.__dict__,
+        "retain": plan.retain.total_seconds() if plan.retain is not None else None,
+    }
+    env = {"ARROW_DEFAULT_MEMORY_POOL": "system", **os.environ}
+    args = [sys.executable, "-m", "allocsnap.recorder", str(store_dir), json.dumps(spec)]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [*args, "tty" if tty else "-"], env)
+
+
+def _main(argv: list[str]) -> int:
+    spec = json.loads(argv[1])
+    retain = spec.pop("retain")
+    plan = Plan(
+        **{**spec, "keep": Filter(**spec["keep"])},
+        retain=timedelta(seconds=retain) if retain is not None else None,
+    )
+    tty = argv[2] == "tty"
+    try:
+        status = record(Path(argv[0]), plan, on_status=status_printer(sys.stderr, tty))
+    except AllocsnapError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return int(e.exit_code)
+    print(status.line(), file=sys.stderr)
+    return 0
+
+
+def _trim() -> None:
+    """Hand free heap memory back to the system (glibc keeps it otherwise; a no-op elsewhere)."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+    return libc if hasattr(libc, "malloc_trim") else None
+
+
+_LIBC = _load_libc()
 
 
 def _snapshot_id(host: str, boot_id: str | None, taken_at: datetime) -> str:
@@ -257,3 +364,7 @@ def _signals(stop: threading.Event) -> Iterator[None]:
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

@@ -72,8 +72,11 @@ def test_closed_hours_then_days_compact_and_read_back_the_same(tmp_path: Path) -
     )
 
 
-def test_compacted_file_is_sorted_by_tag_then_time(tmp_path: Path) -> None:
-    # GIVEN a compacted hour
+def test_compacted_file_is_sorted_by_tag_then_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a compacted hour, merged a few thousand rows at a time
+    monkeypatch.setattr(compaction, "CHUNK_ROWS", 5_000)
     root = tmp_path / "store"
     _fill(root, 10)
     compaction.compact(root, T0 + timedelta(hours=1), days=False, grace_s=0)
@@ -82,10 +85,37 @@ def test_compacted_file_is_sorted_by_tag_then_time(tmp_path: Path) -> None:
     # WHEN read with plain pyarrow
     rows = pq.read_table(path, columns=["tag_id", "occurrence", "taken_at"]).to_pylist()
 
-    # THEN rows are in (tag_id, occurrence, taken_at) order, in several row groups
+    # THEN rows are in (tag_id, occurrence, taken_at) order, in several row groups that each
+    # hold whole cells of the tag-id grid (a reader prunes row groups by tag range)
     keys = [(r["tag_id"], r["occurrence"], r["taken_at"]) for r in rows]
     assert keys == sorted(keys)
-    assert pq.ParquetFile(path).num_row_groups > 1
+    meta = pq.ParquetFile(path).metadata
+    assert meta.num_row_groups > 1
+    cell = 2**64 // compaction.GRID
+    column = meta.schema.names.index("tag_id")
+    ranges = [meta.row_group(g).column(column).statistics for g in range(meta.num_row_groups)]
+    for before, after in zip(ranges, ranges[1:], strict=False):
+        assert (before.max + 2**63) // cell < (after.min + 2**63) // cell
+
+
+def test_many_small_inputs_are_merged_in_levels_of_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN an hour of 10 hot snapshots, merged 2 at a time: 5 parts, then 3, then 2, then 1
+    monkeypatch.setattr(compaction, "BATCH", 2)
+    root = tmp_path / "store"
+    snaps = _fill(root, 10, step=timedelta(minutes=1))
+
+    # WHEN the hour is compacted
+    done = compaction.compact(root, T0 + timedelta(hours=1), days=False, grace_s=0)
+
+    # THEN one file holds every snapshot whole, and no part is left behind
+    assert (done.units, done.snapshots) == (1, 10)
+    sums = _view_rows(root, "select snapshot_id, count(*), sum(bytes) from samples group by all")
+    assert sorted(sums) == sorted(
+        (s.meta.snapshot_id, s.samples.num_rows, sum(s.samples["bytes"].to_pylist())) for s in snaps
+    )
+    assert not list(root.rglob("*.tmp"))
 
 
 def test_views_keep_their_columns_after_compaction(tmp_path: Path) -> None:
@@ -119,6 +149,39 @@ def test_late_snapshots_of_a_compacted_hour_get_a_new_generation(tmp_path: Path)
     assert _data_files(root, "samples") == ["h13-g2.parquet"]
     counts = _view_rows(root, "select snapshot_id, count(*) from samples group by all")
     assert sorted(counts) == sorted((s.meta.snapshot_id, s.meta.rows) for s in [*snaps, late])
+
+
+def test_snapshots_taken_at_the_same_instant_stay_apart_through_compactions(
+    tmp_path: Path,
+) -> None:
+    # GIVEN a compacted hour, then two more snapshots at the time of one already in it (two
+    # dumps imported --at the same instant), and a snapshot of another host at that instant
+    root = tmp_path / "store"
+    snaps = _fill(root, 5)
+    compaction.compact(root, T0 + timedelta(hours=1), days=False, grace_s=0)
+    same = [_snap(i, snaps[2].meta.taken_at) for i in (3, 4)]
+    other = _snap(0, snaps[2].meta.taken_at, host="vm2")
+    for s in [*same, other]:
+        store.write(root, s)
+    everything = [*snaps, *same, other]
+    expected = sorted(
+        (s.meta.snapshot_id, s.meta.rows, sum(s.samples["bytes"].to_pylist())) for s in everything
+    )
+    sql = "select snapshot_id, count(*), sum(bytes) from samples group by all"
+
+    # WHEN the hour is compacted again, then the day
+    for now, days in ((T0 + timedelta(hours=1), False), (T0 + timedelta(days=1), True)):
+        compaction.compact(root, now, days=days, grace_s=0)
+
+        # THEN every snapshot has its own rows, once, under its own id
+        assert sorted(_view_rows(root, sql)) == expected
+    for s in same:
+        assert analysis.load(s.meta.snapshot_id, root).samples.equals(s.samples)
+
+    # AND the compacted file names only the snapshots whose time is not theirs alone
+    path = next((root / "samples" / "host=vm1").rglob("day-g3.parquet"))
+    named = pq.read_table(path, columns=["snapshot_id"]).column(0).drop_null().unique()
+    assert sorted(named.to_pylist()) == sorted(s.meta.snapshot_id for s in [snaps[2], *same])
 
 
 def test_prune_removes_old_files_whole(tmp_path: Path) -> None:

@@ -94,6 +94,30 @@ def test_numbers_that_do_not_fit_their_field_go_to_the_full_parser(
     assert cached.hits == int(hit)
 
 
+def test_a_series_of_reads_decodes_only_what_changed_and_stays_exact() -> None:
+    # GIVEN a cached layout and a series of reads where some rows change, change back, turn
+    # negative, or do not change at all (unchanged rows keep the numbers of the last read)
+    series = [
+        [(100, 1), (200, 2), (300, 3)],
+        [(100, 1), (250, 3), (300, 3)],  # one row changed
+        [(100, 1), (250, 3), (300, 3)],  # nothing changed
+        [(100, 1), (200, 2), (-40, 7)],  # one back, one negative
+        [(10**12, 1), (200, 2), (-40, 7)],  # too wide: the full parser, no layout
+        [(7, 1), (200, 2), (-40, 7)],  # the full parser again, a new layout
+    ]
+    cached = fastparse.CachedParser()
+
+    for values in series:
+        # WHEN each read is parsed
+        text = _text(values)
+        got = cached(text)
+
+        # THEN it equals the full parser's result
+        assert got.samples.equals(parse.parse(text).samples)
+        assert got.samples["bytes"].to_pylist() == [b for b, _ in values]
+    assert (cached.hits, cached.misses) == (3, 3)
+
+
 def test_a_changed_tag_of_the_same_length_is_not_taken_from_the_cache() -> None:
     # GIVEN a cached layout, and a text where one function name changed but not its length
     cached = fastparse.CachedParser()

@@ -57,11 +57,11 @@ def _start(root: Path, *args: str, src: Path = DUMP) -> subprocess.Popen[str]:
     )
 
 
-def _wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+def _wait_for(predicate: Callable[[], bool], timeout: float = 30.0, step: float = 0.02) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
+        time.sleep(step)
 
 
 def _holds_lock(root: Path, pid: int) -> bool:
@@ -207,12 +207,16 @@ def test_kill_9_at_random_moments_loses_only_the_snapshot_in_flight(tmp_path: Pa
                 )
             else:
                 procs[root] = _start(root, "--interval", "0.03s")
-        for root, proc in procs.items():
-            _wait_for(functools.partial(_busy, root, proc))
+        # `compact` is waited for last and killed first: its merge of these few snapshots
+        # writes for some 50 ms, well inside the time the recorders take to start
+        lanes_last = sorted(procs, key=lambda root: _compacting(procs[root]))
+        for root in lanes_last:
+            _wait_for(functools.partial(_busy, root, procs[root]), step=0.001)
 
         # WHEN each is killed with SIGKILL at a random moment
-        for root, proc in procs.items():
-            time.sleep(rng.uniform(0.0, 0.15))
+        for root in reversed(lanes_last):
+            proc = procs[root]
+            time.sleep(rng.uniform(0.0, 0.03 if _compacting(proc) else 0.15))
             if proc.poll() is None:
                 proc.kill()
                 kills += 1
@@ -247,8 +251,15 @@ def _compaction_was_cut(root: Path) -> bool:
     return any(root.rglob(".h*-g*.tmp")) or any(root.rglob(".day-g*.tmp"))
 
 
+def _compacting(proc: subprocess.Popen[str]) -> bool:
+    return "compact" in proc.args  # type: ignore[operator]
+
+
 def _busy(root: Path, proc: subprocess.Popen[str]) -> bool:
-    """Return True once the process has the lock or is writing (or has already ended)."""
+    """Return True once the process has the lock or is writing (or has already ended); for
+    `compact`, once it writes a compacted file."""
+    if _compacting(proc):
+        return _compaction_was_cut(root) or proc.poll() is not None
     return _holds_lock(root, proc.pid) or _writing(root) or proc.poll() is not None
 
 

@@ -1,5 +1,5 @@
 """Run the CLI as ``python -m allocsnap``."""
 
-from allocsnap.cli import app
+from allocsnap.cli import main
 
-app(prog_name="allocsnap")
+main()

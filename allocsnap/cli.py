@@ -47,6 +47,15 @@ app = typer.Typer(
 
 DEFAULT_STORE = Path("allocsnap-data")
 
+
+def main() -> None:
+    """Run the command line: the ``allocsnap`` entry point, without pandas (see keep_pandas_out)."""
+    from allocsnap import keep_pandas_out
+
+    keep_pandas_out()
+    app(prog_name="allocsnap")
+
+
 Store = Annotated[
     Path,
     typer.Option(

@@ -302,6 +302,20 @@ if __name__ == "__main__":
     main()
 
 
+def _own_peak_rss(code: str) -> float:
+    """Return the peak RSS in MB that a Python process running ``code`` reports itself.
+
+    Its own VmHWM, not ``ru_maxrss``: a child spawned by this benchmark process (large after
+    the analyses part) shares its pages until exec, and ``ru_maxrss`` counts them.
+    """
+    report = "import pathlib; print(pathlib.Path('/proc/self/status').read_text())"
+    done = subprocess.run(
+        [sys.executable, "-c", f"{code}\n{report}"], capture_output=True, text=True, check=True
+    )
+    line = next(x for x in done.stdout.splitlines() if x.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
 def rss_figures(work: Path, snapshots: int) -> list[Figure]:
     """Return the recorder's peak and steady resident memory over ``snapshots`` snapshots."""
     tags = synthetic_tags()
@@ -325,8 +339,7 @@ def rss_figures(work: Path, snapshots: int) -> list[Figure]:
         time.sleep(0.1)
     peak = max(hwm)
     steady = statistics.median(samples[len(samples) // 2 :]) if samples else peak
-    base = [sys.executable, "-c", "import numpy, pyarrow.parquet, allocsnap.recorder"]
-    imports = _peak_rss(base)
+    imports = _own_peak_rss("import numpy, pyarrow.parquet, allocsnap.recorder")
     return [
         Figure(
             f"recorder resident memory, steady (second half of {snapshots:,} snapshots)",

@@ -7,6 +7,8 @@ import errno
 import io
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -390,3 +392,20 @@ def test_no_rate_per_hour_from_the_guessed_times_of_dumps(tmp_path: Path) -> Non
     # THEN no change is turned into a rate per hour: neither time is when the text was read
     rows = json.loads(out)["rows"]
     assert rows and all(row["bytes_per_hour"] is None for row in rows)
+
+
+def test_the_command_line_keeps_pandas_out() -> None:
+    # GIVEN pandas installed (the dev extra has it) and a CLI run that converts rows to Arrow
+    pytest.importorskip("pandas")
+    a, b = real("6.12", 1, 2), real("6.12", 1, 3)
+    probe = (
+        "import atexit, sys; atexit.register(lambda: print("
+        "'pyarrow' in sys.modules, 'pandas' in sys.modules, file=sys.stderr)); "
+        "from allocsnap.cli import main; "
+        f"sys.argv = ['allocsnap', 'diff', {str(a)!r}, {str(b)!r}]; main()"
+    )
+    # WHEN it runs in a process of its own
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    # THEN it used pyarrow, which would have imported pandas (0.25 s, 35 MB), and pandas stayed out
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "True False"

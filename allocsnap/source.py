@@ -151,8 +151,8 @@ def explain_unavailable(path: Path, e: OSError) -> str:
             f"{path} does not exist: kernel {release} was built without "
             "CONFIG_MEM_ALLOC_PROFILING (Linux 6.10+ needs CONFIG_MEM_ALLOC_PROFILING=y, and "
             "sysctl.vm.mem_profiling=1 on the command line unless "
-            "CONFIG_MEM_ALLOC_PROFILING_ENABLED_BY_DEFAULT=y). To try allocsnap on saved dumps, "
-            "see 'allocsnap diff --help'"
+            "CONFIG_MEM_ALLOC_PROFILING_ENABLED_BY_DEFAULT=y). Saved dumps work without one: "
+            "allocsnap diff BEFORE.txt AFTER.txt (README: 'Try it without a profiling kernel')"
         )
     if e.errno in (errno.EACCES, errno.EPERM):
         return (

@@ -398,10 +398,7 @@ def leaks(
             con,
             "leaks",
             **window.params(),
-            tag_ids=tag_ids,
-            accurate=keep.accurate,
-            by=grouping.by,
-            depth=grouping.depth,
+            **_selection(tag_ids, keep, grouping),
             min_size=keep.min_size,
             max_size=keep.max_size,
             nonzero=keep.nonzero,
@@ -457,6 +454,16 @@ def _tag_ids(store_dir: Path, keep: Filter) -> list[int] | None:
     mask = filters.tag_mask(table, by_site)
     ids: list[int] = (table if mask is None else table.filter(mask))["tag_id"].to_pylist()
     return ids
+
+
+def _selection(tag_ids: list[int] | None, keep: Filter, grouping: Grouping) -> dict[str, object]:
+    """Return the parameters that pick and group a window query's call sites."""
+    return {
+        "tag_ids": tag_ids,
+        "accurate": keep.accurate,
+        "by": grouping.by,
+        "depth": grouping.depth,
+    }
 
 
 def _epochs(con: query.Connection, store_dir: Path, window: Window) -> Epochs:
@@ -529,10 +536,7 @@ def growth(
             **window.params(),
             split_at=split_at,
             split_back=split_back,
-            tag_ids=tag_ids,
-            accurate=keep.accurate,
-            by=grouping.by,
-            depth=grouping.depth,
+            **_selection(tag_ids, keep, grouping),
             min_size=keep.min_size,
             max_size=keep.max_size,
             nonzero=keep.nonzero,
@@ -562,10 +566,7 @@ def top(
             con,
             "top",
             **window.params(),
-            tag_ids=tag_ids,
-            accurate=keep.accurate,
-            by=grouping.by,
-            depth=grouping.depth,
+            **_selection(tag_ids, keep, grouping),
             min_size=keep.min_size,
             max_size=keep.max_size,
             nonzero=keep.nonzero,
@@ -599,10 +600,7 @@ def history(
             con,
             "history",
             **window.params(),
-            tag_ids=tag_ids,
-            accurate=keep.accurate,
-            by=grouping.by,
-            depth=grouping.depth,
+            **_selection(tag_ids, keep, grouping),
             pattern=regex,
             max_points=max(2, max_points) if max_points else None,
         )

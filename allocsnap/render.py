@@ -36,7 +36,8 @@ class Column:
 
     ``kind`` is ``text``, ``size`` (bytes, humanised), ``delta_size`` (signed), ``count``,
     ``delta_count`` (signed), ``pct``, ``delta_pct`` (shows the row's status instead when set),
-    ``time``, or ``number`` (a value shown as it is, right-aligned: ``allocsnap sql``).
+    ``time``, ``short_id`` (its first 8 characters, like a git id), or ``number`` (a value shown
+    as it is, right-aligned: ``allocsnap sql``).
     """
 
     name: str
@@ -85,7 +86,7 @@ def _text(report: Report, out: TextIO, *, markdown: bool) -> None:
         out.write("\n")
     titles = [c.title for c in report.columns]
     cells = [[_cell(c, row) for c in report.columns] for row in report.rows.to_pylist()]
-    right = [c.kind != "text" for c in report.columns]
+    right = [c.kind not in ("text", "short_id") for c in report.columns]
     if markdown:
         out.write("| " + " | ".join(titles) + " |\n")
         out.write("|" + "|".join("---:" if r else "---" for r in right) + "|\n")
@@ -124,6 +125,8 @@ def _cell(column: Column, row: dict[str, Any]) -> str:
         return f"{value:.1f}%"
     if kind == "delta_pct":
         return f"{value:+.1f}%"
+    if kind == "short_id":
+        return str(value)[:8]
     if kind == "time" and isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S")
     return str(value)

@@ -130,6 +130,7 @@ def ls_report(metas: list[SnapshotMeta]) -> Report:
         Column("name", "name"),
         Column("taken_at", "taken at (UTC)", "time"),
         Column("host", "host"),
+        Column("boot_id", "boot", "short_id"),
         Column("kernel", "kernel"),
         Column("rows", "rows", "count"),
         Column("total_bytes", "bytes", "size"),

@@ -409,3 +409,27 @@ def test_the_command_line_keeps_pandas_out() -> None:
     # THEN it used pyarrow, which would have imported pandas (0.25 s, 35 MB), and pandas stayed out
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip().splitlines()[-1] == "True False"
+
+
+def test_ls_shows_each_snapshots_boot(store_dir: Path) -> None:
+    # GIVEN two snapshots of one boot, as the kernel reader records them, and one of another
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from allocsnap import capture, store
+
+    raw = source.read_dump(str(real("6.12", 1, 2)))
+    boots = ["847023cf-f409-4725-8242-49157f49e88e"] * 2 + ["d8745bef-57c4-4742-b82b-d503e00cfd6a"]
+    for hour, boot in enumerate(boots):
+        at = datetime(2026, 11, 26, 10 + hour, tzinfo=UTC)
+        store.write(store_dir, capture.snapshot(replace(raw, boot_id=boot), host="vm", at=at))
+
+    # WHEN listed
+    table = ok(invoke("ls", "--store", str(store_dir)))
+    rows = json.loads(ok(invoke("ls", "--store", str(store_dir), "-f", "json")))["rows"]
+
+    # THEN the table shows each boot's first 8 characters, and JSON the whole id, oldest first
+    lines = table.splitlines()
+    assert lines[0].split()[:6] == ["id", "name", "taken", "at", "(UTC)", "host"]
+    assert [line.split()[4] for line in lines[1:]] == ["847023cf", "847023cf", "d8745bef"]
+    assert [r["boot_id"] for r in rows] == boots

@@ -64,7 +64,7 @@ def test_sdist_keeps_queries_at_its_root(dist: Path) -> None:
     with tarfile.open(sdist) as tar:
         names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
     assert {f"queries/{p.name}" for p in (ROOT / "queries").glob("*.sql")} <= names
-    assert "allocsnap/cli.py" in names and "pyproject.toml" in names
+    assert "allocsnap/cli/__init__.py" in names and "pyproject.toml" in names
 
 
 def test_wheel_contains_the_queries_unchanged(dist: Path) -> None:

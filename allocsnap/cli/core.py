@@ -1,0 +1,48 @@
+"""The typer application every command registers on, and the one place errors are reported.
+
+Every ``AllocsnapError`` is reported at one point, ``_Group.invoke``, as one line on stderr
+with its exit code (docs/commands.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from allocsnap.errors import AllocsnapError
+
+
+class _Group(TyperGroup):
+    """Report every AllocsnapError as one line on stderr and exit with its code."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's bundled click Context
+        try:
+            return super().invoke(ctx)
+        except AllocsnapError as e:
+            typer.echo(f"Error: {e}", err=True)
+            raise typer.Exit(e.exit_code) from None
+
+
+app = typer.Typer(
+    cls=_Group,
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Record /proc/allocinfo snapshots as Parquet; diff them, find leaks and growth.\n\n"
+    "Example: allocsnap snap --name before; (run a workload); allocsnap snap --name after; "
+    "allocsnap diff before after",
+)
+
+DEFAULT_STORE = Path("allocsnap-data")
+
+
+def main() -> None:
+    """Run the command line: the ``allocsnap`` entry point, without pandas (see keep_pandas_out)."""
+    from allocsnap import keep_pandas_out
+
+    keep_pandas_out()
+    app(prog_name="allocsnap")

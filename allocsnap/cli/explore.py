@@ -1,0 +1,54 @@
+"""The sql command: any SQL over the store's views."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from allocsnap.cli.core import DEFAULT_STORE, app
+from allocsnap.cli.options import OutputFormat, Store
+from allocsnap.render import Format
+
+
+@app.command()
+def sql(
+    query_text: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[QUERY]",
+            help="SQL over the store's views; or use --query-file.",
+            show_default=False,
+        ),
+    ] = None,
+    query_file: Annotated[
+        typer.FileText | None,
+        typer.Option("--query-file", help="Read the SQL from this file ('-' for stdin)."),
+    ] = None,
+    fmt: OutputFormat = Format.table,
+    store_dir: Store = DEFAULT_STORE,
+) -> None:
+    """Run any SQL over the store's views and macros (docs/sql.md) and print the rows.
+
+    Views: snapshots, tags, samples, series (one row per call site per snapshot), latest,
+    deltas (per epoch). Several statements run in turn; the last one's rows are printed.
+
+    Example: allocsnap sql "select host, count(*) as snapshots from snapshots group by host"
+
+    Example: allocsnap sql --query-file leak.sql --format csv
+    """
+    from allocsnap import reports
+    from allocsnap.database import Database
+    from allocsnap.errors import UsageError
+    from allocsnap.render import render
+
+    if query_file is not None and query_text is None:
+        text = query_file.read()
+    elif query_text is not None and query_file is None:
+        text = query_text
+    else:
+        raise UsageError("give the SQL as QUERY or with --query-file, not both or neither")
+    with Database(store_dir) as db:
+        rows = db.arrow(text)
+    render(reports.sql_report(rows), fmt, sys.stdout)

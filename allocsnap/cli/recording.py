@@ -1,0 +1,136 @@
+"""Commands that write and maintain a store over time: record, compact, prune."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from allocsnap.cli.core import DEFAULT_STORE, app
+from allocsnap.cli.options import (
+    Accurate,
+    FileGlob,
+    FunctionGlob,
+    Host,
+    Labels,
+    Line,
+    MaxSize,
+    MinSize,
+    ModuleGlob,
+    Nonzero,
+    Store,
+    make_filter,
+    parse_labels,
+)
+
+
+@app.command()
+def record(
+    interval: Annotated[
+        str, typer.Option("--interval", help="Time between snapshots (10s, 1m).")
+    ] = "10s",
+    count: Annotated[
+        int | None, typer.Option("--count", help="Stop after this many snapshots.")
+    ] = None,
+    duration: Annotated[
+        str | None, typer.Option("--duration", help="Stop after this long (2h, 30m).")
+    ] = None,
+    retain: Annotated[
+        str | None,
+        typer.Option("--retain", help="Delete snapshots older than this as hours close (7d)."),
+    ] = None,
+    source_spec: Annotated[
+        str,
+        typer.Option(
+            "--source", help="auto (ioctl on 7.3+, else text), ioctl, procfs, or a saved dump."
+        ),
+    ] = "auto",
+    store_dir: Store = DEFAULT_STORE,
+    host: Host = None,
+    label: Labels = None,
+    module: ModuleGlob = None,
+    function: FunctionGlob = None,
+    file: FileGlob = None,
+    line: Line = None,
+    min_size: MinSize = None,
+    max_size: MaxSize = None,
+    accurate: Accurate = None,
+    nonzero: Nonzero = False,
+) -> None:
+    """Record snapshots on a fixed schedule until --count, --duration, Ctrl-C or SIGTERM.
+
+    Closed hours are compacted as they close; one recorder per store. On a terminal a status
+    line shows progress; otherwise a one-line log every 10 minutes (docs/recorder.md).
+
+    Example: sudo allocsnap record --interval 10s --duration 2h --module ext4
+
+    Example: allocsnap record --interval 10s --retain 7d --store /var/lib/allocsnap
+    """
+    # Before pyarrow loads: its default mimalloc pool keeps ~8 MB more resident than malloc in
+    # a long run (docs/recorder.md); a process that imported pyarrow already keeps its pool.
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+    from allocsnap import recorder
+    from allocsnap.units import parse_duration
+
+    plan = recorder.Plan(
+        interval=parse_duration(interval).total_seconds(),
+        count=count,
+        duration=parse_duration(duration).total_seconds() if duration is not None else None,
+        source=source_spec,
+        keep=make_filter(module, function, file, line, min_size, max_size, accurate, nonzero),
+        host=host,
+        labels=parse_labels(label),
+        retain=parse_duration(retain) if retain is not None else None,
+    )
+    tty = sys.stderr.isatty()
+    if sys.argv[1:2] == ["record"]:
+        # A process started to record becomes a lean one without typer and pydantic (13 MB
+        # of the 100 MB budget); same pid, signals and exit codes (docs/recorder.md).
+        recorder.exec_lean(store_dir, plan, tty=tty)
+    status = recorder.record(store_dir, plan, on_status=recorder.status_printer(sys.stderr, tty))
+    typer.echo(status.line(), err=True)
+
+
+@app.command()
+def compact(
+    store_dir: Store = DEFAULT_STORE,
+    hours_only: Annotated[
+        bool, typer.Option("--hours-only", help="Compact closed hours but not closed days.")
+    ] = False,
+) -> None:
+    """Compact the store's closed hours and days into files sorted by tag and time.
+
+    The recorder does this by itself as hours close; safe to run beside it.
+
+    Example: allocsnap compact --store /var/lib/allocsnap
+    """
+    from allocsnap import compaction
+    from allocsnap.units import format_size
+
+    compaction.recover(store_dir)
+    done = compaction.compact(store_dir, days=not hours_only)
+    typer.echo(
+        f"compacted {done.snapshots} snapshots into {done.units} file(s): "
+        f"{format_size(done.bytes_before)} -> {format_size(done.bytes_after)}",
+        err=True,
+    )
+
+
+@app.command()
+def prune(
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="Delete snapshots older than this (7d, 12h).")
+    ],
+    store_dir: Store = DEFAULT_STORE,
+) -> None:
+    """Delete snapshots older than a duration, a whole compacted file at a time.
+
+    Example: allocsnap prune --older-than 7d --store /var/lib/allocsnap
+    """
+    from allocsnap import compaction
+    from allocsnap.units import format_size, parse_duration
+
+    done = compaction.prune(store_dir, parse_duration(older_than))
+    typer.echo(f"pruned {done.snapshots} snapshots ({format_size(done.bytes_before)})", err=True)

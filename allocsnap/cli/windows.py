@@ -1,0 +1,236 @@
+"""Commands over a window of a store: leaks, growth, top, history."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from allocsnap.cli.core import DEFAULT_STORE, app
+from allocsnap.cli.options import (
+    Accurate,
+    By,
+    FileGlob,
+    FunctionGlob,
+    Line,
+    MaxSize,
+    MinSize,
+    ModuleGlob,
+    Nonzero,
+    OutputFormat,
+    Store,
+    Top,
+    make_filter,
+)
+from allocsnap.render import Format
+
+# -- analyses over a store window --------------------------------------------------------------
+
+Since = Annotated[
+    str | None,
+    typer.Option(
+        "--since", help="Window start: a time, or a duration (2h) back from the newest snapshot."
+    ),
+]
+Until = Annotated[
+    str | None,
+    typer.Option(
+        "--until", help="Window end: a time, or a duration (30m) back from the newest snapshot."
+    ),
+]
+WindowHost = Annotated[str | None, typer.Option("--host", help="Only this host's snapshots.")]
+MaxPoints = Annotated[
+    int, typer.Option("--max-points", help="Snapshots read per epoch (evenly spaced in time).")
+]
+
+
+@app.command()
+def leaks(
+    since: Since = None,
+    until: Until = None,
+    host: WindowHost = None,
+    by: By = "tag",
+    top: Top = 20,
+    fmt: OutputFormat = Format.table,
+    store_dir: Store = DEFAULT_STORE,
+    min_rate: Annotated[
+        str, typer.Option("--min-rate", help="Floor: growth per hour (Theil–Sen slope).")
+    ] = "64K",
+    min_growth: Annotated[
+        str, typer.Option("--min-growth", help="Floor: total growth over the series.")
+    ] = "1M",
+    confidence: Annotated[
+        float, typer.Option("--confidence", help="Mann–Kendall confidence that it increases.")
+    ] = 0.99,
+    max_points: MaxPoints = 120,
+    fail_on_leak: Annotated[
+        bool, typer.Option("--fail-on-leak", help="Exit with code 5 when a leak is found.")
+    ] = False,
+    module: ModuleGlob = None,
+    function: FunctionGlob = None,
+    file: FileGlob = None,
+    line: Line = None,
+    min_size: MinSize = None,
+    max_size: MaxSize = None,
+    accurate: Accurate = None,
+    nonzero: Nonzero = False,
+) -> None:
+    """Find call sites that grow persistently inside each epoch of a store window.
+
+    A robust trend test (Mann–Kendall with a Theil–Sen slope) and shape tests keep noise,
+    one-off steps, sawtooth and grew-then-freed out; see docs/analyses.md.
+
+    Example: allocsnap leaks --since 6h --by function --fail-on-leak
+    """
+    from allocsnap import analysis, reports
+    from allocsnap.errors import ExitCode
+    from allocsnap.render import render
+    from allocsnap.units import parse_size
+
+    grouping = analysis.Grouping.parse(by)
+    keep = make_filter(module, function, file, line, min_size, max_size, accurate, nonzero)
+    settings = analysis.LeakSettings(
+        max_points=max_points,
+        min_growth=parse_size(min_growth),
+        min_rate=parse_size(min_rate),
+        min_confidence=confidence,
+    )
+    window = analysis.Window(since, until, host)
+    result = analysis.leaks(
+        store_dir, window, keep=keep, grouping=grouping, settings=settings, top_n=top
+    )
+    _warn_if_data(result.epochs.warnings, fmt)
+    render(reports.leaks_report(result, grouping), fmt, sys.stdout)
+    if fail_on_leak and result.found:
+        raise typer.Exit(ExitCode.LEAK_FOUND)
+
+
+@app.command()
+def growth(
+    since: Since = None,
+    until: Until = None,
+    host: WindowHost = None,
+    split: Annotated[
+        str | None,
+        typer.Option("--split", help="Where window B starts (time or duration); default: middle."),
+    ] = None,
+    by: By = "tag",
+    top: Top = 20,
+    fmt: OutputFormat = Format.table,
+    store_dir: Store = DEFAULT_STORE,
+    max_points: MaxPoints = 200,
+    module: ModuleGlob = None,
+    function: FunctionGlob = None,
+    file: FileGlob = None,
+    line: Line = None,
+    min_size: MinSize = None,
+    max_size: MaxSize = None,
+    accurate: Accurate = None,
+    nonzero: Nonzero = False,
+) -> None:
+    """Compare the median of a window's later part with its earlier part, as growth per hour.
+
+    Example: allocsnap growth --since 1d --split 6h --by module
+    """
+    from allocsnap import analysis, reports
+    from allocsnap.render import render
+
+    grouping = analysis.Grouping.parse(by)
+    keep = make_filter(module, function, file, line, min_size, max_size, accurate, nonzero)
+    window = analysis.Window(since, until, host)
+    result = analysis.growth(
+        store_dir,
+        window,
+        split=split,
+        keep=keep,
+        grouping=grouping,
+        max_points=max_points,
+        top_n=top,
+    )
+    _warn_if_data(result.epochs.warnings, fmt)
+    render(reports.growth_report(result, grouping), fmt, sys.stdout)
+
+
+@app.command()
+def top(
+    since: Since = None,
+    until: Until = None,
+    host: WindowHost = None,
+    by: By = "tag",
+    top: Top = 20,
+    fmt: OutputFormat = Format.table,
+    store_dir: Store = DEFAULT_STORE,
+    module: ModuleGlob = None,
+    function: FunctionGlob = None,
+    file: FileGlob = None,
+    line: Line = None,
+    min_size: MinSize = None,
+    max_size: MaxSize = None,
+    accurate: Accurate = None,
+    nonzero: Nonzero = False,
+) -> None:
+    """Show the largest movers of a window, up and down: first against last value per epoch.
+
+    Example: allocsnap top --since 2h --top 10
+    """
+    from allocsnap import analysis, reports
+    from allocsnap.render import render
+
+    grouping = analysis.Grouping.parse(by)
+    keep = make_filter(module, function, file, line, min_size, max_size, accurate, nonzero)
+    window = analysis.Window(since, until, host)
+    result = analysis.top(store_dir, window, keep=keep, grouping=grouping, top_n=top)
+    _warn_if_data(result.epochs.warnings, fmt)
+    render(reports.top_report(result, grouping), fmt, sys.stdout)
+
+
+@app.command()
+def history(
+    pattern: Annotated[
+        str, typer.Argument(help="Part of a call site or group name, or a glob over all of it.")
+    ],
+    since: Since = None,
+    until: Until = None,
+    host: WindowHost = None,
+    by: By = "tag",
+    fmt: OutputFormat = Format.table,
+    store_dir: Store = DEFAULT_STORE,
+    points: Annotated[
+        int | None,
+        typer.Option(
+            "--points", help="Snapshots per epoch; default 200 in a table, all in CSV/JSON."
+        ),
+    ] = None,
+    module: ModuleGlob = None,
+    function: FunctionGlob = None,
+    file: FileGlob = None,
+    line: Line = None,
+    accurate: Accurate = None,
+) -> None:
+    """Show the series of the call sites (or groups) matching PATTERN, with a sparkline.
+
+    Example: allocsnap history ice_alloc_mapped_page --since 7d
+
+    Example: allocsnap history ext4 --by module --format csv
+    """
+    from allocsnap import analysis, reports
+    from allocsnap.render import render
+
+    grouping = analysis.Grouping.parse(by)
+    keep = make_filter(module, function, file, line, None, None, accurate, False)
+    raw = fmt in (Format.csv, Format.json)
+    window = analysis.Window(since, until, host)
+    max_points = points if points is not None else (None if raw else 200)
+    result = analysis.history(
+        store_dir, pattern, window, keep=keep, grouping=grouping, max_points=max_points or None
+    )
+    _warn_if_data(result.epochs.warnings, fmt)
+    render(reports.history_report(result, grouping, points=raw), fmt, sys.stdout)
+
+
+def _warn_if_data(warnings: tuple[str, ...], fmt: Format) -> None:
+    """Repeat a window's warnings on stderr when stdout is data (CSV, JSON) without a header."""
+    if fmt in (Format.csv, Format.json):
+        for warning in warnings:
+            typer.echo(f"warning: {warning}", err=True)

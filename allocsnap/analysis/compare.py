@@ -1,0 +1,277 @@
+"""Analyses of one or two snapshots: load references, show, diff, and their epoch warnings.
+
+Operands are snapshot references — a snapshot file, a saved text dump, ``-`` for stdin, or a
+reference into a store (a name, an id or its prefix, a time, ``first``, ``latest``) — resolved
+by ``load``. Each analysis runs the query of the same name in ``queries/``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from allocsnap import capture, filters, query, source, store, units
+from allocsnap.analysis.grouping import Grouping
+from allocsnap.errors import StoreNotFound, UsageError
+from allocsnap.model import SAMPLE_SCHEMA, Filter, Snapshot, SnapshotMeta
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Live bytes and calls summed over a set of rows."""
+
+    rows: int
+    bytes: int
+    calls: int
+
+
+@dataclass(frozen=True)
+class DiffResult:
+    """Two snapshots compared: their metadata and totals, warnings, and the changed groups."""
+
+    before: SnapshotMeta
+    after: SnapshotMeta
+    before_totals: Totals
+    after_totals: Totals
+    warnings: tuple[str, ...]
+    rows: pa.Table  # queries/diff.sql columns
+    changed: int  # groups that changed, before --top cut the list
+
+
+@dataclass(frozen=True)
+class ShowResult:
+    """One snapshot's groups and its totals after filtering."""
+
+    snapshot: SnapshotMeta
+    totals: Totals
+    rows: pa.Table  # queries/show.sql columns
+    groups: int  # groups in all, before --top cut the list
+
+
+def load(ref: str, store_dir: Path, *, lenient: bool = False) -> Snapshot:
+    """Return the snapshot a reference names: a file, a text dump, ``-``, or a store entry."""
+    return load_all([ref], store_dir, lenient=lenient)[0]
+
+
+def load_all(refs: list[str], store_dir: Path, *, lenient: bool = False) -> list[Snapshot]:
+    """Return the snapshots several references name, reading the store once for all of them."""
+    loaded: dict[int, Snapshot] = {}
+    stored: list[tuple[int, str]] = []
+    for i, ref in enumerate(refs):
+        if is_dump(ref):
+            loaded[i] = capture.snapshot(source.read_dump(ref), lenient=lenient)
+        elif Path(ref).is_file():
+            loaded[i] = store.read_snapshot_file(Path(ref))
+        else:
+            stored.append((i, ref))
+    if stored:
+        ref = stored[0][1]
+        try:
+            with query.connect(store.open_store(store_dir)) as con:
+                for i, ref in stored:
+                    meta = _resolve(con, store_dir, ref)
+                    loaded[i] = Snapshot(meta=meta, samples=_stored_samples(con, meta))
+        except StoreNotFound as e:
+            raise StoreNotFound(
+                f"{ref!r} is neither a file nor a snapshot in the store: {e}"
+            ) from e
+    return [loaded[i] for i in range(len(refs))]
+
+
+def is_dump(ref: str) -> bool:
+    """Return True when a reference is a saved text dump (or stdin), whose time is a guess."""
+    return ref == "-" or (Path(ref).is_file() and not store.is_parquet(Path(ref)))
+
+
+def snapshots(store_dir: Path) -> list[SnapshotMeta]:
+    """Return every snapshot in the store, oldest first."""
+    with query.connect(store.open_store(store_dir)) as con:
+        rows = query.run(con, "snapshots").to_pylist()
+    return [SnapshotMeta.from_row(row) for row in rows]
+
+
+def resolve(store_dir: Path, ref: str) -> SnapshotMeta:
+    """Return the stored snapshot named by first, latest, a name, an id (prefix) or a time."""
+    with query.connect(store.open_store(store_dir)) as con:
+        return _resolve(con, store_dir, ref)
+
+
+def _resolve(con: query.Connection, store_dir: Path, ref: str) -> SnapshotMeta:
+    """Resolve a reference in the order: first/latest, name, id prefix, time."""
+    attempts: list[tuple[str, str | None, datetime | None]] = []
+    if ref in ("first", "latest"):
+        attempts.append((ref, None, None))
+    else:
+        attempts.append(("name", ref, None))
+        if re.fullmatch(r"[0-9a-f]{4,12}", ref):
+            attempts.append(("id", ref, None))
+        if re.match(r"^\d{4}-\d{2}-\d{2}", ref):
+            attempts.append(("time", None, units.parse_time(ref)))
+    for kind, text, at in attempts:
+        rows = query.run(con, "resolve", kind=kind, ref=text, at=at).to_pylist()
+        if kind == "id" and len(rows) > 1:
+            raise UsageError(f"snapshot id prefix {ref!r} is ambiguous (several match)")
+        if rows:
+            return SnapshotMeta.from_row(rows[0])
+    if attempts[-1][0] == "time":
+        when = attempts[-1][2]
+        assert when is not None
+        raise StoreNotFound(f"no snapshot at or before {when.isoformat()} in {store_dir}")
+    raise StoreNotFound(f"no snapshot named {ref!r} in {store_dir} (see 'allocsnap ls')")
+
+
+def totals(samples: pa.Table) -> Totals:
+    """Return the row count, live bytes and signed calls of a samples table."""
+    calls = pc.cast(samples["calls"], pa.int64(), safe=False)
+    return Totals(
+        rows=samples.num_rows,
+        bytes=pc.sum(samples["bytes"]).as_py() or 0,
+        calls=pc.sum(calls).as_py() or 0,
+    )
+
+
+def diff(
+    before: Snapshot,
+    after: Snapshot,
+    *,
+    keep: Filter | None = None,
+    grouping: Grouping | None = None,
+    top_n: int | None = 20,
+    min_delta: int = 0,
+    per_hour: bool = True,
+) -> DiffResult:
+    """Return the groups whose live bytes or calls changed between two snapshots.
+
+    With ``per_hour`` (the default) and snapshots an hour or more apart, each change is also
+    given per hour; pass False when a time is only a guess (a dump's mtime, stdin's now).
+    """
+    keep = keep or Filter()
+    grouping = grouping or Grouping()
+    before_rows = _tag_filtered(before.samples, keep)
+    after_rows = _tag_filtered(after.samples, keep)
+    hours = (after.meta.taken_at - before.meta.taken_at).total_seconds() / 3600
+    with query.connect() as con:
+        query.register(con, "before_rows", before_rows)
+        query.register(con, "after_rows", after_rows)
+        rows = query.run(
+            con,
+            "diff",
+            by=grouping.by,
+            depth=grouping.depth,
+            min_delta=min_delta,
+            min_size=keep.min_size,
+            max_size=keep.max_size,
+            nonzero=keep.nonzero,
+            after_modules=_modules_present(after),
+            hours=hours if per_hour and hours >= 1 else None,
+            top_n=top_n or None,
+        )
+    changed = rows["changed_groups"][0].as_py() if rows.num_rows else 0
+    return DiffResult(
+        before=before.meta,
+        after=after.meta,
+        before_totals=totals(before_rows),
+        after_totals=totals(after_rows),
+        warnings=epoch_warnings(before, after),
+        rows=rows.drop_columns(["changed_groups"]),
+        changed=changed,
+    )
+
+
+def show(
+    snap: Snapshot,
+    *,
+    keep: Filter | None = None,
+    grouping: Grouping | None = None,
+    sort: str = "bytes",
+    top_n: int | None = 20,
+) -> ShowResult:
+    """Return one snapshot's rows filtered, grouped and sorted, with the totals."""
+    rows = filters.apply(snap.samples, keep or Filter())
+    grouping = grouping or Grouping()
+    with query.connect() as con:
+        query.register(con, "snapshot_rows", rows)
+        result = query.run(
+            con, "show", by=grouping.by, depth=grouping.depth, sort=sort, top_n=top_n or None
+        )
+    groups = result["groups"][0].as_py() if result.num_rows else 0
+    return ShowResult(
+        snapshot=snap.meta,
+        totals=totals(rows),
+        rows=result.drop_columns(["groups"]),
+        groups=groups,
+    )
+
+
+def epoch_warnings(old: Snapshot, new: Snapshot) -> tuple[str, ...]:
+    """Return why two snapshots' counters may not be comparable, one sentence each.
+
+    Loaded modules come from the metadata, or, for saved dumps, from the rows themselves.
+    """
+    before, after = old.meta, new.meta
+    warnings = []
+    if before.host != after.host:
+        warnings.append(f"different hosts: {before.host} and {after.host}")
+    if before.boot_id and after.boot_id and before.boot_id != after.boot_id:
+        warnings.append(
+            "different boots (boot_id changed): counters restarted from zero in between"
+        )
+    elif before.kernel and after.kernel and before.kernel != after.kernel:
+        warnings.append(f"different kernels: {before.kernel} and {after.kernel}")
+    for label, meta in (("earlier", before), ("later", after)):
+        if meta.profiling == 0:
+            warnings.append(
+                f"profiling was off (vm.mem_profiling=0) at the {label} snapshot: counters frozen"
+            )
+    if before.profiling == 0 and after.profiling == 1:
+        warnings.append("profiling was switched on in between: counts start from that moment")
+    modules_before, modules_after = set(_modules_present(old)), set(_modules_present(new))
+    if modules_before != modules_after:
+        loaded = sorted(modules_after - modules_before)
+        unloaded = sorted(modules_before - modules_after)
+        if loaded:
+            warnings.append(f"modules loaded in between: {', '.join(loaded)}")
+        if unloaded:
+            warnings.append(
+                f"modules unloaded in between: {', '.join(unloaded)} (their rows vanished; "
+                "a vanished row is not a free)"
+            )
+    if after.taken_at < before.taken_at:
+        warnings.append("the 'after' snapshot is older than the 'before' one")
+    return tuple(warnings)
+
+
+def _modules_present(snap: Snapshot) -> list[str]:
+    """Return the modules loaded at a snapshot: recorded, or else those with rows in it."""
+    if snap.meta.modules is not None:
+        return list(snap.meta.modules)
+    return [m for m in pc.unique(snap.samples["module"]).to_pylist() if m is not None]
+
+
+def _tag_filtered(samples: pa.Table, keep: Filter) -> pa.Table:
+    mask = filters.tag_mask(samples, keep)
+    return samples if mask is None else samples.filter(mask)
+
+
+def _stored_samples(con: query.Connection, meta: SnapshotMeta) -> pa.Table:
+    table = query.run(
+        con,
+        "snapshot_samples",
+        snapshot_id=meta.snapshot_id,
+        host=meta.host,
+        day=meta.taken_at.date(),
+    )
+    return table.cast(SAMPLE_SCHEMA)
+
+
+def taken_at_text(when: datetime) -> str:
+    """Return a snapshot time as people read it: ``2026-11-26 14:52:03 UTC``."""
+    return when.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+# -- analyses over a store window (leaks, growth, top, history) ------------------------------

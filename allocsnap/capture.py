@@ -84,10 +84,30 @@ def snapshot(
         modules=raw.modules,
         labels=dict(labels or {}),
         origin=raw.origin if raw.source == "file" else None,
-        notes=raw.notes + parsed.notes,
+        notes=_never_counted(raw.notes, raw.profiling, parsed.samples) + parsed.notes,
         skipped_lines=parsed.skipped_lines,
     )
     return Snapshot(meta=with_totals(meta, samples), samples=samples)
+
+
+def _never_counted(
+    notes: tuple[str, ...], profiling: int | None, rows: pa.Table
+) -> tuple[str, ...]:
+    """Return ``notes`` saying so when profiling is off and every counter is zero.
+
+    6.10–6.12 booted with ``sysctl.vm.mem_profiling=never`` keep /proc/allocinfo with every
+    row at 0 (docs/allocinfo.md): "frozen" would mislead; nothing was ever counted.
+    """
+    if profiling != 0 or rows.num_rows == 0:
+        return notes
+    if (
+        pc.any(pc.not_equal(rows["bytes"], 0)).as_py()
+        or pc.any(pc.not_equal(rows["calls"], 0)).as_py()
+    ):
+        return notes
+    return tuple(
+        source.NEVER_COUNTED_NOTE if note == source.PROFILING_OFF_NOTE else note for note in notes
+    )
 
 
 def with_totals(meta: SnapshotMeta, samples: pa.Table) -> SnapshotMeta:

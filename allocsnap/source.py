@@ -24,6 +24,12 @@ PROC = Path("/proc")
 READ_CHUNK = 1 << 16  # the kernel hands out about a page per read() whatever we ask
 MODULE_RETRIES = 3
 PROFILING_OFF_NOTE = "profiling is off (vm.mem_profiling=0): counters are frozen"
+NEVER_COUNTED_NOTE = (
+    "profiling is off and every counter is 0: this boot has counted nothing (booted with "
+    "sysctl.vm.mem_profiling=never, or 0 and never switched on); switch it on with "
+    "'sysctl vm.mem_profiling=1', or, if that write fails (never), boot with "
+    "sysctl.vm.mem_profiling=1"
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -4,8 +4,9 @@ Each kernel boots once under ``run-in-vm`` and runs guest.py as root: ``snap`` i
 ``cat /proc/allocinfo`` saved right after each snap, a workload (tmpfs files, processes, zram
 loaded and unloaded), profiling switched off and on, and on 7.3 ioctl walks beside text reads.
 The assertions run here on the host: ``show``/``diff`` over the guest's store against this
-file's own reader of the saved text (deliberately not allocsnap's parser). Two more short boots
-meet the errors a user meets: 7.3 booted with ``never``, and an unprivileged user.
+file's own reader of the saved text (deliberately not allocsnap's parser). Short boots meet
+what a user meets: ``never`` on 7.3 (no file) and on 6.12 (a file of zeros), and an
+unprivileged user on both.
 
 The VM folder is ``$ALLOCSNAP_VM_DIR``, default ``<project>/../shared/vm``; these tests skip only
 when it has no kernels or qemu cannot run. See docs/testing.md.
@@ -362,7 +363,7 @@ def test_filtered_ioctl_costs_less_cpu_than_text(guest73: Guest) -> None:
         assert ioctl_s * 3 < text_s, (name, ioctl_s, text_s)
 
 
-# -- errors as a user meets them (7.3) ------------------------------------------------------------
+# -- errors as a user meets them ------------------------------------------------------------
 
 
 def test_profiling_never_says_which_boot_parameter() -> None:
@@ -379,10 +380,26 @@ def test_profiling_never_says_which_boot_parameter() -> None:
     assert "sysctl.vm.mem_profiling=1" in done.stderr
 
 
-def test_unprivileged_user_is_told_to_be_root() -> None:
-    # GIVEN an unprivileged user on a profiling 7.3 kernel (the file is mode 0400)
+def test_profiling_never_on_6_12_says_nothing_was_counted() -> None:
+    # GIVEN 6.12 booted with sysctl.vm.mem_profiling=never: the file stays, every counter 0,
+    # and the sysctl cannot be switched on
+    snap = [sys.executable, "-m", "allocsnap", "snap", "-o", "/tmp/never.parquet"]
+    done = run_in_vm(
+        "6.12", ["--profiling", "never", "--no-share"], snap, ERROR_TIMEOUT_S, Path("/")
+    )
+    # THEN the snapshot is taken (the data is real) and the note names the boot parameter
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "/tmp/never.parquet"
+    assert "note: profiling is off and every counter is 0" in done.stderr
+    assert "sysctl.vm.mem_profiling=never" in done.stderr
+    assert "3,115 rows, 0 B" in done.stderr
+
+
+@pytest.mark.parametrize("kernel", ["6.12", "7.3"])
+def test_unprivileged_user_is_told_to_be_root(kernel: str) -> None:
+    # GIVEN an unprivileged user on a profiling kernel (the file is mode 0400)
     snap = [sys.executable, "-m", "allocsnap", "snap", "--store", "/tmp/store"]
-    done = run_in_vm("7.3", ["--user", "nobody", "--no-share"], snap, ERROR_TIMEOUT_S, Path("/"))
+    done = run_in_vm(kernel, ["--user", "nobody", "--no-share"], snap, ERROR_TIMEOUT_S, Path("/"))
     # THEN exit 3, saying root is needed
     assert done.returncode == 3, done.stderr
     assert done.stdout == ""

@@ -1,0 +1,50 @@
+"""What a snapshot says about the profiling state it was read in (allocsnap/capture.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from allocsnap import capture, source
+from tests import oracle
+from tests.conftest import real
+
+T0 = datetime(2026, 11, 26, 14, 0, tzinfo=UTC)
+
+
+def read_with(path: Path, profiling: int) -> source.RawRead:
+    """A procfs-like read of a real capture, with the profiling state procfs would record."""
+    notes = (source.PROFILING_OFF_NOTE,) if profiling == 0 else ()
+    return source.RawRead(
+        text=path.read_bytes(), source="file", taken_at=T0, profiling=profiling, notes=notes
+    )
+
+
+def test_a_boot_that_never_counted_is_named_not_called_frozen() -> None:
+    # GIVEN the real 6.12 capture taken at a boot with profiling off: every counter is 0
+    # (what 6.10-6.12 also print when booted with sysctl.vm.mem_profiling=never)
+    path = real("6.12", 3, 0)
+    assert all(row.bytes == 0 and row.calls == 0 for row in oracle.rows(path))
+    # WHEN it is snapshotted with vm.mem_profiling=0
+    notes = capture.snapshot(read_with(path, 0)).meta.notes
+    # THEN the note says nothing was counted and how to switch it on, not "frozen"
+    assert notes == (source.NEVER_COUNTED_NOTE,)
+    assert "sysctl.vm.mem_profiling=never" in notes[0]
+    assert "sysctl vm.mem_profiling=1" in notes[0]
+
+
+def test_counters_that_stopped_are_called_frozen() -> None:
+    # GIVEN a real capture with live counters, read while profiling is off
+    path = real("6.12", 3, 2)
+    assert any(row.bytes != 0 for row in oracle.rows(path))
+    # WHEN it is snapshotted with vm.mem_profiling=0
+    notes = capture.snapshot(read_with(path, 0)).meta.notes
+    # THEN the frozen note stays
+    assert notes == (source.PROFILING_OFF_NOTE,)
+
+
+def test_all_zero_counters_with_profiling_on_add_no_note() -> None:
+    # GIVEN the all-zero capture read while profiling is on (switched on a moment ago)
+    raw = read_with(real("6.12", 3, 0), 1)
+    # THEN no profiling note: the counters are live and just started
+    assert capture.snapshot(raw).meta.notes == ()

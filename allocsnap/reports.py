@@ -353,12 +353,40 @@ def sql_report(rows: pa.Table) -> Report:
             unique = f"{name}_{n}"
         names.append(unique)
     rows = rows.rename_columns(names)
+    types = list(rows.schema.types)
+    for i, field in enumerate(rows.schema):
+        if pa.types.is_interval(field.type):
+            texts = [_interval_text(v) for v in rows.column(i).to_pylist()]
+            rows = rows.set_column(i, field.name, pa.array(texts, pa.string()))
     columns = [
         Column(field.name, field.name, "number" if _is_number(field.type) else "text")
         for field in rows.schema
     ]
-    info = {"columns": [{"name": f.name, "type": str(f.type)} for f in rows.schema]}
+    info = {
+        "columns": [
+            {"name": name, "type": str(kind)} for name, kind in zip(names, types, strict=True)
+        ]
+    }
     return Report(rows=rows, columns=columns, info=info)
+
+
+def _interval_text(value: pa.MonthDayNano | None) -> str | None:
+    """Return an interval as DuckDB prints it: ``01:30:00``, ``2 days 00:00:01.5``."""
+    if value is None:
+        return None
+    months, days, nanoseconds = value
+    sign = "-" if nanoseconds < 0 else ""
+    seconds, nanos = divmod(abs(nanoseconds), 1_000_000_000)
+    minutes, secs = divmod(seconds, 60)
+    hours, mins = divmod(minutes, 60)
+    clock = f"{sign}{hours:02d}:{mins:02d}:{secs:02d}"
+    if nanos:
+        clock += f".{nanos:09d}".rstrip("0")
+    years, months = divmod(months, 12)
+    parts = [_plural(n, w) for n, w in ((years, "year"), (months, "month"), (days, "day")) if n]
+    if parts and not nanoseconds:
+        return " ".join(parts)
+    return " ".join([*parts, clock])
 
 
 def _is_number(kind: pa.DataType) -> bool:

@@ -119,3 +119,40 @@ def test_paths_are_never_spliced_into_sql(tmp_path: Path) -> None:
     # WHEN / THEN the views read it: its files were registered from Python
     result = runner.invoke(app, ["sql", "select count(*) as n from series", "--store", str(root)])
     assert result.stdout == "n\n1\n"
+
+
+INTERVALS = [
+    "interval 90 minutes",
+    "interval 2 days",
+    "interval '1 month 3 days 00:00:01.5'",
+    "-interval 5 seconds",
+    "interval 14 months",
+    "interval 1 day + interval 1 microsecond",
+]
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "table"])
+def test_intervals_read_as_duckdb_prints_them(root: Path, fmt: str) -> None:
+    # GIVEN intervals, among them the span of the store's snapshots (one hour)
+    exprs = [*INTERVALS, "max(taken_at) - min(taken_at)"]
+    picks = ", ".join(f"{e} as i{n}, cast({e} as varchar) as t{n}" for n, e in enumerate(exprs))
+    # WHEN they are printed in each format beside DuckDB's own text of them
+    query = f"select {picks} from snapshots"  # noqa: S608 (constant expressions above)
+    done = sql(root, query, "--format", fmt)
+    assert done.exit_code == 0, done.stderr
+    # THEN each interval reads exactly as DuckDB's text, not as a month/day/nanosecond triple
+    if fmt == "json":
+        [row] = json.loads(done.stdout)["rows"]
+    elif fmt == "csv":
+        [row] = csv.DictReader(io.StringIO(done.stdout))
+    else:
+        header, line = done.stdout.splitlines()
+        row = {k: v.strip() for k, v in zip(header.split(), _cells(line), strict=True)}
+    for n in range(len(exprs)):
+        assert row[f"i{n}"] == row[f"t{n}"], (exprs[n], row)
+    assert row[f"i{len(INTERVALS)}"] == "01:00:00"
+
+
+def _cells(line: str) -> list[str]:
+    """Split a table line on runs of two or more spaces (cells hold single spaces)."""
+    return [cell for cell in line.strip().split("  ") if cell.strip()]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import importlib.metadata
 import io
 import json
 import os
@@ -433,3 +434,11 @@ def test_ls_shows_each_snapshots_boot(store_dir: Path) -> None:
     assert lines[0].split()[:6] == ["id", "name", "taken", "at", "(UTC)", "host"]
     assert [line.split()[4] for line in lines[1:]] == ["847023cf", "847023cf", "d8745bef"]
     assert [r["boot_id"] for r in rows] == boots
+
+
+def test_version_is_the_installed_distributions() -> None:
+    # WHEN allocsnap --version runs
+    done = runner.invoke(app, ["--version"])
+    # THEN it prints the version the installed package's metadata carries, and exits 0
+    assert done.exit_code == 0
+    assert done.stdout == f"allocsnap {importlib.metadata.version('allocsnap')}\n"

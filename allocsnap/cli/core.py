@@ -7,7 +7,7 @@ with its exit code (docs/commands.md).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -38,6 +38,26 @@ app = typer.Typer(
 )
 
 DEFAULT_STORE = Path("allocsnap-data")
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from allocsnap import __version__
+
+        typer.echo(f"allocsnap {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Options that apply before any command."""
 
 
 def main() -> None:

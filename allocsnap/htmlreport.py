@@ -223,6 +223,7 @@ table { border-collapse: collapse; margin: 8px 0; font-size: 13px; }
 th, td { padding: 2px 8px; border-bottom: 1px solid #e6e6e6; text-align: right;
   white-space: nowrap; }
 th { background: #f4f4f4; } td.key, th.key { text-align: left; font-family: monospace; }
+td.key { white-space: normal; overflow-wrap: anywhere; }
 .note { color: #555; font-size: 13px; }
 .leaks { display: flex; flex-wrap: wrap; gap: 8px 16px; margin: 14px 0; }
 #tree-path button { font: inherit; border: 1px solid #ccc; background: #f8f8f8;

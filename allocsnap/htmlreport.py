@@ -455,7 +455,18 @@ def text(data: ReportData, *, markdown: bool = False) -> str:
         out.extend(["```", *lines, "```"] if markdown else lines)
 
     def para(line: str) -> None:
-        out.extend(textwrap.wrap(line, WIDTH, subsequent_indent="  ", break_on_hyphens=False))
+        # a Markdown list item each, so that a renderer keeps the lines apart
+        first = "- " if markdown else ""
+        out.extend(
+            textwrap.wrap(
+                line,
+                WIDTH,
+                initial_indent=first,
+                subsequent_indent="  ",
+                break_on_hyphens=False,
+                break_long_words=True,  # only a name longer than a line is cut
+            )
+        )
 
     out.append(f"# allocsnap report: {data.host}" if markdown else f"allocsnap report: {data.host}")
     out.append("")
@@ -514,8 +525,8 @@ def text(data: ReportData, *, markdown: bool = False) -> str:
 
     d = data.diff
     heading("Diff between the window's ends")
-    para(f"before: {reports.describe(d.before)}")
-    para(f"after: {reports.describe(d.after)}")
+    para(f"before: {_describe(d.before)}")
+    para(f"after: {_describe(d.after)}")
     para(
         f"total: {format_size(d.before_totals.bytes)} -> {format_size(d.after_totals.bytes)} "
         f"({_signed(d.after_totals.bytes - d.before_totals.bytes)})"
@@ -547,6 +558,16 @@ def text(data: ReportData, *, markdown: bool = False) -> str:
         )
     block(lines)
     return "\n".join(line.rstrip() for line in out) + "\n"
+
+
+def _describe(meta: SnapshotMeta) -> str:
+    """Return ``reports.describe`` with the folders of an imported dump's path left out."""
+    name = f" '{meta.name}'" if meta.name else ""
+    where = Path(meta.origin).name if meta.origin else meta.source
+    return (
+        f"{meta.snapshot_id}{name}  {analysis.taken_at_text(meta.taken_at)}  {meta.host}  "
+        f"{meta.kernel or 'kernel unknown'}  ({where})"
+    )
 
 
 def _key_lines(key: str) -> list[str]:

@@ -398,6 +398,8 @@ def _diff_html(data: ReportData) -> list[str]:
     )
     if d.changed > d.rows.num_rows:
         out.append(f'<p class="note">{d.changed - d.rows.num_rows} more changed.</p>')
+    if not d.changed:
+        out.append('<p class="note">No changes.</p>')
     out.append("</section>")
     return out
 
@@ -521,7 +523,7 @@ def text(data: ReportData, *, markdown: bool = False) -> str:
             f"{r['status']}"
         )
         lines += _key_lines(f"{r['key']}  [{r['epoch']}]")
-    block(lines)
+    block(lines if data.top.rows.num_rows else ["nothing changed in this window"])
 
     d = data.diff
     heading("Diff between the window's ends")
@@ -541,7 +543,9 @@ def text(data: ReportData, *, markdown: bool = False) -> str:
             f"{format_size(r['bytes_after']):>10} {r['delta_calls']:>+10,}"
         )
         lines += _key_lines(r["key"])
-    block(lines)
+    if d.changed > d.rows.num_rows:
+        lines.append(f"{d.changed - d.rows.num_rows} more changed")
+    block(lines if d.rows.num_rows else ["no changes"])
 
     heading("Where the memory is")
     para(

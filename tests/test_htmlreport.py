@@ -409,3 +409,15 @@ def test_time_ticks_are_round_utc_times() -> None:
     ticks = svgchart.time_ticks(t0, t0 + timedelta(hours=2))
     assert [label for _, label in ticks] == ["00:15", "00:30", "00:45", "01:00", "01:15",
                                               "01:30", "01:45", "02:00"]  # fmt: skip
+
+
+def test_report_of_a_single_snapshot_says_nothing_changed(real_store: Path) -> None:
+    # GIVEN a window holding only the last ice dump
+    args = ("report", "--store", str(real_store), "--host", "ice", "--since", "0s")
+    # THEN the text says so instead of printing empty tables, and the page still draws
+    text = invoke(*args, "--format", "text")
+    assert text.exit_code == 0, text.stderr
+    assert "nothing changed in this window" in text.stdout and "no changes" in text.stdout
+    page = invoke(*args)
+    assert page.exit_code == 0, page.stderr
+    assert 'data-chart="totals"' in page.stdout and "No changes." in page.stdout

@@ -50,16 +50,16 @@ def report(
 
     Example: allocsnap report --since 1d --format markdown > issue.md
     """
-    from allocsnap import analysis, htmlreport
+    from allocsnap import analysis, htmlreport, overview, textreport
     from allocsnap.errors import UsageError
 
     if top < 1:
         raise UsageError("--top must be at least 1")
-    data = htmlreport.gather(store_dir, analysis.Window(since, until, host), top_n=top)
+    data = overview.gather(store_dir, analysis.Window(since, until, host), top_n=top)
     if fmt is ReportFormat.html:
         page = htmlreport.html(data)
     else:
-        page = htmlreport.text(data, markdown=fmt is ReportFormat.markdown)
+        page = textreport.text(data, markdown=fmt is ReportFormat.markdown)
     if output is None:
         sys.stdout.write(page)
         return

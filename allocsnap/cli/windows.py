@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -207,12 +208,18 @@ def history(
     file: FileGlob = None,
     line: Line = None,
     accurate: Accurate = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot", help="Also draw the series into this .svg or .png file."),
+    ] = None,
 ) -> None:
     """Show the series of the call sites (or groups) matching PATTERN, with a sparkline.
 
     Example: allocsnap history ice_alloc_mapped_page --since 7d
 
     Example: allocsnap history ext4 --by module --format csv
+
+    Example: allocsnap history ext4 --by module --plot ext4.svg
     """
     from allocsnap import analysis, reports
     from allocsnap.render import render
@@ -227,6 +234,11 @@ def history(
     )
     _warn_if_data(result.epochs.warnings, fmt)
     render(reports.history_report(result, grouping, points=raw), fmt, sys.stdout)
+    if plot is not None:
+        from allocsnap import plot as plotting
+
+        plotting.write(result, plot, title=f"allocsnap history {pattern}")
+        typer.echo(f"wrote {plot}", err=True)
 
 
 def _warn_if_data(warnings: tuple[str, ...], fmt: Format) -> None:

@@ -153,9 +153,9 @@ def resolve(spark: SparkSession, ref: str) -> dict[str, Any]:
         attempts.append((ref, None, None))
     else:
         attempts.append(("name", ref, None))
-        if len(ref) in range(4, 13) and all(c in "0123456789abcdef" for c in ref):
+        if re.fullmatch(r"[0-9a-f]{4,12}", ref):
             attempts.append(("id", ref, None))
-        if ref[:4].isdigit() and ref[4:5] == "-":
+        if re.match(r"^\d{4}-\d{2}-\d{2}", ref):
             attempts.append(("time", None, units.parse_time(ref)))
     for kind, text, at in attempts:
         rows = run(spark, "resolve", kind=kind, ref=text, at=at).toArrow().to_pylist()

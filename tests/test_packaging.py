@@ -63,7 +63,7 @@ def test_sdist_keeps_queries_at_its_root(dist: Path) -> None:
     [sdist] = dist.glob("*.tar.gz")
     with tarfile.open(sdist) as tar:
         names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
-    assert {f"queries/{p.name}" for p in (ROOT / "queries").glob("*.sql")} <= names
+    assert {str(p.relative_to(ROOT)) for p in (ROOT / "queries").rglob("*.sql")} <= names
     assert "allocsnap/cli/__init__.py" in names and "pyproject.toml" in names
 
 
@@ -71,7 +71,7 @@ def test_wheel_contains_the_queries_unchanged(dist: Path) -> None:
     # GIVEN the wheel built from the sdist
     [wheel] = dist.glob("*.whl")
 
-    # WHEN its allocsnap/queries/*.sql are read
+    # WHEN its allocsnap/queries/**/*.sql are read (queries/spark/ included)
     with zipfile.ZipFile(wheel) as z:
         shipped = {
             n.removeprefix("allocsnap/queries/"): z.read(n)
@@ -80,7 +80,11 @@ def test_wheel_contains_the_queries_unchanged(dist: Path) -> None:
         }
 
     # THEN they are exactly the files of queries/
-    assert shipped == {p.name: p.read_bytes() for p in (ROOT / "queries").glob("*.sql")}
+    expected = {
+        str(p.relative_to(ROOT / "queries")): p.read_bytes()
+        for p in (ROOT / "queries").rglob("*.sql")
+    }
+    assert shipped == expected
     assert shipped
 
 

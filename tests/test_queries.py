@@ -87,3 +87,17 @@ def test_unknown_query_is_a_query_error() -> None:
 
     with pytest.raises(QueryError, match="no query named"):
         query.sql("no_such_query")
+
+
+SPARK_NAMES = sorted(
+    p.name[:-4] for p in (query.queries_dir() / "spark").iterdir() if p.name.endswith(".sql")
+)
+
+
+@pytest.mark.parametrize("name", SPARK_NAMES)
+def test_spark_query_declares_the_params_it_uses(name: str) -> None:
+    # GIVEN a Spark SQL file (queries/spark/), THEN its header declares exactly its :params
+    from allocsnap import spark  # pyspark itself is imported only when a query runs
+
+    assert spark.sql(name).startswith("-- ")
+    assert spark.declared_params(name) == spark.used_params(name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from allocsnap import analysis
+from allocsnap import analysis, merge
 from allocsnap.model import SnapshotMeta
 from allocsnap.render import Column, Report
 from allocsnap.units import format_size
@@ -365,3 +365,72 @@ def _is_number(kind: pa.DataType) -> bool:
     return bool(
         pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)
     )
+
+
+# -- merge -------------------------------------------------------------------------------------
+
+
+def merge_report(summary: merge.MergeSummary) -> Report:
+    """Return the report of ``allocsnap merge``: one row per host, totals and what was left out."""
+    hosts = sorted(summary.hosts.values(), key=lambda h: h.host)
+    rows = pa.Table.from_pylist(
+        [
+            {
+                "host": h.host,
+                "snapshots_new": h.snapshots_new,
+                "snapshots_present": h.snapshots_present,
+                "files": h.files,
+                "bytes": h.bytes,
+            }
+            for h in hosts
+        ],
+        schema=pa.schema(
+            [
+                ("host", pa.string()),
+                ("snapshots_new", pa.int64()),
+                ("snapshots_present", pa.int64()),
+                ("files", pa.int64()),
+                ("bytes", pa.int64()),
+            ]
+        ),
+    )
+    verb = "would copy" if summary.dry_run else "copied"
+    new_hosts = sum(1 for h in hosts if h.snapshots_new)
+    header = [
+        f"{'dry run: ' if summary.dry_run else ''}{_plural(summary.sources, 'store')} into "
+        f"{summary.dest}: {verb} {summary.snapshots_new:,} snapshots of "
+        f"{_plural(new_hosts, 'host')} ({summary.snapshots_present:,} already there), "
+        f"{_plural(summary.files, 'file')}, {format_size(summary.bytes)}"
+    ]
+    if summary.tag_files:
+        header.append(f"tags: {_plural(summary.tag_files, 'new tag file')}")
+    if summary.rewritten:
+        header.append(
+            f"{_plural(summary.rewritten, 'source file')} partly there already: "
+            "only their new snapshots written"
+        )
+    left = [f"{n} {why}" for why, n in sorted(summary.left_out.items()) if n]
+    if left:
+        header.append(f"left out (not committed): {', '.join(left)}")
+    header += [f"warning: {w}" for w in summary.warnings]
+    columns = [
+        Column("host", "host"),
+        Column("snapshots_new", "new", "count"),
+        Column("snapshots_present", "already there", "count"),
+        Column("files", "files", "count"),
+        Column("bytes", "bytes", "size"),
+    ]
+    info = {
+        "dest": str(summary.dest),
+        "dry_run": summary.dry_run,
+        "sources": summary.sources,
+        "snapshots_new": summary.snapshots_new,
+        "snapshots_present": summary.snapshots_present,
+        "files": summary.files,
+        "bytes": summary.bytes,
+        "tag_files": summary.tag_files,
+        "rewritten": summary.rewritten,
+        "left_out": dict(sorted(summary.left_out.items())),
+        "warnings": summary.warnings,
+    }
+    return Report(rows=rows, columns=columns, header=header, info=info)

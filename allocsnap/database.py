@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -150,7 +150,7 @@ class Database:
         self,
         since: Bound = None,
         until: Bound = None,
-        host: str | None = None,
+        host: str | Sequence[str] | None = None,
         *,
         by: str = "tag",
         top: int | None = 20,
@@ -159,11 +159,13 @@ class Database:
         confidence: float = 0.99,
         max_points: int = 120,
         rejected: bool = False,
+        fleet: bool = False,
         **filters: Unpack[Filters],
     ) -> pa.Table:
         """Return the leak candidates of a window, steepest first, as ``allocsnap leaks`` does;
         with ``rejected`` also the series that grew past the floors but were judged otherwise
-        (their ``verdict`` and ``reason`` say why)."""
+        (their ``verdict`` and ``reason`` say why); with ``fleet``, one row per group instead:
+        on how many hosts, and which, it leaks."""
         settings = analysis.LeakSettings(
             max_points=max_points,
             min_growth=_size(min_growth),
@@ -174,18 +176,21 @@ class Database:
             self.path,
             _window(since, until, host),
             keep=_filter(filters),
-            grouping=analysis.Grouping.parse(by),
+            grouping=analysis.Grouping.parse(by, window=True),
             settings=settings,
             top_n=top,
+            fleet=fleet,
         )
         _warn(result.epochs.warnings)
-        return pa.concat_tables([result.rows, result.others]) if rejected else result.rows
+        if rejected and not fleet:
+            return pa.concat_tables([result.rows, result.others])
+        return result.rows
 
     def growth(
         self,
         since: Bound = None,
         until: Bound = None,
-        host: str | None = None,
+        host: str | Sequence[str] | None = None,
         *,
         split: Bound = None,
         by: str = "tag",
@@ -200,7 +205,7 @@ class Database:
             _window(since, until, host),
             split=_bound(split),
             keep=_filter(filters),
-            grouping=analysis.Grouping.parse(by),
+            grouping=analysis.Grouping.parse(by, window=True),
             max_points=max_points,
             top_n=top,
         )
@@ -211,7 +216,7 @@ class Database:
         self,
         since: Bound = None,
         until: Bound = None,
-        host: str | None = None,
+        host: str | Sequence[str] | None = None,
         *,
         by: str = "tag",
         top: int | None = 20,
@@ -223,7 +228,7 @@ class Database:
             self.path,
             _window(since, until, host),
             keep=_filter(filters),
-            grouping=analysis.Grouping.parse(by),
+            grouping=analysis.Grouping.parse(by, window=True),
             top_n=top,
         )
         _warn(result.epochs.warnings)
@@ -234,7 +239,7 @@ class Database:
         pattern: str,
         since: Bound = None,
         until: Bound = None,
-        host: str | None = None,
+        host: str | Sequence[str] | None = None,
         *,
         by: str = "tag",
         points: int | None = None,
@@ -248,7 +253,7 @@ class Database:
             pattern,
             _window(since, until, host),
             keep=_filter(filters),
-            grouping=analysis.Grouping.parse(by),
+            grouping=analysis.Grouping.parse(by, window=True),
             max_points=points,
         )
         _warn(result.epochs.warnings)
@@ -283,8 +288,9 @@ def _bound(value: Bound) -> str | None:
     return value
 
 
-def _window(since: Bound, until: Bound, host: str | None) -> analysis.Window:
-    return analysis.Window(_bound(since), _bound(until), host)
+def _window(since: Bound, until: Bound, host: str | Sequence[str] | None) -> analysis.Window:
+    hosts = host if host is None or isinstance(host, str) else tuple(host)
+    return analysis.Window(_bound(since), _bound(until), hosts)
 
 
 def _warn(messages: Iterable[str]) -> None:

@@ -3,9 +3,9 @@
 A ``Database`` holds one DuckDB connection on which the store's views (``snapshots``, ``tags``,
 ``samples``, ``series``, ``latest``, ``deltas``) and allocsnap's macros are registered.
 ``sql()`` runs any SQL there and returns a DuckDB relation; the analyses (``diff``, ``show``,
-``leaks``, ``growth``, ``top``, ``history``) take the CLI's snapshot references, windows,
-filters and groupings and return Arrow tables, each the rows the command prints. Epoch warnings
-(a comparison across a reboot, profiling off, modules unloaded) are issued as
+``leaks``, ``growth``, ``top``, ``history``, ``outliers``) take the CLI's snapshot references,
+windows, filters and groupings and return Arrow tables, each the rows the command prints. Epoch
+warnings (a comparison across a reboot, profiling off, modules unloaded) are issued as
 ``EpochWarning``s, which a notebook shows under the cell. The analyses read the store as it is
 when called; the connection sees the files listed at ``open`` until ``refresh()``.
 """
@@ -255,6 +255,43 @@ class Database:
             keep=_filter(filters),
             grouping=analysis.Grouping.parse(by, window=True),
             max_points=points,
+        )
+        _warn(result.epochs.warnings)
+        return result.rows
+
+    def outliers(
+        self,
+        pattern: str | None = None,
+        since: Bound = None,
+        until: Bound = None,
+        host: str | Sequence[str] | None = None,
+        *,
+        by: str = "tag",
+        top: int | None = 20,
+        min_score: float = 3.5,
+        min_gap: Size = "1M",
+        min_rate: Size = "64K",
+        min_hosts: int = 3,
+        every_host: bool = False,
+        **filters: Unpack[Filters],
+    ) -> pa.Table:
+        """Return the hosts whose bytes or growth for a group stand out from the fleet's median
+        (``allocsnap outliers``); with ``every_host``, every scored host."""
+        settings = analysis.OutlierSettings(
+            min_score=min_score,
+            min_gap=_size(min_gap),
+            min_rate=_size(min_rate),
+            min_hosts=min_hosts,
+        )
+        result = analysis.outliers(
+            self.path,
+            pattern,
+            _window(since, until, host),
+            keep=_filter(filters),
+            grouping=analysis.Grouping.parse(by),
+            settings=settings,
+            every_host=every_host,
+            top_n=top,
         )
         _warn(result.epochs.warnings)
         return result.rows

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from allocsnap import analysis, merge
 from allocsnap.cli import app
-from allocsnap.errors import ExitCode, StoreNotFound, UsageError
+from allocsnap.errors import EpochWarning, ExitCode, StoreNotFound, UsageError
 from bench.generate import SMALL, generate
 
 HOSTS = {"web1": False, "web2": True, "web3": False, "web4": False, "db1": True}
@@ -192,3 +192,23 @@ def test_outliers_command_and_json(fleet: Fleet) -> None:
     doc = json.loads(cli.stdout)
     assert {r["host"] for r in doc["rows"] if r["outlier"]} == LEAKY
     assert len(doc["rows"]) == len(HOSTS)
+
+
+def test_notebook_and_command_line_take_several_hosts(fleet: Fleet) -> None:
+    # GIVEN the merged store opened for a notebook
+    import allocsnap
+
+    with allocsnap.open(fleet.merged) as db, pytest.warns(EpochWarning):
+        # WHEN the analyses are asked for some hosts (reboots and module reloads are warned of)
+        growth = db.growth(host=["web[12]", "db1"], top=0)
+        outliers = db.outliers(fleet.sites("leak").pop(), every_host=True, top=0)
+    # THEN they keep exactly those hosts
+    assert set(growth["host"].to_pylist()) == {"web1", "web2", "db1"}
+    assert set(outliers["host"].to_pylist()) == set(HOSTS)
+    # AND --host repeats on the command line
+    args = ["top", "--store", str(fleet.merged), "--host", "web*", "--host", "db1", "-f", "json"]
+    cli = runner.invoke(app, [*args, "--by", "host", "--top", "0"])
+    assert cli.exit_code == 0, cli.stderr
+    doc = json.loads(cli.stdout)
+    assert doc["window"]["hosts"] == ["db1", "web1", "web2", "web3", "web4"]
+    assert {r["key"] for r in doc["rows"]} == set(HOSTS)

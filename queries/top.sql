@@ -47,28 +47,38 @@ keys as (
     where $tag_ids::bigint[] is null or list_contains($tag_ids::bigint[], tag_id)
 ),
 
-per_snapshot as (
+-- when each tag was first and last seen in each epoch: one pass over the samples into few
+-- groups (per tag and snapshot would be a group per row: gigabytes for a fleet's day)
+presence as (
     select
         s.tag_id,
-        s.taken_at,
         c.epoch,
-        sum(s.bytes)::bigint as bytes
+        min(s.taken_at) as first_at,
+        max(s.taken_at) as last_at
     from samples as s
     inner join counting_snapshots as c on s.snapshot_id = c.snapshot_id
     where $accurate is null or s.accurate = $accurate
-    group by s.tag_id, s.taken_at, c.epoch
+    group by s.tag_id, c.epoch
 ),
 
+-- its bytes then (duplicate keys summed): a second pass that keeps only those two snapshots
 per_tag as (
     select
-        tag_id,
-        epoch,
-        arg_min(bytes, taken_at) as first_bytes,
-        arg_max(bytes, taken_at) as last_bytes,
-        min(taken_at) as first_at,
-        max(taken_at) as last_at
-    from per_snapshot
-    group by tag_id, epoch
+        p.tag_id,
+        p.epoch,
+        sum(s.bytes) filter (where s.taken_at = p.first_at)::bigint as first_bytes,
+        sum(s.bytes) filter (where s.taken_at = p.last_at)::bigint as last_bytes,
+        any_value(p.first_at) as first_at,
+        any_value(p.last_at) as last_at
+    from samples as s
+    inner join counting_snapshots as c on s.snapshot_id = c.snapshot_id
+    inner join presence as p
+        on
+            s.tag_id = p.tag_id
+            and c.epoch = p.epoch
+            and (s.taken_at = p.first_at or s.taken_at = p.last_at)
+    where $accurate is null or s.accurate = $accurate
+    group by p.tag_id, p.epoch
 ),
 
 grouped as (

@@ -121,12 +121,36 @@ class _Rewrite:
 _Action = _Copy | _Rewrite
 
 
-@dataclass
 class _Partition:
-    """The destination's committed snapshots in one partition, and the names in use there."""
+    """The destination's committed snapshots in one partition (and those planned so far), and
+    the file names in use there. Rows are read as Python values only when one must be compared
+    with a source's: a merge of what is already there compares files, not rows."""
 
-    rows: dict[str, dict[str, Any]]  # snapshot id -> its newest row, without generation
-    names: set[str]  # snapshots file names
+    def __init__(self, folder: Path) -> None:
+        self.names: set[str] = set()
+        self.where: dict[str, tuple[int, Path]] = {}  # snapshot id -> (generation, its file)
+        self._contents: dict[Path, dict[str, dict[str, Any]]] = {}
+        for path in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
+            self.names.add(path.name)
+            ids = _read_rows(path, ["snapshot_id", "generation"])
+            for sid, generation in zip(
+                ids["snapshot_id"].to_pylist(), ids["generation"].to_pylist(), strict=True
+            ):
+                if sid not in self.where or generation > self.where[sid][0]:
+                    self.where[sid] = (generation, path)
+
+    def content(self, sid: str) -> dict[str, Any]:
+        """Return the row of a snapshot held or planned, without its generation."""
+        path = self.where[sid][1]
+        if path not in self._contents:
+            rows = _read_rows(path).to_pylist()
+            self._contents[path] = {row["snapshot_id"]: _content(row) for row in rows}
+        return self._contents[path][sid]
+
+    def add(self, sids: list[str], generations: list[int], path: Path) -> None:
+        """Record snapshots planned from a source file (whose rows ``content`` then reads)."""
+        for sid, generation in zip(sids, generations, strict=True):
+            self.where[sid] = (generation, path)
 
 
 def merge(
@@ -205,7 +229,7 @@ def _plan(sources: Sequence[Path], dest: Path, summary: MergeSummary) -> list[_A
                 continue
             rel = folder.relative_to(snapshots_root).as_posix()
             if rel not in partitions:
-                partitions[rel] = _read_partition(dest / "snapshots" / rel)
+                partitions[rel] = _Partition(dest / "snapshots" / rel)
             data += _plan_partition(src, rel, dest, partitions[rel], summary)
         _count_orphans(src, summary)
     return tags + data
@@ -232,19 +256,20 @@ def _plan_partition(
 ) -> list[_Action]:
     host = rel.split("/", 1)[0].removeprefix("host=")
     paths = sorted((src / "snapshots" / rel).glob("*.parquet"))
-    files = [(path, _read_rows(path)) for path in paths]
+    files = [(path, _read_rows(path, ["snapshot_id", "generation"])) for path in paths]
     newest: dict[str, int] = {}
-    for _path, rows in files:
+    for _path, ids in files:
         for sid, generation in zip(
-            rows["snapshot_id"].to_pylist(), rows["generation"].to_pylist(), strict=True
+            ids["snapshot_id"].to_pylist(), ids["generation"].to_pylist(), strict=True
         ):
             newest[sid] = max(newest.get(sid, -1), generation)
     actions: list[_Action] = []
-    for path, rows in files:
-        if rows.num_rows == 0:
+    for path, ids in files:
+        if ids.num_rows == 0:
             continue
-        live = [row for row in rows.to_pylist() if row["generation"] == newest[row["snapshot_id"]]]
-        if not live:
+        sids = ids["snapshot_id"].to_pylist()
+        live = [g == newest[i] for i, g in zip(sids, ids["generation"].to_pylist(), strict=True)]
+        if not any(live):
             summary.leave_out("superseded snapshots files")
             continue
         samples = src / "samples" / rel / path.name
@@ -254,18 +279,25 @@ def _plan_partition(
                 f"{path} has no samples file {samples}: left out (copy the store again)"
             )
             continue
-        fresh = []
-        for row in live:
-            _check_row(row, path)
-            sid = row["snapshot_id"]
-            content = _content(row)
-            if sid in known.rows:
-                if known.rows[sid] != content:
-                    raise MergeConflict(_conflict(host, sid, path, dest, known.rows[sid], content))
-                summary.host(host).snapshots_present += 1
-                continue
-            fresh.append(row)
-            known.rows[sid] = content
+        target = dest / "snapshots" / rel / path.name
+        if path.name in known.names and _same_bytes(path, target):
+            # this very commit is in the destination already: its snapshots are there
+            summary.host(host).snapshots_present += sum(live)
+            continue
+        rows = _read_rows(path)
+        _check_versions(rows, path)
+        present = [sid in known.where for sid in sids]
+        if any(present):
+            incoming = rows.to_pylist()
+            for row, is_live, there in zip(incoming, live, present, strict=True):
+                sid = row["snapshot_id"]
+                if is_live and there and known.content(sid) != _content(row):
+                    old = known.content(sid)
+                    raise MergeConflict(_conflict(host, sid, path, dest, old, _content(row)))
+        fresh = [i for i, (a, b) in enumerate(zip(live, present, strict=True)) if a and not b]
+        summary.host(host).snapshots_present += sum(
+            1 for a, b in zip(live, present, strict=True) if a and b
+        )
         if not fresh:
             continue
         entry = summary.host(host)
@@ -273,12 +305,12 @@ def _plan_partition(
         target_dir = dest / "samples" / rel
         if len(fresh) == rows.num_rows and path.name not in known.names:
             size = samples.stat().st_size + path.stat().st_size
-            targets = (target_dir / path.name, dest / "snapshots" / rel / path.name)
+            targets = (target_dir / path.name, target)
             actions.append(_Copy((samples, path), targets, host, size))
             known.names.add(path.name)
         else:
-            name = _rewrite_name(path, fresh, known.names)
-            table = pa.Table.from_pylist(fresh, schema=store.STORE_SNAPSHOT_SCHEMA)
+            table = rows.take(pa.array(fresh, pa.int64()))
+            name = _rewrite_name(path, table["snapshot_id"].to_pylist(), known.names)
             size = samples.stat().st_size
             actions.append(
                 _Rewrite(
@@ -292,18 +324,27 @@ def _plan_partition(
             )
             known.names.add(name)
             summary.rewritten += 1
+        picked = rows.take(pa.array(fresh, pa.int64()))
+        known.add(picked["snapshot_id"].to_pylist(), picked["generation"].to_pylist(), path)
         entry.files += 2
         entry.bytes += size
     return actions
 
 
-def _rewrite_name(path: Path, rows: list[dict[str, Any]], taken: set[str]) -> str:
+def _same_bytes(a: Path, b: Path) -> bool:
+    try:
+        return a.stat().st_size == b.stat().st_size and filecmp.cmp(a, b, shallow=False)
+    except FileNotFoundError:
+        return False
+
+
+def _rewrite_name(path: Path, sids: list[str], taken: set[str]) -> str:
     """Return a name for the new snapshots of ``path``: the same on a rerun, free in ``taken``.
 
     It is not a compacted file's name (``hHH-gG``, ``day-gG``), so compaction takes the file as
     hot and folds it into the hour or day it belongs to.
     """
-    ids = "\0".join(sorted(r["snapshot_id"] for r in rows))
+    ids = "\0".join(sorted(sids))
     digest = hashlib.blake2b(f"{path.name}\0{ids}".encode(), digest_size=6).hexdigest()
     name = f"{path.stem}-m{digest}.parquet"
     if name in taken:  # only if a file of that name already holds other snapshots
@@ -311,22 +352,9 @@ def _rewrite_name(path: Path, rows: list[dict[str, Any]], taken: set[str]) -> st
     return name
 
 
-def _read_partition(folder: Path) -> _Partition:
-    """Return the destination's committed rows in a partition (none when it does not exist)."""
-    newest: dict[str, dict[str, Any]] = {}
-    names = set()
-    for path in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
-        names.add(path.name)
-        for row in _read_rows(path).to_pylist():
-            old = newest.get(row["snapshot_id"])
-            if old is None or row["generation"] > old["generation"]:
-                newest[row["snapshot_id"]] = row
-    return _Partition(rows={sid: _content(row) for sid, row in newest.items()}, names=names)
-
-
-def _read_rows(path: Path) -> pa.Table:
+def _read_rows(path: Path, columns: list[str] | None = None) -> pa.Table:
     try:
-        return pq.read_table(path, schema=store.STORE_SNAPSHOT_SCHEMA)
+        return pq.read_table(path, columns=columns, schema=store.STORE_SNAPSHOT_SCHEMA)
     except (OSError, pa.ArrowException) as e:
         raise StoreError(f"cannot read {path}: {str(e).splitlines()[0]}") from e
 
@@ -336,8 +364,8 @@ def _content(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k != "generation"}
 
 
-def _check_row(row: dict[str, Any], path: Path) -> None:
-    version = row["schema_version"]
+def _check_versions(rows: pa.Table, path: Path) -> None:
+    version = pc.max(rows["schema_version"]).as_py()
     if version is not None and version > SCHEMA_VERSION:
         raise StoreError(
             f"{path} was written by a newer allocsnap (schema {version}; this one reads "

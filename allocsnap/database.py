@@ -29,6 +29,8 @@ from allocsnap.model import Filter, SnapshotMeta
 Size = int | str
 """A byte count, or text in human units (``1M``, ``64K``)."""
 Bound = str | datetime | timedelta | None
+Hosts = str | Sequence[str] | None
+"""``--host``: a host name or shell glob, or several; None for every host."""
 """A window bound: a time, a duration back from the newest snapshot, or text (``2h``)."""
 
 
@@ -97,10 +99,10 @@ class Database:
 
     # -- snapshot references and the analyses ----------------------------------------------------
 
-    def snapshot(self, ref: str = "latest") -> SnapshotMeta:
+    def snapshot(self, ref: str = "latest", *, host: Hosts = None) -> SnapshotMeta:
         """Return the stored snapshot a reference names: first, latest, a name, an id (prefix)
-        or a time (the latest at or before it)."""
-        return analysis.resolve(self.path, ref)
+        or a time (the latest at or before it); among ``host``'s snapshots when given."""
+        return analysis.resolve(self.path, ref, host)
 
     def diff(
         self,
@@ -110,11 +112,12 @@ class Database:
         by: str = "tag",
         top: int | None = 20,
         min_delta: Size = 0,
+        host: Hosts = None,
         **filters: Unpack[Filters],
     ) -> pa.Table:
         """Return the groups whose live bytes or calls changed between two snapshots, as
         ``allocsnap diff`` prints them: references into the store, snapshot files or dumps."""
-        old, new = analysis.load_all([before, after], self.path)
+        old, new = analysis.load_all([before, after], self.path, host=host)
         result = analysis.diff(
             old,
             new,
@@ -134,11 +137,12 @@ class Database:
         by: str = "tag",
         sort: str = "bytes",
         top: int | None = 20,
+        host: Hosts = None,
         **filters: Unpack[Filters],
     ) -> pa.Table:
         """Return one snapshot's groups filtered and sorted, as ``allocsnap show`` prints them."""
         result = analysis.show(
-            analysis.load(snapshot, self.path),
+            analysis.load(snapshot, self.path, host=host),
             keep=_filter(filters),
             grouping=analysis.Grouping.parse(by),
             sort=sort,
@@ -150,7 +154,7 @@ class Database:
         self,
         since: Bound = None,
         until: Bound = None,
-        host: str | Sequence[str] | None = None,
+        host: Hosts = None,
         *,
         by: str = "tag",
         top: int | None = 20,
@@ -190,7 +194,7 @@ class Database:
         self,
         since: Bound = None,
         until: Bound = None,
-        host: str | Sequence[str] | None = None,
+        host: Hosts = None,
         *,
         split: Bound = None,
         by: str = "tag",
@@ -216,7 +220,7 @@ class Database:
         self,
         since: Bound = None,
         until: Bound = None,
-        host: str | Sequence[str] | None = None,
+        host: Hosts = None,
         *,
         by: str = "tag",
         top: int | None = 20,
@@ -239,7 +243,7 @@ class Database:
         pattern: str,
         since: Bound = None,
         until: Bound = None,
-        host: str | Sequence[str] | None = None,
+        host: Hosts = None,
         *,
         by: str = "tag",
         points: int | None = None,
@@ -264,7 +268,7 @@ class Database:
         pattern: str | None = None,
         since: Bound = None,
         until: Bound = None,
-        host: str | Sequence[str] | None = None,
+        host: Hosts = None,
         *,
         by: str = "tag",
         top: int | None = 20,
@@ -325,7 +329,7 @@ def _bound(value: Bound) -> str | None:
     return value
 
 
-def _window(since: Bound, until: Bound, host: str | Sequence[str] | None) -> analysis.Window:
+def _window(since: Bound, until: Bound, host: Hosts) -> analysis.Window:
     hosts = host if host is None or isinstance(host, str) else tuple(host)
     return analysis.Window(_bound(since), _bound(until), hosts)
 

@@ -212,3 +212,25 @@ def test_notebook_and_command_line_take_several_hosts(fleet: Fleet) -> None:
     doc = json.loads(cli.stdout)
     assert doc["window"]["hosts"] == ["db1", "web1", "web2", "web3", "web4"]
     assert {r["key"] for r in doc["rows"]} == set(HOSTS)
+
+
+def test_references_resolve_among_the_chosen_hosts(fleet: Fleet) -> None:
+    # GIVEN the hosts' snapshots, read with plain pyarrow from web3's own store
+    snaps = pq.read_table(sorted(fleet.base.glob("web3/snapshots/*/*/*.parquet")))
+    ordered = snaps.sort_by([("taken_at", "ascending"), ("snapshot_id", "ascending")])
+    ids = ordered["snapshot_id"].to_pylist()
+    # WHEN first and latest are resolved among web3's snapshots
+    first = analysis.resolve(fleet.merged, "first", "web3")
+    latest = analysis.resolve(fleet.merged, "latest", ["web3"])
+    # THEN they are web3's own
+    assert (first.snapshot_id, first.host) == (ids[0], "web3")
+    assert latest.snapshot_id == ids[-1]
+    assert len(analysis.snapshots(fleet.merged, ["web3", "db*"])) == 2 * SMALL.snapshots
+    # AND a host that matches nothing says so
+    with pytest.raises(StoreNotFound, match="no snapshot of a host matching 'mail'"):
+        analysis.resolve(fleet.merged, "latest", "mail")
+    cli = runner.invoke(
+        app, ["diff", "first", "latest", "--host", "web3", "--store", str(fleet.merged)]
+    )
+    assert cli.exit_code == 0, cli.stderr
+    assert f"before: {ids[0]}" in cli.stdout and f"after:  {ids[-1]}" in cli.stdout

@@ -41,9 +41,8 @@ class Window:
         """Return the window as the ``$host``, ``$since_*`` and ``$until_*`` query parameters."""
         since_at, since_back = _bound(self.since)
         until_at, until_back = _bound(self.until)
-        globs = self.hosts
         return {
-            "host": "|".join(f"(?:{filters.glob_to_regex(g)})" for g in globs) if globs else None,
+            "host": filters.hosts_regex(self.hosts),
             "since_at": since_at,
             "until_at": until_at,
             "since_back": since_back,

@@ -13,6 +13,7 @@ from allocsnap.cli.options import (
     By,
     FileGlob,
     FunctionGlob,
+    Hosts,
     Line,
     MaxSize,
     MinSize,
@@ -39,10 +40,6 @@ Until = Annotated[
         "--until", help="Window end: a time, or a duration (30m) back from the newest snapshot."
     ),
 ]
-WindowHost = Annotated[
-    list[str] | None,
-    typer.Option("--host", help="Only these hosts: a name or a glob ('web*'); repeatable."),
-]
 WindowBy = Annotated[
     str,
     typer.Option(
@@ -58,7 +55,7 @@ MaxPoints = Annotated[
 def leaks(
     since: Since = None,
     until: Until = None,
-    host: WindowHost = None,
+    host: Hosts = None,
     by: WindowBy = "tag",
     top: Top = 20,
     fmt: OutputFormat = Format.table,
@@ -125,7 +122,7 @@ def leaks(
 def growth(
     since: Since = None,
     until: Until = None,
-    host: WindowHost = None,
+    host: Hosts = None,
     split: Annotated[
         str | None,
         typer.Option("--split", help="Where window B starts (time or duration); default: middle."),
@@ -171,7 +168,7 @@ def growth(
 def top(
     since: Since = None,
     until: Until = None,
-    host: WindowHost = None,
+    host: Hosts = None,
     by: WindowBy = "tag",
     top: Top = 20,
     fmt: OutputFormat = Format.table,
@@ -207,7 +204,7 @@ def history(
     ],
     since: Since = None,
     until: Until = None,
-    host: WindowHost = None,
+    host: Hosts = None,
     by: WindowBy = "tag",
     fmt: OutputFormat = Format.table,
     store_dir: Store = DEFAULT_STORE,
@@ -252,7 +249,7 @@ def outliers(
     ] = None,
     since: Since = None,
     until: Until = None,
-    host: WindowHost = None,
+    host: Hosts = None,
     by: By = "tag",
     top: Top = 20,
     fmt: OutputFormat = Format.table,

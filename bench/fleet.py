@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import sys
@@ -87,6 +88,8 @@ def main() -> None:
         print(f"leaks --fleet: {fleet:.2f} s ({found.found} call sites leaking)")
         print(f"outliers (every call site): {outliers:.2f} s")
         print(f"top --by host: {top:.2f} s")
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"peak RSS of this process (generation included): {peak:.0f} MB")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

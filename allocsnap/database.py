@@ -3,9 +3,9 @@
 A ``Database`` holds one DuckDB connection on which the store's views (``snapshots``, ``tags``,
 ``samples``, ``series``, ``latest``, ``deltas``) and allocsnap's macros are registered.
 ``sql()`` runs any SQL there and returns a DuckDB relation; the analyses (``diff``, ``show``,
-``leaks``, ``growth``, ``top``, ``history``) take the CLI's snapshot references, windows,
-filters and groupings and return Arrow tables, each the rows the command prints. Epoch warnings
-(a comparison across a reboot, profiling off, modules unloaded) are issued as
+``leaks``, ``growth``, ``top``, ``history``, ``outliers``) take the CLI's snapshot references,
+windows, filters and groupings and return Arrow tables, each the rows the command prints. Epoch
+warnings (a comparison across a reboot, profiling off, modules unloaded) are issued as
 ``EpochWarning``s, which a notebook shows under the cell. The analyses read the store as it is
 when called; the connection sees the files listed at ``open`` until ``refresh()``.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -29,6 +29,8 @@ from allocsnap.model import Filter, SnapshotMeta
 Size = int | str
 """A byte count, or text in human units (``1M``, ``64K``)."""
 Bound = str | datetime | timedelta | None
+Hosts = str | Sequence[str] | None
+"""``--host``: a host name or shell glob, or several; None for every host."""
 """A window bound: a time, a duration back from the newest snapshot, or text (``2h``)."""
 
 
@@ -97,10 +99,10 @@ class Database:
 
     # -- snapshot references and the analyses ----------------------------------------------------
 
-    def snapshot(self, ref: str = "latest") -> SnapshotMeta:
+    def snapshot(self, ref: str = "latest", *, host: Hosts = None) -> SnapshotMeta:
         """Return the stored snapshot a reference names: first, latest, a name, an id (prefix)
-        or a time (the latest at or before it)."""
-        return analysis.resolve(self.path, ref)
+        or a time (the latest at or before it); among ``host``'s snapshots when given."""
+        return analysis.resolve(self.path, ref, host)
 
     def diff(
         self,
@@ -110,11 +112,12 @@ class Database:
         by: str = "tag",
         top: int | None = 20,
         min_delta: Size = 0,
+        host: Hosts = None,
         **filters: Unpack[Filters],
     ) -> pa.Table:
         """Return the groups whose live bytes or calls changed between two snapshots, as
         ``allocsnap diff`` prints them: references into the store, snapshot files or dumps."""
-        old, new = analysis.load_all([before, after], self.path)
+        old, new = analysis.load_all([before, after], self.path, host=host)
         result = analysis.diff(
             old,
             new,
@@ -134,11 +137,12 @@ class Database:
         by: str = "tag",
         sort: str = "bytes",
         top: int | None = 20,
+        host: Hosts = None,
         **filters: Unpack[Filters],
     ) -> pa.Table:
         """Return one snapshot's groups filtered and sorted, as ``allocsnap show`` prints them."""
         result = analysis.show(
-            analysis.load(snapshot, self.path),
+            analysis.load(snapshot, self.path, host=host),
             keep=_filter(filters),
             grouping=analysis.Grouping.parse(by),
             sort=sort,
@@ -150,7 +154,7 @@ class Database:
         self,
         since: Bound = None,
         until: Bound = None,
-        host: str | None = None,
+        host: Hosts = None,
         *,
         by: str = "tag",
         top: int | None = 20,
@@ -159,11 +163,13 @@ class Database:
         confidence: float = 0.99,
         max_points: int = 120,
         rejected: bool = False,
+        fleet: bool = False,
         **filters: Unpack[Filters],
     ) -> pa.Table:
         """Return the leak candidates of a window, steepest first, as ``allocsnap leaks`` does;
         with ``rejected`` also the series that grew past the floors but were judged otherwise
-        (their ``verdict`` and ``reason`` say why)."""
+        (their ``verdict`` and ``reason`` say why); with ``fleet``, one row per group instead:
+        on how many hosts, and which, it leaks."""
         settings = analysis.LeakSettings(
             max_points=max_points,
             min_growth=_size(min_growth),
@@ -174,18 +180,21 @@ class Database:
             self.path,
             _window(since, until, host),
             keep=_filter(filters),
-            grouping=analysis.Grouping.parse(by),
+            grouping=analysis.Grouping.parse(by, window=True),
             settings=settings,
             top_n=top,
+            fleet=fleet,
         )
         _warn(result.epochs.warnings)
-        return pa.concat_tables([result.rows, result.others]) if rejected else result.rows
+        if rejected and not fleet:
+            return pa.concat_tables([result.rows, result.others])
+        return result.rows
 
     def growth(
         self,
         since: Bound = None,
         until: Bound = None,
-        host: str | None = None,
+        host: Hosts = None,
         *,
         split: Bound = None,
         by: str = "tag",
@@ -200,7 +209,7 @@ class Database:
             _window(since, until, host),
             split=_bound(split),
             keep=_filter(filters),
-            grouping=analysis.Grouping.parse(by),
+            grouping=analysis.Grouping.parse(by, window=True),
             max_points=max_points,
             top_n=top,
         )
@@ -211,7 +220,7 @@ class Database:
         self,
         since: Bound = None,
         until: Bound = None,
-        host: str | None = None,
+        host: Hosts = None,
         *,
         by: str = "tag",
         top: int | None = 20,
@@ -223,7 +232,7 @@ class Database:
             self.path,
             _window(since, until, host),
             keep=_filter(filters),
-            grouping=analysis.Grouping.parse(by),
+            grouping=analysis.Grouping.parse(by, window=True),
             top_n=top,
         )
         _warn(result.epochs.warnings)
@@ -234,7 +243,7 @@ class Database:
         pattern: str,
         since: Bound = None,
         until: Bound = None,
-        host: str | None = None,
+        host: Hosts = None,
         *,
         by: str = "tag",
         points: int | None = None,
@@ -248,8 +257,45 @@ class Database:
             pattern,
             _window(since, until, host),
             keep=_filter(filters),
-            grouping=analysis.Grouping.parse(by),
+            grouping=analysis.Grouping.parse(by, window=True),
             max_points=points,
+        )
+        _warn(result.epochs.warnings)
+        return result.rows
+
+    def outliers(
+        self,
+        pattern: str | None = None,
+        since: Bound = None,
+        until: Bound = None,
+        host: Hosts = None,
+        *,
+        by: str = "tag",
+        top: int | None = 20,
+        min_score: float = 3.5,
+        min_gap: Size = "1M",
+        min_rate: Size = "64K",
+        min_hosts: int = 3,
+        every_host: bool = False,
+        **filters: Unpack[Filters],
+    ) -> pa.Table:
+        """Return the hosts whose bytes or growth for a group stand out from the fleet's median
+        (``allocsnap outliers``); with ``every_host``, every scored host."""
+        settings = analysis.OutlierSettings(
+            min_score=min_score,
+            min_gap=_size(min_gap),
+            min_rate=_size(min_rate),
+            min_hosts=min_hosts,
+        )
+        result = analysis.outliers(
+            self.path,
+            pattern,
+            _window(since, until, host),
+            keep=_filter(filters),
+            grouping=analysis.Grouping.parse(by),
+            settings=settings,
+            every_host=every_host,
+            top_n=top,
         )
         _warn(result.epochs.warnings)
         return result.rows
@@ -283,8 +329,9 @@ def _bound(value: Bound) -> str | None:
     return value
 
 
-def _window(since: Bound, until: Bound, host: str | None) -> analysis.Window:
-    return analysis.Window(_bound(since), _bound(until), host)
+def _window(since: Bound, until: Bound, host: Hosts) -> analysis.Window:
+    hosts = host if host is None or isinstance(host, str) else tuple(host)
+    return analysis.Window(_bound(since), _bound(until), hosts)
 
 
 def _warn(messages: Iterable[str]) -> None:

@@ -75,3 +75,7 @@ class UsageError(AllocsnapError):
 class EpochWarning(UserWarning):
     """Counters compared across an epoch boundary (a reboot, profiling off, a module unloaded):
     what the CLI prints as ``warning:`` lines, issued by ``allocsnap.Database``'s analyses."""
+
+
+class MergeConflict(StoreError):
+    """One host and snapshot id hold different data in a store being merged and the target."""

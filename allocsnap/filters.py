@@ -1,4 +1,5 @@
-"""Apply a ``Filter`` to rows held in Arrow: the one implementation of allocsnap's filters.
+"""Apply a ``Filter`` to rows held in Arrow: the one implementation of allocsnap's filters
+(and the shell globs of ``--host``, turned into the expression the queries bind).
 
 Tag predicates (module, function, file, line, accuracy) and value predicates (size bounds,
 non-zero) are separate, because a diff keeps a row when either side's value passes.
@@ -7,6 +8,7 @@ non-zero) are separate, because a diff keeps a row when either side's value pass
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -38,6 +40,14 @@ def glob_to_regex(glob: str) -> str:
         i += 1
     out.append("$")
     return "".join(out)
+
+
+def hosts_regex(globs: str | Sequence[str] | None) -> str | None:
+    """Return one RE2 expression matching any of the host names or globs, or None for all."""
+    if globs is None or len(globs) == 0:
+        return None
+    items = [globs] if isinstance(globs, str) else list(globs)
+    return "|".join(f"(?:{glob_to_regex(g)})" for g in items)
 
 
 def tag_mask(table: pa.Table, f: Filter) -> pa.ChunkedArray | None:

@@ -8,6 +8,7 @@ directory → file → function tree at the end. ``htmlreport`` and ``textreport
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -112,7 +113,8 @@ def window_snapshots(metas: list[SnapshotMeta], window: analysis.Window) -> list
     ``window_snapshots`` macro: a duration bound counts back from the newest snapshot of the
     window's hosts."""
     params = window.params()
-    mine = [m for m in metas if window.host is None or m.host == window.host]
+    hosts = params["host"]  # one regular expression over the whole host name, or None
+    mine = [m for m in metas if hosts is None or re.fullmatch(str(hosts), m.host)]
     if not mine:
         return []
     newest = max(m.taken_at for m in mine)

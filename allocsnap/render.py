@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 
+LIST_ITEMS = 5  # items a "list" column shows in a table
+
+
 class Format(StrEnum):
     """Output formats of every command that prints rows."""
 
@@ -36,8 +39,9 @@ class Column:
 
     ``kind`` is ``text``, ``size`` (bytes, humanised), ``delta_size`` (signed), ``count``,
     ``delta_count`` (signed), ``pct``, ``delta_pct`` (shows the row's status instead when set),
-    ``time``, ``short_id`` (its first 8 characters, like a git id), or ``number`` (a value shown
-    as it is, right-aligned: ``allocsnap sql``).
+    ``time``, ``short_id`` (its first 8 characters, like a git id), ``number`` (a value shown
+    as it is, right-aligned: ``allocsnap sql``), or ``list`` (its first five items, and how many
+    more).
     """
 
     name: str
@@ -86,7 +90,7 @@ def _text(report: Report, out: TextIO, *, markdown: bool) -> None:
         out.write("\n")
     titles = [c.title for c in report.columns]
     cells = [[_cell(c, row) for c in report.columns] for row in report.rows.to_pylist()]
-    right = [c.kind not in ("text", "short_id") for c in report.columns]
+    right = [c.kind not in ("text", "short_id", "list") for c in report.columns]
     if markdown:
         out.write("| " + " | ".join(titles) + " |\n")
         out.write("|" + "|".join("---:" if r else "---" for r in right) + "|\n")
@@ -127,6 +131,9 @@ def _cell(column: Column, row: dict[str, Any]) -> str:
         return f"{value:+.1f}%"
     if kind == "short_id":
         return str(value)[:8]
+    if kind == "list":
+        more = len(value) - LIST_ITEMS
+        return ", ".join(map(str, value[:LIST_ITEMS])) + (f", … ({more} more)" if more > 0 else "")
     if kind == "time" and isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S")
     return str(value)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from allocsnap import analysis
+from allocsnap import analysis, merge
 from allocsnap.model import SnapshotMeta
 from allocsnap.render import Column, Report
 from allocsnap.units import format_size
@@ -161,11 +161,19 @@ def sparkline(values: list[int], width: int = 40) -> str:
 def window_header(epochs: analysis.Epochs) -> list[str]:
     """Return the lines that say what a window covers and what a reader must be told."""
     e = epochs
+    hosts = window_hosts(e)
     lines = [
         f"window: {analysis.taken_at_text(e.first_at)} -> {analysis.taken_at_text(e.last_at)}, "
         f"{e.snapshots:,} snapshots in {_plural(_counting(e), 'epoch')}"
+        + (f" of {len(hosts):,} hosts" if len(hosts) > 1 else "")
     ]
     return lines + [f"warning: {w}" for w in e.warnings]
+
+
+def window_hosts(epochs: analysis.Epochs) -> list[str]:
+    """Return the hosts with counting snapshots in a window, sorted."""
+    counting = epochs.rows.filter(pa.compute.greater(epochs.rows["snapshots"], 0))
+    return sorted(set(counting["host"].to_pylist()))
 
 
 def epochs_info(epochs: analysis.Epochs) -> dict[str, object]:
@@ -175,6 +183,7 @@ def epochs_info(epochs: analysis.Epochs) -> dict[str, object]:
             "first_at": epochs.first_at,
             "last_at": epochs.last_at,
             "snapshots": epochs.snapshots,
+            "hosts": window_hosts(epochs),
         },
         "epochs": epochs.rows.to_pylist(),
         "warnings": list(epochs.warnings),
@@ -190,6 +199,8 @@ def leaks_report(result: analysis.LeaksResult, grouping: analysis.Grouping) -> R
         f"Mann–Kendall confidence {100 * s.min_confidence:g}%, up to {s.max_points} points "
         "per epoch"
     )
+    if result.fleet:
+        return _fleet_report(result, grouping, header)
     rows = result.rows.append_column(
         "confidence_pct", pa.compute.multiply(result.rows["confidence"], 100.0)
     )
@@ -203,6 +214,13 @@ def leaks_report(result: analysis.LeaksResult, grouping: analysis.Grouping) -> R
         Column("key", "call site" if grouping.by == "tag" else grouping.by),
         Column("reason", "why"),
     ]
+    hosts = window_hosts(result.epochs)
+    if len(hosts) > 1 and grouping.by != "host":
+        columns.insert(5, Column("hosts", "hosts", "count"))
+        header.append(
+            f"fleet: {len(hosts):,} hosts in the window; 'hosts' counts those where the "
+            f"{'call site' if grouping.by == 'tag' else grouping.by} leaks (--fleet: one row each)"
+        )
     footer = []
     if result.found > result.rows.num_rows:
         footer.append(f"{result.found - result.rows.num_rows} more leaks (use --top 0 to show all)")
@@ -231,6 +249,37 @@ def leaks_report(result: analysis.LeaksResult, grouping: analysis.Grouping) -> R
     return Report(rows=rows, columns=columns, header=header, footer=footer, info=info)
 
 
+def _fleet_report(
+    result: analysis.LeaksResult, grouping: analysis.Grouping, header: list[str]
+) -> Report:
+    """Return ``leaks --fleet``: one row per key, the hosts it leaks on."""
+    columns = [
+        Column("hosts", "hosts", "count"),
+        Column("of_hosts", "of", "count"),
+        Column("median_bytes_per_hour", "median/hour", "delta_size"),
+        Column("max_bytes_per_hour", "max/hour", "delta_size"),
+        Column("growth_bytes", "growth", "delta_size"),
+        Column("key", "call site" if grouping.by == "tag" else grouping.by),
+        Column("leaking_hosts", "leaking on", "list"),
+    ]
+    footer = []
+    if result.found > result.rows.num_rows:
+        footer.append(
+            f"{result.found - result.rows.num_rows} more leak (use --top 0 to show all)"
+            if result.found - result.rows.num_rows == 1
+            else f"{result.found - result.rows.num_rows} more leaks (use --top 0 to show all)"
+        )
+    if result.found == 0:
+        footer.append("no leaks found")
+    info = {
+        **epochs_info(result.epochs),
+        "by": grouping.by,
+        "settings": vars(result.settings),
+        "found": result.found,
+    }
+    return Report(rows=result.rows, columns=columns, header=header, footer=footer, info=info)
+
+
 def growth_report(result: analysis.WindowResult, grouping: analysis.Grouping) -> Report:
     """Return the report of ``allocsnap growth``: median against median, as rates."""
     header = window_header(result.epochs)
@@ -248,6 +297,8 @@ def growth_report(result: analysis.WindowResult, grouping: analysis.Grouping) ->
         Column("median_b", "median B", "size"),
         Column("key", "call site" if grouping.by == "tag" else grouping.by),
     ]
+    if len(window_hosts(result.epochs)) > 1 and grouping.by != "host":
+        columns.insert(5, Column("host", "host"))
     footer = [] if result.rows.num_rows else ["no changes"]
     info = {**epochs_info(result.epochs), "by": grouping.by}
     return Report(rows=result.rows, columns=columns, header=header, footer=footer, info=info)
@@ -273,6 +324,47 @@ def top_report(result: analysis.WindowResult, grouping: analysis.Grouping) -> Re
         footer=footer,
         info=info,
     )
+
+
+def outliers_report(result: analysis.OutliersResult, grouping: analysis.Grouping) -> Report:
+    """Return the report of ``allocsnap outliers``: per group, the hosts that stand out."""
+    s = result.settings
+    header = window_header(result.epochs)
+    header.append(
+        f"scores: distance from the hosts' median in units of 1.4826 x MAD, at least "
+        f"{format_size(s.min_gap)}/{s.min_score:g} (bytes) and {format_size(s.min_rate)}/hour/"
+        f"{s.min_score:g} (growth); an outlier scores {s.min_score:g}+; groups on "
+        f"{s.min_hosts}+ hosts"
+    )
+    columns = [
+        Column("score", "score", "number"),
+        Column("bytes", "bytes", "size"),
+        Column("median_bytes", "median", "size"),
+        Column("bytes_score", "z", "number"),
+        Column("bytes_per_hour", "rate/hour", "delta_size"),
+        Column("median_bytes_per_hour", "median", "delta_size"),
+        Column("rate_score", "z", "number"),
+        Column("hosts", "hosts", "count"),
+        Column("host", "host"),
+        Column("key", "call site" if grouping.by == "tag" else grouping.by),
+    ]
+    rows = result.rows
+    for name in ("score", "bytes_score", "rate_score"):
+        rounded = pa.compute.add(pa.compute.round(rows[name], 1), 0.0)  # no "-0.0"
+        rows = rows.set_column(rows.schema.get_field_index(name), name, rounded)
+    footer = []
+    shown = int(pa.compute.sum(rows["outlier"].cast(pa.int64())).as_py() or 0)
+    if result.found > shown:
+        footer.append(f"{result.found - shown} more outliers (use --top 0 to show all)")
+    if result.found == 0:
+        footer.append("no outliers")
+    info = {
+        **epochs_info(result.epochs),
+        "by": grouping.by,
+        "settings": vars(s),
+        "found": result.found,
+    }
+    return Report(rows=rows, columns=columns, header=header, footer=footer, info=info)
 
 
 def history_report(
@@ -393,3 +485,72 @@ def _is_number(kind: pa.DataType) -> bool:
     return bool(
         pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)
     )
+
+
+# -- merge -------------------------------------------------------------------------------------
+
+
+def merge_report(summary: merge.MergeSummary) -> Report:
+    """Return the report of ``allocsnap merge``: one row per host, totals and what was left out."""
+    hosts = sorted(summary.hosts.values(), key=lambda h: h.host)
+    rows = pa.Table.from_pylist(
+        [
+            {
+                "host": h.host,
+                "snapshots_new": h.snapshots_new,
+                "snapshots_present": h.snapshots_present,
+                "files": h.files,
+                "bytes": h.bytes,
+            }
+            for h in hosts
+        ],
+        schema=pa.schema(
+            [
+                ("host", pa.string()),
+                ("snapshots_new", pa.int64()),
+                ("snapshots_present", pa.int64()),
+                ("files", pa.int64()),
+                ("bytes", pa.int64()),
+            ]
+        ),
+    )
+    verb = "would copy" if summary.dry_run else "copied"
+    new_hosts = sum(1 for h in hosts if h.snapshots_new)
+    header = [
+        f"{'dry run: ' if summary.dry_run else ''}{_plural(summary.sources, 'store')} into "
+        f"{summary.dest}: {verb} {summary.snapshots_new:,} snapshots of "
+        f"{_plural(new_hosts, 'host')} ({summary.snapshots_present:,} already there), "
+        f"{_plural(summary.files, 'file')}, {format_size(summary.bytes)}"
+    ]
+    if summary.tag_files:
+        header.append(f"tags: {_plural(summary.tag_files, 'new tag file')}")
+    if summary.rewritten:
+        header.append(
+            f"{_plural(summary.rewritten, 'source file')} partly there already: "
+            "only their new snapshots written"
+        )
+    left = [f"{n} {why}" for why, n in sorted(summary.left_out.items()) if n]
+    if left:
+        header.append(f"left out (not committed): {', '.join(left)}")
+    header += [f"warning: {w}" for w in summary.warnings]
+    columns = [
+        Column("host", "host"),
+        Column("snapshots_new", "new", "count"),
+        Column("snapshots_present", "already there", "count"),
+        Column("files", "files", "count"),
+        Column("bytes", "bytes", "size"),
+    ]
+    info = {
+        "dest": str(summary.dest),
+        "dry_run": summary.dry_run,
+        "sources": summary.sources,
+        "snapshots_new": summary.snapshots_new,
+        "snapshots_present": summary.snapshots_present,
+        "files": summary.files,
+        "bytes": summary.bytes,
+        "tag_files": summary.tag_files,
+        "rewritten": summary.rewritten,
+        "left_out": dict(sorted(summary.left_out.items())),
+        "warnings": summary.warnings,
+    }
+    return Report(rows=rows, columns=columns, header=header, info=info)

@@ -296,6 +296,13 @@ def ensure_store(root: Path) -> None:
     atomic_write_bytes(json.dumps(content, indent=1).encode() + b"\n", marker)
 
 
+def check_store(root: Path) -> None:
+    """Raise unless ``root`` is a store this allocsnap reads (its marker, its schema version)."""
+    if not (root / MARKER).is_file():
+        raise StoreNotFound(f"{root} is not an allocsnap store (no {MARKER})")
+    _check_version(_marker_version(root), str(root))
+
+
 def _marker_version(root: Path) -> int:
     marker = root / MARKER
     try:

@@ -23,8 +23,9 @@ stairs      grows in many small steps (a leak per event), with jitter       yes
 One reboot (a new ``boot_id``) restarts every counter; leaks start leaking again from their
 base. Writing 8,640 snapshots one file each is slow (three files per snapshot through
 ``allocsnap.store.write``), so samples are written as one file per hour, sorted by
-(tag, time) like the recorder's compacted hours, and the snapshots table as one file per day,
-in the same hive layout: the store's views read them unchanged.
+(tag, time) like the recorder's compacted hours, each with the snapshots file of the same name
+that commits it, in the same hive layout: the store's views read them unchanged. ``Config``'s
+``host``, ``leaky`` and ``variant`` make a fleet: hosts with the same call sites, some leaking.
 
 Usage: python bench/generate.py OUT [--tags 8000] [--snapshots 8640] [--seed 1]
 """
@@ -32,6 +33,7 @@ Usage: python bench/generate.py OUT [--tags 8000] [--snapshots 8640] [--seed 1]
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -78,6 +80,11 @@ class Config:
     reboot_at: float = 0.75  # fraction of the snapshots after which the host reboots
     unload: tuple[float, float] = (0.3, 0.45)  # fractions where the module is absent
     rows_per_file: int = 360  # snapshots per samples file (an hour at 10 s)
+    # a fleet of hosts: the same seed gives every host the same call sites and series; a
+    # variant scales each tag by its own factor around 1 (sd 2%), and a host that is not
+    # leaky keeps its leak and stairs tags flat at their first value of each epoch
+    leaky: bool = True
+    variant: int = 0
 
 
 SMALL = Config(tags=1000, snapshots=720, seed=7, rows_per_file=720)
@@ -109,6 +116,8 @@ def generate(out: Path, config: Config = Config()) -> Truth:
     (out / MARKER).write_text(json.dumps(marker, indent=1) + "\n")
 
     tags, truth = _tags(rng, config)
+    if not config.leaky:
+        truth.classes = {k: "steady" if c in LEAK_CLASSES else c for k, c in truth.classes.items()}
     n, t = config.snapshots, config.tags
     start = np.datetime64(config.start.astimezone(UTC).replace(tzinfo=None), "us")
     times = start + np.arange(n) * np.timedelta64(round(config.interval_s * 1e6), "us")
@@ -116,8 +125,14 @@ def generate(out: Path, config: Config = Config()) -> Truth:
     epochs = [(0, reboot), (reboot, n)] if 0 < reboot < n else [(0, n)]
     values = np.zeros((t, n), dtype=np.int64)
     classes = [truth.classes[int(str(i))] for i in tags["tag_id"]]
+    leak_rows = np.array([c in LEAK_CLASSES for c in classes])
     for lo, hi in epochs:
         values[:, lo:hi] = _series(rng, classes, hi - lo, n, config.interval_s)
+        if not config.leaky:
+            values[leak_rows, lo:hi] = values[leak_rows, lo : lo + 1]
+    if config.variant:
+        factor = np.random.default_rng([config.seed, config.variant]).normal(1.0, 0.02, t)
+        values = np.round(values * np.maximum(factor, 0.5)[:, None]).astype(np.int64)
     present = np.ones((t, n), dtype=bool)
     u0, u1 = (int(n * f) for f in config.unload)
     module_rows = np.array([c == "module" for c in classes])
@@ -125,8 +140,9 @@ def generate(out: Path, config: Config = Config()) -> Truth:
     object_size = rng.choice([8, 16, 32, 64, 128, 192, 256, 512, 1024, 4096], size=t)
     calls = values // object_size[:, None]
 
-    boots = [_hex(rng, 32) for _ in epochs]
-    ids = [_hex(rng, 12) for _ in range(n)]
+    # ids and boots differ between hosts, as real ones do (a snapshot id hashes the host)
+    boots = [_host_hex(config.host, _hex(rng, 32)) for _ in epochs]
+    ids = [_host_hex(config.host, _hex(rng, 12)) for _ in range(n)]
     _write_tags(out, tags)
     _write_snapshots(out, config, times, ids, boots, epochs, values, present, module_rows)
     _write_samples(out, config, tags, times, ids, values, calls, present)
@@ -136,6 +152,10 @@ def generate(out: Path, config: Config = Config()) -> Truth:
 
 def _hex(rng: np.random.Generator, digits: int) -> str:
     return "".join(f"{b:02x}" for b in rng.integers(0, 256, size=digits // 2))
+
+
+def _host_hex(host: str, drawn: str) -> str:
+    return hashlib.blake2b(f"{host}\0{drawn}".encode(), digest_size=len(drawn) // 2).hexdigest()
 
 
 def _tags(rng: np.random.Generator, config: Config) -> tuple[dict[str, list[object]], Truth]:
@@ -251,13 +271,15 @@ def _write_snapshots(
     live = np.where(present, values, 0)
     totals = live.sum(axis=0)
     rows_present = present.sum(axis=0)
-    by_day: dict[str, list[dict[str, object]]] = {}
+    # one snapshots file per samples file, of the same name and partition: the pairing the
+    # store's writer and compaction keep (and merge relies on)
+    by_file: dict[Path, list[dict[str, object]]] = {}
     for i, taken in enumerate(times.astype(datetime)):
         taken = taken.replace(tzinfo=UTC)
         epoch = next(k for k, (lo, hi) in enumerate(epochs) if lo <= i < hi)
         lo = epochs[epoch][0]
         modules = ["dummy_reload"] if present[module_rows, i].all() else []
-        by_day.setdefault(taken.date().isoformat(), []).append(
+        by_file.setdefault(_partition(out / "snapshots", config, times, i), []).append(
             {
                 "snapshot_id": ids[i],
                 "name": None,
@@ -282,9 +304,16 @@ def _write_snapshots(
                 "generation": 0,
             }
         )
-    for day, rows in by_day.items():
-        table = pa.Table.from_pylist(rows, schema=STORE_SNAPSHOT_SCHEMA)
-        _write(table, out / "snapshots" / f"host={config.host}" / f"date={day}" / "gen.parquet")
+    for path, rows in by_file.items():
+        _write(pa.Table.from_pylist(rows, schema=STORE_SNAPSHOT_SCHEMA), path)
+
+
+def _partition(root: Path, config: Config, times: np.ndarray, i: int) -> Path:
+    """Return the file of snapshot ``i``: its group of ``rows_per_file``, in the partition of
+    the group's first snapshot."""
+    lo = i - i % config.rows_per_file
+    day = times[lo].astype(datetime).date().isoformat()
+    return root / f"host={config.host}" / f"date={day}" / f"gen-{lo:06d}.parquet"
 
 
 def _write_samples(
@@ -326,9 +355,7 @@ def _write_samples(
                 "generation": pa.array(np.zeros(len(rows), np.int32), pa.int32()),
             }
         )
-        day = times[lo].astype(datetime).date().isoformat()
-        name = f"gen-{lo:06d}.parquet"
-        _write(table, out / "samples" / f"host={config.host}" / f"date={day}" / name)
+        _write(table, _partition(out / "samples", config, times, lo))
 
 
 def _write(table: pa.Table, path: Path) -> None:

@@ -1,6 +1,6 @@
 -- The epochs of a store window: per host, boot and profiling stretch, its span, its counting
 -- snapshots, and those left out because profiling was off; oldest first.
--- $host        VARCHAR      host, or NULL for all
+-- $host        VARCHAR      hosts: a regular expression over the whole name, or NULL for all
 -- $since_at    TIMESTAMPTZ  window start, or NULL
 -- $until_at    TIMESTAMPTZ  window end, or NULL
 -- $since_back  DOUBLE       window start in seconds before the newest snapshot, or NULL

@@ -1,8 +1,10 @@
 -- Growth rates, window against window: per group, the median of its live bytes over the earlier
 -- part of a store window (A) against the median over the later part (B), as bytes per hour
--- between the two parts' median times. Each part is read at no more than $max_points snapshots.
--- Largest |rate| first, ties broken by key.
--- $host        VARCHAR      host, or NULL for all
+-- between the two parts' median times. Each part is read at no more than $max_points snapshots
+-- per host.
+-- Per host: a median never mixes two hosts' values (column host; by host, the key is the
+-- host). Largest |rate| first, ties broken by key and host.
+-- $host        VARCHAR      hosts: a regular expression over the whole name, or NULL for all
 -- $since_at    TIMESTAMPTZ  window start, or NULL
 -- $until_at    TIMESTAMPTZ  window end, or NULL
 -- $since_back  DOUBLE       window start in seconds before the newest snapshot, or NULL
@@ -12,7 +14,7 @@
 --                           (both NULL: the middle of the window)
 -- $tag_ids     BIGINT[]     tags kept by the tag filters, or NULL for all
 -- $accurate    BOOLEAN      keep only accurate rows (true), inaccurate ones (false), or NULL
--- $by          VARCHAR      tag | function | file | module | dir
+-- $by          VARCHAR      tag | function | file | module | dir | host
 -- $depth       INTEGER      directories kept by dir
 -- $min_size    BIGINT       keep a group when either median is at least this, or NULL
 -- $max_size    BIGINT       keep a group when either median is at most this, or NULL
@@ -25,6 +27,7 @@ counting_snapshots as (
     select
         snapshot_id,
         taken_at,
+        host,
         epoch
     from window_snapshots($host, $since_at, $until_at, $since_back, $until_back)
     where counting
@@ -44,6 +47,7 @@ sided as (
     select
         c.snapshot_id,
         c.taken_at,
+        c.host,
         c.epoch,
         case when c.taken_at < s.at then 'a' else 'b' end as side
     from counting_snapshots as c, split as s
@@ -63,12 +67,14 @@ picked as (
     select
         d.snapshot_id,
         d.taken_at,
+        d.host,
         d.side
     from sided as d
     inner join side_spans as p on d.side = p.side
     qualify row_number() over (
         partition by
             d.side,
+            d.host,
             floor(
                 epoch_us(d.taken_at - p.first_at)
                 / greatest(epoch_us(p.last_at - p.first_at), 1)
@@ -97,7 +103,8 @@ keys as (
 
 per_snapshot as (
     select
-        k.key,
+        case when $by = 'host' then p.host else k.key end as key,
+        p.host,
         p.side,
         p.snapshot_id,
         sum(s.bytes)::bigint as bytes
@@ -105,22 +112,24 @@ per_snapshot as (
     inner join picked as p on s.snapshot_id = p.snapshot_id
     inner join keys as k on s.tag_id = k.tag_id
     where $accurate is null or s.accurate = $accurate
-    group by k.key, p.side, p.snapshot_id
+    group by all
 ),
 
 medians as (
     select
         key,
+        host,
         median(bytes) filter (where side = 'a') as median_a,
         median(bytes) filter (where side = 'b') as median_b,
         count(*) filter (where side = 'a') as points_a,
         count(*) filter (where side = 'b') as points_b
     from per_snapshot
-    group by key
+    group by key, host
 )
 
 select
     m.key,
+    m.host,
     case
         when m.points_a = 0 then 'new'
         when m.points_b = 0 then 'gone'
@@ -147,5 +156,5 @@ where
     and ($min_size is null or greatest(m.median_a, m.median_b) >= $min_size)
     and ($max_size is null or least(m.median_a, m.median_b) <= $max_size)
     and (not $nonzero or coalesce(m.median_a, 0) != 0 or coalesce(m.median_b, 0) != 0)
-order by abs(bytes_per_hour) desc nulls last, abs(delta_bytes) desc, m.key
+order by abs(bytes_per_hour) desc nulls last, abs(delta_bytes) desc, m.key asc, m.host asc
 limit $top_n

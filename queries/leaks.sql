@@ -7,15 +7,17 @@
 -- why not. Statistics: Mann–Kendall S, variance with ties, z and one-sided confidence; the
 -- Theil–Sen slope; the share of non-decreasing steps; and, on $blocks block medians, the
 -- growth, the largest single step and the largest fall back (drawdown), as shares of growth.
+-- Every epoch is one host's (column host; by host, the key is the host): a series never sums
+-- two hosts. hosts and leaking_hosts say on how many hosts, and which, the key leaks.
 -- Leaks first, steepest first, then key, epoch and start.
--- $host            VARCHAR      host, or NULL for all
+-- $host            VARCHAR      hosts: a regular expression over the whole name, or NULL for all
 -- $since_at        TIMESTAMPTZ  window start, or NULL
 -- $until_at        TIMESTAMPTZ  window end, or NULL
 -- $since_back      DOUBLE       window start in seconds before the newest snapshot, or NULL
 -- $until_back      DOUBLE       window end in seconds before the newest snapshot, or NULL
 -- $tag_ids         BIGINT[]     tags kept by the tag filters, or NULL for all
 -- $accurate        BOOLEAN      keep only accurate rows (true), inaccurate ones (false), or NULL
--- $by              VARCHAR      tag | function | file | module | dir
+-- $by              VARCHAR      tag | function | file | module | dir | host
 -- $depth           INTEGER      directories kept by dir
 -- $min_size        BIGINT       keep a series whose largest value is at least this, or NULL
 -- $max_size        BIGINT       keep a series whose smallest value is at most this, or NULL
@@ -49,6 +51,7 @@ counting_snapshots as (
 epoch_spans as (
     select
         epoch,
+        any_value(host) as host,
         min(taken_at) as first_at,
         max(taken_at) as last_at
     from counting_snapshots
@@ -361,18 +364,25 @@ scored as (
 
 judged as (
     select
-        *,
+        s.*,
+        case when $by = 'host' then e.host else s.key end as shown_key,
+        e.host,
         case
             when shape_verdict is not null then shape_verdict
             when confidence < $min_confidence then 'no significant trend'
             when bytes_per_hour < $min_rate then 'slope below floor'
             else 'leak'
         end as verdict
-    from scored
+    from scored as s
+    inner join epoch_spans as e on s.epoch = e.epoch
 )
 
 select
-    key,
+    shown_key as key,
+    host,
+    count(distinct host) filter (where verdict = 'leak') over by_key as hosts,
+    list(distinct host order by host) filter (where verdict = 'leak') over by_key
+        as leaking_hosts,
     epoch,
     part,
     parts,
@@ -413,9 +423,10 @@ select
         )
     end as reason
 from judged
+window by_key as (partition by shown_key)
 order by
     verdict = 'leak' desc,
     bytes_per_hour desc nulls last,
-    key asc,
+    shown_key asc,
     epoch asc,
     first_at asc

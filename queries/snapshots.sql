@@ -1,4 +1,5 @@
--- Every committed snapshot in the store with its metadata, oldest first.
+-- Every committed snapshot in the store (of some hosts) with its metadata, oldest first.
+-- $host  VARCHAR  hosts: a regular expression over the whole name, or NULL for all
 select
     snapshot_id,
     name,
@@ -23,4 +24,5 @@ select
     schema_version,
     date
 from snapshots
+where $host is null or regexp_full_match(host, $host)
 order by taken_at, snapshot_id

@@ -2,15 +2,16 @@
 -- in the epoch, the change and its rate; both directions, largest |change| first, ties broken
 -- by key and epoch. A call site that appears or vanishes inside an epoch (a module loaded or
 -- unloaded) is compared over the snapshots it is present in, and marked new or vanished: a
--- vanished row is not a free.
--- $host        VARCHAR      host, or NULL for all
+-- vanished row is not a free. Every epoch is one host's, so a row is one host's too (its
+-- column host); by host, the key is the host.
+-- $host        VARCHAR      hosts: a regular expression over the whole name, or NULL for all
 -- $since_at    TIMESTAMPTZ  window start, or NULL
 -- $until_at    TIMESTAMPTZ  window end, or NULL
 -- $since_back  DOUBLE       window start in seconds before the newest snapshot, or NULL
 -- $until_back  DOUBLE       window end in seconds before the newest snapshot, or NULL
 -- $tag_ids     BIGINT[]     tags kept by the tag filters, or NULL for all
 -- $accurate    BOOLEAN      keep only accurate rows (true), inaccurate ones (false), or NULL
--- $by          VARCHAR      tag | function | file | module | dir
+-- $by          VARCHAR      tag | function | file | module | dir | host
 -- $depth       INTEGER      directories kept by dir
 -- $min_size    BIGINT       keep a group when either value is at least this, or NULL
 -- $max_size    BIGINT       keep a group when either value is at most this, or NULL
@@ -22,6 +23,7 @@ counting_snapshots as (
     select
         snapshot_id,
         taken_at,
+        host,
         epoch
     from window_snapshots($host, $since_at, $until_at, $since_back, $until_back)
     where counting
@@ -30,6 +32,7 @@ counting_snapshots as (
 epoch_spans as (
     select
         epoch,
+        any_value(host) as host,
         min(taken_at) as first_at,
         max(taken_at) as last_at
     from counting_snapshots
@@ -44,28 +47,38 @@ keys as (
     where $tag_ids::bigint[] is null or list_contains($tag_ids::bigint[], tag_id)
 ),
 
-per_snapshot as (
+-- when each tag was first and last seen in each epoch: one pass over the samples into few
+-- groups (per tag and snapshot would be a group per row: gigabytes for a fleet's day)
+presence as (
     select
         s.tag_id,
-        s.taken_at,
         c.epoch,
-        sum(s.bytes)::bigint as bytes
+        min(s.taken_at) as first_at,
+        max(s.taken_at) as last_at
     from samples as s
     inner join counting_snapshots as c on s.snapshot_id = c.snapshot_id
     where $accurate is null or s.accurate = $accurate
-    group by s.tag_id, s.taken_at, c.epoch
+    group by s.tag_id, c.epoch
 ),
 
+-- its bytes then (duplicate keys summed): a second pass that keeps only those two snapshots
 per_tag as (
     select
-        tag_id,
-        epoch,
-        arg_min(bytes, taken_at) as first_bytes,
-        arg_max(bytes, taken_at) as last_bytes,
-        min(taken_at) as first_at,
-        max(taken_at) as last_at
-    from per_snapshot
-    group by tag_id, epoch
+        p.tag_id,
+        p.epoch,
+        sum(s.bytes) filter (where s.taken_at = p.first_at)::bigint as first_bytes,
+        sum(s.bytes) filter (where s.taken_at = p.last_at)::bigint as last_bytes,
+        any_value(p.first_at) as first_at,
+        any_value(p.last_at) as last_at
+    from samples as s
+    inner join counting_snapshots as c on s.snapshot_id = c.snapshot_id
+    inner join presence as p
+        on
+            s.tag_id = p.tag_id
+            and c.epoch = p.epoch
+            and (s.taken_at = p.first_at or s.taken_at = p.last_at)
+    where $accurate is null or s.accurate = $accurate
+    group by p.tag_id, p.epoch
 ),
 
 grouped as (
@@ -82,7 +95,8 @@ grouped as (
 )
 
 select
-    g.key,
+    case when $by = 'host' then e.host else g.key end as key,
+    e.host,
     g.epoch,
     case
         when g.first_at > e.first_at and g.last_at < e.last_at then 'new, vanished'

@@ -1,12 +1,13 @@
 -- Table macro: the snapshots of a store window, each with its epoch. It lives among the view_*
 -- files because it reads the snapshots view, which exists only once a store is registered.
--- A window is [since, until] of one host or all; each bound is an absolute time or a number of
--- seconds back from the newest snapshot of those hosts (not the wall clock), or NULL (open).
+-- A window is [since, until] of the hosts whose whole name matches a regular expression (NULL:
+-- all; a plain name matches itself); each bound is an absolute time or a number of seconds back
+-- from the newest snapshot of those hosts (not the wall clock), or NULL (open).
 -- An epoch is a span where counters are comparable: one host, one boot (boot_id, or the kernel
 -- release when the boot is unknown), between two stretches of vm.mem_profiling=0. Snapshots
 -- taken with profiling off have counting = false: their counters are frozen.
 create or replace macro window_snapshots(
-    host_name, since_at, until_at, since_back_s, until_back_s
+    host_pattern, since_at, until_at, since_back_s, until_back_s
 ) as table
 with
 
@@ -22,7 +23,7 @@ hosts as (
         modules,
         date
     from snapshots
-    where host_name is null or host = host_name
+    where host_pattern is null or regexp_full_match(host, host_pattern)
 ),
 
 newest as (

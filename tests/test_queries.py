@@ -58,7 +58,7 @@ def test_param_scanners_read_header_and_body_apart() -> None:
         "by", "depth", "min_delta", "min_size", "max_size", "nonzero", "after_modules", "hours",
         "top_n",
     }  # fmt: skip
-    assert query.declared_params("snapshots") == set()
+    assert query.declared_params("snapshots") == {"host"}
 
 
 def test_macros_and_their_results() -> None:

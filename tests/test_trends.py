@@ -303,7 +303,7 @@ def test_history_shows_the_ice_series(ice_store: Path) -> None:
     cli = runner.invoke(app, ["history", "ice_alloc", "--store", str(ice_store), "-f", "csv"])
     assert cli.exit_code == 0
     assert cli.stdout.splitlines()[1:] == [
-        f"{ICE},pulchart boot unknown,{at},{b},{c},1"
+        f"{ICE},pulchart,pulchart boot unknown,{at},{b},{c},1"
         for at, b, c in zip(
             ("2025-06-26T12:00:00+00:00", "2025-06-30T12:00:00+00:00", "2025-07-02T12:00:00+00:00"),
             ICE_BYTES,
@@ -361,7 +361,7 @@ def test_csv_is_data_only_and_epoch_warnings_go_to_stderr(tmp_path: Path) -> Non
     result = runner.invoke(app, ["top", "--store", str(tmp_path), "-f", "csv"])
     # THEN
     assert result.exit_code == 0
-    assert result.stdout.splitlines()[0].startswith("key,epoch,status,first_bytes,last_bytes")
+    assert result.stdout.splitlines()[0].startswith("key,host,epoch,status,first_bytes,last_bytes")
     assert "warning" not in result.stdout
     assert "warning: the window crosses 2 epochs" in result.stderr
 

@@ -8,6 +8,7 @@ by ``load``. Each analysis runs the query of the same name in ``queries/``.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +20,9 @@ from allocsnap import capture, filters, query, source, store, units
 from allocsnap.analysis.grouping import Grouping
 from allocsnap.errors import StoreNotFound, UsageError
 from allocsnap.model import SAMPLE_SCHEMA, Filter, Snapshot, SnapshotMeta
+
+Hosts = str | Sequence[str] | None
+"""``--host``: a host name or shell glob, or several; None for every host."""
 
 
 @dataclass(frozen=True)
@@ -53,12 +57,15 @@ class ShowResult:
     groups: int  # groups in all, before --top cut the list
 
 
-def load(ref: str, store_dir: Path, *, lenient: bool = False) -> Snapshot:
-    """Return the snapshot a reference names: a file, a text dump, ``-``, or a store entry."""
-    return load_all([ref], store_dir, lenient=lenient)[0]
+def load(ref: str, store_dir: Path, *, lenient: bool = False, host: Hosts = None) -> Snapshot:
+    """Return the snapshot a reference names: a file, a text dump, ``-``, or a store entry
+    (among the snapshots of ``host``: a name or glob, or several, when given)."""
+    return load_all([ref], store_dir, lenient=lenient, host=host)[0]
 
 
-def load_all(refs: list[str], store_dir: Path, *, lenient: bool = False) -> list[Snapshot]:
+def load_all(
+    refs: list[str], store_dir: Path, *, lenient: bool = False, host: Hosts = None
+) -> list[Snapshot]:
     """Return the snapshots several references name, reading the store once for all of them."""
     loaded: dict[int, Snapshot] = {}
     stored: list[tuple[int, str]] = []
@@ -74,7 +81,7 @@ def load_all(refs: list[str], store_dir: Path, *, lenient: bool = False) -> list
         try:
             with query.connect(store.open_store(store_dir)) as con:
                 for i, ref in stored:
-                    meta = _resolve(con, store_dir, ref)
+                    meta = _resolve(con, store_dir, ref, host)
                     loaded[i] = Snapshot(meta=meta, samples=_stored_samples(con, meta))
         except StoreNotFound as e:
             raise StoreNotFound(
@@ -88,21 +95,24 @@ def is_dump(ref: str) -> bool:
     return ref == "-" or (Path(ref).is_file() and not store.is_parquet(Path(ref)))
 
 
-def snapshots(store_dir: Path) -> list[SnapshotMeta]:
-    """Return every snapshot in the store, oldest first."""
+def snapshots(store_dir: Path, host: Hosts = None) -> list[SnapshotMeta]:
+    """Return every snapshot in the store (of ``host``, names or globs), oldest first."""
     with query.connect(store.open_store(store_dir)) as con:
-        rows = query.run(con, "snapshots").to_pylist()
+        rows = query.run(con, "snapshots", host=filters.hosts_regex(host)).to_pylist()
     return [SnapshotMeta.from_row(row) for row in rows]
 
 
-def resolve(store_dir: Path, ref: str) -> SnapshotMeta:
-    """Return the stored snapshot named by first, latest, a name, an id (prefix) or a time."""
+def resolve(store_dir: Path, ref: str, host: Hosts = None) -> SnapshotMeta:
+    """Return the stored snapshot named by first, latest, a name, an id (prefix) or a time,
+    among the snapshots of ``host`` (names or globs) when given."""
     with query.connect(store.open_store(store_dir)) as con:
-        return _resolve(con, store_dir, ref)
+        return _resolve(con, store_dir, ref, host)
 
 
-def _resolve(con: query.Connection, store_dir: Path, ref: str) -> SnapshotMeta:
+def _resolve(con: query.Connection, store_dir: Path, ref: str, host: Hosts) -> SnapshotMeta:
     """Resolve a reference in the order: first/latest, name, id prefix, time."""
+    pattern = filters.hosts_regex(host)
+    where = "" if pattern is None else f" of a host matching {_names(host)}"
     attempts: list[tuple[str, str | None, datetime | None]] = []
     if ref in ("first", "latest"):
         attempts.append((ref, None, None))
@@ -113,7 +123,7 @@ def _resolve(con: query.Connection, store_dir: Path, ref: str) -> SnapshotMeta:
         if re.match(r"^\d{4}-\d{2}-\d{2}", ref):
             attempts.append(("time", None, units.parse_time(ref)))
     for kind, text, at in attempts:
-        rows = query.run(con, "resolve", kind=kind, ref=text, at=at).to_pylist()
+        rows = query.run(con, "resolve", kind=kind, ref=text, at=at, host=pattern).to_pylist()
         if kind == "id" and len(rows) > 1:
             raise UsageError(f"snapshot id prefix {ref!r} is ambiguous (several match)")
         if rows:
@@ -121,8 +131,15 @@ def _resolve(con: query.Connection, store_dir: Path, ref: str) -> SnapshotMeta:
     if attempts[-1][0] == "time":
         when = attempts[-1][2]
         assert when is not None
-        raise StoreNotFound(f"no snapshot at or before {when.isoformat()} in {store_dir}")
-    raise StoreNotFound(f"no snapshot named {ref!r} in {store_dir} (see 'allocsnap ls')")
+        raise StoreNotFound(f"no snapshot{where} at or before {when.isoformat()} in {store_dir}")
+    if ref in ("first", "latest"):
+        raise StoreNotFound(f"no snapshot{where} in {store_dir} (see 'allocsnap ls')")
+    raise StoreNotFound(f"no snapshot named {ref!r}{where} in {store_dir} (see 'allocsnap ls')")
+
+
+def _names(host: Hosts) -> str:
+    items = [host] if isinstance(host, str) else list(host or ())
+    return ", ".join(repr(h) for h in items)
 
 
 def totals(samples: pa.Table) -> Totals:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import statistics
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -21,19 +22,27 @@ class Window:
     """A store window: ``--since``/``--until`` and ``--host``.
 
     A bound is an ISO 8601 time or a duration (``2h``) counted back from the newest snapshot of
-    the window's hosts, not from the wall clock; ``None`` leaves that side open.
+    the window's hosts, not from the wall clock; ``None`` leaves that side open. ``host`` is a
+    host name or a shell glob (``web*``), or several of them; ``None`` keeps every host.
     """
 
     since: str | None = None
     until: str | None = None
-    host: str | None = None
+    host: str | tuple[str, ...] | None = None
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        """Return the host names or globs the window keeps; empty for all hosts."""
+        if self.host is None:
+            return ()
+        return (self.host,) if isinstance(self.host, str) else tuple(self.host)
 
     def params(self) -> dict[str, object]:
         """Return the window as the ``$host``, ``$since_*`` and ``$until_*`` query parameters."""
         since_at, since_back = _bound(self.since)
         until_at, until_back = _bound(self.until)
         return {
-            "host": self.host,
+            "host": filters.hosts_regex(self.hosts),
             "since_at": since_at,
             "until_at": until_at,
             "since_back": since_back,
@@ -79,6 +88,21 @@ class LeaksResult:
     found: int  # leaks before --top cut the list
     others: pa.Table  # series past the growth floors that are not leaks, with their verdict
     settings: LeakSettings
+    fleet: bool = False  # rows are FLEET_COLUMNS, one per key: on which hosts it leaks
+
+
+FLEET_SCHEMA = pa.schema(
+    [
+        ("key", pa.string()),
+        ("hosts", pa.int64()),  # hosts where the key leaks
+        ("of_hosts", pa.int64()),  # hosts in the window
+        ("leaking_hosts", pa.list_(pa.string())),
+        ("series", pa.int64()),  # leaking series (a host with two leaking boots has two)
+        ("median_bytes_per_hour", pa.float64()),  # over the leaking hosts' steepest series
+        ("max_bytes_per_hour", pa.float64()),
+        ("growth_bytes", pa.int64()),  # summed over the leaking series
+    ]
+)
 
 
 def tags(store_dir: Path) -> pa.Table:
@@ -101,8 +125,10 @@ def leaks(
     grouping: Grouping | None = None,
     settings: LeakSettings | None = None,
     top_n: int | None = 20,
+    fleet: bool = False,
 ) -> LeaksResult:
-    """Return the groups that grow persistently inside each epoch of a window, steepest first."""
+    """Return the groups that grow persistently inside each epoch of a window, steepest first;
+    with ``fleet``, one row per group: on how many hosts, and which, it leaks."""
     window = window or Window()
     keep = keep or Filter()
     grouping = grouping or Grouping()
@@ -135,13 +161,48 @@ def leaks(
         )
     is_leak = pc.equal(rows["verdict"], "leak")
     found = rows.filter(is_leak)
+    if fleet:
+        counting = span.rows.filter(pc.greater(span.rows["snapshots"], 0))
+        found = _by_key(found, len(set(counting["host"].to_pylist())))
     return LeaksResult(
         epochs=span,
         rows=found.slice(0, top_n) if top_n else found,
         found=found.num_rows,
         others=rows.filter(pc.invert(is_leak)),
         settings=settings,
+        fleet=fleet,
     )
+
+
+def _by_key(leaks: pa.Table, of_hosts: int) -> pa.Table:
+    """Return one row per key of the leaking series: most hosts first, then steepest."""
+    per_key: dict[str, dict[str, float]] = {}
+    growth: dict[str, int] = {}
+    series: dict[str, int] = {}
+    for row in leaks.select(["key", "host", "bytes_per_hour", "growth_bytes"]).to_pylist():
+        key = row["key"]
+        rates = per_key.setdefault(key, {})
+        rates[row["host"]] = max(
+            rates.get(row["host"], row["bytes_per_hour"]), row["bytes_per_hour"]
+        )
+        growth[key] = growth.get(key, 0) + row["growth_bytes"]
+        series[key] = series.get(key, 0) + 1
+    medians = {key: statistics.median(rates.values()) for key, rates in per_key.items()}
+    order = sorted(per_key, key=lambda k: (-len(per_key[k]), -medians[k], k))
+    out = [
+        {
+            "key": key,
+            "hosts": len(per_key[key]),
+            "of_hosts": of_hosts,
+            "leaking_hosts": sorted(per_key[key]),
+            "series": series[key],
+            "median_bytes_per_hour": medians[key],
+            "max_bytes_per_hour": max(per_key[key].values()),
+            "growth_bytes": growth[key],
+        }
+        for key in order
+    ]
+    return pa.Table.from_pylist(out, schema=FLEET_SCHEMA)
 
 
 def _bound(text: str | None) -> tuple[datetime | None, float | None]:
@@ -189,9 +250,25 @@ def _epochs(con: query.Connection, store_dir: Path, window: Window) -> Epochs:
     counting = rows.filter(pc.greater(rows["snapshots"], 0))
     if counting.num_rows == 0:
         what = "with profiling on " if rows.num_rows else ""
+        if window.hosts and not rows.num_rows:
+            names = ", ".join(repr(h) for h in window.hosts)
+            what = f"of a host matching {names} "
+            raise StoreNotFound(
+                f"no snapshots {what}in the window in {store_dir} (allocsnap ls shows its hosts)"
+            )
         raise StoreNotFound(f"no snapshots {what}in the window in {store_dir}")
     warnings = []
-    if counting.num_rows > 1:
+    hosts = set(counting["host"].to_pylist())
+    if len(hosts) > 1:
+        # every host has its own epochs; say so only where a host has several
+        several = [h for h in sorted(hosts) if counting["host"].to_pylist().count(h) > 1]
+        if several:
+            warnings.append(
+                f"{len(several)} of the window's {len(hosts)} hosts cross epochs "
+                f"({_some(several)}): counters restart or freeze between them, so each epoch "
+                "is analysed on its own"
+            )
+    elif counting.num_rows > 1:
         names = ", ".join(counting["epoch"].to_pylist())
         warnings.append(
             f"the window crosses {counting.num_rows} epochs ({names}): counters restart or "
@@ -206,7 +283,7 @@ def _epochs(con: query.Connection, store_dir: Path, window: Window) -> Epochs:
     changed = counting.filter(pc.greater(counting["module_sets"], 1))["epoch"].to_pylist()
     if changed:
         warnings.append(
-            f"modules were loaded or unloaded within {', '.join(changed)}: their call sites' "
+            f"modules were loaded or unloaded within {_some(changed)}: their call sites' "
             "series break there (a vanished row is not a free)"
         )
     return Epochs(
@@ -216,6 +293,12 @@ def _epochs(con: query.Connection, store_dir: Path, window: Window) -> Epochs:
         last_at=pc.max(counting["last_at"]).as_py(),
         warnings=tuple(warnings),
     )
+
+
+def _some(names: list[str], shown: int = 6) -> str:
+    """Return the first names, and how many more: a fleet has thousands."""
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
 @dataclass(frozen=True)
@@ -325,3 +408,76 @@ def history(
     if rows.num_rows == 0:
         raise StoreNotFound(f"no {grouping.by} matching {pattern!r} in the window")
     return WindowResult(epochs=span, rows=rows)
+
+
+@dataclass(frozen=True)
+class OutlierSettings:
+    """The thresholds of ``outliers`` (docs/analyses.md)."""
+
+    min_score: float = 3.5
+    min_gap: int = 1 << 20
+    min_rate: float = 64 * 1024
+    min_hosts: int = 3
+
+
+@dataclass(frozen=True)
+class OutliersResult:
+    """Per group and host the values and scores against the fleet; outliers first."""
+
+    epochs: Epochs
+    rows: pa.Table  # queries/outliers.sql columns; only outliers unless every host was asked
+    found: int  # outliers before --top cut the list
+    settings: OutlierSettings
+
+
+def outliers(
+    store_dir: Path,
+    pattern: str | None = None,
+    window: Window | None = None,
+    *,
+    keep: Filter | None = None,
+    grouping: Grouping | None = None,
+    settings: OutlierSettings | None = None,
+    every_host: bool = False,
+    top_n: int | None = 20,
+) -> OutliersResult:
+    """Return the hosts whose bytes or growth for a group stand out from the fleet's median.
+
+    ``pattern`` picks groups as ``history`` does (a glob over the whole key, else a substring);
+    ``every_host`` returns every scored host, not only the outliers.
+    """
+    window = window or Window()
+    keep = keep or Filter()
+    grouping = grouping or Grouping()
+    settings = settings or OutlierSettings()
+    if grouping.by == "host":
+        raise UsageError("outliers compares hosts with each other: --by host has nothing to add")
+    if settings.min_hosts < 2:
+        raise UsageError("--min-hosts must be at least 2")
+    if pattern and any(c in pattern for c in "*?["):
+        regex = filters.glob_to_regex(pattern)
+    else:
+        regex = re.escape(pattern or "")
+    tag_ids = _tag_ids(store_dir, keep)
+    with query.connect(store.open_store(store_dir)) as con:
+        span = _epochs(con, store_dir, window)
+        rows = query.run(
+            con,
+            "outliers",
+            **window.params(),
+            **_selection(tag_ids, keep, grouping),
+            pattern=regex,
+            min_hosts=settings.min_hosts,
+            min_score=settings.min_score,
+            min_gap=settings.min_gap,
+            min_rate=settings.min_rate,
+        )
+    found = pc.sum(rows["outlier"].cast(pa.int64())).as_py() or 0
+    if not every_host:
+        rows = rows.filter(rows["outlier"])
+    return OutliersResult(
+        epochs=span,
+        rows=rows.slice(0, top_n) if top_n else rows,
+        found=found,
+        settings=settings,
+    )

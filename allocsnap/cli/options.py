@@ -50,6 +50,10 @@ Accurate = Annotated[
 Nonzero = Annotated[bool, typer.Option("--nonzero", help="Keep only rows with live bytes.")]
 Labels = Annotated[list[str] | None, typer.Option("--label", help="Attach key=value (repeatable).")]
 Host = Annotated[str | None, typer.Option("--host", help="Host name to record.")]
+Hosts = Annotated[
+    list[str] | None,
+    typer.Option("--host", help="Only these hosts: a name or a glob ('web*'); repeatable."),
+]
 
 
 def make_filter(

@@ -1,10 +1,13 @@
-"""Commands that write and maintain a store over time: record, compact, prune."""
+"""Commands that write and maintain a store over time: record, compact, prune, merge."""
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -20,10 +23,15 @@ from allocsnap.cli.options import (
     MinSize,
     ModuleGlob,
     Nonzero,
+    OutputFormat,
     Store,
     make_filter,
     parse_labels,
 )
+from allocsnap.render import Format
+
+if TYPE_CHECKING:
+    from allocsnap.merge import Progress
 
 
 @app.command()
@@ -134,3 +142,53 @@ def prune(
 
     done = compaction.prune(store_dir, parse_duration(older_than))
     typer.echo(f"pruned {done.snapshots} snapshots ({format_size(done.bytes_before)})", err=True)
+
+
+@app.command()
+def merge(
+    sources: Annotated[
+        list[Path], typer.Argument(help="Store folders copied from other hosts (rsync -a).")
+    ],
+    store_dir: Store = DEFAULT_STORE,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be copied; write nothing.")
+    ] = False,
+    fmt: OutputFormat = Format.table,
+) -> None:
+    """Merge stores copied from other hosts into this store: committed snapshots only.
+
+    Safe to rerun (what is there already is skipped) and to interrupt (every file lands
+    atomically, a snapshot's row last); a snapshot that differs under the same host and id
+    stops the merge before anything is written.
+
+    Example: allocsnap merge fleet/web7 fleet/db2 --store all   (each copied with rsync -a)
+    """
+    from allocsnap import merge as merging
+    from allocsnap import reports
+    from allocsnap.render import render
+
+    summary = merging.merge(sources, store_dir, dry_run=dry_run, progress=_progress_line())
+    render(reports.merge_report(summary), fmt, sys.stdout)
+
+
+def _progress_line() -> Callable[[Progress], None]:
+    """Return a callback that shows a merge's progress on stderr once it has run a second."""
+    from allocsnap.units import format_size
+
+    started = time.monotonic()
+    shown = [started]
+
+    def show(p: Progress) -> None:
+        now = time.monotonic()
+        if now - shown[0] < 1.0 and p.files_done < p.files_total:
+            return
+        if now - started < 1.0:
+            return
+        shown[0] = now
+        typer.echo(
+            f"merge: {p.files_done:,}/{p.files_total:,} files, "
+            f"{format_size(p.bytes_done)} of {format_size(p.bytes_total)}",
+            err=True,
+        )
+
+    return show

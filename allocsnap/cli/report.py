@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 
 from allocsnap.cli.core import DEFAULT_STORE, app
-from allocsnap.cli.options import Store
-from allocsnap.cli.windows import Since, Until, WindowHost
+from allocsnap.cli.options import Hosts, Store
+from allocsnap.cli.windows import Since, Until
 
 
 class ReportFormat(StrEnum):
@@ -36,7 +36,7 @@ def report(
     ] = ReportFormat.html,
     since: Since = None,
     until: Until = None,
-    host: WindowHost = None,
+    host: Hosts = None,
     top: Annotated[int, typer.Option("--top", "-n", help="Rows per table.")] = 10,
     store_dir: Store = DEFAULT_STORE,
 ) -> None:
@@ -55,7 +55,9 @@ def report(
 
     if top < 1:
         raise UsageError("--top must be at least 1")
-    data = overview.gather(store_dir, analysis.Window(since, until, host), top_n=top)
+    data = overview.gather(
+        store_dir, analysis.Window(since, until, tuple(host) if host else None), top_n=top
+    )
     if fmt is ReportFormat.html:
         page = htmlreport.html(data)
     else:

@@ -15,6 +15,7 @@ from allocsnap.cli.options import (
     FileGlob,
     FunctionGlob,
     Host,
+    Hosts,
     Labels,
     Lenient,
     Line,
@@ -136,15 +137,17 @@ def import_(
 
 
 @app.command()
-def ls(store_dir: Store = DEFAULT_STORE, fmt: OutputFormat = Format.table) -> None:
+def ls(
+    store_dir: Store = DEFAULT_STORE, fmt: OutputFormat = Format.table, host: Hosts = None
+) -> None:
     """List the snapshots in a store: time, host, kernel, rows and totals.
 
-    Example: allocsnap ls --store /var/lib/allocsnap
+    Example: allocsnap ls --store /var/lib/allocsnap --host 'web*'
     """
     from allocsnap import analysis, reports
     from allocsnap.render import render
 
-    render(reports.ls_report(analysis.snapshots(store_dir)), fmt, sys.stdout)
+    render(reports.ls_report(analysis.snapshots(store_dir, host)), fmt, sys.stdout)
 
 
 @app.command()
@@ -157,6 +160,7 @@ def show(
     top: Top = 20,
     fmt: OutputFormat = Format.table,
     store_dir: Store = DEFAULT_STORE,
+    host: Hosts = None,
     lenient: Lenient = False,
     module: ModuleGlob = None,
     function: FunctionGlob = None,
@@ -183,7 +187,7 @@ def show(
         raise UsageError(f"--sort must be bytes, calls or tag, not {sort!r}")
     grouping = analysis.Grouping.parse(by)
     keep = make_filter(module, function, file, line, min_size, max_size, accurate, nonzero)
-    snap_ = analysis.load(snapshot, store_dir, lenient=lenient)
+    snap_ = analysis.load(snapshot, store_dir, lenient=lenient, host=host)
     result = analysis.show(snap_, keep=keep, grouping=grouping, sort=sort, top_n=top)
     render(reports.show_report(result, grouping), fmt, sys.stdout)
 
@@ -199,6 +203,7 @@ def diff(
     ] = "0",
     fmt: OutputFormat = Format.table,
     store_dir: Store = DEFAULT_STORE,
+    host: Hosts = None,
     lenient: Lenient = False,
     module: ModuleGlob = None,
     function: FunctionGlob = None,
@@ -217,6 +222,8 @@ def diff(
     Example: allocsnap diff before after --top 10
 
     Example: allocsnap diff day0.txt day6.txt --by module --format csv
+
+    Example: allocsnap diff first latest --host web7   (references among web7's snapshots)
     """
     from allocsnap import analysis, reports
     from allocsnap.errors import UsageError
@@ -227,7 +234,7 @@ def diff(
         raise UsageError("only one of BEFORE and AFTER can be '-' (stdin)")
     grouping = analysis.Grouping.parse(by)
     keep = make_filter(module, function, file, line, min_size, max_size, accurate, nonzero)
-    old, new = analysis.load_all([before, after], store_dir, lenient=lenient)
+    old, new = analysis.load_all([before, after], store_dir, lenient=lenient, host=host)
     result = analysis.diff(
         old,
         new,

@@ -1,4 +1,4 @@
-"""Commands over a window of a store: leaks, growth, top, history."""
+"""Commands over a window of a store: leaks, growth, top, history, outliers."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from allocsnap.cli.options import (
     By,
     FileGlob,
     FunctionGlob,
+    Hosts,
     Line,
     MaxSize,
     MinSize,
@@ -40,7 +41,12 @@ Until = Annotated[
         "--until", help="Window end: a time, or a duration (30m) back from the newest snapshot."
     ),
 ]
-WindowHost = Annotated[str | None, typer.Option("--host", help="Only this host's snapshots.")]
+WindowBy = Annotated[
+    str,
+    typer.Option(
+        "--by", help="Group by tag, function, file, module, dir[:N] or host (sums first)."
+    ),
+]
 MaxPoints = Annotated[
     int, typer.Option("--max-points", help="Snapshots read per epoch (evenly spaced in time).")
 ]
@@ -50,8 +56,8 @@ MaxPoints = Annotated[
 def leaks(
     since: Since = None,
     until: Until = None,
-    host: WindowHost = None,
-    by: By = "tag",
+    host: Hosts = None,
+    by: WindowBy = "tag",
     top: Top = 20,
     fmt: OutputFormat = Format.table,
     store_dir: Store = DEFAULT_STORE,
@@ -68,6 +74,10 @@ def leaks(
     fail_on_leak: Annotated[
         bool, typer.Option("--fail-on-leak", help="Exit with code 5 when a leak is found.")
     ] = False,
+    fleet: Annotated[
+        bool,
+        typer.Option("--fleet", help="One row per call site (or group): the hosts it leaks on."),
+    ] = False,
     module: ModuleGlob = None,
     function: FunctionGlob = None,
     file: FileGlob = None,
@@ -83,13 +93,15 @@ def leaks(
     one-off steps, sawtooth and grew-then-freed out; see docs/analyses.md.
 
     Example: allocsnap leaks --since 6h --by function --fail-on-leak
+
+    Example: allocsnap leaks --fleet --host 'web*'   (per call site: the hosts it leaks on)
     """
     from allocsnap import analysis, reports
     from allocsnap.errors import ExitCode
     from allocsnap.render import render
     from allocsnap.units import parse_size
 
-    grouping = analysis.Grouping.parse(by)
+    grouping = analysis.Grouping.parse(by, window=True)
     keep = make_filter(module, function, file, line, min_size, max_size, accurate, nonzero)
     settings = analysis.LeakSettings(
         max_points=max_points,
@@ -97,9 +109,9 @@ def leaks(
         min_rate=parse_size(min_rate),
         min_confidence=confidence,
     )
-    window = analysis.Window(since, until, host)
+    window = analysis.Window(since, until, tuple(host) if host else None)
     result = analysis.leaks(
-        store_dir, window, keep=keep, grouping=grouping, settings=settings, top_n=top
+        store_dir, window, keep=keep, grouping=grouping, settings=settings, top_n=top, fleet=fleet
     )
     _warn_if_data(result.epochs.warnings, fmt)
     render(reports.leaks_report(result, grouping), fmt, sys.stdout)
@@ -111,12 +123,12 @@ def leaks(
 def growth(
     since: Since = None,
     until: Until = None,
-    host: WindowHost = None,
+    host: Hosts = None,
     split: Annotated[
         str | None,
         typer.Option("--split", help="Where window B starts (time or duration); default: middle."),
     ] = None,
-    by: By = "tag",
+    by: WindowBy = "tag",
     top: Top = 20,
     fmt: OutputFormat = Format.table,
     store_dir: Store = DEFAULT_STORE,
@@ -137,9 +149,9 @@ def growth(
     from allocsnap import analysis, reports
     from allocsnap.render import render
 
-    grouping = analysis.Grouping.parse(by)
+    grouping = analysis.Grouping.parse(by, window=True)
     keep = make_filter(module, function, file, line, min_size, max_size, accurate, nonzero)
-    window = analysis.Window(since, until, host)
+    window = analysis.Window(since, until, tuple(host) if host else None)
     result = analysis.growth(
         store_dir,
         window,
@@ -157,8 +169,8 @@ def growth(
 def top(
     since: Since = None,
     until: Until = None,
-    host: WindowHost = None,
-    by: By = "tag",
+    host: Hosts = None,
+    by: WindowBy = "tag",
     top: Top = 20,
     fmt: OutputFormat = Format.table,
     store_dir: Store = DEFAULT_STORE,
@@ -178,9 +190,9 @@ def top(
     from allocsnap import analysis, reports
     from allocsnap.render import render
 
-    grouping = analysis.Grouping.parse(by)
+    grouping = analysis.Grouping.parse(by, window=True)
     keep = make_filter(module, function, file, line, min_size, max_size, accurate, nonzero)
-    window = analysis.Window(since, until, host)
+    window = analysis.Window(since, until, tuple(host) if host else None)
     result = analysis.top(store_dir, window, keep=keep, grouping=grouping, top_n=top)
     _warn_if_data(result.epochs.warnings, fmt)
     render(reports.top_report(result, grouping), fmt, sys.stdout)
@@ -193,8 +205,8 @@ def history(
     ],
     since: Since = None,
     until: Until = None,
-    host: WindowHost = None,
-    by: By = "tag",
+    host: Hosts = None,
+    by: WindowBy = "tag",
     fmt: OutputFormat = Format.table,
     store_dir: Store = DEFAULT_STORE,
     points: Annotated[
@@ -224,10 +236,10 @@ def history(
     from allocsnap import analysis, reports
     from allocsnap.render import render
 
-    grouping = analysis.Grouping.parse(by)
+    grouping = analysis.Grouping.parse(by, window=True)
     keep = make_filter(module, function, file, line, None, None, accurate, False)
     raw = fmt in (Format.csv, Format.json)
-    window = analysis.Window(since, until, host)
+    window = analysis.Window(since, until, tuple(host) if host else None)
     max_points = points if points is not None else (None if raw else 200)
     result = analysis.history(
         store_dir, pattern, window, keep=keep, grouping=grouping, max_points=max_points or None
@@ -239,6 +251,78 @@ def history(
 
         plotting.write(result, plot, title=f"allocsnap history {pattern}")
         typer.echo(f"wrote {plot}", err=True)
+
+
+@app.command()
+def outliers(
+    pattern: Annotated[
+        str | None,
+        typer.Argument(help="Part of a call site or group name, or a glob over all of it."),
+    ] = None,
+    since: Since = None,
+    until: Until = None,
+    host: Hosts = None,
+    by: By = "tag",
+    top: Top = 20,
+    fmt: OutputFormat = Format.table,
+    store_dir: Store = DEFAULT_STORE,
+    min_score: Annotated[
+        float,
+        typer.Option("--min-score", help="Robust score (MADs from the median) of an outlier."),
+    ] = 3.5,
+    min_gap: Annotated[
+        str, typer.Option("--min-gap", help="... and its bytes at least this far from the median.")
+    ] = "1M",
+    min_rate: Annotated[
+        str,
+        typer.Option("--min-rate", help="... or its growth per hour this far from the median."),
+    ] = "64K",
+    min_hosts: Annotated[
+        int, typer.Option("--min-hosts", help="Fewest hosts with the group to score it.")
+    ] = 3,
+    every_host: Annotated[
+        bool, typer.Option("--all", help="Show every scored host, not only the outliers.")
+    ] = False,
+    module: ModuleGlob = None,
+    function: FunctionGlob = None,
+    file: FileGlob = None,
+    line: Line = None,
+    accurate: Accurate = None,
+) -> None:
+    """Find the hosts whose bytes or growth for a call site stand out from the fleet's median.
+
+    Per host, its newest epoch in the window: bytes at the last snapshot and growth per hour,
+    scored in median absolute deviations from the median of the hosts; see docs/analyses.md.
+
+    Example: allocsnap outliers ice_alloc_mapped_page --since 1d
+
+    Example: allocsnap outliers --by module --host 'web*' --all
+    """
+    from allocsnap import analysis, reports
+    from allocsnap.render import render
+    from allocsnap.units import parse_size
+
+    grouping = analysis.Grouping.parse(by)
+    keep = make_filter(module, function, file, line, None, None, accurate, False)
+    settings = analysis.OutlierSettings(
+        min_score=min_score,
+        min_gap=parse_size(min_gap),
+        min_rate=parse_size(min_rate),
+        min_hosts=min_hosts,
+    )
+    window = analysis.Window(since, until, tuple(host) if host else None)
+    result = analysis.outliers(
+        store_dir,
+        pattern,
+        window,
+        keep=keep,
+        grouping=grouping,
+        settings=settings,
+        every_host=every_host,
+        top_n=top,
+    )
+    _warn_if_data(result.epochs.warnings, fmt)
+    render(reports.outliers_report(result, grouping), fmt, sys.stdout)
 
 
 def _warn_if_data(warnings: tuple[str, ...], fmt: Format) -> None:

@@ -3,11 +3,13 @@
 -- thresholds, verdicts and order. Every series that grew past the floors end to end is
 -- returned, with its verdict: 'leak', or why not. Statistics: Mann–Kendall S, variance with
 -- ties, z and one-sided confidence; the Theil–Sen slope; and stage 5's shape tests. Leaks
--- first, steepest first, then key, epoch and start. Reads leak_series_points (stage 4) and
--- leak_shaped (stage 5).
+-- first, steepest first, then key, epoch and start. Every epoch is one host's (column host;
+-- by host, the key is the host); hosts and leaking_hosts say on how many hosts, and which, the
+-- key leaks. Reads leak_series_points (stage 4), leak_shaped (stage 5) and window_snapshots.
 -- :min_points       INT            shortest series given a trend test
 -- :min_rate         DOUBLE         floor: Theil–Sen slope and end-to-end rate, bytes per hour
 -- :min_confidence   DOUBLE         Mann–Kendall confidence that the series increases
+-- :by               STRING         tag | function | file | module | dir | host
 with
 
 tested_points as (
@@ -89,21 +91,45 @@ scored as (
     ) as with_u
 ),
 
+epoch_hosts as (
+    select
+        epoch,
+        any_value(host) as host
+    from window_snapshots
+    group by epoch
+),
+
 judged as (
     select
-        *,
+        s.*,
+        e.host,
+        case when :by = 'host' then e.host else s.key end as shown_key,
         case
-            when shape_verdict is not null then shape_verdict
-            when confidence < :min_confidence then 'no significant trend'
-            when bytes_per_hour < :min_rate then 'slope below floor'
+            when s.shape_verdict is not null then s.shape_verdict
+            when s.confidence < :min_confidence then 'no significant trend'
+            when s.bytes_per_hour < :min_rate then 'slope below floor'
             else 'leak'
         end as verdict
-    from scored
+    from scored as s
+    inner join epoch_hosts as e on s.epoch = e.epoch
+),
+
+-- on how many hosts, and which, the key leaks (Spark has no distinct window aggregates)
+counted as (
+    select
+        *,
+        array_sort(collect_set(case when verdict = 'leak' then host end) over (
+            partition by shown_key
+        )) as leak_host_set
+    from judged
 )
 
 -- printf rounds a tie to even, as DuckDB's printf does, where Java's would round it up
 select
-    key,
+    shown_key as key,
+    host,
+    size(leak_host_set) as hosts,
+    case when size(leak_host_set) > 0 then leak_host_set end as leaking_hosts,
     epoch,
     part,
     parts,
@@ -143,10 +169,10 @@ select
             bround(100 * up_share, 0), steps, bround(100 * drawdown_share, 0), mk_z
         )
     end as reason
-from judged
+from counted
 order by
     verdict = 'leak' desc,
     bytes_per_hour desc nulls last,
-    key asc,
+    shown_key asc,
     epoch asc,
     first_at asc

@@ -2,7 +2,8 @@
 -- stretches they fall in (a group's series breaks where its rows vanish: a module unloaded
 -- is not a free). Reads leak_tag_series (stage 1) and tags.
 -- :tag_ids          ARRAY<BIGINT>  tags kept by the tag filters, or NULL for all
--- :by               STRING         tag | function | file | module | dir
+-- :by               STRING         tag | function | file | module | dir | host ('': stage 6 puts
+--                                  each epoch's host in its place)
 -- :depth            INT            directories kept by dir
 -- :min_growth       BIGINT         floor: growth of the block medians, bytes
 with
@@ -14,6 +15,7 @@ keys as (
             when 'function' then function
             when 'file' then file
             when 'module' then coalesce(module, '(built-in)')
+            when 'host' then ''
             when 'dir'
                 then
                     array_join(

@@ -1,11 +1,12 @@
 -- The snapshots of a store window, each with its epoch: queries/view_window_snapshots.sql (a
 -- DuckDB table macro) as a Spark SQL query, which the runner registers as the temporary view
--- window_snapshots that leaks reads. A window is [since, until] of one host or all; each bound
+-- window_snapshots that leaks reads. A window is [since, until] of the hosts whose whole name
+-- matches a regular expression (NULL: all); each bound
 -- is an absolute time or a number of seconds back from the newest snapshot of those hosts (not
 -- the wall clock), or NULL (open). An epoch is a span where counters are comparable: one host,
 -- one boot (boot_id, or the kernel release when the boot is unknown), between two stretches of
 -- vm.mem_profiling=0. Snapshots taken with profiling off have counting = false.
--- :host        STRING     host, or NULL for all
+-- :host        STRING     hosts: a regular expression over the whole name, or NULL for all
 -- :since_at    TIMESTAMP  window start, or NULL
 -- :until_at    TIMESTAMP  window end, or NULL
 -- :since_back  DOUBLE     window start in seconds before the newest snapshot, or NULL
@@ -24,7 +25,7 @@ hosts as (
         modules,
         date
     from snapshots
-    where :host is null or host = :host
+    where :host is null or host rlike concat('^(?:', :host, ')$')
 ),
 
 newest as (

@@ -95,9 +95,10 @@ def _fast(layout: _Layout, last: _Last, raw: bytes) -> tuple[ParsedAllocinfo, _L
         return None
     words = np.frombuffer(raw, dtype=np.uint64, count=len(raw) // 8)
     moved = words ^ last.words
-    if (moved & layout.fixed).any():
+    if (moved & layout.fixed).max():  # max, not any(): any() casts every word to bool first
         return None
-    rows = layout.row_of[np.flatnonzero(moved)]  # ascending, a row once per word it spans
+    # ascending, a row once per word it spans (nonzero of bools is 4x faster than of words)
+    rows = layout.row_of[np.flatnonzero(moved != 0)]
     values, calls = last.values.copy(), last.calls.copy()
     if len(rows):
         rows = rows[np.concatenate(([True], rows[1:] != rows[:-1]))]

@@ -94,11 +94,11 @@ def _fast(layout: _Layout, last: _Last, raw: bytes) -> tuple[ParsedAllocinfo, _L
     if len(raw) != len(layout.text) or not raw.endswith(layout.tail):
         return None
     words = np.frombuffer(raw, dtype=np.uint64, count=len(raw) // 8)
-    moved = words ^ last.words
-    if (moved & layout.fixed).max():  # max, not any(): any() casts every word to bool first
+    # One pass over the text; the few words that differ are then checked against the mask.
+    moved = np.flatnonzero(words != last.words)
+    if ((words[moved] ^ last.words[moved]) & layout.fixed[moved]).any():
         return None
-    # ascending, a row once per word it spans (nonzero of bools is 4x faster than of words)
-    rows = layout.row_of[np.flatnonzero(moved != 0)]
+    rows = layout.row_of[moved]  # ascending, a row once per word it spans
     values, calls = last.values.copy(), last.calls.copy()
     if len(rows):
         rows = rows[np.concatenate(([True], rows[1:] != rows[:-1]))]

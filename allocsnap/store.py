@@ -87,9 +87,8 @@ _ROW_OPTIONS: dict[str, Any] = {
 _HOT_SCHEMA = STORE_SAMPLE_SCHEMA.set(
     0, pa.field("snapshot_id", pa.dictionary(pa.int32(), pa.string()))
 )
-# What changes between two hot files of one tag set, and between two snapshots rows of one
-# recorder (with its PLAIN format): written into a template of the last file (allocsnap.patching).
-_HOT_PATCHED = ["snapshot_id", "taken_at", "bytes", "calls"]
+# What changes between two snapshots rows of one recorder, with its PLAIN format: written into
+# the last row's file (allocsnap.patching); hot files patch snapshot_id, taken_at, bytes, calls.
 _ROW_PATCHED = {
     "snapshot_id": "",
     "taken_at": "<q",
@@ -217,24 +216,27 @@ class Writer:
         snapshot_path = self.root / "snapshots" / partition / f"{meta.snapshot_id}.parquet"
         sid = meta.snapshot_id.encode()
         at = _micros(meta.taken_at)
-        hot = self._samples.encode(
-            (tags, samples.num_rows, len(sid)) if tags.chunk is not None else None,
-            lambda: hot_samples(samples, meta, tags.order, tags.static),
-            lambda: {
-                "snapshot_id": sid,
-                "taken_at": at,
-                "bytes": _in_order(samples["bytes"], tags),
-                "calls": _in_order(samples["calls"], tags),
-            },
-        )
         row = meta.to_row()
         del row["host"]
         row["generation"] = 0
-        snapshots = self._rows.encode(
-            _row_key(row),
-            lambda: pa.Table.from_pylist([row], schema=STORE_SNAPSHOT_SCHEMA),
-            lambda: _row_values(row),
-        )
+        try:
+            hot = self._samples.encode(
+                (tags, samples.num_rows, len(sid)) if tags.chunk is not None else None,
+                lambda: hot_samples(samples, meta, tags.order, tags.static),
+                lambda: {
+                    "snapshot_id": sid,
+                    "taken_at": at,
+                    "bytes": _in_order(samples["bytes"], tags),
+                    "calls": _in_order(samples["calls"], tags),
+                },
+            )
+            snapshots = self._rows.encode(
+                _row_key(row),
+                lambda: pa.Table.from_pylist([row], schema=STORE_SNAPSHOT_SCHEMA),
+                lambda: _row_values(row),
+            )
+        except pa.ArrowException as e:
+            raise StoreError(f"cannot write {samples_path}: {_why(e)}") from e
         with writer_lock(self.root):
             if tags_path.name not in self._tagsets:
                 if not tags_path.exists():

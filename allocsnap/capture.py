@@ -53,17 +53,19 @@ def snapshot(
     lenient: bool = False,
     parser: Parser = parse.parse,
     snapshot_id: str | None = None,
+    masks: filters.TagMasks | None = None,
 ) -> Snapshot:
     """Parse a read, filter it and describe it; explicit arguments override what was read.
 
-    ``snapshot_id`` spares hashing the whole text where the caller has a unique id already.
+    ``snapshot_id`` spares hashing the whole text where the caller has a unique id already;
+    ``masks`` keeps the filter's tag mask between reads (the recorder's, with its parser).
     """
     keep = keep or Filter()
     if raw.samples is not None:  # decoded by the ioctl, already filtered in the kernel
         parsed = parse.ParsedAllocinfo(raw.format or raw.source, raw.samples, 0, ())
     else:
         parsed = parser(raw.text, source=raw.origin or raw.source, lenient=lenient)
-    samples = filters.apply(parsed.samples, keep)
+    samples = filters.apply(parsed.samples, keep, masks)
     taken_at = at or raw.taken_at
     # stored times and partition dates are UTC; a naive time is taken as UTC (units.parse_time)
     taken_at = taken_at.replace(tzinfo=UTC) if taken_at.tzinfo is None else taken_at.astimezone(UTC)

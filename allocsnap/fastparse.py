@@ -39,9 +39,10 @@ class _Layout:
     """What a text must look like, apart from its numbers, to reuse the cached tag columns."""
 
     text: Array  # uint8 bytes of the text the layout was built from
-    fixed: Array  # bool, True where a byte must be the same (everything but the digits)
-    fields_at: Array  # (rows, 21) offsets of "%12lli %8llu" in each row
-    row_of: Array  # the row each byte of the text is in (those before the first: 0)
+    fixed: Array  # uint64 words, 0xFF in each byte that must stay the same (all but digits)
+    tail: bytes  # the text after its last whole word: no digits there
+    starts: Array  # where each row's "%12lli %8llu" starts
+    row_of: Array  # per word: the row whose number fields it overlaps (if any)
     tags: dict[str, pa.Array]  # every sample column but bytes and calls
     format: str
     notes: tuple[str, ...]
@@ -52,7 +53,7 @@ class _Last:
     """The last text read with a layout, and its numbers: rows whose digits did not change
     since then keep their numbers, so only the changed rows are decoded again."""
 
-    text: Array
+    words: Array  # the text as uint64 words
     values: Array
     calls: Array
 
@@ -87,21 +88,22 @@ class CachedParser:
 def _fast(layout: _Layout, last: _Last, raw: bytes) -> tuple[ParsedAllocinfo, _Last] | None:
     """Return the rows of ``raw`` when it has the cached layout, else None.
 
-    Only bytes that differ from the last text are looked at: outside the number fields they
-    mean another layout; inside, their rows are decoded (and checked) again.
+    The text is compared with the last one 8 bytes at a time: a difference outside the number
+    fields means another layout; rows with a difference inside are decoded (and checked) again.
     """
-    if len(raw) != len(layout.text):
+    if len(raw) != len(layout.text) or not raw.endswith(layout.tail):
         return None
-    arr = np.frombuffer(raw, dtype=np.uint8)
-    moved = np.flatnonzero(arr != last.text)
-    if layout.fixed[moved].any():
+    words = np.frombuffer(raw, dtype=np.uint64, count=len(raw) // 8)
+    # One pass over the text; the few words that differ are then checked against the mask.
+    moved = np.flatnonzero(words != last.words)
+    if ((words[moved] ^ last.words[moved]) & layout.fixed[moved]).any():
         return None
-    changed = np.zeros(len(last.values), dtype=bool)
-    changed[layout.row_of[moved]] = True
-    rows = np.flatnonzero(changed)
+    rows = layout.row_of[moved]  # ascending, a row once per word it spans
     values, calls = last.values.copy(), last.calls.copy()
     if len(rows):
-        numbers = _numbers(arr, layout.fields_at[rows])
+        rows = rows[np.concatenate(([True], rows[1:] != rows[:-1]))]
+        arr = np.frombuffer(raw, dtype=np.uint8)
+        numbers = _numbers(_fields(arr, layout.starts[rows]))
         if numbers is None:
             return None
         values[rows], calls[rows] = numbers
@@ -112,12 +114,21 @@ def _fast(layout: _Layout, last: _Last, raw: bytes) -> tuple[ParsedAllocinfo, _L
     parsed = ParsedAllocinfo(
         format=layout.format, samples=samples, skipped_lines=0, notes=layout.notes
     )
-    return parsed, _Last(text=arr, values=values, calls=calls)
+    return parsed, _Last(words=words, values=values, calls=calls)
 
 
-def _numbers(arr: Array, fields_at: Array) -> tuple[Array, Array] | None:
+def _fields(arr: Array, starts: Array) -> Array:
+    """Return the "%12lli %8llu" bytes of the rows starting at ``starts``, 21 a row."""
+    # a view of every 21-byte window of the text: indexing it copies one slice per row
+    windows = np.lib.stride_tricks.as_strided(
+        arr, shape=(len(arr) - _TAG_AT + 2, _TAG_AT - 1), strides=(1, 1), writeable=False
+    )
+    chars: Array = windows[starts]
+    return chars
+
+
+def _numbers(chars: Array) -> tuple[Array, Array] | None:
     """Decode both right-aligned fields, or None when one is not a plain decimal number."""
-    chars = np.take(arr, fields_at)  # one gather: "%12lli %8llu", 21 bytes a row
     folded = chars | np.uint8(0x10)  # space -> '0', digits stay, '-' -> '='
     if folded.max() > _NINE:  # a '-' (or junk): the general decoder below
         values = _field(chars[:, :BYTES_WIDTH], signed=True)
@@ -163,7 +174,7 @@ def _build(raw: bytes, parsed: ParsedAllocinfo) -> tuple[_Layout | None, _Last |
     if layout is None:
         return None, None
     last = _Last(
-        text=layout.text,
+        words=np.frombuffer(layout.text, dtype=np.uint64, count=len(layout.text) // 8),
         values=parsed.samples["bytes"].to_numpy(),
         calls=parsed.samples["calls"].to_numpy(),
     )
@@ -188,8 +199,7 @@ def _layout(raw: bytes, parsed: ParsedAllocinfo) -> _Layout | None:
         return None
     if np.any(arr[starts + BYTES_WIDTH] != _SPACE) or np.any(arr[starts + _TAG_AT - 1] != _SPACE):
         return None
-    fields_at = starts[:, None] + np.arange(_TAG_AT - 1)
-    numbers = _numbers(arr, fields_at)
+    numbers = _numbers(_fields(arr, starts))
     if numbers is None:
         return None
     values, calls = numbers
@@ -199,17 +209,25 @@ def _layout(raw: bytes, parsed: ParsedAllocinfo) -> _Layout | None:
         and np.array_equal(calls, samples["calls"].to_numpy())
     ):
         return None
-    fixed = np.ones(len(arr), dtype=bool)
-    fixed[fields_at.ravel()] = False
-    fixed[starts + BYTES_WIDTH] = True  # the space between the two fields
+    fixed = np.full(len(arr), 0xFF, dtype=np.uint8)
+    fixed[(starts[:, None] + np.arange(_TAG_AT - 1)).ravel()] = 0
+    fixed[starts + BYTES_WIDTH] = 0xFF  # the space between the two fields
+    whole = len(arr) // 8 * 8
+    last_word = (starts + _TAG_AT - 2) // 8  # the word of each row's last number byte
+    # A word must not hold digits of two rows, nor the tail digits (the kernel's tags are longer)
+    if np.any(last_word[:-1] >= starts[1:] // 8) or (fixed[whole:] != 0xFF).any():
+        return None
+    row_of = np.zeros(whole // 8, dtype=np.min_scalar_type(len(starts)))
+    for offset in range(0, _TAG_AT - 1, 8):
+        row_of[(starts + offset) // 8] = np.arange(len(starts))
+    row_of[last_word] = np.arange(len(starts))
     tags = {name: samples[name].combine_chunks() for name in _TAG_COLUMNS}
-    row_of = np.zeros(len(arr), dtype=np.min_scalar_type(len(starts)))
-    row_of[starts[1:]] = 1
     return _Layout(
         text=arr,
-        fixed=fixed,
-        fields_at=fields_at,
-        row_of=np.cumsum(row_of, dtype=row_of.dtype),
+        fixed=fixed[:whole].view(np.uint64),
+        tail=raw[whole:],
+        starts=starts,
+        row_of=row_of,
         tags=tags,
         format=parsed.format,
         notes=parsed.notes,

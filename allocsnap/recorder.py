@@ -31,7 +31,7 @@ from typing import NoReturn, TextIO
 
 import pyarrow as pa
 
-from allocsnap import capture, compaction, fastparse, store
+from allocsnap import capture, compaction, fastparse, filters, store
 from allocsnap.errors import AllocinfoUnavailable, AllocsnapError, UsageError
 from allocsnap.model import Filter, Snapshot
 from allocsnap.units import format_size
@@ -127,6 +127,7 @@ class _Run:
         self.root, self.plan, self.report, self.clock, self.stop = root, plan, report, clock, stop
         self.status = Status(event="start")
         self.parser = fastparse.CachedParser()
+        self.masks = filters.TagMasks()
         self.misses = 0
         self.outage: tuple[datetime, int, str] | None = None  # since, reads, why
         self.hour: datetime | None = None
@@ -194,6 +195,7 @@ class _Run:
             labels=plan.labels,
             parser=self.parser,
             snapshot_id=_snapshot_id(host, raw.boot_id, at),
+            masks=self.masks,
         )
         if self.outage is not None:
             snap = _with_outage_note(snap, *self.outage)

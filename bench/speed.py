@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from allocsnap import capture, fastparse, source, store
+from allocsnap import capture, fastparse, filters, source, store
 from allocsnap.model import Filter
 from bench.recorder import Series, render, synthetic_tags
 from bench.report import Figure, median
@@ -72,12 +72,13 @@ def figures(work: Path, *, quick: bool = False) -> list[Figure]:
 
     def recorder(keep: Filter, root: Path) -> Callable[[int], object]:
         parser = fastparse.CachedParser()
+        masks = filters.TagMasks()  # as the recorder does
         writer = store.Writer(root)
 
         def step(k: int) -> object:
             raw = source.RawRead(text=texts[k % size], source="file", taken_at=datetime.now(UTC))
             snap = capture.snapshot(
-                raw, keep=keep, host="bench", parser=parser, snapshot_id=f"{k:012x}"
+                raw, keep=keep, host="bench", parser=parser, snapshot_id=f"{k:012x}", masks=masks
             )
             return writer.add(snap)
 

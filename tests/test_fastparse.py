@@ -146,3 +146,57 @@ def test_malformed_fields_fall_back_and_fail_like_the_full_parser(junk: bytes) -
     with pytest.raises(ParseError) as full_error:
         parse.parse(bad)
     assert str(fast_error.value) == str(full_error.value)
+
+
+def _digit_positions(text: bytes) -> list[int]:
+    """Return the offsets of every digit in the two number fields of each row of ``text``."""
+    out, at = [], 0
+    for line in text.splitlines(keepends=True):
+        if not line.startswith((b"allocinfo", b"#")):
+            out += [at + i for i in range(21) if line[i : i + 1].isdigit()]
+        at += len(line)
+    return out
+
+
+def test_each_digit_changed_alone_is_decoded_from_the_cache() -> None:
+    # GIVEN a cached layout whose fields are full of digits (the text is compared 8 bytes at a
+    # time, so every position of a word and every row, first and last, must map right)
+    values = [(123456789012, 12345678), (-12345678901, 87654321), (987654321098, 11111111)]
+    base = _text(values)
+    positions = _digit_positions(base)
+    assert len(positions) == 3 * 20 - 1  # the minus sign takes one digit's place
+
+    for at in positions:
+        # WHEN a read differs from the cached one in that one digit
+        cached = fastparse.CachedParser()
+        cached(base)
+        text = base[:at] + (b"5" if base[at : at + 1] != b"5" else b"6") + base[at + 1 :]
+        got = cached(text)
+
+        # THEN it comes from the cache and equals the full parser's result
+        assert cached.hits == 1, at
+        assert got.samples.equals(parse.parse(text).samples), at
+
+
+def test_each_tag_byte_changed_alone_is_seen() -> None:
+    # GIVEN a cached layout
+    base = _text([(1, 1), (2, 2), (3, 3)])
+    digits = set(_digit_positions(base))
+
+    for at in range(len(HEADER), len(base)):
+        if at in digits or base[at : at + 1] == b" ":
+            continue  # a digit, or a space (the fields' own tests change those)
+        # WHEN a read differs in one byte of a tag (or a newline), the last row's included
+        cached = fastparse.CachedParser()
+        cached(base)
+        text = base[:at] + (b"Z" if base[at : at + 1] != b"Z" else b"Y") + base[at + 1 :]
+
+        # THEN the cache is not used: the result is the full parser's, or its error
+        try:
+            expected = parse.parse(text).samples
+        except ParseError:
+            with pytest.raises(ParseError):
+                cached(text)
+        else:
+            assert cached(text).samples.equals(expected), at
+        assert cached.hits == 0, at

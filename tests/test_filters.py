@@ -109,3 +109,49 @@ def test_canonical_and_is_empty() -> None:
     f = Filter(module="ext4", min_size=1024, accurate=False, nonzero=True)
     assert not f.is_empty()
     assert f.canonical() == "module=ext4 min_size=1024 inaccurate nonzero"
+
+
+def test_tag_masks_are_kept_while_the_parser_hands_out_the_same_tags() -> None:
+    # GIVEN the recorder's cached parser and its memo of tag masks, over reads of one boot:
+    # idle (snap-0..2), modules loaded (snap-3: other tags), then unloaded (snap-4). The parser
+    # hands out its cached tag columns from the first read after a full parse on.
+    from allocsnap.fastparse import CachedParser
+
+    parser, masks = CachedParser(), filters.TagMasks()
+    keep, other = Filter(module="ext4"), Filter(module="loop")
+    seen = []
+    reads = [
+        (0, keep),
+        (1, keep),
+        (2, keep),
+        (3, keep),
+        (3, keep),
+        (3, keep),
+        (3, other),
+        (4, other),
+    ]
+    for index, f in reads:
+        # WHEN each read's mask is asked for
+        table = parser(real("6.12", 1, index).read_bytes()).samples
+        mask = masks(table, f)
+
+        # THEN it is the one computed from scratch, with the number of rows the dump has
+        expected = filters.tag_mask(table, f)
+        assert mask is not None and expected is not None
+        assert mask.equals(expected)
+        wanted = f"[{f.module}]"
+        assert mask.to_pylist().count(True) == sum(
+            wanted in line.split() for line in real("6.12", 1, index).read_text().splitlines()
+        )
+        seen.append(mask)
+
+    # AND it was reused exactly while the tags and the filter stayed the same
+    assert [seen[i] is seen[i - 1] for i in range(1, len(seen))] == [
+        False,  # snap-1: the parser's cached columns, first time
+        True,  # snap-2: the same columns
+        False,  # snap-3: modules loaded, a full parse
+        False,  # the cached columns, first time
+        True,
+        False,  # another filter
+        False,  # snap-4: another full parse
+    ]

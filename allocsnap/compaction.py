@@ -39,23 +39,26 @@ _GENERATION = pa.field("generation", pa.int32(), nullable=False)
 _TIME = pa.timestamp("us", tz="UTC")
 _SORT = [("tag_id", "ascending"), ("occurrence", "ascending"), ("taken_at", "ascending")]
 # Most call sites allocate one size (a slab cache, a page order): their bytes are calls times a
-# constant. A compacted file stores that constant once per series instead (``unit_bytes``,
-# dictionary-coded: ~0 B a row) and leaves ``bytes`` NULL where bytes = calls x unit_bytes, so
-# that a cell that did not change costs little more than its calls (docs/storage.md). The
-# product stays below 2^62: both factors are below UNIT_LIMIT, or the row keeps its bytes.
+# constant. A compacted file stores that constant once per series (``unit_bytes``, dictionary-
+# coded: ~0 B a row) and leaves ``calls`` NULL where calls = bytes / unit_bytes exactly, so a
+# cell costs one counter, not two (docs/storage.md). bytes, which every analysis reads, stays
+# whole; calls is rebuilt only where it is read. Coded rows have calls below UNIT_LIMIT and
+# |bytes| below 2^53, so the quotient is exact in integer and in floating-point division.
 UNIT_LIMIT = 2**31
+EXACT_LIMIT = 2**53
 _UNIT = pa.field("unit_bytes", pa.int64())
 COMPACT_SAMPLE_SCHEMA = store.STORE_SAMPLE_SCHEMA.set(
-    store.STORE_SAMPLE_SCHEMA.get_field_index("bytes"), pa.field("bytes", pa.int64())
+    store.STORE_SAMPLE_SCHEMA.get_field_index("calls"), pa.field("calls", pa.uint64())
 ).append(_UNIT)
-# calls repeat from one snapshot to the next: plain values let zstd see the repeats (smaller
+# bytes repeat from one snapshot to the next: plain values let zstd see the repeats (smaller
 # than dictionary, delta or byte-stream-split encoding on series where 20% of values change).
 # taken_at steps by the interval along each tag's series: delta encoding makes it ~0.002 B a
 # row, where a dictionary of a day's 8,640 times cost 0.77. snapshot_id is NULL where taken_at
 # names the snapshot (a dictionary of a day's ids cost 0.80 B a row; docs/recorder.md).
-# Pages hold up to a million rows (Arrow's default is 20,000): zstd compresses a page at a
-# time, and a whole row group's column in one page lets it see every repeat; the columns that
-# hardly change then cost ~0. Level 9 codes calls smallest (19 is 9% larger there); the keys
+# Pages hold 100,000 rows (Arrow's default is 20,000 whatever data_page_size says): zstd
+# compresses a page at a time and sees more repeats in a bigger one; the columns that hardly
+# change then cost ~0. A million rows was 3% smaller still, but made reading one snapshot
+# (diff) 10% slower. Level 9 codes the counters smallest (19: 1-9% larger); the keys
 # tag_id and ordinal, whose dictionaries are random numbers, gain from 19.
 _COMPACT_OPTIONS: dict[str, Any] = {
     "compression": "zstd",
@@ -74,7 +77,7 @@ _COMPACT_OPTIONS: dict[str, Any] = {
     ],
     "column_encoding": {"bytes": "PLAIN", "calls": "PLAIN", "taken_at": "DELTA_BINARY_PACKED"},
     "data_page_size": 8 << 20,
-    "max_rows_per_page": 1 << 20,
+    "max_rows_per_page": 100_000,
     "write_statistics": ["tag_id", "taken_at", "snapshot_id"],
     "store_schema": False,  # Parquet's own types read back the same (the hot files do this)
 }
@@ -448,7 +451,7 @@ def _read_part(reader: pq.ParquetFile, lo: int, hi: int) -> pa.Table | None:
     if not groups:
         return None
     columns = list(store.STORE_SAMPLE_COLUMNS)
-    if _UNIT.name in meta.schema.names:  # a compacted file: bytes where unit_bytes is NULL
+    if _UNIT.name in meta.schema.names:  # a compacted file: calls where unit_bytes is NULL
         columns.append(_UNIT.name)
     table = reader.read_row_groups(groups, columns=columns, use_threads=False)
     a, b = _bounds(table["tag_id"].to_numpy(), lo, hi)
@@ -471,9 +474,10 @@ def with_units(table: pa.Table) -> pa.Table:
     """Return samples sorted by (tag_id, occurrence, …) in the compacted layout.
 
     Each series (rows of one tag_id and occurrence) gets one ``unit_bytes``: bytes ÷ calls of
-    its first row where that divides exactly. A row whose bytes are calls × unit_bytes (both
-    below UNIT_LIMIT) keeps the unit and leaves ``bytes`` NULL; any other row keeps its bytes
-    and a NULL unit. ``without_units`` and the ``samples`` view undo it.
+    its first row where that divides exactly and is not 0 (1 when no row does). A row whose
+    calls are bytes ÷ unit_bytes (calls below UNIT_LIMIT, |bytes| below EXACT_LIMIT) keeps the
+    unit and leaves ``calls`` NULL; any other row keeps its calls and a NULL unit.
+    ``without_units`` and the ``samples`` view undo it.
     """
     n = table.num_rows
     if n == 0:
@@ -486,24 +490,24 @@ def with_units(table: pa.Table) -> pa.Table:
     starts[0] = True
     starts[1:] = (tags[1:] != tags[:-1]) | (occurrence[1:] != occurrence[:-1])
     series = np.cumsum(starts) - 1
-    small = calls < UNIT_LIMIT
+    small = (calls < UNIT_LIMIT) & (np.abs(values) < EXACT_LIMIT)
     count = np.where(small, calls, 0).astype(np.int64)  # never wraps: below 2^31
-    divides = (count > 0) & (values % np.maximum(count, 1) == 0)
-    units = np.zeros(int(series[-1]) + 1, dtype=np.int64)
+    divides = (count > 0) & (values != 0) & (values % np.maximum(count, 1) == 0)
+    units = np.ones(int(series[-1]) + 1, dtype=np.int64)
     rows = np.flatnonzero(divides)
     if len(rows):
         first = rows[np.r_[True, series[rows][1:] != series[rows][:-1]]]
         units[series[first]] = values[first] // count[first]
     unit = units[series]
     coded = small & (np.abs(unit) < UNIT_LIMIT) & (values == count * unit)
-    bytes_index = table.schema.get_field_index("bytes")
+    calls_index = table.schema.get_field_index("calls")
     return table.set_column(
-        bytes_index, COMPACT_SAMPLE_SCHEMA.field("bytes"), pa.array(values, mask=coded)
+        calls_index, COMPACT_SAMPLE_SCHEMA.field("calls"), pa.array(calls, mask=coded)
     ).append_column(_UNIT, pa.array(unit, mask=~coded))
 
 
 def without_units(table: pa.Table) -> pa.Table:
-    """Return compacted samples with every ``bytes`` value in place and no ``unit_bytes``."""
+    """Return compacted samples with every ``calls`` value in place and no ``unit_bytes``."""
     if _UNIT.name not in table.column_names:
         return table
     unit = table[_UNIT.name]
@@ -511,11 +515,11 @@ def without_units(table: pa.Table) -> pa.Table:
     if unit.null_count == len(unit):
         return rest
     coded = pc.is_valid(unit).to_numpy(zero_copy_only=False)
-    calls = table["calls"].to_numpy().astype(np.int64)  # below 2^31 wherever coded
-    values = pc.fill_null(table["bytes"], 0).to_numpy()
-    product = calls * pc.fill_null(unit, 0).to_numpy()
-    full = pa.array(np.where(coded, product, values), pa.int64())
-    return rest.set_column(rest.schema.get_field_index("bytes"), "bytes", full)
+    values = table["bytes"].to_numpy()
+    divisor = pc.fill_null(unit, 1).to_numpy()  # never 0 where coded
+    calls = pc.fill_null(table["calls"], 0).to_numpy()
+    full = pa.array(np.where(coded, (values // divisor).astype(np.uint64), calls), pa.uint64())
+    return rest.set_column(rest.schema.get_field_index("calls"), "calls", full)
 
 
 def _bounds(tags: np.ndarray[Any, Any], lo: int, hi: int) -> tuple[int, int]:

@@ -95,10 +95,7 @@ def pandas_leaks(day: Path) -> set[str]:
     files = store.open_store(day)
     snaps = pq.read_table(files.snapshots, columns=["taken_at", "boot_id"]).to_pandas()
     snaps["epoch"] = snaps["boot_id"].astype("category").cat.codes  # small keys for 69 M rows
-    columns = ["taken_at", "tag_id", "bytes", "calls", "unit_bytes"]  # docs/storage.md
-    samples = pq.read_table(files.samples, columns=columns).to_pandas()
-    coded = samples["unit_bytes"].notna()
-    samples.loc[coded, "bytes"] = samples["calls"][coded].astype("int64") * samples["unit_bytes"]
+    samples = pq.read_table(files.samples, columns=["taken_at", "tag_id", "bytes"]).to_pandas()
     df = samples.merge(snaps[["taken_at", "epoch"]], on="taken_at")
     df["x"] = (df["taken_at"] - df["taken_at"].min()).dt.total_seconds() / 3600
     df["y"] = df["bytes"].astype("float64")

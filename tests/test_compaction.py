@@ -207,21 +207,26 @@ def test_compacted_bytes_read_back_with_plain_sql(tmp_path: Path) -> None:
     compaction.compact(root, T0 + timedelta(hours=1), days=False, grace_s=0)
     path = next((root / "samples").rglob("h13-g1.parquet"))
 
-    # THEN plain DuckDB over the file, with docs/storage.md's reconstruction of bytes, reads
+    # THEN plain DuckDB over the file, with docs/storage.md's reconstruction of calls, reads
     # every snapshot's rows as the kernel printed them (the oracle's reading of the dumps)
     sql = """
-        select taken_at, ordinal, calls, bytes is null as coded,
-            case when unit_bytes is null then bytes else calls::bigint * unit_bytes end as b
+        select taken_at, ordinal, bytes, calls is null as coded,
+            coalesce(calls, cast(bytes / unit_bytes as ubigint)) as c
         from read_parquet($path) order by taken_at, ordinal
     """
     rows = duckdb.connect().execute(sql, {"path": str(path)}).fetchall()
     got: dict[datetime, list[tuple[int, int]]] = {}
-    for at, _ordinal, calls, _coded, value in rows:
+    for at, _ordinal, value, _coded, calls in rows:
         got.setdefault(at, []).append((value, calls))
     assert got == {at: [(r.bytes, r.calls) for r in oracle.rows(p)] for at, p in dumps.items()}
 
-    # AND most rows leave bytes to calls x unit_bytes (call sites allocate one size)
+    # AND most rows leave calls to bytes / unit_bytes (call sites allocate one size)
     assert sum(r[3] for r in rows) > 0.9 * len(rows)
+    # AND the samples view reads the odd snapshot as the dump has it
+    view = "select bytes, calls from samples where taken_at = $at order by ordinal"
+    with query.connect(store.open_store(root)) as con:
+        odd = con.execute(view, {"at": odd_at}).fetchall()
+    assert odd == [(r.bytes, r.calls) for r in oracle.rows(ODD)]
 
 
 def test_units_round_trip_every_kind_of_row() -> None:
@@ -259,10 +264,10 @@ def test_units_round_trip_every_kind_of_row() -> None:
     assert compaction.without_units(coded).equals(table)
     con = duckdb.connect()
     con.register("coded", coded)
-    sql = "select case when unit_bytes is null then bytes else calls::bigint * unit_bytes end"
-    assert [r[0] for r in con.sql(f"{sql} from coded").fetchall()] == [r[1] for r in rows]
-    # AND bytes is NULL exactly where it equals calls times the series' first size
-    nulls = np.array(coded["bytes"].is_null().to_pylist())
+    sql = "select coalesce(calls, cast(bytes / unit_bytes as ubigint)) from coded"
+    assert [r[0] for r in con.execute(sql).fetchall()] == [r[2] for r in rows]
+    # AND calls is NULL exactly where bytes is calls times the series' first size
+    nulls = np.array(coded["calls"].is_null().to_pylist())
     assert [i for i, n in enumerate(nulls) if n] == [0, 1, 2, 3, 4, 6, 9, 12]
 
 
@@ -274,7 +279,7 @@ def test_compaction_marks_a_schema_2_store_as_schema_3(tmp_path: Path) -> None:
     marker.write_text(json.dumps({"schema_version": 2, "created_by": "allocsnap 0.1.0"}))
 
     # WHEN compacted, THEN the marker says 3 (an allocsnap of schema 2 refuses it from now on
-    # rather than read the NULL bytes) and the snapshots read back the same
+    # rather than read the NULL calls) and the snapshots read back the same
     compaction.compact(root, T0 + timedelta(hours=1), days=False, grace_s=0)
     assert json.loads(marker.read_text())["schema_version"] == SCHEMA_VERSION == 3
     for s in snaps:

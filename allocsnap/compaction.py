@@ -26,8 +26,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from allocsnap import store
+from allocsnap import __version__, store
 from allocsnap.errors import StoreError
+from allocsnap.model import SCHEMA_VERSION
 
 GRACE_S = 60.0  # replaced files stay this long for readers that already listed them
 GRID = 64  # tag_id space cut into equal ranges; a compacted row group holds whole cells
@@ -37,14 +38,33 @@ _COMPACTED = re.compile(r"^(h(\d\d)|day)-g(\d+)\.parquet$")
 _GENERATION = pa.field("generation", pa.int32(), nullable=False)
 _TIME = pa.timestamp("us", tz="UTC")
 _SORT = [("tag_id", "ascending"), ("occurrence", "ascending"), ("taken_at", "ascending")]
-# bytes and calls repeat from one snapshot to the next: plain values let zstd see the repeats
-# (smaller than dictionary or delta encoding on series where 20% of values change). taken_at
-# steps by the interval along each tag's series: delta encoding makes it ~0.01 B a row, where
-# a dictionary of a day's 8,640 times cost 0.77. snapshot_id is NULL where taken_at names the
-# snapshot (a dictionary of a day's ids cost 0.80 B a row; docs/recorder.md).
+# Most call sites allocate one size (a slab cache, a page order): their bytes are calls times a
+# constant. A compacted file stores that constant once per series (``unit_bytes``, dictionary-
+# coded: ~0 B a row) and leaves ``calls`` NULL where calls = bytes / unit_bytes exactly, so a
+# cell costs one counter, not two (docs/storage.md). bytes, which every analysis reads, stays
+# whole; calls is rebuilt only where it is read. Coded rows have calls below UNIT_LIMIT and
+# |bytes| below 2^53, so the quotient is exact in integer and in floating-point division.
+UNIT_LIMIT = 2**31
+EXACT_LIMIT = 2**53
+_UNIT = pa.field("unit_bytes", pa.int64())
+COMPACT_SAMPLE_SCHEMA = store.STORE_SAMPLE_SCHEMA.set(
+    store.STORE_SAMPLE_SCHEMA.get_field_index("calls"), pa.field("calls", pa.uint64())
+).append(_UNIT)
+# bytes repeat from one snapshot to the next: plain values let zstd see the repeats (smaller
+# than dictionary, delta or byte-stream-split encoding on series where 20% of values change).
+# taken_at steps by the interval along each tag's series: delta encoding makes it ~0.002 B a
+# row, where a dictionary of a day's 8,640 times cost 0.77. snapshot_id is NULL where taken_at
+# names the snapshot (a dictionary of a day's ids cost 0.80 B a row; docs/recorder.md).
+# Pages hold 100,000 rows (Arrow's default is 20,000 whatever data_page_size says): zstd
+# compresses a page at a time and sees more repeats in a bigger one; the columns that hardly
+# change then cost ~0. A million rows was 3% smaller still, but made reading one snapshot
+# (diff) 10% slower. Level 9 codes the counters smallest (19: 1-9% larger); the keys
+# tag_id and ordinal, whose dictionaries are random numbers, gain from 19.
 _COMPACT_OPTIONS: dict[str, Any] = {
     "compression": "zstd",
-    "compression_level": 9,
+    "compression_level": {
+        name: 19 if name in ("tag_id", "ordinal") else 9 for name in COMPACT_SAMPLE_SCHEMA.names
+    },
     "use_dictionary": [
         "snapshot_id",
         "tag_id",
@@ -53,10 +73,22 @@ _COMPACT_OPTIONS: dict[str, Any] = {
         "accurate",
         "extras",
         "generation",
+        "unit_bytes",
     ],
     "column_encoding": {"bytes": "PLAIN", "calls": "PLAIN", "taken_at": "DELTA_BINARY_PACKED"},
     "data_page_size": 8 << 20,
+    "max_rows_per_page": 100_000,
     "write_statistics": ["tag_id", "taken_at", "snapshot_id"],
+    "store_schema": False,  # Parquet's own types read back the same (the hot files do this)
+}
+# A compacted snapshots file: a few hundred rows of mostly distinct or empty values, where
+# dictionaries and statistics cost more than the data (8.7 -> 4.5 KB for 200 rows).
+_SNAPSHOTS_OPTIONS: dict[str, Any] = {
+    "compression": "zstd",
+    "compression_level": 19,
+    "use_dictionary": False,
+    "write_statistics": ["taken_at", "snapshot_id"],
+    "store_schema": False,
 }
 
 
@@ -246,11 +278,12 @@ def _compact_unit(
             if not _still_live(partition, members) or (partition / name).exists():
                 done.notes.append(f"{partition / name}: its inputs changed meanwhile; skipped")
                 return
+            _upgrade_marker(root)
             os.replace(merged, samples_dir / name)
             store.fsync_dir(samples_dir)
             # The commit point: from this rename on, readers use the new generation. The inputs
             # are garbage now, deleted by _collect once readers that listed them are done.
-            after += store.atomic_write(rows, partition / name)
+            after += store.atomic_write(rows, partition / name, _SNAPSHOTS_OPTIONS)
     except OSError as e:
         raise StoreError(f"cannot write {samples_dir / name}: {store._why(e)}") from e
     finally:
@@ -259,6 +292,20 @@ def _compact_unit(
     done.snapshots += rows.num_rows
     done.bytes_before += before
     done.bytes_after += after
+
+
+def _upgrade_marker(root: Path) -> None:
+    """Mark a store of schema 2 as schema 3 before its first file in the newer layout.
+
+    An allocsnap of schema 2 reads a compacted file's NULL ``bytes`` as they are; from now on
+    it refuses the store and says to upgrade. Files already there are read either way.
+    """
+    marker = root / store.MARKER
+    content = json.loads(marker.read_text())
+    if int(content.get("schema_version", 0)) >= SCHEMA_VERSION:
+        return
+    content.update(schema_version=SCHEMA_VERSION, upgraded_by=f"allocsnap {__version__}")
+    store.atomic_write_bytes(json.dumps(content, indent=1).encode() + b"\n", marker)
 
 
 def _still_live(partition: Path, members: list[_File]) -> bool:
@@ -353,7 +400,8 @@ def _merge_samples(
     per_pass = max(1, int(CHUNK_ROWS / max(total / GRID, 1)))
     try:
         settings = options or _COMPACT_OPTIONS
-        with pq.ParquetWriter(out, store.STORE_SAMPLE_SCHEMA, **settings) as writer:
+        schema = COMPACT_SAMPLE_SCHEMA if final else store.STORE_SAMPLE_SCHEMA
+        with pq.ParquetWriter(out, schema, **settings) as writer:
             for start in range(0, GRID, per_pass):
                 stop = min(start + per_pass, GRID)
                 chunk = _read_range(inputs, edges[start], edges[stop], names)
@@ -363,7 +411,7 @@ def _merge_samples(
                     pa.array(np.full(chunk.num_rows, generation, dtype=np.int32)),
                 )
                 if final:
-                    chunk = _unnamed(chunk, shared)
+                    chunk = with_units(_unnamed(chunk, shared))
                 # One row group per pass, whole grid cells: a row group per cell cost 0.1 B per
                 # row in footers and dictionaries on a small real series (docs/recorder.md).
                 if chunk.num_rows:
@@ -402,12 +450,76 @@ def _read_part(reader: pq.ParquetFile, lo: int, hi: int) -> pa.Table | None:
             groups.append(i)
     if not groups:
         return None
-    table = reader.read_row_groups(groups, columns=store.STORE_SAMPLE_COLUMNS, use_threads=False)
+    columns = list(store.STORE_SAMPLE_COLUMNS)
+    if _UNIT.name in meta.schema.names:  # a compacted file: calls where unit_bytes is NULL
+        columns.append(_UNIT.name)
+    table = reader.read_row_groups(groups, columns=columns, use_threads=False)
     a, b = _bounds(table["tag_id"].to_numpy(), lo, hi)
     if b <= a:
         return None
     # take() copies the range, so the rest of the row group is freed at once
-    return table.take(pa.array(np.arange(a, b))).cast(store.STORE_SAMPLE_SCHEMA)
+    return without_units(table.take(pa.array(np.arange(a, b)))).cast(store.STORE_SAMPLE_SCHEMA)
+
+
+def write_compacted(table: pa.Table, path: Path, row_group_rows: int = 1 << 20) -> None:
+    """Write samples sorted by (tag_id, occurrence, taken_at) in the compacted layout.
+
+    For tools that build a store's files directly (bench/generate.py); no temp file, no fsync.
+    """
+    table = with_units(table.cast(store.STORE_SAMPLE_SCHEMA))
+    pq.write_table(table, path, row_group_size=row_group_rows, **_COMPACT_OPTIONS)
+
+
+def with_units(table: pa.Table) -> pa.Table:
+    """Return samples sorted by (tag_id, occurrence, …) in the compacted layout.
+
+    Each series (rows of one tag_id and occurrence) gets one ``unit_bytes``: bytes ÷ calls of
+    its first row where that divides exactly and is not 0 (1 when no row does). A row whose
+    calls are bytes ÷ unit_bytes (calls below UNIT_LIMIT, |bytes| below EXACT_LIMIT) keeps the
+    unit and leaves ``calls`` NULL; any other row keeps its calls and a NULL unit.
+    ``without_units`` and the ``samples`` view undo it.
+    """
+    n = table.num_rows
+    if n == 0:
+        return table.append_column(_UNIT, pa.nulls(0, pa.int64())).cast(COMPACT_SAMPLE_SCHEMA)
+    values = table["bytes"].to_numpy()
+    calls = table["calls"].to_numpy()
+    tags = table["tag_id"].to_numpy()
+    occurrence = table["occurrence"].to_numpy()
+    starts = np.empty(n, dtype=bool)
+    starts[0] = True
+    starts[1:] = (tags[1:] != tags[:-1]) | (occurrence[1:] != occurrence[:-1])
+    series = np.cumsum(starts) - 1
+    small = (calls < UNIT_LIMIT) & (np.abs(values) < EXACT_LIMIT)
+    count = np.where(small, calls, 0).astype(np.int64)  # never wraps: below 2^31
+    divides = (count > 0) & (values != 0) & (values % np.maximum(count, 1) == 0)
+    units = np.ones(int(series[-1]) + 1, dtype=np.int64)
+    rows = np.flatnonzero(divides)
+    if len(rows):
+        first = rows[np.r_[True, series[rows][1:] != series[rows][:-1]]]
+        units[series[first]] = values[first] // count[first]
+    unit = units[series]
+    coded = small & (np.abs(unit) < UNIT_LIMIT) & (values == count * unit)
+    calls_index = table.schema.get_field_index("calls")
+    return table.set_column(
+        calls_index, COMPACT_SAMPLE_SCHEMA.field("calls"), pa.array(calls, mask=coded)
+    ).append_column(_UNIT, pa.array(unit, mask=~coded))
+
+
+def without_units(table: pa.Table) -> pa.Table:
+    """Return compacted samples with every ``calls`` value in place and no ``unit_bytes``."""
+    if _UNIT.name not in table.column_names:
+        return table
+    unit = table[_UNIT.name]
+    rest = table.drop_columns([_UNIT.name])
+    if unit.null_count == len(unit):
+        return rest
+    coded = pc.is_valid(unit).to_numpy(zero_copy_only=False)
+    values = table["bytes"].to_numpy()
+    divisor = pc.fill_null(unit, 1).to_numpy()  # never 0 where coded
+    calls = pc.fill_null(table["calls"], 0).to_numpy()
+    full = pa.array(np.where(coded, (values // divisor).astype(np.uint64), calls), pa.uint64())
+    return rest.set_column(rest.schema.get_field_index("calls"), "calls", full)
 
 
 def _bounds(tags: np.ndarray[Any, Any], lo: int, hi: int) -> tuple[int, int]:

@@ -14,8 +14,11 @@ from typing import Any
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 2
-"""Version of the on-disk layout; bumped on any incompatible change (docs/storage.md)."""
+SCHEMA_VERSION = 3
+"""Version of the on-disk layout; bumped on any incompatible change (docs/storage.md).
+
+3: compacted samples files leave ``calls`` NULL where it is ``bytes`` / ``unit_bytes``; an
+allocsnap of schema 2 would read those NULLs, so it must refuse such a store."""
 
 SAMPLE_SCHEMA = pa.schema(
     [

@@ -159,8 +159,12 @@ def run_text(con: duckdb.DuckDBPyConnection, text: str, /, **params: Any) -> pa.
 
 def _register_files(con: duckdb.DuckDBPyConnection, store: StoreFiles) -> None:
     """Register the store's files under the names the views read (paths never enter SQL)."""
-    for glob, view in ((store.snapshots, "snapshot_files"), (store.samples, "sample_files")):
-        con.read_parquet(glob, hive_partitioning=True, union_by_name=True).create_view(view)
+    snapshots = con.read_parquet(store.snapshots, hive_partitioning=True, union_by_name=True)
+    snapshots.create_view("snapshot_files")
+    samples = con.read_parquet(store.samples, hive_partitioning=True, union_by_name=True)
+    if "unit_bytes" not in samples.columns:  # no compacted file of schema 3 (yet): none coded
+        samples = samples.project("*, null::bigint as unit_bytes")
+    samples.create_view("sample_files")
     con.read_parquet(store.tags, union_by_name=True).create_view("tag_files")
 
 

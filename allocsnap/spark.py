@@ -84,6 +84,7 @@ def register(spark: SparkSession, store_url: str) -> None:
     URL holds no store.
     """
     from pyspark.errors import AnalysisException
+    from pyspark.sql import functions
 
     for key, value in CONF.items():
         spark.conf.set(key, value)
@@ -97,7 +98,11 @@ def register(spark: SparkSession, store_url: str) -> None:
             reader = spark.read.option("mergeSchema", "true")
             if table != "tags":
                 reader = reader.option("basePath", f"{base}/{table}")
-            reader.parquet(f"{base}/{table}").createOrReplaceTempView(view)
+            frame = reader.parquet(f"{base}/{table}")
+            if table == "samples" and "unit_bytes" not in frame.columns:
+                # only compacted files of schema 3 carry it (docs/storage.md): NULL elsewhere
+                frame = frame.withColumn("unit_bytes", functions.lit(None).cast("bigint"))
+            frame.createOrReplaceTempView(view)
     except AnalysisException as e:
         raise StoreNotFound(
             f"no allocsnap store at {store_url}: {str(e).splitlines()[0]} "

@@ -23,9 +23,10 @@ stairs      grows in many small steps (a leak per event), with jitter       yes
 One reboot (a new ``boot_id``) restarts every counter; leaks start leaking again from their
 base. Writing 8,640 snapshots one file each is slow (three files per snapshot through
 ``allocsnap.store.write``), so samples are written as one file per hour, sorted by
-(tag, time) like the recorder's compacted hours, each with the snapshots file of the same name
-that commits it, in the same hive layout: the store's views read them unchanged. ``Config``'s
-``host``, ``leaky`` and ``variant`` make a fleet: hosts with the same call sites, some leaking.
+(tag, time) in the layout of the recorder's compacted hours (``compaction.write_compacted``),
+each with the snapshots file of the same name that commits it, in the same hive layout: the
+store's views read them unchanged. ``Config``'s ``host``, ``leaky`` and ``variant`` make a
+fleet: hosts with the same call sites, some leaking.
 
 Usage: python bench/generate.py OUT [--tags 8000] [--snapshots 8640] [--seed 1]
 """
@@ -44,7 +45,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from allocsnap import __version__
+from allocsnap import __version__, compaction
 from allocsnap.model import SCHEMA_VERSION, tag_id
 from allocsnap.store import MARKER, STORE_SNAPSHOT_SCHEMA
 
@@ -355,13 +356,16 @@ def _write_samples(
                 "generation": pa.array(np.zeros(len(rows), np.int32), pa.int32()),
             }
         )
-        _write(table, _partition(out / "samples", config, times, lo))
+        _write(table, _partition(out / "samples", config, times, lo), samples=True)
 
 
-def _write(table: pa.Table, path: Path) -> None:
+def _write(table: pa.Table, path: Path, *, samples: bool = False) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pq.write_table(table, tmp, compression="zstd", row_group_size=1 << 20)
+    if samples:  # the layout the recorder's compaction leaves
+        compaction.write_compacted(table, tmp)
+    else:
+        pq.write_table(table, tmp, compression="zstd", row_group_size=1 << 20)
     tmp.rename(path)
 
 

@@ -3,6 +3,8 @@
 -- sees a snapshot whose write was interrupted, nor one twice while compaction replaces files.
 -- Compacted files leave snapshot_id NULL where the host and taken_at name one snapshot of
 -- that generation (it cost more than the numbers in a day file); the join names it again.
+-- They also leave calls NULL where it is bytes / unit_bytes (a call site that allocates one
+-- size): the division puts it back. unit_bytes is NULL elsewhere, and in hot files.
 create or replace view samples as
 with
 
@@ -18,7 +20,13 @@ live as (
 
 select
     live.snapshot_id,
-    sample_files.* exclude (snapshot_id, generation) replace (live.host as host)
+    sample_files.* exclude (snapshot_id, generation, unit_bytes) replace (
+        live.host as host,
+        coalesce(
+            sample_files.calls,
+            (sample_files.bytes // sample_files.unit_bytes)::ubigint
+        ) as calls
+    )
 from sample_files
 inner join live
     on

@@ -9,14 +9,25 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
+import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from allocsnap import analysis, capture, compaction, query, source, store
 from allocsnap.errors import StoreError, StoreLocked
 from allocsnap.model import SCHEMA_VERSION, Snapshot
+from tests import oracle
 
 BOOT = Path(__file__).parent / "data" / "real" / "6.12.117-allocsnap" / "boot-1"
+# negative bytes and underflowed calls, from a public bug report
+ODD = (
+    Path(__file__).parent
+    / "data"
+    / "public"
+    / "06_davidwang_6.12.0_abnormal_negative_values_2024-11.txt"
+)
 T0 = datetime(2026, 11, 25, 13, 40, tzinfo=UTC)
 
 
@@ -184,6 +195,97 @@ def test_snapshots_taken_at_the_same_instant_stay_apart_through_compactions(
     assert sorted(named.to_pylist()) == sorted(s.meta.snapshot_id for s in [snaps[2], *same])
 
 
+def test_compacted_bytes_read_back_with_plain_sql(tmp_path: Path) -> None:
+    # GIVEN an hour of real snapshots, and one with negative bytes and underflowed calls
+    root = tmp_path / "store"
+    dumps = {s.meta.taken_at: BOOT / f"snap-{i % 5}.txt" for i, s in enumerate(_fill(root, 10))}
+    odd_at = T0.replace(minute=59)
+    store.write(root, capture.snapshot(source.read_dump(str(ODD)), host="vm1", at=odd_at))
+    dumps[odd_at] = ODD
+
+    # WHEN the hour is compacted
+    compaction.compact(root, T0 + timedelta(hours=1), days=False, grace_s=0)
+    path = next((root / "samples").rglob("h13-g1.parquet"))
+
+    # THEN plain DuckDB over the file, with docs/storage.md's reconstruction of calls, reads
+    # every snapshot's rows as the kernel printed them (the oracle's reading of the dumps)
+    sql = """
+        select taken_at, ordinal, bytes, calls is null as coded,
+            coalesce(calls, cast(bytes / unit_bytes as ubigint)) as c
+        from read_parquet($path) order by taken_at, ordinal
+    """
+    rows = duckdb.connect().execute(sql, {"path": str(path)}).fetchall()
+    got: dict[datetime, list[tuple[int, int]]] = {}
+    for at, _ordinal, value, _coded, calls in rows:
+        got.setdefault(at, []).append((value, calls))
+    assert got == {at: [(r.bytes, r.calls) for r in oracle.rows(p)] for at, p in dumps.items()}
+
+    # AND most rows leave calls to bytes / unit_bytes (call sites allocate one size)
+    assert sum(r[3] for r in rows) > 0.9 * len(rows)
+    # AND the samples view reads the odd snapshot as the dump has it
+    view = "select bytes, calls from samples where taken_at = $at order by ordinal"
+    with query.connect(store.open_store(root)) as con:
+        odd = con.execute(view, {"at": odd_at}).fetchall()
+    assert odd == [(r.bytes, r.calls) for r in oracle.rows(ODD)]
+
+
+def test_units_round_trip_every_kind_of_row() -> None:
+    # GIVEN series of one size, of two sizes, zero calls with bytes, negative bytes,
+    # underflowed calls, and sizes and counts beyond the coded range
+    big = 2**31
+    rows = [
+        (1, 0, 0),
+        (1, 4096, 1),
+        (1, 8192, 2),
+        (1, 8192, 2),
+        (2, 64, 1),
+        (2, 96, 2),  # another size: kept as it is
+        (2, 0, 0),
+        (3, 512, 0),  # bytes without calls
+        (4, -4096, 2**64 - 1),  # underflowed calls
+        (4, -8192, 2),
+        (5, 2**40, 1),  # a unit too large to code
+        (6, 3 * big, big),  # calls too large to code
+        (7, 0, 0),
+    ]
+    table = pa.table(
+        {
+            "tag_id": pa.array([r[0] for r in rows], pa.int64()),
+            "occurrence": pa.array([0] * len(rows), pa.uint16()),
+            "bytes": pa.array([r[1] for r in rows], pa.int64()),
+            "calls": pa.array([r[2] for r in rows], pa.uint64()),
+        }
+    )
+
+    # WHEN coded
+    coded = compaction.with_units(table)
+
+    # THEN it decodes to the same rows, through Arrow and through SQL
+    assert compaction.without_units(coded).equals(table)
+    con = duckdb.connect()
+    con.register("coded", coded)
+    sql = "select coalesce(calls, cast(bytes / unit_bytes as ubigint)) from coded"
+    assert [r[0] for r in con.execute(sql).fetchall()] == [r[2] for r in rows]
+    # AND calls is NULL exactly where bytes is calls times the series' first size
+    nulls = np.array(coded["calls"].is_null().to_pylist())
+    assert [i for i, n in enumerate(nulls) if n] == [0, 1, 2, 3, 4, 6, 9, 12]
+
+
+def test_compaction_marks_a_schema_2_store_as_schema_3(tmp_path: Path) -> None:
+    # GIVEN a store an allocsnap of schema 2 made, with hot snapshots
+    root = tmp_path / "store"
+    snaps = _fill(root, 3)
+    marker = root / store.MARKER
+    marker.write_text(json.dumps({"schema_version": 2, "created_by": "allocsnap 0.1.0"}))
+
+    # WHEN compacted, THEN the marker says 3 (an allocsnap of schema 2 refuses it from now on
+    # rather than read the NULL calls) and the snapshots read back the same
+    compaction.compact(root, T0 + timedelta(hours=1), days=False, grace_s=0)
+    assert json.loads(marker.read_text())["schema_version"] == SCHEMA_VERSION == 3
+    for s in snaps:
+        assert analysis.load(s.meta.snapshot_id, root).samples.equals(s.samples)
+
+
 def test_prune_removes_old_files_whole(tmp_path: Path) -> None:
     # GIVEN a compacted 13:00 hour and hot snapshots of 14:00
     root = tmp_path / "store"
@@ -253,7 +355,7 @@ def test_store_of_schema_1_is_refused_clearly(tmp_path: Path) -> None:
     (root / store.MARKER).write_text(json.dumps({"schema_version": 1}))
 
     # WHEN opened, THEN the message names the older schema instead of misreading it
-    with pytest.raises(StoreError, match=r"older allocsnap \(schema 1; this one reads 2 to 2\)"):
+    with pytest.raises(StoreError, match=r"older allocsnap \(schema 1; this one reads 2 to 3\)"):
         analysis.snapshots(root)
 
 

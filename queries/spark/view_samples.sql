@@ -3,7 +3,8 @@
 -- committed once its row is in snapshots), so a reader never sees a snapshot whose write was
 -- interrupted, nor one twice while compaction replaces files. Compacted files leave
 -- snapshot_id NULL where the host and taken_at name one snapshot of that generation; the join
--- names it again.
+-- names it again. They also leave calls NULL where it is bytes / unit_bytes (a call site that
+-- allocates one size): the division, exact there, puts it back (docs/storage.md, schema 3).
 create or replace temporary view samples as
 with
 
@@ -24,7 +25,10 @@ select
     sample_files.occurrence,
     sample_files.ordinal,
     sample_files.bytes,
-    sample_files.calls,
+    coalesce(
+        sample_files.calls,
+        cast(sample_files.bytes / sample_files.unit_bytes as decimal(20, 0))
+    ) as calls,
     sample_files.accurate,
     sample_files.extras,
     live.host,

@@ -22,7 +22,8 @@ import duckdb
 import pyarrow as pa
 
 from allocsnap.errors import QueryError, StoreError
-from allocsnap.store import StoreFiles
+from allocsnap.model import SAMPLE_SCHEMA
+from allocsnap.store import STORE_SAMPLE_SCHEMA, STORE_SNAPSHOT_SCHEMA, TAG_COLUMNS, StoreFiles
 
 _PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")
 
@@ -157,11 +158,47 @@ def run_text(con: duckdb.DuckDBPyConnection, text: str, /, **params: Any) -> pa.
         raise QueryError(str(e).splitlines()[0]) from e
 
 
-def _register_files(con: duckdb.DuckDBPyConnection, store: StoreFiles) -> None:
+def _register_files(con: duckdb.DuckDBPyConnection, files: StoreFiles) -> None:
     """Register the store's files under the names the views read (paths never enter SQL)."""
-    for glob, view in ((store.snapshots, "snapshot_files"), (store.samples, "sample_files")):
+    if files.filesystem is not None:
+        _register_remote(con, files)
+        return
+    for glob, view in ((files.snapshots, "snapshot_files"), (files.samples, "sample_files")):
         con.read_parquet(glob, hive_partitioning=True, union_by_name=True).create_view(view)
-    con.read_parquet(store.tags, union_by_name=True).create_view("tag_files")
+    con.read_parquet(files.tags, union_by_name=True).create_view("tag_files")
+
+
+def _register_remote(con: duckdb.DuckDBPyConnection, files: StoreFiles) -> None:
+    """Register a remote store's files as pyarrow datasets over its file system.
+
+    DuckDB's own S3 support is an extension that cannot be installed offline; a registered
+    dataset is scanned through pyarrow with DuckDB's projections and filters pushed down. The
+    schemas are those DuckDB infers from a local store: the table's columns, then the hive
+    partitions ``host`` (text; the views cast it anyway) and ``date``.
+    """
+    import pyarrow.dataset as ds
+
+    partitions = pa.schema([("host", pa.string()), ("date", pa.date32())])
+    hive = ds.partitioning(partitions, flavor="hive")
+    tables = (
+        (files.snapshots, "snapshot_files", STORE_SNAPSHOT_SCHEMA, "snapshots"),
+        (files.samples, "sample_files", STORE_SAMPLE_SCHEMA, "samples"),
+    )
+    for paths, view, schema, folder in tables:
+        dataset = ds.dataset(
+            paths,
+            schema=pa.unify_schemas([schema, partitions]),
+            format="parquet",
+            filesystem=files.filesystem,
+            partitioning=hive,
+            partition_base_dir=f"{files.root}/{folder}",
+        )
+        con.register(view, dataset)
+    tags = pa.schema([SAMPLE_SCHEMA.field(name) for name in TAG_COLUMNS])
+    con.register(
+        "tag_files",
+        ds.dataset(files.tags, schema=tags, format="parquet", filesystem=files.filesystem),
+    )
 
 
 def _kinds(with_store: bool, explore: bool) -> tuple[str, ...]:

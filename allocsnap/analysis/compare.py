@@ -53,12 +53,14 @@ class ShowResult:
     groups: int  # groups in all, before --top cut the list
 
 
-def load(ref: str, store_dir: Path, *, lenient: bool = False) -> Snapshot:
+def load(ref: str, store_dir: store.Location, *, lenient: bool = False) -> Snapshot:
     """Return the snapshot a reference names: a file, a text dump, ``-``, or a store entry."""
     return load_all([ref], store_dir, lenient=lenient)[0]
 
 
-def load_all(refs: list[str], store_dir: Path, *, lenient: bool = False) -> list[Snapshot]:
+def load_all(
+    refs: list[str], store_dir: store.Location, *, lenient: bool = False
+) -> list[Snapshot]:
     """Return the snapshots several references name, reading the store once for all of them."""
     loaded: dict[int, Snapshot] = {}
     stored: list[tuple[int, str]] = []
@@ -88,20 +90,20 @@ def is_dump(ref: str) -> bool:
     return ref == "-" or (Path(ref).is_file() and not store.is_parquet(Path(ref)))
 
 
-def snapshots(store_dir: Path) -> list[SnapshotMeta]:
+def snapshots(store_dir: store.Location) -> list[SnapshotMeta]:
     """Return every snapshot in the store, oldest first."""
     with query.connect(store.open_store(store_dir)) as con:
         rows = query.run(con, "snapshots").to_pylist()
     return [SnapshotMeta.from_row(row) for row in rows]
 
 
-def resolve(store_dir: Path, ref: str) -> SnapshotMeta:
+def resolve(store_dir: store.Location, ref: str) -> SnapshotMeta:
     """Return the stored snapshot named by first, latest, a name, an id (prefix) or a time."""
     with query.connect(store.open_store(store_dir)) as con:
         return _resolve(con, store_dir, ref)
 
 
-def _resolve(con: query.Connection, store_dir: Path, ref: str) -> SnapshotMeta:
+def _resolve(con: query.Connection, store_dir: store.Location, ref: str) -> SnapshotMeta:
     """Resolve a reference in the order: first/latest, name, id prefix, time."""
     attempts: list[tuple[str, str | None, datetime | None]] = []
     if ref in ("first", "latest"):

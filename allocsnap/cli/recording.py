@@ -24,6 +24,7 @@ from allocsnap.cli.options import (
     make_filter,
     parse_labels,
 )
+from allocsnap.remote import local
 
 
 @app.command()
@@ -84,12 +85,13 @@ def record(
         labels=parse_labels(label),
         retain=parse_duration(retain) if retain is not None else None,
     )
+    root = local(store_dir, "record")
     tty = sys.stderr.isatty()
     if sys.argv[1:2] == ["record"]:
         # A process started to record becomes a lean one without typer and pydantic (13 MB
         # of the 100 MB budget); same pid, signals and exit codes (docs/recorder.md).
-        recorder.exec_lean(store_dir, plan, tty=tty)
-    status = recorder.record(store_dir, plan, on_status=recorder.status_printer(sys.stderr, tty))
+        recorder.exec_lean(root, plan, tty=tty)
+    status = recorder.record(root, plan, on_status=recorder.status_printer(sys.stderr, tty))
     typer.echo(status.line(), err=True)
 
 
@@ -109,8 +111,9 @@ def compact(
     from allocsnap import compaction
     from allocsnap.units import format_size
 
-    compaction.recover(store_dir)
-    done = compaction.compact(store_dir, days=not hours_only)
+    root = local(store_dir, "compact")
+    compaction.recover(root)
+    done = compaction.compact(root, days=not hours_only)
     typer.echo(
         f"compacted {done.snapshots} snapshots into {done.units} file(s): "
         f"{format_size(done.bytes_before)} -> {format_size(done.bytes_after)}",
@@ -132,5 +135,5 @@ def prune(
     from allocsnap import compaction
     from allocsnap.units import format_size, parse_duration
 
-    done = compaction.prune(store_dir, parse_duration(older_than))
+    done = compaction.prune(local(store_dir, "prune"), parse_duration(older_than))
     typer.echo(f"pruned {done.snapshots} snapshots ({format_size(done.bytes_before)})", err=True)

@@ -174,11 +174,11 @@ def _register_remote(con: duckdb.DuckDBPyConnection, files: StoreFiles) -> None:
     DuckDB's own S3 support is an extension that cannot be installed offline; a registered
     dataset is scanned through pyarrow with DuckDB's projections and filters pushed down. The
     schemas are those DuckDB infers from a local store: the table's columns, then the hive
-    partitions ``host`` (text; the views cast it anyway) and ``date``.
+    partitions by name, ``date`` and ``host`` (text; the views cast it anyway).
     """
     import pyarrow.dataset as ds
 
-    partitions = pa.schema([("host", pa.string()), ("date", pa.date32())])
+    partitions = pa.schema([("date", pa.date32()), ("host", pa.string())])
     hive = ds.partitioning(partitions, flavor="hive")
     tables = (
         (files.snapshots, "snapshot_files", STORE_SNAPSHOT_SCHEMA, "snapshots"),

@@ -94,11 +94,14 @@ def analyses(work: Path, quick: bool, runs: int) -> None:
         ls_s = median_s(lambda w=where: analysis.snapshots(w), runs)
         print(f"{label:7s} diff ID ID {diff_s:.3f} s, leaks {leaks_s:.3f} s, ls {ls_s:.3f} s")
     with query.connect(store.open_store(remote)) as con:
+        at = metas[-1].taken_at
         plan = con.sql(
-            "explain select sum(bytes) from samples where taken_at > now() - interval 1 hour"
+            "explain analyze select sum(bytes) from sample_files where taken_at = $at",
+            params={"at": at},
         ).fetchall()
-    scan = [line for row in plan for line in str(row[1]).splitlines() if "Filters" in line]
-    print("pushed into the arrow scan:", " / ".join(s.strip(" │") for s in scan) or "nothing")
+    text = "\n".join(str(row[1]) for row in plan)
+    pushed = "taken_at=" in text.replace(" ", "") and "READ_PARQUET" in text.upper()
+    print(f"filter on taken_at pushed into DuckDB's Parquet scan of the bucket: {pushed}")
 
 
 def rss(work: Path, snapshots: int, url: str) -> None:

@@ -267,6 +267,7 @@ def _stored_samples(con: query.Connection, meta: SnapshotMeta) -> pa.Table:
         snapshot_id=meta.snapshot_id,
         host=meta.host,
         day=meta.taken_at.date(),
+        taken_at=meta.taken_at,
     )
     return table.cast(SAMPLE_SCHEMA)
 

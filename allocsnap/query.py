@@ -21,6 +21,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from allocsnap import remote
 from allocsnap.errors import QueryError, StoreError
 from allocsnap.store import StoreFiles
 
@@ -76,7 +77,7 @@ def connect(store: StoreFiles | None = None) -> Iterator[duckdb.DuckDBPyConnecti
     try:
         yield con
     except duckdb.Error as e:
-        raise QueryError(str(e).splitlines()[0]) from e
+        raise QueryError(_first_line(e)) from e
     finally:
         con.close()
 
@@ -98,10 +99,10 @@ def open_connection(
         _define(con, _kinds(store is not None, explore))
     except duckdb.IOException as e:
         con.close()
-        raise StoreError(str(e).splitlines()[0]) from e
+        raise StoreError(_first_line(e)) from e
     except duckdb.Error as e:
         con.close()
-        raise QueryError(str(e).splitlines()[0]) from e
+        raise QueryError(_first_line(e)) from e
     return con
 
 
@@ -112,9 +113,9 @@ def refresh(con: duckdb.DuckDBPyConnection, store: StoreFiles, *, explore: bool 
         _register_files(con, store)
         _define(con, _kinds(True, explore))
     except duckdb.IOException as e:
-        raise StoreError(str(e).splitlines()[0]) from e
+        raise StoreError(_first_line(e)) from e
     except duckdb.Error as e:
-        raise QueryError(str(e).splitlines()[0]) from e
+        raise QueryError(_first_line(e)) from e
 
 
 def register(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
@@ -127,9 +128,9 @@ def run(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> pa.Table:
     try:
         return con.sql(sql(name), params=params).to_arrow_table()
     except duckdb.IOException as e:
-        raise StoreError(str(e).splitlines()[0]) from e
+        raise StoreError(_first_line(e)) from e
     except duckdb.Error as e:
-        raise QueryError(f"query {name}: {str(e).splitlines()[0]}") from e
+        raise QueryError(f"query {name}: {_first_line(e)}") from e
 
 
 def relation(con: duckdb.DuckDBPyConnection, text: str, /, **params: Any) -> Relation:
@@ -141,9 +142,9 @@ def relation(con: duckdb.DuckDBPyConnection, text: str, /, **params: Any) -> Rel
     try:
         return con.sql(text, params=params or None)
     except duckdb.IOException as e:
-        raise StoreError(str(e).splitlines()[0]) from e
+        raise StoreError(_first_line(e)) from e
     except duckdb.Error as e:
-        raise QueryError(str(e).splitlines()[0]) from e
+        raise QueryError(_first_line(e)) from e
 
 
 def run_text(con: duckdb.DuckDBPyConnection, text: str, /, **params: Any) -> pa.Table:
@@ -152,9 +153,19 @@ def run_text(con: duckdb.DuckDBPyConnection, text: str, /, **params: Any) -> pa.
     try:
         return rel.to_arrow_table()
     except duckdb.IOException as e:
-        raise StoreError(str(e).splitlines()[0]) from e
+        raise StoreError(_first_line(e)) from e
     except duckdb.Error as e:
-        raise QueryError(str(e).splitlines()[0]) from e
+        raise QueryError(_first_line(e)) from e
+
+
+def _first_line(e: BaseException) -> str:
+    """Return the line of a DuckDB error that says what failed: its first, or for an error
+    raised in Python code that DuckDB called (a remote store's file system, reading a file
+    that went away or a server that stopped answering), the traceback's last."""
+    lines = [line for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
+    if not lines[0].startswith("Traceback"):
+        return lines[0]
+    return f"reading the store failed: {remote.why(Exception(lines[-1]))}"
 
 
 def _register_files(con: duckdb.DuckDBPyConnection, files: StoreFiles) -> None:
@@ -231,5 +242,5 @@ def _define(con: duckdb.DuckDBPyConnection, kinds: tuple[str, ...]) -> None:
                 failed.append((name, e))
         if len(failed) == len(pending):
             name, error = failed[0]
-            raise QueryError(f"{name}.sql: {str(error).splitlines()[0]}") from error
+            raise QueryError(f"{name}.sql: {_first_line(error)}") from error
         pending = [name for name, _ in failed]

@@ -408,3 +408,46 @@ def test_upload_options_take_only_urls(tmp_path: Path) -> None:
     assert "--to takes s3://bucket/prefix" in err
     err = one_line_error(invoke("record", "--upload", "gs://b/p"), ExitCode.USAGE)
     assert "only s3:// stores are supported" in err
+
+
+def test_a_notebook_sees_new_uploads_on_refresh_and_a_stopped_server_in_one_line(
+    tmp_path: Path,
+) -> None:
+    import allocsnap
+    from allocsnap.errors import AllocsnapError
+
+    # GIVEN a server of its own and a bucket holding the first day of a store
+    server = Server()
+    server.start()
+    server.client().create_bucket(Bucket=BUCKET)
+    mp = pytest.MonkeyPatch()
+    point_at(server, mp, tmp_path)
+    try:
+        root = tmp_path / "store"
+        import_captures(root)
+        ok(invoke("compact", "--hours-only", "--store", str(root)))
+        target = store.Remote(f"s3://{BUCKET}/notebook")
+        upload.upload(root, target)
+        day2 = "snapshots/host=vm/date=2026-01-02/"
+        for key in server.keys("notebook"):
+            if key.startswith(day2):
+                server.client().delete_object(Bucket=BUCKET, Key=f"notebook/{key}")
+        count = "select count(*) as n from snapshots"
+        with allocsnap.open(str(target)) as db:
+            assert db.arrow(count)["n"].to_pylist() == [4]
+
+            # WHEN the rest is uploaded and the notebook refreshes, THEN it sees all of it
+            upload.upload(root, target)
+            assert db.arrow(count)["n"].to_pylist() == [4]
+            db.refresh()
+            assert db.arrow(count)["n"].to_pylist() == [len(IMPORTS)]
+
+            # WHEN the server stops, THEN a query fails with one line saying why
+            server.stop()
+            with pytest.raises(AllocsnapError) as failed:
+                db.arrow("select sum(bytes) from samples")
+        message = str(failed.value)
+        assert "\n" not in message and "NETWORK_CONNECTION" in message
+    finally:
+        server.stop()
+        mp.undo()

@@ -10,6 +10,7 @@ Definitions are files too: ``macro_*`` on every connection, ``view_*`` over a st
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -212,7 +213,58 @@ def _wrapper() -> Any:
                 return [str(cls._strip_protocol(p)) for p in path]
             return path.removeprefix(f"{REMOTE_PROTOCOL}://").rstrip("/")
 
+        def _open(self, path: str, mode: str = "rb", **_options: Any) -> _PositionalFile:
+            if mode != "rb":
+                raise OSError(f"{path}: a remote store is opened for reading only")
+            return _PositionalFile(self.fs.open_input_file(path))
+
     return RemoteStore
+
+
+class _PositionalFile:
+    """A remote file DuckDB's threads share: each thread seeks and reads at its own position.
+
+    DuckDB reads a range as ``seek`` then ``read``, two calls; its Parquet reader's threads
+    share one handle, and pyarrow releases the GIL while it reads, so a shared position let
+    one thread's seek move another's read (garbled footers, "Exceeded size limit"). Reads are
+    positional (``read_at``), from the calling thread's own offset.
+    """
+
+    def __init__(self, file: Any) -> None:
+        self._file = file
+        self._size = int(file.size())
+        self._local = threading.local()
+
+    def _at(self) -> int:
+        return int(getattr(self._local, "offset", 0))
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._at(), 2: self._size}[whence]
+        self._local.offset = base + offset
+        return int(self._local.offset)
+
+    def tell(self) -> int:
+        return self._at()
+
+    def read(self, size: int = -1) -> bytes:
+        offset = self._at()
+        size = self._size - offset if size is None or size < 0 else size
+        data = bytes(self._file.read_at(max(0, min(size, self._size - offset)), offset))
+        self._local.offset = offset + len(data)
+        return data
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> _PositionalFile:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
 
 def _kinds(with_store: bool, explore: bool) -> tuple[str, ...]:

@@ -96,12 +96,12 @@ def analyses(work: Path, quick: bool, runs: int) -> None:
     with query.connect(store.open_store(remote)) as con:
         at = metas[-1].taken_at
         plan = con.sql(
-            "explain analyze select sum(bytes) from sample_files where taken_at = $at",
+            "explain select sum(bytes) from sample_files where taken_at = $at",
             params={"at": at},
         ).fetchall()
-    text = "\n".join(str(row[1]) for row in plan)
-    pushed = "taken_at=" in text.replace(" ", "") and "READ_PARQUET" in text.upper()
-    print(f"filter on taken_at pushed into DuckDB's Parquet scan of the bucket: {pushed}")
+    scan = "\n".join(str(row[1]) for row in plan).split("PARQUET_SCAN", 1)[-1]
+    pushed = "Projections: bytes" in scan and "taken_at =" in scan
+    print(f"projection and filter pushed into DuckDB's Parquet scan of the bucket: {pushed}")
 
 
 def rss(work: Path, snapshots: int, url: str) -> None:

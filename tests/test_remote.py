@@ -13,6 +13,7 @@ import logging
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -451,3 +452,44 @@ def test_a_notebook_sees_new_uploads_on_refresh_and_a_stopped_server_in_one_line
     finally:
         server.stop()
         mp.undo()
+
+
+def test_threads_sharing_a_remote_file_each_read_at_their_own_position(tmp_path: Path) -> None:
+    from pyarrow import fs
+
+    from allocsnap import query
+
+    # GIVEN a file opened once through the file system DuckDB is handed for remote stores
+    path = tmp_path / "data.bin"
+    path.write_bytes(bytes(range(256)))
+    wrapper = query._wrapper()(fs.LocalFileSystem())
+    shared = wrapper.open(f"{query.REMOTE_PROTOCOL}://{path}", "rb")
+    turns = [threading.Event() for _ in range(3)]
+    got: dict[str, bytes] = {}
+
+    def first() -> None:
+        shared.seek(10)
+        turns[0].set()
+        turns[1].wait()  # the other thread seeks elsewhere between our seek and our read
+        got["first"] = shared.read(4)
+        turns[2].set()
+
+    def second() -> None:
+        turns[0].wait()
+        shared.seek(200)
+        turns[1].set()
+        turns[2].wait()
+        got["second"] = shared.read(4)
+
+    # WHEN two threads seek, then read, interleaved as DuckDB's Parquet reader may
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+
+    # THEN each read what is at its own position
+    assert got == {"first": bytes([10, 11, 12, 13]), "second": bytes([200, 201, 202, 203])}
+    assert shared.tell() == 0  # this thread has not moved
+    shared.seek(-2, 2)
+    assert shared.read() == bytes([254, 255])

@@ -58,11 +58,12 @@ class _Run:
     def __init__(self, root: Path, s3: Any, base: str) -> None:
         from pyarrow import fs
 
-        self.root, self.s3, self.base, self.fs = root, s3, base, fs
+        self.root, self.s3, self.base = root, s3, base
         self.done = Uploaded()
         selector = fs.FileSelector(base, recursive=True, allow_not_found=True)
-        self.there = {
-            info.path[len(base) + 1 :]: info
+        # what the bucket holds, listed once a run: path below base -> (size, mtime)
+        self.there: dict[str, tuple[int, float]] = {
+            info.path[len(base) + 1 :]: (info.size, info.mtime.timestamp())
             for info in s3.get_file_info(selector)
             if info.type == fs.FileType.File
         }
@@ -89,7 +90,7 @@ class _Run:
         if info is None:
             return False
         try:
-            return bool(info.size == (self.root / path).stat().st_size)
+            return info[0] == (self.root / path).stat().st_size
         except FileNotFoundError:
             return True  # replaced locally since: the remote copy is what was committed
 
@@ -102,11 +103,14 @@ class _Run:
             source = open(self.root / path, "rb")  # noqa: SIM115  closed below
         except FileNotFoundError:
             return False
+        size = 0
         with source, self.s3.open_output_stream(f"{self.base}/{path}") as out:
             while chunk := source.read(_CHUNK):
                 out.write(chunk)
-                self.done.bytes += len(chunk)
+                size += len(chunk)
+        self.there[path] = (size, time.time())
         self.done.files += 1
+        self.done.bytes += size
         return True
 
     def _remote_partitions(self) -> set[str]:
@@ -122,48 +126,46 @@ class _Run:
         snapshots file names, once the partition's newest commit is ``grace_s`` old."""
         import pyarrow.parquet as pq
 
-        fs = self.fs
-        folders = {"snapshots": f"{self.base}/snapshots/{partition}"}
-        folders["samples"] = f"{self.base}/samples/{partition}"
-        listed = {
-            table: [
-                info
-                for info in self.s3.get_file_info(fs.FileSelector(folder, allow_not_found=True))
-                if info.type == fs.FileType.File and info.path.endswith(".parquet")
-            ]
-            for table, folder in folders.items()
-        }
-        snapshot_files = listed["snapshots"]
-        names = {info.base_name for info in snapshot_files}
-        if len(snapshot_files) <= 1 and {i.base_name for i in listed["samples"]} <= names:
-            return  # nothing superseded, nothing orphaned: no need to read a file
+        def files(table: str) -> dict[str, tuple[int, float]]:
+            folder = f"{table}/{partition}/"
+            return {
+                path: info
+                for path, info in self.there.items()
+                if path.startswith(folder) and "/" not in path[len(folder) :]
+            }
+
+        snapshot_files, sample_files = files("snapshots"), files("samples")
+        names = {path.rsplit("/", 1)[1] for path in snapshot_files}
+        if len(snapshot_files) <= 1 and {p.rsplit("/", 1)[1] for p in sample_files} <= names:
+            return  # nothing superseded, nothing orphaned: no file to read
+        now = time.time()
+        if now - max((mtime for _size, mtime in snapshot_files.values()), default=0.0) < grace_s:
+            return  # the newest commit is younger than readers may need what it replaced
         rows = {
-            info.base_name: pq.read_table(
-                info.path, columns=["snapshot_id", "generation"], filesystem=self.s3
+            path: pq.read_table(
+                f"{self.base}/{path}", columns=["snapshot_id", "generation"], filesystem=self.s3
             ).to_pydict()
-            for info in snapshot_files
+            for path in snapshot_files
         }
         live: dict[str, int] = {}
         for row in rows.values():
             for i, g in zip(row["snapshot_id"], row["generation"], strict=True):
                 live[i] = max(live.get(i, -1), g)
-        now = time.time()
-        newest = max((info.mtime.timestamp() for info in snapshot_files), default=0.0)
-        if now - newest < grace_s:
-            return
         kept = set()
-        for info in snapshot_files:
-            row = rows[info.base_name]
+        for path, row in rows.items():
             pairs = zip(row["snapshot_id"], row["generation"], strict=True)
             if all(live[i] > g for i, g in pairs):
-                self.s3.delete_file(info.path)
-                self.done.removed += 1
+                self._delete(path)
             else:
-                kept.add(info.base_name)
-        for info in listed["samples"]:
-            if info.base_name not in kept and now - info.mtime.timestamp() >= grace_s:
-                self.s3.delete_file(info.path)
-                self.done.removed += 1
+                kept.add(path.rsplit("/", 1)[1])
+        for path, (_size, mtime) in sample_files.items():
+            if path.rsplit("/", 1)[1] not in kept and now - mtime >= grace_s:
+                self._delete(path)
+
+    def _delete(self, path: str) -> None:
+        self.s3.delete_file(f"{self.base}/{path}")
+        del self.there[path]
+        self.done.removed += 1
 
 
 def start_upload(root: Path, to: Remote) -> subprocess.Popen[str]:

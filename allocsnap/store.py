@@ -213,15 +213,11 @@ def _table_files(filesystem: pafs.FileSystem, folder: str, *, partitioned: bool)
         if info.type != pafs.FileType.File or not parts[-1].endswith(".parquet"):
             continue
         if partitioned:
-            if (
-                len(parts) != 3
-                or not parts[0].startswith("host=")
-                or not (parts[1].startswith("date="))
-            ):
-                continue
-        elif len(parts) != 1:
-            continue
-        found.append(info.path)
+            in_place = len(parts) == 3 and parts[0][:5] == "host=" and parts[1][:5] == "date="
+        else:
+            in_place = len(parts) == 1
+        if in_place:
+            found.append(info.path)
     return sorted(found)
 
 

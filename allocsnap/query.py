@@ -173,7 +173,7 @@ def _register_files(con: duckdb.DuckDBPyConnection, files: StoreFiles) -> None:
     """Register the store's files under the names the views read (paths never enter SQL)."""
     paths = [files.snapshots, files.samples, files.tags]
     if files.filesystem is not None:
-        paths = _through_filesystem(con, files.filesystem, paths)
+        paths = _through_filesystem(con, files, paths)
     for glob, view in ((paths[0], "snapshot_files"), (paths[1], "sample_files")):
         con.read_parquet(glob, hive_partitioning=True, union_by_name=True).create_view(view)
     con.read_parquet(paths[2], union_by_name=True).create_view("tag_files")
@@ -183,7 +183,7 @@ REMOTE_PROTOCOL = "allocsnap-s3"
 
 
 def _through_filesystem(
-    con: duckdb.DuckDBPyConnection, filesystem: Any, paths: list[list[str]]
+    con: duckdb.DuckDBPyConnection, files: StoreFiles, paths: list[list[str]]
 ) -> list[list[str]]:
     """Register a remote store's pyarrow file system in DuckDB; return its files' names there.
 
@@ -191,10 +191,12 @@ def _through_filesystem(
     file system, wrapped for fsspec and registered on the connection, lets DuckDB's Parquet
     reader (parallel, with its statistics and join filters) read the files in ranges. A
     pyarrow dataset registered instead was 4 to 8 times slower here (docs/performance.md).
+    Sizes and times come from the listing: DuckDB asks for them at every open, and each
+    question would otherwise be a request to the server.
     """
     if REMOTE_PROTOCOL in con.list_filesystems():
         con.unregister_filesystem(REMOTE_PROTOCOL)  # a refresh: the same store, listed anew
-    con.register_filesystem(_wrapper()(filesystem))
+    con.register_filesystem(_wrapper()(files.filesystem, files.listed))
     prefix = f"{REMOTE_PROTOCOL}://"
     return [[prefix + path for path in table] for table in paths]
 
@@ -206,6 +208,25 @@ def _wrapper() -> Any:
 
     class RemoteStore(ArrowFSWrapper):  # type: ignore[misc]
         protocol = REMOTE_PROTOCOL
+        cachable = False  # fsspec would otherwise hand back an instance with an old listing
+
+        def __init__(self, filesystem: Any, listed: dict[str, Any]) -> None:
+            super().__init__(filesystem)
+            self.listed = listed
+
+        def info(self, path: str, **options: Any) -> dict[str, Any]:
+            known = self.listed.get(str(self._strip_protocol(path)))
+            if known is None:
+                return dict(super().info(path, **options))
+            return dict(self._make_entry(known))
+
+        def modified(self, path: str) -> Any:
+            known = self.listed.get(str(self._strip_protocol(path)))
+            return super().modified(path) if known is None else known.mtime
+
+        def exists(self, path: str, **options: Any) -> bool:
+            known = str(self._strip_protocol(path)) in self.listed
+            return known or bool(super().exists(path, **options))
 
         @classmethod
         def _strip_protocol(cls, path: str | list[str]) -> str | list[str]:

@@ -19,7 +19,7 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -151,6 +151,7 @@ class StoreFiles:
     samples: list[str]
     filesystem: Any = None
     root: str = ""
+    listed: dict[str, Any] = field(default_factory=dict)  # path -> pyarrow FileInfo (size, mtime)
 
 
 def open_store(where: Location) -> StoreFiles:
@@ -198,12 +199,19 @@ def list_store(filesystem: pafs.FileSystem, root: str, name: str) -> StoreFiles:
         raise StoreNotFound(f"no snapshots in {name}")
     samples = _table_files(filesystem, f"{root}/samples", partitioned=True)
     tags = _table_files(filesystem, f"{root}/tags", partitioned=False)
-    return StoreFiles(snapshots=snapshots, tags=tags, samples=samples)
+    return StoreFiles(
+        snapshots=[info.path for info in snapshots],
+        tags=[info.path for info in tags],
+        samples=[info.path for info in samples],
+        listed={info.path: info for table in (snapshots, samples, tags) for info in table},
+    )
 
 
-def _table_files(filesystem: pafs.FileSystem, folder: str, *, partitioned: bool) -> list[str]:
-    """Return the sorted ``*.parquet`` files of one table folder (``host=*/date=*/`` below it
-    when ``partitioned``)."""
+def _table_files(
+    filesystem: pafs.FileSystem, folder: str, *, partitioned: bool
+) -> list[pafs.FileInfo]:
+    """Return the ``*.parquet`` files of one table folder (``host=*/date=*/`` below it when
+    ``partitioned``), sorted by path."""
     import pyarrow.fs as pafs
 
     selector = pafs.FileSelector(folder, recursive=partitioned, allow_not_found=True)
@@ -217,8 +225,8 @@ def _table_files(filesystem: pafs.FileSystem, folder: str, *, partitioned: bool)
         else:
             in_place = len(parts) == 1
         if in_place:
-            found.append(info.path)
-    return sorted(found)
+            found.append(info)
+    return sorted(found, key=lambda info: str(info.path))
 
 
 def write(root: Path, snap: Snapshot) -> Path:

@@ -462,7 +462,7 @@ def test_threads_sharing_a_remote_file_each_read_at_their_own_position(tmp_path:
     # GIVEN a file opened once through the file system DuckDB is handed for remote stores
     path = tmp_path / "data.bin"
     path.write_bytes(bytes(range(256)))
-    wrapper = query._wrapper()(fs.LocalFileSystem())
+    wrapper = query._wrapper()(fs.LocalFileSystem(), {})
     shared = wrapper.open(f"{query.REMOTE_PROTOCOL}://{path}", "rb")
     turns = [threading.Event() for _ in range(3)]
     got: dict[str, bytes] = {}

@@ -49,17 +49,21 @@ def start_server() -> tuple[subprocess.Popen[bytes], str]:
         AWS_REGION="us-east-1",
         AWS_EC2_METADATA_DISABLED="true",
     )
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    from pyarrow import fs
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        from pyarrow import fs
 
-    # from_uri reads AWS_ENDPOINT_URL (the S3FileSystem constructor does not)
-    s3, _path = fs.FileSystem.from_uri(f"s3://{BUCKET}?allow_bucket_creation=true")
-    s3.create_dir(BUCKET)
+        # from_uri reads AWS_ENDPOINT_URL (the S3FileSystem constructor does not)
+        s3, _path = fs.FileSystem.from_uri(f"s3://{BUCKET}?allow_bucket_creation=true")
+        s3.create_dir(BUCKET)
+    except BaseException:
+        proc.terminate()  # no server left behind when the bucket cannot be made
+        raise
     return proc, endpoint
 
 

@@ -142,15 +142,14 @@ class StoreFiles:
     Listed snapshots first, then samples: a writer adds samples before the snapshots row that
     commits them, so every committed generation listed here has its samples listed too (two
     globs expanded by the reader in another order could miss a compaction's samples file).
-    A remote store's files are paths in ``filesystem`` (pyarrow's), below ``root``; a local
-    store's are paths a reader opens itself (``filesystem`` None).
+    A remote store's files are paths in ``filesystem`` (pyarrow's); a local store's are paths
+    a reader opens itself (``filesystem`` None).
     """
 
     snapshots: list[str]
     tags: list[str]
     samples: list[str]
     filesystem: Any = None
-    root: str = ""
     listed: dict[str, Any] = field(default_factory=dict)  # path -> pyarrow FileInfo (size, mtime)
 
 
@@ -169,7 +168,7 @@ def open_store(where: Location) -> StoreFiles:
             raise
         except OSError as e:
             raise remote.error(where, e) from e
-        return replace(files, filesystem=s3, root=root)
+        return replace(files, filesystem=s3)
     try:
         return list_store(pafs.LocalFileSystem(), str(where), str(where))
     except OSError as e:

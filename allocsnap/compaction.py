@@ -228,6 +228,18 @@ def _collect(root: Path, partition: Path, grace_s: float, done: Housekeeping) ->
     store.fsync_dir(partition)
 
 
+def committed_units(root: Path) -> list[tuple[str, str]]:
+    """Return the store's live compacted hours and days as (``host=H/date=D``, file name),
+    oldest first: what ``allocsnap.upload`` copies (hot files are never uploaded)."""
+    units = []
+    for partition in _partitions(root):
+        with store.writer_lock(root):
+            files = _live(partition)
+        folder = partition.relative_to(root / "snapshots").as_posix()
+        units += [(folder, f.path.name) for f in files if not _is_hot(f)]
+    return units
+
+
 def store_size(root: Path) -> int:
     """Return the bytes of all files in the store."""
     total = 0

@@ -16,7 +16,6 @@ import os
 import warnings
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from pathlib import Path
 from types import TracebackType
 from typing import TypedDict, Unpack
 
@@ -50,8 +49,10 @@ class Filters(TypedDict, total=False):
 class Database:
     """A store opened for SQL and the analyses; close it, or use it in a ``with`` block."""
 
-    def __init__(self, store_dir: str | os.PathLike[str] = "allocsnap-data") -> None:
-        self.path = Path(store_dir)
+    def __init__(
+        self, store_dir: str | os.PathLike[str] | store.Location = "allocsnap-data"
+    ) -> None:
+        self.path = store.location(store_dir)  # a directory, or a store.Remote (s3://…)
         self._con = query.open_connection(store.open_store(self.path), explore=True)
 
     # -- SQL -------------------------------------------------------------------------------------

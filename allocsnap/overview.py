@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -19,6 +18,7 @@ import pyarrow.compute as pc
 from allocsnap import analysis, svgchart
 from allocsnap.errors import StoreNotFound, UsageError
 from allocsnap.model import SnapshotMeta
+from allocsnap.remote import Location
 from allocsnap.units import format_size
 
 SERIES_POINTS = 200
@@ -31,7 +31,7 @@ TREE_CHILDREN = 40
 class ReportData:
     """Everything a report shows, gathered from one store window."""
 
-    store: Path
+    store: Location
     host: str
     epochs: analysis.Epochs
     snapshots: tuple[SnapshotMeta, ...]  # the window's, oldest first, profiling off included
@@ -46,7 +46,7 @@ class ReportData:
 
 
 def gather(
-    store_dir: Path, window: analysis.Window | None = None, *, top_n: int = 10
+    store_dir: Location, window: analysis.Window | None = None, *, top_n: int = 10
 ) -> ReportData:
     """Return what a report of a store window shows; raise ``StoreNotFound`` when the window
     holds no snapshot and ``UsageError`` when it holds several hosts' snapshots."""

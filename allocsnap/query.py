@@ -10,6 +10,7 @@ Definitions are files too: ``macro_*`` on every connection, ``view_*`` over a st
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -21,6 +22,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from allocsnap import remote
 from allocsnap.errors import QueryError, StoreError
 from allocsnap.store import StoreFiles
 
@@ -76,7 +78,7 @@ def connect(store: StoreFiles | None = None) -> Iterator[duckdb.DuckDBPyConnecti
     try:
         yield con
     except duckdb.Error as e:
-        raise QueryError(str(e).splitlines()[0]) from e
+        raise QueryError(_first_line(e)) from e
     finally:
         con.close()
 
@@ -98,10 +100,10 @@ def open_connection(
         _define(con, _kinds(store is not None, explore))
     except duckdb.IOException as e:
         con.close()
-        raise StoreError(str(e).splitlines()[0]) from e
+        raise StoreError(_first_line(e)) from e
     except duckdb.Error as e:
         con.close()
-        raise QueryError(str(e).splitlines()[0]) from e
+        raise QueryError(_first_line(e)) from e
     return con
 
 
@@ -112,9 +114,9 @@ def refresh(con: duckdb.DuckDBPyConnection, store: StoreFiles, *, explore: bool 
         _register_files(con, store)
         _define(con, _kinds(True, explore))
     except duckdb.IOException as e:
-        raise StoreError(str(e).splitlines()[0]) from e
+        raise StoreError(_first_line(e)) from e
     except duckdb.Error as e:
-        raise QueryError(str(e).splitlines()[0]) from e
+        raise QueryError(_first_line(e)) from e
 
 
 def register(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
@@ -127,9 +129,9 @@ def run(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> pa.Table:
     try:
         return con.sql(sql(name), params=params).to_arrow_table()
     except duckdb.IOException as e:
-        raise StoreError(str(e).splitlines()[0]) from e
+        raise StoreError(_first_line(e)) from e
     except duckdb.Error as e:
-        raise QueryError(f"query {name}: {str(e).splitlines()[0]}") from e
+        raise QueryError(f"query {name}: {_first_line(e)}") from e
 
 
 def relation(con: duckdb.DuckDBPyConnection, text: str, /, **params: Any) -> Relation:
@@ -141,9 +143,9 @@ def relation(con: duckdb.DuckDBPyConnection, text: str, /, **params: Any) -> Rel
     try:
         return con.sql(text, params=params or None)
     except duckdb.IOException as e:
-        raise StoreError(str(e).splitlines()[0]) from e
+        raise StoreError(_first_line(e)) from e
     except duckdb.Error as e:
-        raise QueryError(str(e).splitlines()[0]) from e
+        raise QueryError(_first_line(e)) from e
 
 
 def run_text(con: duckdb.DuckDBPyConnection, text: str, /, **params: Any) -> pa.Table:
@@ -152,20 +154,142 @@ def run_text(con: duckdb.DuckDBPyConnection, text: str, /, **params: Any) -> pa.
     try:
         return rel.to_arrow_table()
     except duckdb.IOException as e:
-        raise StoreError(str(e).splitlines()[0]) from e
+        raise StoreError(_first_line(e)) from e
     except duckdb.Error as e:
-        raise QueryError(str(e).splitlines()[0]) from e
+        raise QueryError(_first_line(e)) from e
 
 
-def _register_files(con: duckdb.DuckDBPyConnection, store: StoreFiles) -> None:
+def _first_line(e: BaseException) -> str:
+    """Return the line of a DuckDB error that says what failed: its first, or for an error
+    raised in Python code that DuckDB called (a remote store's file system, reading a file
+    that went away or a server that stopped answering), the traceback's last."""
+    lines = [line for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
+    if not lines[0].startswith("Traceback"):
+        return lines[0]
+    return f"reading the store failed: {remote.why(Exception(lines[-1]))}"
+
+
+def _register_files(con: duckdb.DuckDBPyConnection, files: StoreFiles) -> None:
     """Register the store's files under the names the views read (paths never enter SQL)."""
-    snapshots = con.read_parquet(store.snapshots, hive_partitioning=True, union_by_name=True)
+    paths = [files.snapshots, files.samples, files.tags]
+    if files.filesystem is not None:
+        paths = _through_filesystem(con, files, paths)
+    snapshots = con.read_parquet(paths[0], hive_partitioning=True, union_by_name=True)
     snapshots.create_view("snapshot_files")
-    samples = con.read_parquet(store.samples, hive_partitioning=True, union_by_name=True)
+    samples = con.read_parquet(paths[1], hive_partitioning=True, union_by_name=True)
     if "unit_bytes" not in samples.columns:  # no compacted file of schema 3 (yet): none coded
         samples = samples.project("*, null::bigint as unit_bytes")
     samples.create_view("sample_files")
-    con.read_parquet(store.tags, union_by_name=True).create_view("tag_files")
+    con.read_parquet(paths[2], union_by_name=True).create_view("tag_files")
+
+
+REMOTE_PROTOCOL = "allocsnap-s3"
+
+
+def _through_filesystem(
+    con: duckdb.DuckDBPyConnection, files: StoreFiles, paths: list[list[str]]
+) -> list[list[str]]:
+    """Register a remote store's pyarrow file system in DuckDB; return its files' names there.
+
+    DuckDB's own S3 support is an extension that cannot be installed offline; pyarrow's S3
+    file system, wrapped for fsspec and registered on the connection, lets DuckDB's Parquet
+    reader (parallel, with its statistics and join filters) read the files in ranges. A
+    pyarrow dataset registered instead was 4 to 8 times slower here (docs/performance.md).
+    Sizes and times come from the listing: DuckDB asks for them at every open, and each
+    question would otherwise be a request to the server.
+    """
+    if REMOTE_PROTOCOL in con.list_filesystems():
+        con.unregister_filesystem(REMOTE_PROTOCOL)  # a refresh: the same store, listed anew
+    con.register_filesystem(_wrapper()(files.filesystem, files.listed))
+    prefix = f"{REMOTE_PROTOCOL}://"
+    return [[prefix + path for path in table] for table in paths]
+
+
+@cache
+def _wrapper() -> Any:
+    """Return the fsspec class that hands DuckDB's reads to a pyarrow file system."""
+    from fsspec.implementations.arrow import ArrowFSWrapper
+
+    class RemoteStore(ArrowFSWrapper):  # type: ignore[misc]
+        protocol = REMOTE_PROTOCOL
+        cachable = False  # fsspec would otherwise hand back an instance with an old listing
+
+        def __init__(self, filesystem: Any, listed: dict[str, Any]) -> None:
+            super().__init__(filesystem)
+            self.listed = listed
+
+        def info(self, path: str, **options: Any) -> dict[str, Any]:
+            known = self.listed.get(str(self._strip_protocol(path)))
+            if known is None:
+                return dict(super().info(path, **options))
+            return dict(self._make_entry(known))
+
+        def modified(self, path: str) -> Any:
+            known = self.listed.get(str(self._strip_protocol(path)))
+            return super().modified(path) if known is None else known.mtime
+
+        def exists(self, path: str, **options: Any) -> bool:
+            known = str(self._strip_protocol(path)) in self.listed
+            return known or bool(super().exists(path, **options))
+
+        @classmethod
+        def _strip_protocol(cls, path: str | list[str]) -> str | list[str]:
+            if isinstance(path, list):
+                return [str(cls._strip_protocol(p)) for p in path]
+            return path.removeprefix(f"{REMOTE_PROTOCOL}://").rstrip("/")
+
+        def _open(self, path: str, mode: str = "rb", **_options: Any) -> _PositionalFile:
+            if mode != "rb":
+                raise OSError(f"{path}: a remote store is opened for reading only")
+            return _PositionalFile(self.fs.open_input_file(path))
+
+    return RemoteStore
+
+
+class _PositionalFile:
+    """A remote file DuckDB's threads share: each thread seeks and reads at its own position.
+
+    DuckDB reads a range as ``seek`` then ``read``, two calls; its Parquet reader's threads
+    share one handle, and pyarrow releases the GIL while it reads, so a shared position let
+    one thread's seek move another's read (garbled footers, "Exceeded size limit"). Reads are
+    positional (``read_at``), from the calling thread's own offset.
+    """
+
+    def __init__(self, file: Any) -> None:
+        self._file = file
+        self._size = int(file.size())
+        self._local = threading.local()
+
+    def _at(self) -> int:
+        return int(getattr(self._local, "offset", 0))
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._at(), 2: self._size}[whence]
+        self._local.offset = base + offset
+        return int(self._local.offset)
+
+    def tell(self) -> int:
+        return self._at()
+
+    def read(self, size: int = -1) -> bytes:
+        offset = self._at()
+        size = self._size - offset if size is None or size < 0 else size
+        data = bytes(self._file.read_at(max(0, min(size, self._size - offset)), offset))
+        self._local.offset = offset + len(data)
+        return data
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> _PositionalFile:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
 
 def _kinds(with_store: bool, explore: bool) -> tuple[str, ...]:
@@ -195,5 +319,5 @@ def _define(con: duckdb.DuckDBPyConnection, kinds: tuple[str, ...]) -> None:
                 failed.append((name, e))
         if len(failed) == len(pending):
             name, error = failed[0]
-            raise QueryError(f"{name}.sql: {str(error).splitlines()[0]}") from error
+            raise QueryError(f"{name}.sql: {_first_line(error)}") from error
         pending = [name for name, _ in failed]

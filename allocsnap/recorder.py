@@ -31,10 +31,13 @@ from typing import NoReturn, TextIO
 
 import pyarrow as pa
 
-from allocsnap import capture, compaction, fastparse, filters, store
+from allocsnap import capture, compaction, fastparse, filters, store, upload
 from allocsnap.errors import AllocinfoUnavailable, AllocsnapError, UsageError
 from allocsnap.model import Filter, Snapshot
 from allocsnap.units import format_size
+
+UPLOAD_RETRY_MAX_S = 3600.0  # the longest wait between upload attempts while they fail
+UPLOAD_STOP_S = 30.0  # at the stop, an upload still running gets this long, then is ended
 
 
 @dataclass(frozen=True)
@@ -50,13 +53,17 @@ class Plan:
     labels: dict[str, str] = field(default_factory=dict)
     retain: timedelta | None = None  # prune snapshots older than this after each compaction
     compact: bool = True  # compact closed hours and days as they close
+    upload: str | None = None  # s3://bucket/prefix that compacted hours and days are copied to
+    upload_retry_s: float = 60.0  # first wait after a failed upload; doubles up to an hour
 
 
 @dataclass
 class Status:
     """The recorder's progress, handed to the callback after every event."""
 
-    event: str  # start | snapshot | unavailable | compacted | compaction-failed | stop
+    # start | snapshot | unavailable | compacted | compaction-failed | uploaded | upload-failed
+    # | stop
+    event: str
     taken: int = 0
     missed: int = 0  # slots that passed while an earlier snapshot was still being taken
     unavailable: int = 0  # reads that failed because the source was gone
@@ -68,6 +75,8 @@ class Status:
     store_bytes: int = 0
     elapsed_s: float = 0.0
     compactions: int = 0
+    uploaded: int = 0  # compacted hours and days committed to the --upload store
+    upload_failures: int = 0  # upload runs that failed (each retried later)
     message: str = ""  # what happened, for unavailable / compacted / failed events
 
     @property
@@ -132,6 +141,10 @@ class _Run:
         self.outage: tuple[datetime, int, str] | None = None  # since, reads, why
         self.hour: datetime | None = None
         self.child: subprocess.Popen[str] | None = None  # housekeeping running beside us
+        self.target = store.Remote(plan.upload) if plan.upload else None
+        self.uploader: subprocess.Popen[str] | None = None  # an upload running beside us
+        self.upload_due: float | None = None  # when the next upload starts (monotonic)
+        self.upload_wait = plan.upload_retry_s  # before the next attempt, should this one fail
 
     def run(self) -> Status:
         recovered = compaction.recover(self.root)
@@ -144,6 +157,8 @@ class _Run:
             )
         self._emit("start")
         start = self.clock()
+        if self.target is not None:
+            self.upload_due = start  # what earlier runs compacted and did not upload yet
         interval, k = self.plan.interval, 0
         try:
             while not self.stop.is_set():
@@ -158,6 +173,7 @@ class _Run:
                 self.status.elapsed_s = self.clock() - start
                 if self.plan.compact:
                     self._housekeeping()
+                self._uploads()
                 # A snapshot that ran past the next slot's window forfeits the slots it covered.
                 now_slot = math.floor((self.clock() - start) / interval)
                 if now_slot > k + 1:
@@ -167,6 +183,7 @@ class _Run:
                     k += 1
         finally:
             self._reap()  # a running compaction is waited for: no child outlives the recorder
+            self._last_upload()
         self.status.elapsed_s = self.clock() - start
         self._emit("stop")
         return self.status
@@ -255,7 +272,67 @@ class _Run:
             if pruned:
                 self.status.message += f"; pruned {pruned} older than --retain"
             self._emit("compacted")
+            if done.units and self.target is not None and self.upload_due is None:
+                self.upload_due = self.clock()
         _trim()
+
+    def _uploads(self) -> None:
+        """Start an upload when one is due and none runs; report one that ended.
+
+        Uploads run in a child process (pyarrow's S3 client never loads here), one at a time,
+        after the compaction that made their files; a failed one is retried after a wait that
+        doubles up to an hour, while recording goes on.
+        """
+        if self.uploader is not None and self.uploader.poll() is not None:
+            self._reap_upload()
+        due = self.upload_due
+        if self.target is None or self.uploader is not None or self.child is not None:
+            return
+        if due is None or self.clock() < due:
+            return
+        try:
+            self.uploader = upload.start_upload(self.root, self.target)
+        except AllocsnapError as e:
+            self._upload_failed(str(e))
+
+    def _reap_upload(self, timeout: float | None = None) -> None:
+        child, self.uploader = self.uploader, None
+        if child is None:
+            return
+        try:
+            done = upload.upload_result(child, timeout)
+        except AllocsnapError as e:
+            self._upload_failed(str(e))
+            return
+        self.upload_due, self.upload_wait = None, self.plan.upload_retry_s
+        if done.units or done.removed:
+            self.status.uploaded += done.units
+            self.status.message = (
+                f"uploaded {done.units} compacted file(s) to {self.target}, "
+                f"{format_size(done.bytes)}"
+            )
+            if done.removed:
+                self.status.message += f"; removed {done.removed} superseded there"
+            self._emit("uploaded")
+
+    def _upload_failed(self, why: str) -> None:
+        wait = self.upload_wait
+        self.upload_due = self.clock() + wait
+        self.upload_wait = min(wait * 2, UPLOAD_RETRY_MAX_S)
+        self.status.upload_failures += 1
+        self.status.message = f"upload failed: {why}; retrying in {wait:.0f} s, still recording"
+        self._emit("upload-failed")
+
+    def _last_upload(self) -> None:
+        """At the stop: let a running upload finish, or run a due one, for ``UPLOAD_STOP_S``."""
+        if self.target is None:
+            return
+        if self.uploader is None and self.upload_due is not None:
+            try:
+                self.uploader = upload.start_upload(self.root, self.target)
+            except AllocsnapError as e:
+                self._upload_failed(str(e))
+        self._reap_upload(UPLOAD_STOP_S)
 
     def _emit(self, event: str) -> None:
         self.status.event = event

@@ -20,20 +20,26 @@ import os
 import struct
 from collections.abc import Hashable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from allocsnap import __version__
+from allocsnap import __version__, remote
 from allocsnap.errors import StoreError, StoreLocked, StoreNotFound
 from allocsnap.model import SAMPLE_SCHEMA, SCHEMA_VERSION, SNAPSHOT_SCHEMA, Snapshot, SnapshotMeta
 from allocsnap.patching import Buffer, Encoder
+from allocsnap.remote import Location as Location
+from allocsnap.remote import Remote as Remote
+from allocsnap.remote import location as location
+
+if TYPE_CHECKING:
+    import pyarrow.fs as pafs
 
 MARKER = "allocsnap-store.json"
 RECORDER_LOCK = "recorder.lock"
@@ -163,27 +169,90 @@ class StoreFiles:
     Listed snapshots first, then samples: a writer adds samples before the snapshots row that
     commits them, so every committed generation listed here has its samples listed too (two
     globs expanded by the reader in another order could miss a compaction's samples file).
+    A remote store's files are paths in ``filesystem`` (pyarrow's); a local store's are paths
+    a reader opens itself (``filesystem`` None).
     """
 
     snapshots: list[str]
     tags: list[str]
     samples: list[str]
+    filesystem: Any = None
+    listed: dict[str, Any] = field(default_factory=dict)  # path -> pyarrow FileInfo (size, mtime)
 
 
-def open_store(root: Path) -> StoreFiles:
-    """Return the table globs of an existing store; raise ``StoreNotFound`` if it has none."""
-    marker = root / MARKER
-    if not marker.is_file():
-        if root.is_dir() and any(root.iterdir()):
-            raise StoreNotFound(f"{root} is not an allocsnap store (no {MARKER})")
-        raise StoreNotFound(f"no snapshots in {root}")
-    _check_version(_marker_version(root), str(root))
-    snapshots = sorted(str(p) for p in (root / "snapshots").glob("host=*/date=*/*.parquet"))
+def open_store(where: Location) -> StoreFiles:
+    """Return the table files of an existing store, local or remote; raise ``StoreNotFound``
+    if it has none."""
+    import pyarrow.fs as pafs  # here: the recorder, which imports this module, needs none
+
+    if isinstance(where, Remote):
+        s3, root = remote.filesystem(where)
+        try:
+            files = list_store(s3, root, str(where))
+        except StoreNotFound:
+            if s3.get_file_info(where.bucket).type == pafs.FileType.NotFound:
+                raise StoreNotFound(f"bucket {where.bucket!r} of {where} does not exist") from None
+            raise
+        except OSError as e:
+            raise remote.error(where, e) from e
+        return replace(files, filesystem=s3)
+    try:
+        return list_store(pafs.LocalFileSystem(), str(where), str(where))
+    except OSError as e:
+        raise StoreError(f"cannot read {where}: {_why(e)}") from e
+
+
+def list_store(filesystem: pafs.FileSystem, root: str, name: str) -> StoreFiles:
+    """List the visible files of the store at ``root`` in a pyarrow file system (local or S3).
+
+    The rules for every store: the marker file makes a folder a store; tables are
+    ``tags/*.parquet`` and ``{snapshots,samples}/host=*/date=*/*.parquet`` (temp files end in
+    ``.tmp``); snapshots are listed before samples (see ``StoreFiles``).
+    """
+    import pyarrow.fs as pafs
+
+    marker = filesystem.get_file_info(f"{root}/{MARKER}")
+    if marker.type != pafs.FileType.File:
+        if filesystem.get_file_info(root).type == pafs.FileType.Directory and any(
+            filesystem.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+        ):
+            raise StoreNotFound(f"{name} is not an allocsnap store (no {MARKER})")
+        raise StoreNotFound(f"no snapshots in {name}")
+    with filesystem.open_input_stream(marker.path) as f:
+        _check_version(_parse_marker(f.read(), f"{name}/{MARKER}"), name)
+    snapshots = _table_files(filesystem, f"{root}/snapshots", partitioned=True)
     if not snapshots:
-        raise StoreNotFound(f"no snapshots in {root}")
-    samples = sorted(str(p) for p in (root / "samples").glob("host=*/date=*/*.parquet"))
-    tags = sorted(str(p) for p in (root / "tags").glob("*.parquet"))
-    return StoreFiles(snapshots=snapshots, tags=tags, samples=samples)
+        raise StoreNotFound(f"no snapshots in {name}")
+    samples = _table_files(filesystem, f"{root}/samples", partitioned=True)
+    tags = _table_files(filesystem, f"{root}/tags", partitioned=False)
+    return StoreFiles(
+        snapshots=[info.path for info in snapshots],
+        tags=[info.path for info in tags],
+        samples=[info.path for info in samples],
+        listed={info.path: info for table in (snapshots, samples, tags) for info in table},
+    )
+
+
+def _table_files(
+    filesystem: pafs.FileSystem, folder: str, *, partitioned: bool
+) -> list[pafs.FileInfo]:
+    """Return the ``*.parquet`` files of one table folder (``host=*/date=*/`` below it when
+    ``partitioned``), sorted by path."""
+    import pyarrow.fs as pafs
+
+    selector = pafs.FileSelector(folder, recursive=partitioned, allow_not_found=True)
+    found = []
+    for info in filesystem.get_file_info(selector):
+        parts = info.path[len(folder) + 1 :].split("/")
+        if info.type != pafs.FileType.File or not parts[-1].endswith(".parquet"):
+            continue
+        if partitioned:
+            in_place = len(parts) == 3 and parts[0][:5] == "host=" and parts[1][:5] == "date="
+        else:
+            in_place = len(parts) == 1
+        if in_place:
+            found.append(info)
+    return sorted(found, key=lambda info: str(info.path))
 
 
 def write(root: Path, snap: Snapshot) -> Path:
@@ -411,9 +480,16 @@ def check_store(root: Path) -> None:
 def _marker_version(root: Path) -> int:
     marker = root / MARKER
     try:
-        return int(json.loads(marker.read_text())["schema_version"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
+        return _parse_marker(marker.read_bytes(), str(marker))
+    except OSError as e:
         raise StoreError(f"{marker} is damaged: {e}") from e
+
+
+def _parse_marker(content: bytes, where: str) -> int:
+    try:
+        return int(json.loads(content)["schema_version"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise StoreError(f"{where} is damaged: {e}") from e
 
 
 def _check_version(version: int, where: str, *, oldest: int = STORE_MIN_VERSION) -> None:

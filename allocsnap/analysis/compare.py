@@ -57,14 +57,16 @@ class ShowResult:
     groups: int  # groups in all, before --top cut the list
 
 
-def load(ref: str, store_dir: Path, *, lenient: bool = False, host: Hosts = None) -> Snapshot:
+def load(
+    ref: str, store_dir: store.Location, *, lenient: bool = False, host: Hosts = None
+) -> Snapshot:
     """Return the snapshot a reference names: a file, a text dump, ``-``, or a store entry
     (among the snapshots of ``host``: a name or glob, or several, when given)."""
     return load_all([ref], store_dir, lenient=lenient, host=host)[0]
 
 
 def load_all(
-    refs: list[str], store_dir: Path, *, lenient: bool = False, host: Hosts = None
+    refs: list[str], store_dir: store.Location, *, lenient: bool = False, host: Hosts = None
 ) -> list[Snapshot]:
     """Return the snapshots several references name, reading the store once for all of them."""
     loaded: dict[int, Snapshot] = {}
@@ -95,21 +97,23 @@ def is_dump(ref: str) -> bool:
     return ref == "-" or (Path(ref).is_file() and not store.is_parquet(Path(ref)))
 
 
-def snapshots(store_dir: Path, host: Hosts = None) -> list[SnapshotMeta]:
+def snapshots(store_dir: store.Location, host: Hosts = None) -> list[SnapshotMeta]:
     """Return every snapshot in the store (of ``host``, names or globs), oldest first."""
     with query.connect(store.open_store(store_dir)) as con:
         rows = query.run(con, "snapshots", host=filters.hosts_regex(host)).to_pylist()
     return [SnapshotMeta.from_row(row) for row in rows]
 
 
-def resolve(store_dir: Path, ref: str, host: Hosts = None) -> SnapshotMeta:
+def resolve(store_dir: store.Location, ref: str, host: Hosts = None) -> SnapshotMeta:
     """Return the stored snapshot named by first, latest, a name, an id (prefix) or a time,
     among the snapshots of ``host`` (names or globs) when given."""
     with query.connect(store.open_store(store_dir)) as con:
         return _resolve(con, store_dir, ref, host)
 
 
-def _resolve(con: query.Connection, store_dir: Path, ref: str, host: Hosts) -> SnapshotMeta:
+def _resolve(
+    con: query.Connection, store_dir: store.Location, ref: str, host: Hosts
+) -> SnapshotMeta:
     """Resolve a reference in the order: first/latest, name, id prefix, time."""
     pattern = filters.hosts_regex(host)
     where = "" if pattern is None else f" of a host matching {_names(host)}"
@@ -282,6 +286,7 @@ def _stored_samples(con: query.Connection, meta: SnapshotMeta) -> pa.Table:
         snapshot_id=meta.snapshot_id,
         host=meta.host,
         day=meta.taken_at.date(),
+        taken_at=meta.taken_at,
     )
     return table.cast(SAMPLE_SCHEMA)
 

@@ -6,7 +6,6 @@ import re
 import statistics
 from dataclasses import dataclass, replace
 from datetime import datetime
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -105,20 +104,20 @@ FLEET_SCHEMA = pa.schema(
 )
 
 
-def tags(store_dir: Path) -> pa.Table:
+def tags(store_dir: store.Location) -> pa.Table:
     """Return every call site of a store: tag_id, file, line, module and function."""
     with query.connect(store.open_store(store_dir)) as con:
         return query.run(con, "tags")
 
 
-def epochs(store_dir: Path, window: Window | None = None) -> Epochs:
+def epochs(store_dir: store.Location, window: Window | None = None) -> Epochs:
     """Return the epochs of a store window; raise ``StoreNotFound`` when it holds no snapshot."""
     with query.connect(store.open_store(store_dir)) as con:
         return _epochs(con, store_dir, window or Window())
 
 
 def leaks(
-    store_dir: Path,
+    store_dir: store.Location,
     window: Window | None = None,
     *,
     keep: Filter | None = None,
@@ -221,7 +220,7 @@ def _bound(text: str | None) -> tuple[datetime | None, float | None]:
         ) from None
 
 
-def _tag_ids(store_dir: Path, keep: Filter) -> list[int] | None:
+def _tag_ids(store_dir: store.Location, keep: Filter) -> list[int] | None:
     """Return the ids of the tags the filter's call-site parts keep, or None when all are kept.
 
     Accuracy is a property of a row, not of a call site, so it is applied by the queries.
@@ -245,7 +244,7 @@ def _selection(tag_ids: list[int] | None, keep: Filter, grouping: Grouping) -> d
     }
 
 
-def _epochs(con: query.Connection, store_dir: Path, window: Window) -> Epochs:
+def _epochs(con: query.Connection, store_dir: store.Location, window: Window) -> Epochs:
     rows = query.run(con, "epochs", **window.params())
     counting = rows.filter(pc.greater(rows["snapshots"], 0))
     if counting.num_rows == 0:
@@ -310,7 +309,7 @@ class WindowResult:
 
 
 def growth(
-    store_dir: Path,
+    store_dir: store.Location,
     window: Window | None = None,
     *,
     split: str | None = None,
@@ -348,7 +347,7 @@ def growth(
 
 
 def top(
-    store_dir: Path,
+    store_dir: store.Location,
     window: Window | None = None,
     *,
     keep: Filter | None = None,
@@ -377,7 +376,7 @@ def top(
 
 
 def history(
-    store_dir: Path,
+    store_dir: store.Location,
     pattern: str,
     window: Window | None = None,
     *,
@@ -431,7 +430,7 @@ class OutliersResult:
 
 
 def outliers(
-    store_dir: Path,
+    store_dir: store.Location,
     pattern: str | None = None,
     window: Window | None = None,
     *,

@@ -11,12 +11,26 @@ from allocsnap.render import Format
 
 if TYPE_CHECKING:
     from allocsnap.model import Filter
+    from allocsnap.remote import Location
+else:
+    Location = object  # typer refuses a union annotation; the parser returns Path or Remote
+
+
+def _location(value: str | Path) -> Location:
+    """Return the store a ``--store`` value names (the remote module imports no pyarrow)."""
+    from allocsnap.remote import location
+
+    return location(value)
 
 
 Store = Annotated[
-    Path,
+    Location,
     typer.Option(
-        "--store", envvar="ALLOCSNAP_STORE", help="Snapshot store directory ($ALLOCSNAP_STORE)."
+        "--store",
+        envvar="ALLOCSNAP_STORE",
+        parser=_location,
+        metavar="DIR|s3://BUCKET/PREFIX",
+        help="Snapshot store: a directory, or s3://bucket/prefix to read ($ALLOCSNAP_STORE).",
     ),
 ]
 OutputFormat = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]

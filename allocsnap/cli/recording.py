@@ -28,10 +28,20 @@ from allocsnap.cli.options import (
     make_filter,
     parse_labels,
 )
+from allocsnap.errors import UsageError
+from allocsnap.remote import Remote, local, location
 from allocsnap.render import Format
 
 if TYPE_CHECKING:
     from allocsnap.merge import Progress
+
+
+def remote_store(value: str, option: str) -> Remote:
+    """Return the remote store an option names; refuse a directory."""
+    where = location(value)
+    if not isinstance(where, Remote):
+        raise UsageError(f"{option} takes s3://bucket/prefix, not {value!r}")
+    return where
 
 
 @app.command()
@@ -56,6 +66,14 @@ def record(
         ),
     ] = "auto",
     store_dir: Store = DEFAULT_STORE,
+    upload_to: Annotated[
+        str | None,
+        typer.Option(
+            "--upload",
+            metavar="s3://BUCKET/PREFIX",
+            help="Copy each compacted hour and day there, in a child process, retried on errors.",
+        ),
+    ] = None,
     host: Host = None,
     label: Labels = None,
     module: ModuleGlob = None,
@@ -75,6 +93,8 @@ def record(
     Example: sudo allocsnap record --interval 10s --duration 2h --module ext4
 
     Example: allocsnap record --interval 10s --retain 7d --store /var/lib/allocsnap
+
+    Example: allocsnap record --retain 2d --upload s3://allocsnap/db7 --store /var/lib/allocsnap
     """
     # Before pyarrow loads: its default mimalloc pool keeps ~8 MB more resident than malloc in
     # a long run (docs/recorder.md); a process that imported pyarrow already keeps its pool.
@@ -91,13 +111,15 @@ def record(
         host=host,
         labels=parse_labels(label),
         retain=parse_duration(retain) if retain is not None else None,
+        upload=remote_store(upload_to, "--upload").url if upload_to is not None else None,
     )
+    root = local(store_dir, "record")
     tty = sys.stderr.isatty()
     if sys.argv[1:2] == ["record"]:
         # A process started to record becomes a lean one without typer and pydantic (13 MB
         # of the 100 MB budget); same pid, signals and exit codes (docs/recorder.md).
-        recorder.exec_lean(store_dir, plan, tty=tty)
-    status = recorder.record(store_dir, plan, on_status=recorder.status_printer(sys.stderr, tty))
+        recorder.exec_lean(root, plan, tty=tty)
+    status = recorder.record(root, plan, on_status=recorder.status_printer(sys.stderr, tty))
     typer.echo(status.line(), err=True)
 
 
@@ -117,8 +139,9 @@ def compact(
     from allocsnap import compaction
     from allocsnap.units import format_size
 
-    compaction.recover(store_dir)
-    done = compaction.compact(store_dir, days=not hours_only)
+    root = local(store_dir, "compact")
+    compaction.recover(root)
+    done = compaction.compact(root, days=not hours_only)
     typer.echo(
         f"compacted {done.snapshots} snapshots into {done.units} file(s): "
         f"{format_size(done.bytes_before)} -> {format_size(done.bytes_after)}",
@@ -140,7 +163,7 @@ def prune(
     from allocsnap import compaction
     from allocsnap.units import format_size, parse_duration
 
-    done = compaction.prune(store_dir, parse_duration(older_than))
+    done = compaction.prune(local(store_dir, "prune"), parse_duration(older_than))
     typer.echo(f"pruned {done.snapshots} snapshots ({format_size(done.bytes_before)})", err=True)
 
 
@@ -167,7 +190,9 @@ def merge(
     from allocsnap import reports
     from allocsnap.render import render
 
-    summary = merging.merge(sources, store_dir, dry_run=dry_run, progress=_progress_line())
+    summary = merging.merge(
+        sources, local(store_dir, "merge into"), dry_run=dry_run, progress=_progress_line()
+    )
     render(reports.merge_report(summary), fmt, sys.stdout)
 
 
@@ -192,3 +217,32 @@ def _progress_line() -> Callable[[Progress], None]:
         )
 
     return show
+
+
+@app.command()
+def upload(
+    to: Annotated[
+        str,
+        typer.Option("--to", metavar="s3://BUCKET/PREFIX", help="The remote store to copy into."),
+    ],
+    store_dir: Store = DEFAULT_STORE,
+) -> None:
+    """Copy the store's compacted hours and days that the remote store lacks, each one's
+    snapshots file last; remove what newer ones superseded there. Safe beside a recorder and
+    to run again (what is there already is skipped).
+
+    Example: allocsnap upload --to s3://allocsnap/db7 --store /var/lib/allocsnap
+
+    Example: AWS_ENDPOINT_URL=http://127.0.0.1:9000 allocsnap upload --to s3://lab/host1
+    """
+    from allocsnap import upload as uploads
+    from allocsnap.units import format_size
+
+    target = remote_store(to, "--to")
+    done = uploads.upload(local(store_dir, "upload from"), target)
+    typer.echo(
+        f"uploaded {done.units} compacted file(s) to {target} ({done.files} files, "
+        f"{format_size(done.bytes)}); {done.present} there already; "
+        f"{done.removed} superseded removed",
+        err=True,
+    )

@@ -29,6 +29,7 @@ from allocsnap.cli.options import (
     make_filter,
     parse_labels,
 )
+from allocsnap.remote import local
 from allocsnap.render import Format
 
 
@@ -71,6 +72,8 @@ def snap(
     from allocsnap import capture, store
     from allocsnap.units import format_size
 
+    if output is None:
+        local(store_dir, "take snapshots")  # an s3:// store is refused before the kernel is read
     keep = make_filter(module, function, file, line, min_size, max_size, accurate, nonzero)
     snapshot = capture.snapshot(
         capture.read(source_spec, keep),
@@ -85,7 +88,7 @@ def snap(
         store.write_snapshot_file(output, snapshot)
         where = str(output)
     else:
-        store.write(store_dir, snapshot)
+        store.write(local(store_dir, "take snapshots"), snapshot)
         where = str(store_dir)
     for note in meta.notes:
         typer.echo(f"note: {note}", err=True)
@@ -117,6 +120,7 @@ def import_(
     from allocsnap import capture, source, store
     from allocsnap.units import parse_time
 
+    root = local(store_dir, "import dumps")
     when = parse_time(at) if at is not None else None
     for dump in dumps:
         snapshot = capture.snapshot(
@@ -127,7 +131,7 @@ def import_(
             labels=parse_labels(label),
             lenient=lenient,
         )
-        store.write(store_dir, snapshot)
+        store.write(root, snapshot)
         for note in snapshot.meta.notes:
             typer.echo(f"note: {dump}: {note}", err=True)
         typer.echo(

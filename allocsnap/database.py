@@ -225,16 +225,18 @@ class Database:
         *,
         by: str = "tag",
         top: int | None = 20,
+        max_points: int | None = 120,
         **filters: Unpack[Filters],
     ) -> pa.Table:
         """Return the largest movers of a window, up and down, first against last snapshot of
-        each epoch (``allocsnap top``)."""
+        each epoch (``allocsnap top``), reading at most ``max_points`` snapshots per epoch."""
         result = analysis.top(
             self.path,
             _window(since, until, host),
             keep=_filter(filters),
             grouping=analysis.Grouping.parse(by, window=True),
             top_n=top,
+            max_points=max_points,
         )
         _warn(result.epochs.warnings)
         return result.rows

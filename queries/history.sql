@@ -16,43 +16,13 @@
 -- $max_points  INTEGER      snapshots per epoch (at least 2), or NULL for all
 with
 
-counting_snapshots as (
-    select
-        snapshot_id,
-        taken_at,
-        host,
-        epoch
-    from window_snapshots($host, $since_at, $until_at, $since_back, $until_back)
-    where counting
-),
-
-epoch_spans as (
-    select
-        epoch,
-        min(taken_at) as first_at,
-        max(taken_at) as last_at
-    from counting_snapshots
-    group by epoch
-),
-
+-- at most $max_points snapshots per epoch, evenly spaced in time, first and last included
 picked as (
-    select
-        c.snapshot_id,
-        c.taken_at,
-        c.host,
-        c.epoch
-    from counting_snapshots as c
-    inner join epoch_spans as e on c.epoch = e.epoch
-    qualify $max_points is null or row_number() over (
-        partition by
-            c.epoch,
-            floor(
-                epoch_us(c.taken_at - e.first_at)
-                / greatest(epoch_us(e.last_at - e.first_at), 1)
-                * ($max_points - 1)
-            )
-        order by c.taken_at, c.snapshot_id
-    ) = 1
+    select *
+    from
+        window_snapshots_picked(
+            $host, $since_at, $until_at, $since_back, $until_back, $max_points
+        )
 ),
 
 keys as (

@@ -37,61 +37,21 @@
 -- $max_wander_fall DOUBLE       ... more than this share of growth (a staircase never falls)
 with
 
-counting_snapshots as (
-    select
-        snapshot_id,
-        taken_at,
-        host,
-        date,
-        epoch
-    from window_snapshots($host, $since_at, $until_at, $since_back, $until_back)
-    where counting
+-- at most $max_points snapshots per epoch, evenly spaced in time, first and last included
+picked as (
+    select *
+    from
+        window_snapshots_picked(
+            $host, $since_at, $until_at, $since_back, $until_back, $max_points
+        )
 ),
 
 epoch_spans as (
     select
         epoch,
-        any_value(host) as host,
-        min(taken_at) as first_at,
-        max(taken_at) as last_at
-    from counting_snapshots
+        any_value(host) as host
+    from picked
     group by epoch
-),
-
--- the first snapshot of each of $max_points equal time buckets per epoch (the epoch's first
--- and last snapshots included)
-bucketed as (
-    select
-        c.snapshot_id,
-        c.taken_at,
-        c.host,
-        c.date,
-        c.epoch,
-        floor(
-            epoch_us(c.taken_at - e.first_at)
-            / greatest(epoch_us(e.last_at - e.first_at), 1)
-            * ($max_points - 1)
-        ) as bucket
-    from counting_snapshots as c
-    inner join epoch_spans as e on c.epoch = e.epoch
-),
-
-first_in_bucket as (
-    select
-        snapshot_id,
-        taken_at,
-        host,
-        date,
-        epoch
-    from bucketed
-    qualify row_number() over (partition by epoch, bucket order by taken_at, snapshot_id) = 1
-),
-
-picked as (
-    select
-        *,
-        row_number() over (partition by epoch order by taken_at, snapshot_id) as idx
-    from first_in_bucket
 ),
 
 keys as (

@@ -3,7 +3,9 @@
 -- by key and epoch. A call site that appears or vanishes inside an epoch (a module loaded or
 -- unloaded) is compared over the snapshots it is present in, and marked new or vanished: a
 -- vanished row is not a free. Every epoch is one host's, so a row is one host's too (its
--- column host); by host, the key is the host.
+-- column host); by host, the key is the host. Each epoch is read at no more than $max_points
+-- snapshots (its first and last among them), so where a call site appears or vanishes inside
+-- an epoch, its first and last are those of the picked snapshots it is present in.
 -- $host        VARCHAR      hosts: a regular expression over the whole name, or NULL for all
 -- $since_at    TIMESTAMPTZ  window start, or NULL
 -- $until_at    TIMESTAMPTZ  window end, or NULL
@@ -17,16 +19,16 @@
 -- $max_size    BIGINT       keep a group when either value is at most this, or NULL
 -- $nonzero     BOOLEAN      keep a group only when either value is non-zero
 -- $top_n       BIGINT       groups returned, or NULL for all
+-- $max_points  INTEGER      snapshots read per epoch (at least 2), or NULL for all
 with
 
-counting_snapshots as (
-    select
-        snapshot_id,
-        taken_at,
-        host,
-        epoch
-    from window_snapshots($host, $since_at, $until_at, $since_back, $until_back)
-    where counting
+-- at most $max_points snapshots per epoch, evenly spaced in time, first and last included
+picked as (
+    select *
+    from
+        window_snapshots_picked(
+            $host, $since_at, $until_at, $since_back, $until_back, $max_points
+        )
 ),
 
 epoch_spans as (
@@ -35,7 +37,7 @@ epoch_spans as (
         any_value(host) as host,
         min(taken_at) as first_at,
         max(taken_at) as last_at
-    from counting_snapshots
+    from picked
     group by epoch
 ),
 
@@ -47,38 +49,40 @@ keys as (
     where $tag_ids::bigint[] is null or list_contains($tag_ids::bigint[], tag_id)
 ),
 
--- when each tag was first and last seen in each epoch: one pass over the samples into few
--- groups (per tag and snapshot would be a group per row: gigabytes for a fleet's day)
-presence as (
+-- one pass over the samples: each row of the kernel's (tag and occurrence) at its first and its
+-- last read snapshot in the epoch; few groups, whatever the number of snapshots
+per_occurrence as (
     select
         s.tag_id,
         c.epoch,
+        arg_min(s.bytes, s.taken_at) as first_bytes,
+        arg_max(s.bytes, s.taken_at) as last_bytes,
         min(s.taken_at) as first_at,
         max(s.taken_at) as last_at
     from samples as s
-    inner join counting_snapshots as c on s.snapshot_id = c.snapshot_id
+    inner join picked as c on s.snapshot_id = c.snapshot_id
     where $accurate is null or s.accurate = $accurate
-    group by s.tag_id, c.epoch
+    group by s.tag_id, s.occurrence, c.epoch
 ),
 
--- its bytes then (duplicate keys summed): a second pass that keeps only those two snapshots
+-- per tag (duplicate keys summed): its bytes at its first and its last snapshot, from the
+-- occurrences present then
 per_tag as (
     select
-        p.tag_id,
-        p.epoch,
-        sum(s.bytes) filter (where s.taken_at = p.first_at)::bigint as first_bytes,
-        sum(s.bytes) filter (where s.taken_at = p.last_at)::bigint as last_bytes,
-        any_value(p.first_at) as first_at,
-        any_value(p.last_at) as last_at
-    from samples as s
-    inner join counting_snapshots as c on s.snapshot_id = c.snapshot_id
-    inner join presence as p
-        on
-            s.tag_id = p.tag_id
-            and c.epoch = p.epoch
-            and (s.taken_at = p.first_at or s.taken_at = p.last_at)
-    where $accurate is null or s.accurate = $accurate
-    group by p.tag_id, p.epoch
+        tag_id,
+        epoch,
+        sum(first_bytes) filter (where first_at = tag_first_at)::bigint as first_bytes,
+        sum(last_bytes) filter (where last_at = tag_last_at)::bigint as last_bytes,
+        any_value(tag_first_at) as first_at,
+        any_value(tag_last_at) as last_at
+    from (
+        select
+            *,
+            min(first_at) over (partition by tag_id, epoch) as tag_first_at,
+            max(last_at) over (partition by tag_id, epoch) as tag_last_at
+        from per_occurrence
+    ) as occurrences
+    group by tag_id, epoch
 ),
 
 grouped as (

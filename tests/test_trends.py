@@ -380,6 +380,39 @@ def test_top_shows_both_directions(tmp_path: Path) -> None:
     ]
 
 
+def test_top_reads_a_bounded_sample_and_keeps_each_epochs_ends(tmp_path: Path) -> None:
+    # GIVEN 50 snapshots of six jittering sites, and a seventh that appears at snapshot 20
+    series = jittery(50)
+    late: Site = (None, "mm/late.c", 7, "late_alloc")
+    for i, values in enumerate(series[20:], start=20):
+        values[late] = (1 << 20) + i * (64 << 10)
+    write_series(tmp_path, series)
+
+    def moved(**kw: object) -> dict[str, tuple[int, int, str]]:
+        rows = analysis.top(tmp_path, top_n=0, **kw).rows.to_pylist()  # type: ignore[arg-type]
+        return {r["key"]: (r["first_bytes"], r["last_bytes"], r["status"]) for r in rows}
+
+    # WHEN top reads every snapshot, the default 120 (more than there are), or only 2 per epoch
+    every, default, two = moved(max_points=None), moved(), moved(max_points=2)
+    # THEN the sites present all along compare the first snapshot with the last, whatever the bound
+    ends = {
+        f"{file}:{line} func:{function}": (series[0][site], series[-1][site], "")
+        for site in series[0]
+        for (_, file, line, function) in [site]
+        if series[0][site] != series[-1][site]
+    }
+    assert {k: v for k, v in two.items() if k in ends} == ends
+    assert {k: v for k, v in every.items() if k in ends} == ends
+    # AND the late site is new from its own first snapshot when every snapshot is read; read at
+    # the epoch's two ends only, it is seen once and has not moved
+    assert every["mm/late.c:7 func:late_alloc"] == (series[20][late], series[-1][late], "new")
+    assert default == every
+    assert "mm/late.c:7 func:late_alloc" not in two
+    # AND the command refuses a bound of one snapshot
+    done = runner.invoke(app, ["top", "--store", str(tmp_path), "--max-points", "1"])
+    assert done.exit_code == 2 and "--max-points must be at least 2" in done.stderr
+
+
 def test_growth_split_and_json_leaks(tmp_path: Path) -> None:
     # GIVEN 30 minutes of the jittery series
     series = jittery(30)

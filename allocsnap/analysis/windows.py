@@ -353,9 +353,10 @@ def top(
     keep: Filter | None = None,
     grouping: Grouping | None = None,
     top_n: int | None = 20,
+    max_points: int | None = 120,
 ) -> WindowResult:
     """Return the groups whose live bytes moved most, up or down, from first to last snapshot of
-    each epoch in the window."""
+    each epoch in the window, reading at most ``max_points`` snapshots per epoch (None: all)."""
     window = window or Window()
     keep = keep or Filter()
     grouping = grouping or Grouping()
@@ -371,6 +372,7 @@ def top(
             max_size=keep.max_size,
             nonzero=keep.nonzero,
             top_n=top_n or None,
+            max_points=max_points,
         )
     return WindowResult(epochs=span, rows=rows)
 

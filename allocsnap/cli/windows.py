@@ -182,6 +182,13 @@ def top(
     max_size: MaxSize = None,
     accurate: Accurate = None,
     nonzero: Nonzero = False,
+    max_points: Annotated[
+        int,
+        typer.Option(
+            "--max-points",
+            help="Snapshots read per epoch, evenly spaced, first and last included; 0: all.",
+        ),
+    ] = 120,
 ) -> None:
     """Show the largest movers of a window, up and down: first against last value per epoch.
 
@@ -193,7 +200,18 @@ def top(
     grouping = analysis.Grouping.parse(by, window=True)
     keep = make_filter(module, function, file, line, min_size, max_size, accurate, nonzero)
     window = analysis.Window(since, until, tuple(host) if host else None)
-    result = analysis.top(store_dir, window, keep=keep, grouping=grouping, top_n=top)
+    if max_points == 1 or max_points < 0:
+        from allocsnap.errors import UsageError
+
+        raise UsageError("--max-points must be at least 2, or 0 for every snapshot")
+    result = analysis.top(
+        store_dir,
+        window,
+        keep=keep,
+        grouping=grouping,
+        top_n=top,
+        max_points=max_points or None,
+    )
     _warn_if_data(result.epochs.warnings, fmt)
     render(reports.top_report(result, grouping), fmt, sys.stdout)
 

@@ -8,9 +8,8 @@ directory → file → function tree at the end. ``htmlreport`` and ``textreport
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -52,7 +51,7 @@ def gather(
     holds no snapshot and ``UsageError`` when it holds several hosts' snapshots."""
     window = window or analysis.Window()
     epochs = analysis.epochs(store_dir, window)
-    metas = window_snapshots(analysis.snapshots(store_dir), window)
+    metas = analysis.window_snapshots(store_dir, window)
     hosts = sorted({m.host for m in metas})
     if len(hosts) > 1:
         raise UsageError(
@@ -106,33 +105,6 @@ def newest_epoch_start(metas: list[SnapshotMeta]) -> SnapshotMeta:
     if start is None:
         raise StoreNotFound("no snapshots with profiling on in the window")
     return start
-
-
-def window_snapshots(metas: list[SnapshotMeta], window: analysis.Window) -> list[SnapshotMeta]:
-    """Return the snapshots inside a window, oldest first, by the rules of the queries'
-    ``window_snapshots`` macro: a duration bound counts back from the newest snapshot of the
-    window's hosts."""
-    params = window.params()
-    hosts = params["host"]  # one regular expression over the whole host name, or None
-    mine = [m for m in metas if hosts is None or re.fullmatch(str(hosts), m.host)]
-    if not mine:
-        return []
-    newest = max(m.taken_at for m in mine)
-
-    def bound(at: object, back: object) -> datetime | None:
-        if isinstance(at, datetime):
-            return at
-        if isinstance(back, float):
-            return newest - timedelta(seconds=back)
-        return None
-
-    low = bound(params["since_at"], params["since_back"])
-    high = bound(params["until_at"], params["until_back"])
-    return [
-        m
-        for m in mine
-        if (low is None or m.taken_at >= low) and (high is None or m.taken_at <= high)
-    ]
 
 
 def events(

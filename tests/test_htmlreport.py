@@ -160,7 +160,7 @@ def test_window_snapshots_follow_the_queries_window(generated: tuple[Path, Truth
     # GIVEN a window of the last 30 minutes, counted back from the newest snapshot
     store = generated[0]
     window = analysis.Window(since="30m")
-    metas = overview.window_snapshots(analysis.snapshots(store), window)
+    metas = analysis.window_snapshots(store, window)
     epochs = analysis.epochs(store, window)
     # THEN it starts where the queries' window starts, and counts as many counting snapshots
     assert metas[0].taken_at == epochs.first_at

@@ -58,7 +58,9 @@ def test_param_scanners_read_header_and_body_apart() -> None:
         "by", "depth", "min_delta", "min_size", "max_size", "nonzero", "after_modules", "hours",
         "top_n",
     }  # fmt: skip
-    assert query.declared_params("snapshots") == {"host"}
+    assert query.declared_params("snapshots") == {
+        "host", "since_at", "until_at", "since_back", "until_back",
+    }  # fmt: skip
 
 
 def test_macros_and_their_results() -> None:

@@ -42,6 +42,7 @@ from allocsnap.analysis.windows import (
     outliers,
     tags,
     top,
+    window_snapshots,
 )
 
 __all__ = [
@@ -77,4 +78,5 @@ __all__ = [
     "taken_at_text",
     "top",
     "totals",
+    "window_snapshots",
 ]

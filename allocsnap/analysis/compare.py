@@ -99,9 +99,10 @@ def is_dump(ref: str) -> bool:
 
 def snapshots(store_dir: store.Location, host: Hosts = None) -> list[SnapshotMeta]:
     """Return every snapshot in the store (of ``host``, names or globs), oldest first."""
+    no_bounds = dict.fromkeys(("since_at", "until_at", "since_back", "until_back"))
     with query.connect(store.open_store(store_dir)) as con:
-        rows = query.run(con, "snapshots", host=filters.hosts_regex(host)).to_pylist()
-    return [SnapshotMeta.from_row(row) for row in rows]
+        rows = query.run(con, "snapshots", host=filters.hosts_regex(host), **no_bounds)
+    return [SnapshotMeta.from_row(row) for row in rows.to_pylist()]
 
 
 def resolve(store_dir: store.Location, ref: str, host: Hosts = None) -> SnapshotMeta:

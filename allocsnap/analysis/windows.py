@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 from allocsnap import filters, query, store, units
 from allocsnap.analysis.grouping import Grouping
 from allocsnap.errors import StoreNotFound, UsageError
-from allocsnap.model import Filter
+from allocsnap.model import Filter, SnapshotMeta
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,14 @@ def epochs(store_dir: store.Location, window: Window | None = None) -> Epochs:
     """Return the epochs of a store window; raise ``StoreNotFound`` when it holds no snapshot."""
     with query.connect(store.open_store(store_dir)) as con:
         return _epochs(con, store_dir, window or Window())
+
+
+def window_snapshots(store_dir: store.Location, window: Window | None = None) -> list[SnapshotMeta]:
+    """Return the snapshots of a store window with their metadata, oldest first, picked by the
+    same rules as every window analysis (profiling-off snapshots included)."""
+    with query.connect(store.open_store(store_dir)) as con:
+        rows = query.run(con, "snapshots", **(window or Window()).params())
+    return [SnapshotMeta.from_row(row) for row in rows.to_pylist()]
 
 
 def leaks(

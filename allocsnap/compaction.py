@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -207,13 +208,13 @@ def _collect(root: Path, partition: Path, grace_s: float, done: Housekeeping) ->
     """Delete replaced snapshots files and samples no snapshots file names, after a grace."""
     now = time.time()
     files = _read_snapshot_files(partition)
-    live = _live_generations(files)
+    live = live_generations((f.ids, f.generations) for f in files)
     # when the newest compaction here was committed: what it replaced is garbage since then
     commits = [f.path.stat().st_mtime for f in files if not _is_hot(f)] or [0.0]
     old_enough = now - max(commits) >= grace_s
     kept = set()
     for f in files:
-        superseded = all(live[i] > g for i, g in zip(f.ids, f.generations, strict=True))
+        superseded = is_superseded(f.ids, f.generations, live)
         if superseded and old_enough:
             f.path.unlink()
             done.files_removed += 1
@@ -573,18 +574,26 @@ def _read_snapshot_files(partition: Path) -> list[_File]:
     return files
 
 
-def _live_generations(files: list[_File]) -> dict[str, int]:
+def live_generations(files: Iterable[tuple[Sequence[str], Sequence[int]]]) -> dict[str, int]:
+    """Return the newest generation of each snapshot id among snapshots files, each given as
+    its rows' (ids, generations): the generation whose rows readers see."""
     live: dict[str, int] = {}
-    for f in files:
-        for i, g in zip(f.ids, f.generations, strict=True):
+    for ids, generations in files:
+        for i, g in zip(ids, generations, strict=True):
             live[i] = max(live.get(i, -1), g)
     return live
+
+
+def is_superseded(ids: Sequence[str], generations: Sequence[int], live: dict[str, int]) -> bool:
+    """Return whether a newer generation replaced every row of a snapshots file: it is garbage
+    once readers that started before that commit are done (the grace), locally or remotely."""
+    return all(live[i] > g for i, g in zip(ids, generations, strict=True))
 
 
 def _live(partition: Path) -> list[_File]:
     """Return the snapshots files whose rows are the newest generation, oldest first."""
     files = _read_snapshot_files(partition)
-    live = _live_generations(files)
+    live = live_generations((f.ids, f.generations) for f in files)
     kept = [
         f for f in files if any(live[i] == g for i, g in zip(f.ids, f.generations, strict=True))
     ]

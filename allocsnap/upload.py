@@ -147,14 +147,12 @@ class _Run:
             ).to_pydict()
             for path in snapshot_files
         }
-        live: dict[str, int] = {}
-        for row in rows.values():
-            for i, g in zip(row["snapshot_id"], row["generation"], strict=True):
-                live[i] = max(live.get(i, -1), g)
+        live = compaction.live_generations(
+            (row["snapshot_id"], row["generation"]) for row in rows.values()
+        )
         kept = set()
         for path, row in rows.items():
-            pairs = zip(row["snapshot_id"], row["generation"], strict=True)
-            if all(live[i] > g for i, g in pairs):
+            if compaction.is_superseded(row["snapshot_id"], row["generation"], live):
                 self._delete(path)
             else:
                 kept.add(path.rsplit("/", 1)[1])

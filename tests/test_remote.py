@@ -457,13 +457,13 @@ def test_a_notebook_sees_new_uploads_on_refresh_and_a_stopped_server_in_one_line
 def test_threads_sharing_a_remote_file_each_read_at_their_own_position(tmp_path: Path) -> None:
     from pyarrow import fs
 
-    from allocsnap import query
+    from allocsnap import remote_reads
 
     # GIVEN a file opened once through the file system DuckDB is handed for remote stores
     path = tmp_path / "data.bin"
     path.write_bytes(bytes(range(256)))
-    wrapper = query._wrapper()(fs.LocalFileSystem(), {})
-    shared = wrapper.open(f"{query.REMOTE_PROTOCOL}://{path}", "rb")
+    wrapper = remote_reads.filesystem(fs.LocalFileSystem(), {})
+    shared = wrapper.open(f"{remote_reads.PROTOCOL}://{path}", "rb")
     turns = [threading.Event() for _ in range(3)]
     got: dict[str, bytes] = {}
 

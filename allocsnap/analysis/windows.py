@@ -142,8 +142,8 @@ def leaks(
     settings = settings or LeakSettings()
     if settings.max_points < 2:
         raise UsageError("--max-points must be at least 2")
-    tag_ids = _tag_ids(store_dir, keep)
     with query.connect(store.open_store(store_dir)) as con:
+        tag_ids = _tag_ids(con, keep)
         span = _epochs(con, store_dir, window)
         rows = query.run(
             con,
@@ -228,7 +228,7 @@ def _bound(text: str | None) -> tuple[datetime | None, float | None]:
         ) from None
 
 
-def _tag_ids(store_dir: store.Location, keep: Filter) -> list[int] | None:
+def _tag_ids(con: query.Connection, keep: Filter) -> list[int] | None:
     """Return the ids of the tags the filter's call-site parts keep, or None when all are kept.
 
     Accuracy is a property of a row, not of a call site, so it is applied by the queries.
@@ -236,7 +236,7 @@ def _tag_ids(store_dir: store.Location, keep: Filter) -> list[int] | None:
     by_site = replace(keep, accurate=None, min_size=None, max_size=None, nonzero=False)
     if by_site.is_empty():
         return None
-    table = tags(store_dir)
+    table = query.run(con, "tags")
     mask = filters.tag_mask(table, by_site)
     ids: list[int] = (table if mask is None else table.filter(mask))["tag_id"].to_pylist()
     return ids
@@ -335,8 +335,8 @@ def growth(
     keep = keep or Filter()
     grouping = grouping or Grouping()
     split_at, split_back = _bound(split)
-    tag_ids = _tag_ids(store_dir, keep)
     with query.connect(store.open_store(store_dir)) as con:
+        tag_ids = _tag_ids(con, keep)
         span = _epochs(con, store_dir, window)
         rows = query.run(
             con,
@@ -368,8 +368,8 @@ def top(
     window = window or Window()
     keep = keep or Filter()
     grouping = grouping or Grouping()
-    tag_ids = _tag_ids(store_dir, keep)
     with query.connect(store.open_store(store_dir)) as con:
+        tag_ids = _tag_ids(con, keep)
         span = _epochs(con, store_dir, window)
         rows = query.run(
             con,
@@ -403,8 +403,8 @@ def history(
         regex = filters.glob_to_regex(pattern)
     else:
         regex = re.escape(pattern)
-    tag_ids = _tag_ids(store_dir, keep)
     with query.connect(store.open_store(store_dir)) as con:
+        tag_ids = _tag_ids(con, keep)
         span = _epochs(con, store_dir, window)
         rows = query.run(
             con,
@@ -467,8 +467,8 @@ def outliers(
         regex = filters.glob_to_regex(pattern)
     else:
         regex = re.escape(pattern or "")
-    tag_ids = _tag_ids(store_dir, keep)
     with query.connect(store.open_store(store_dir)) as con:
+        tag_ids = _tag_ids(con, keep)
         span = _epochs(con, store_dir, window)
         rows = query.run(
             con,

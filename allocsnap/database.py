@@ -21,9 +21,11 @@ from typing import TypedDict, Unpack
 
 import pyarrow as pa
 
-from allocsnap import analysis, query, store, units
+from allocsnap import analysis, units
+from allocsnap.analysis import query
 from allocsnap.errors import EpochWarning
 from allocsnap.model import Filter, SnapshotMeta
+from allocsnap.store import layout, remote
 
 Size = int | str
 """A byte count, or text in human units (``1M``, ``64K``)."""
@@ -50,10 +52,10 @@ class Database:
     """A store opened for SQL and the analyses; close it, or use it in a ``with`` block."""
 
     def __init__(
-        self, store_dir: str | os.PathLike[str] | store.Location = "allocsnap-data"
+        self, store_dir: str | os.PathLike[str] | remote.Location = "allocsnap-data"
     ) -> None:
-        self.path = store.location(store_dir)  # a directory, or a store.Remote (s3://…)
-        self._con = query.open_connection(store.open_store(self.path), explore=True)
+        self.path = remote.location(store_dir)  # a directory, or a remote.Remote (s3://…)
+        self._con = query.open_connection(layout.open_store(self.path), explore=True)
 
     # -- SQL -------------------------------------------------------------------------------------
 
@@ -78,7 +80,7 @@ class Database:
     def refresh(self) -> None:
         """Point the views at the store's files as they are now (a recorder added snapshots,
         compaction replaced files); views and macros of your own stay."""
-        query.refresh(self._con, store.open_store(self.path), explore=True)
+        query.refresh(self._con, layout.open_store(self.path), explore=True)
 
     def close(self) -> None:
         """Close the connection; relations made from it can no longer be read."""

@@ -31,9 +31,11 @@ from typing import NoReturn, TextIO
 
 import pyarrow as pa
 
-from allocsnap import capture, compaction, fastparse, filters, store, upload
+from allocsnap import filters
 from allocsnap.errors import AllocinfoUnavailable, AllocsnapError, UsageError
+from allocsnap.kernel import capture, fastparse
 from allocsnap.model import Filter, Snapshot
+from allocsnap.store import compaction, generations, housekeeping, locks, remote, upload, writing
 from allocsnap.units import format_size
 
 UPLOAD_RETRY_MAX_S = 3600.0  # the longest wait between upload attempts while they fail
@@ -120,7 +122,7 @@ def record(
     stop = threading.Event()
     # malloc hands freed memory back; Arrow's default pool keeps it (10 MB less resident here)
     pa.set_memory_pool(pa.system_memory_pool())
-    with store.recorder_lock(store_dir), _signals(stop):
+    with locks.recorder_lock(store_dir), _signals(stop):
         return _Run(store_dir, plan, report, clock, stop).run()
 
 
@@ -141,15 +143,15 @@ class _Run:
         self.outage: tuple[datetime, int, str] | None = None  # since, reads, why
         self.hour: datetime | None = None
         self.child: subprocess.Popen[str] | None = None  # housekeeping running beside us
-        self.target = store.Remote(plan.upload) if plan.upload else None
+        self.target = remote.Remote(plan.upload) if plan.upload else None
         self.uploader: subprocess.Popen[str] | None = None  # an upload running beside us
         self.upload_due: float | None = None  # when the next upload starts (monotonic)
         self.upload_wait = plan.upload_retry_s  # before the next attempt, should this one fail
 
     def run(self) -> Status:
-        recovered = compaction.recover(self.root)
-        self.writer = store.Writer(self.root)
-        self.status.store_bytes = compaction.store_size(self.root)
+        recovered = housekeeping.recover(self.root)
+        self.writer = writing.Writer(self.root)
+        self.status.store_bytes = generations.store_size(self.root)
         if recovered.temp_removed or recovered.files_removed:
             self.status.message = (
                 f"recovered: removed {recovered.temp_removed} temp and "
@@ -264,7 +266,7 @@ class _Run:
             return
         if done.units or pruned:
             self.status.compactions += done.units
-            self.status.store_bytes = compaction.store_size(self.root)
+            self.status.store_bytes = generations.store_size(self.root)
             self.status.message = (
                 f"compacted {done.snapshots} snapshots into {done.units} file(s), "
                 f"{format_size(done.bytes_before)} -> {format_size(done.bytes_after)}"

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from allocsnap import analysis, filters, query, units
+from allocsnap import analysis, filters, units
+from allocsnap.analysis import query
 from allocsnap.errors import AllocsnapError, ExitCode, StoreNotFound, UsageError
 from allocsnap.model import Filter
 

@@ -23,7 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from allocsnap import analysis, store
+from allocsnap import analysis
+from allocsnap.store import layout
 from bench.cli import PIPELINE, median_wall
 from bench.generate import Config, generate
 from bench.leaks import score, truth_of
@@ -92,7 +93,7 @@ def _median_time(fn: Callable[[], object], runs: int) -> float:
 
 def pandas_leaks(day: Path) -> set[str]:
     """Return the call sites a plain pandas least-squares detector flags in a store."""
-    files = store.open_store(day)
+    files = layout.open_store(day)
     snaps = pq.read_table(files.snapshots, columns=["taken_at", "boot_id"]).to_pandas()
     snaps["epoch"] = snaps["boot_id"].astype("category").cat.codes  # small keys for 69 M rows
     samples = pq.read_table(files.samples, columns=["taken_at", "tag_id", "bytes"]).to_pandas()

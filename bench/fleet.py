@@ -25,7 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from allocsnap import analysis, merge  # noqa: E402
+from allocsnap import analysis
+from allocsnap.store import merge
 from bench.generate import Config, generate  # noqa: E402
 
 

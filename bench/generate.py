@@ -45,9 +45,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from allocsnap import __version__, compaction
+from allocsnap import __version__
 from allocsnap.model import SCHEMA_VERSION, tag_id
-from allocsnap.store import MARKER, STORE_SNAPSHOT_SCHEMA
+from allocsnap.store import compaction
+from allocsnap.store.layout import MARKER, STORE_SNAPSHOT_SCHEMA
 
 LEAK_CLASSES = ("leak", "stairs")
 

@@ -22,7 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from allocsnap import analysis, query, store  # noqa: E402
+from allocsnap import analysis
+from allocsnap.analysis import query
+from allocsnap.store import layout
 from bench.generate import LEAK_CLASSES, Config, generate  # noqa: E402
 
 # The reference detector of issue 4, over every snapshot (not a bounded sample).
@@ -65,7 +67,7 @@ def truth_of(store_dir: Path) -> dict[str, str]:
 
 def naive(store_dir: Path) -> set[str]:
     """Return the call sites the naive detector flags."""
-    with query.connect(store.open_store(store_dir)) as con:
+    with query.connect(layout.open_store(store_dir)) as con:
         return {row[0] for row in con.sql(NAIVE_SQL).fetchall()}
 
 

@@ -26,8 +26,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from allocsnap import capture, compaction, fastparse, parse, source, store
+from allocsnap.kernel import capture, fastparse, parse, source
 from allocsnap.model import SAMPLE_SCHEMA, Snapshot, SnapshotMeta
+from allocsnap.store import compaction, generations, writing
 from bench.report import Figure
 
 TAGS = 8000
@@ -97,7 +98,7 @@ def bench_cpu(work: Path, n: int) -> None:
         ("full parser", parse.parse),
     ):
         root = work / f"cpu-{label.split()[0]}"
-        writer = store.Writer(root)
+        writer = writing.Writer(root)
         both = []
         count = n if label == "cached parser" else max(20, n // 10)
         warm = 10
@@ -151,7 +152,7 @@ def bench_size(work: Path, hours: int) -> None:
         host="bench",
     )
     root = work / "size"
-    writer = store.Writer(root)
+    writer = writing.Writer(root)
     day = datetime(2026, 11, 20, tzinfo=UTC)
     per_hour = 3600 // INTERVAL_S
     started = time.perf_counter()
@@ -163,7 +164,7 @@ def bench_size(work: Path, hours: int) -> None:
             at = day + timedelta(hours=hour, seconds=k * INTERVAL_S)
             writer.add(_snapshot(first.samples, first.meta, at, *series.step()))
         if hour == 0:
-            hot_bytes = compaction.store_size(root / "samples") + compaction.store_size(
+            hot_bytes = generations.store_size(root / "samples") + generations.store_size(
                 root / "snapshots"
             )
         t = time.perf_counter()
@@ -227,15 +228,15 @@ def bench_real(work: Path, n: int = 200) -> None:
     )
     xz_bytes = int(xz.stdout)
     root = work / "real"
-    writer = store.Writer(root)
+    writer = writing.Writer(root)
     parser = fastparse.CachedParser()
     day = datetime(2026, 11, 20, tzinfo=UTC)
     for i, text in enumerate(texts):
         raw = source.RawRead(text=text, source="file", taken_at=day + timedelta(seconds=10 * i))
         writer.add(capture.snapshot(raw, host="real", parser=parser))
     compaction.compact(root, day + timedelta(days=2), grace_s=0)
-    data = sum(compaction.store_size(root / t) for t in ("samples", "snapshots"))
-    tags = compaction.store_size(root / "tags")
+    data = sum(generations.store_size(root / t) for t in ("samples", "snapshots"))
+    tags = generations.store_size(root / "tags")
     cells = n * rows
     print(f"real idle series: {n} snapshots x {rows:,} tags (boot-1 of 6.12, its real steps)")
     print(
@@ -263,7 +264,7 @@ _COMPACT = """
 import sys
 from datetime import timedelta, datetime, UTC
 from pathlib import Path
-from allocsnap import compaction
+from allocsnap.store import compaction
 compaction.compact(Path(sys.argv[1]), datetime.now(UTC) + timedelta(hours=2), days=False)
 """
 

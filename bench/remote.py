@@ -24,7 +24,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from allocsnap import analysis, query, store
+from allocsnap import analysis
+from allocsnap.analysis import query
+from allocsnap.store import layout, remote
 from bench.analyses import day_store
 from bench.recorder import Series, _own_peak_rss, render, synthetic_tags
 
@@ -88,16 +90,16 @@ def analyses(work: Path, quick: bool, runs: int) -> None:
     day = day_store(work, quick=quick)
     url = f"s3://{BUCKET}/day"
     copy_store(day, url)
-    remote = store.location(url)
+    bucket = remote.location(url)
     metas = analysis.snapshots(day)
     a, b = metas[len(metas) // 3].snapshot_id, metas[-1].snapshot_id
     print(f"store: {len(metas):,} snapshots, {sum(m.rows for m in metas) / 1e6:.1f} M samples")
-    for where, label in ((day, "local"), (remote, "s3://")):
+    for where, label in ((day, "local"), (bucket, "s3://")):
         diff_s = median_s(lambda w=where: analysis.diff(*analysis.load_all([a, b], w)), runs)
         leaks_s = median_s(lambda w=where: analysis.leaks(w, top_n=0), runs)
         ls_s = median_s(lambda w=where: analysis.snapshots(w), runs)
         print(f"{label:7s} diff ID ID {diff_s:.3f} s, leaks {leaks_s:.3f} s, ls {ls_s:.3f} s")
-    with query.connect(store.open_store(remote)) as con:
+    with query.connect(layout.open_store(bucket)) as con:
         at = metas[-1].taken_at
         plan = con.sql(
             "explain select sum(bytes) from sample_files where taken_at = $at",
@@ -144,8 +146,8 @@ def rss(work: Path, snapshots: int, url: str) -> None:
             f"peak {peak:.0f} MB ({snapshots} snapshots){'; ' + said[0] if said else ''}"
         )
     code = (
-        "from pathlib import Path; from allocsnap import upload, store; "
-        f"upload.upload(Path({str(work / 'rss-True')!r}), store.Remote({url + '-child'!r}))"
+        "from pathlib import Path; from allocsnap.store import upload, remote; "
+        f"upload.upload(Path({str(work / 'rss-True')!r}), remote.Remote({url + '-child'!r}))"
     )
     print(f"one upload run in a process of its own: peak {_own_peak_rss(code):.0f} MB")
     lean = "import numpy, pyarrow.parquet, allocsnap.recorder"

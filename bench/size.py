@@ -25,7 +25,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from allocsnap import capture, compaction, fastparse, source, store
+from allocsnap.kernel import capture, fastparse, source
+from allocsnap.store import compaction, generations, writing
 from bench.recorder import Series, _snapshot, render, synthetic_tags
 from bench.report import Figure
 
@@ -87,9 +88,9 @@ class TextSizes:
 
 def _compacted(root: Path, last: datetime) -> tuple[int, int]:
     """Return the store's size hot, then after compacting every hour up to ``last``."""
-    hot = compaction.store_size(root)
+    hot = generations.store_size(root)
     compaction.compact(root, last + timedelta(hours=1), days=False, grace_s=0)
-    return hot, compaction.store_size(root)
+    return hot, generations.store_size(root)
 
 
 def synthetic(work: Path, tags: int, snapshots: int) -> list[Figure]:
@@ -99,7 +100,7 @@ def synthetic(work: Path, tags: int, snapshots: int) -> list[Figure]:
     text = render(names, *series.step())
     first = capture.snapshot(source.RawRead(text=text, source="file", taken_at=START), host="b")
     root = work / f"size-{tags}"
-    writer = store.Writer(root)
+    writer = writing.Writer(root)
     sizes = TextSizes(work / f"series-{tags}.txt.xz")
     at = START
     for k in range(snapshots):
@@ -108,7 +109,7 @@ def synthetic(work: Path, tags: int, snapshots: int) -> list[Figure]:
         sizes.add(render(names, values, calls))
         writer.add(_snapshot(first.samples, first.meta, at, values, calls))
     hot, compacted = _compacted(root, at)
-    tag_files = compaction.store_size(root / "tags")
+    tag_files = generations.store_size(root / "tags")
     xz = sizes.xz()
     cells = tags * snapshots
     label = f"synthetic {tags:,} tags x {snapshots} snapshots, 20% changing"
@@ -138,7 +139,7 @@ def real(work: Path, series: Path = REAL_SERIES, limit: int | None = None) -> li
     """Return the size figures of a real recorded series (a concatenation of dumps, xz'd)."""
     dumps = split_dumps(lzma.decompress(series.read_bytes()))[:limit]
     root = work / "size-real"
-    writer = store.Writer(root)
+    writer = writing.Writer(root)
     parser = fastparse.CachedParser()
     sizes = TextSizes(work / "series-real.txt.xz")
     at = START

@@ -1,7 +1,7 @@
 """CPU to parse + filter + store one 8,000-row snapshot, against a Python loop and grep | awk.
 
 allocsnap runs the recorder's path (``capture.snapshot`` with the cached parser, then
-``store.Writer.add``: two Parquet files per snapshot) on synthetic 8,000-row texts shaped like
+``writing.Writer.add``: two Parquet files per snapshot) on synthetic 8,000-row texts shaped like
 a real 6.12 capture (with module rows), 20% of the rows changing between snapshots. The
 alternatives only read: a plain Python loop (split each line, two ``int``, keep one module, sum
 its bytes) and ``grep -F '[ext4]' | awk '{s+=$1}'`` run once per snapshot file. They store
@@ -20,8 +20,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from allocsnap import capture, fastparse, filters, source, store
+from allocsnap import filters
+from allocsnap.kernel import capture, fastparse, source
 from allocsnap.model import Filter
+from allocsnap.store import writing
 from bench.recorder import Series, render, synthetic_tags
 from bench.report import Figure, median
 
@@ -73,7 +75,7 @@ def figures(work: Path, *, quick: bool = False) -> list[Figure]:
     def recorder(keep: Filter, root: Path) -> Callable[[int], object]:
         parser = fastparse.CachedParser()
         masks = filters.TagMasks()  # as the recorder does
-        writer = store.Writer(root)
+        writer = writing.Writer(root)
 
         def step(k: int) -> object:
             raw = source.RawRead(text=texts[k % size], source="file", taken_at=datetime.now(UTC))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from allocsnap import source
+from allocsnap.kernel import source
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = Path(__file__).parent / "golden"

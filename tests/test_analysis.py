@@ -10,10 +10,12 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from allocsnap import analysis, capture, source, store
+from allocsnap import analysis
 from allocsnap.analysis import Grouping
 from allocsnap.errors import StoreNotFound, UsageError
+from allocsnap.kernel import capture, source
 from allocsnap.model import Filter, Snapshot
+from allocsnap.store import writing
 from tests import oracle
 from tests.conftest import public, real
 
@@ -186,8 +188,8 @@ def test_different_boots_and_kernels_warn() -> None:
 
 def test_different_hosts_warn_through_the_store(store_dir: Path) -> None:
     # GIVEN two imports into a store with different --host
-    store.write(store_dir, snap(real("6.12", 1, 0), host="db7", name="a"))
-    store.write(store_dir, snap(real("6.12", 1, 1), host="db8", name="b", at=T0 + timedelta(1)))
+    writing.write(store_dir, snap(real("6.12", 1, 0), host="db7", name="a"))
+    writing.write(store_dir, snap(real("6.12", 1, 1), host="db8", name="b", at=T0 + timedelta(1)))
 
     # WHEN diffed by name
     result = analysis.diff(analysis.load("a", store_dir), analysis.load("b", store_dir))
@@ -325,7 +327,7 @@ def three(store_dir: Path) -> list[Snapshot]:
         snap(real("6.12", 1, 2), name="work", host="vm", at=T0 + timedelta(hours=2)),
     ]
     for s in reversed(snaps):  # write order must not matter
-        store.write(store_dir, s)
+        writing.write(store_dir, s)
     return snaps
 
 
@@ -368,8 +370,8 @@ def test_ambiguous_id_prefix(store_dir: Path) -> None:
         seen[s.meta.snapshot_id[:4]] = s
     else:
         pytest.fail("no shared 4-digit prefix in 5000 ids")
-    store.write(store_dir, other)
-    store.write(store_dir, s)
+    writing.write(store_dir, other)
+    writing.write(store_dir, s)
     prefix = s.meta.snapshot_id[:4]
 
     # WHEN resolved by the shared prefix, THEN it is ambiguous; a longer unique one works

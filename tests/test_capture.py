@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from allocsnap import capture, source
+from allocsnap.kernel import capture, source
 from tests import oracle
 from tests.conftest import real
 

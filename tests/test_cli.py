@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from allocsnap import source
 from allocsnap.cli import app
 from allocsnap.errors import ExitCode
+from allocsnap.kernel import source
 from tests import oracle
 from tests.conftest import DATA, Golden, public, real
 
@@ -417,13 +417,14 @@ def test_ls_shows_each_snapshots_boot(store_dir: Path) -> None:
     from dataclasses import replace
     from datetime import UTC, datetime
 
-    from allocsnap import capture, store
+    from allocsnap.kernel import capture
+    from allocsnap.store import writing
 
     raw = source.read_dump(str(real("6.12", 1, 2)))
     boots = ["847023cf-f409-4725-8242-49157f49e88e"] * 2 + ["d8745bef-57c4-4742-b82b-d503e00cfd6a"]
     for hour, boot in enumerate(boots):
         at = datetime(2026, 11, 26, 10 + hour, tzinfo=UTC)
-        store.write(store_dir, capture.snapshot(replace(raw, boot_id=boot), host="vm", at=at))
+        writing.write(store_dir, capture.snapshot(replace(raw, boot_id=boot), host="vm", at=at))
 
     # WHEN listed
     table = ok(invoke("ls", "--store", str(store_dir)))

@@ -15,9 +15,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from allocsnap import analysis, capture, compaction, query, source, store
+from allocsnap import analysis
+from allocsnap.analysis import query
 from allocsnap.errors import StoreError, StoreLocked
+from allocsnap.kernel import capture, source
 from allocsnap.model import SCHEMA_VERSION, Snapshot
+from allocsnap.store import compaction, durable, housekeeping, layout, locks, unit_coding, writing
 from tests import oracle
 
 BOOT = Path(__file__).parent / "data" / "real" / "6.12.117-allocsnap" / "boot-1"
@@ -39,7 +42,7 @@ def _snap(index: int, at: datetime, host: str = "vm1") -> Snapshot:
 def _fill(root: Path, n: int, step: timedelta = timedelta(minutes=2)) -> list[Snapshot]:
     snaps = [_snap(i, T0 + i * step) for i in range(n)]
     for s in snaps:
-        store.write(root, s)
+        writing.write(root, s)
     return snaps
 
 
@@ -48,7 +51,7 @@ def _data_files(root: Path, table: str) -> list[str]:
 
 
 def _view_rows(root: Path, sql: str) -> list[tuple[object, ...]]:
-    with query.connect(store.open_store(root)) as con:
+    with query.connect(layout.open_store(root)) as con:
         return con.sql(sql).fetchall()
 
 
@@ -151,7 +154,7 @@ def test_late_snapshots_of_a_compacted_hour_get_a_new_generation(tmp_path: Path)
     snaps = _fill(root, 5)
     compaction.compact(root, T0 + timedelta(hours=1), days=False, grace_s=0)
     late = _snap(1, T0.replace(minute=59))
-    store.write(root, late)
+    writing.write(root, late)
 
     # WHEN compacted again
     compaction.compact(root, T0 + timedelta(hours=1), days=False, grace_s=0)
@@ -173,7 +176,7 @@ def test_snapshots_taken_at_the_same_instant_stay_apart_through_compactions(
     same = [_snap(i, snaps[2].meta.taken_at) for i in (3, 4)]
     other = _snap(0, snaps[2].meta.taken_at, host="vm2")
     for s in [*same, other]:
-        store.write(root, s)
+        writing.write(root, s)
     everything = [*snaps, *same, other]
     expected = sorted(
         (s.meta.snapshot_id, s.meta.rows, sum(s.samples["bytes"].to_pylist())) for s in everything
@@ -200,7 +203,7 @@ def test_compacted_bytes_read_back_with_plain_sql(tmp_path: Path) -> None:
     root = tmp_path / "store"
     dumps = {s.meta.taken_at: BOOT / f"snap-{i % 5}.txt" for i, s in enumerate(_fill(root, 10))}
     odd_at = T0.replace(minute=59)
-    store.write(root, capture.snapshot(source.read_dump(str(ODD)), host="vm1", at=odd_at))
+    writing.write(root, capture.snapshot(source.read_dump(str(ODD)), host="vm1", at=odd_at))
     dumps[odd_at] = ODD
 
     # WHEN the hour is compacted
@@ -224,7 +227,7 @@ def test_compacted_bytes_read_back_with_plain_sql(tmp_path: Path) -> None:
     assert sum(r[3] for r in rows) > 0.9 * len(rows)
     # AND the samples view reads the odd snapshot as the dump has it
     view = "select bytes, calls from samples where taken_at = $at order by ordinal"
-    with query.connect(store.open_store(root)) as con:
+    with query.connect(layout.open_store(root)) as con:
         odd = con.execute(view, {"at": odd_at}).fetchall()
     assert odd == [(r.bytes, r.calls) for r in oracle.rows(ODD)]
 
@@ -258,10 +261,10 @@ def test_units_round_trip_every_kind_of_row() -> None:
     )
 
     # WHEN coded
-    coded = compaction.with_units(table)
+    coded = unit_coding.with_units(table)
 
     # THEN it decodes to the same rows, through Arrow and through SQL
-    assert compaction.without_units(coded).equals(table)
+    assert unit_coding.without_units(coded).equals(table)
     con = duckdb.connect()
     con.register("coded", coded)
     sql = "select coalesce(calls, cast(bytes / unit_bytes as ubigint)) from coded"
@@ -275,7 +278,7 @@ def test_compaction_marks_a_schema_2_store_as_schema_3(tmp_path: Path) -> None:
     # GIVEN a store an allocsnap of schema 2 made, with hot snapshots
     root = tmp_path / "store"
     snaps = _fill(root, 3)
-    marker = root / store.MARKER
+    marker = root / layout.MARKER
     marker.write_text(json.dumps({"schema_version": 2, "created_by": "allocsnap 0.1.0"}))
 
     # WHEN compacted, THEN the marker says 3 (an allocsnap of schema 2 refuses it from now on
@@ -293,7 +296,7 @@ def test_prune_removes_old_files_whole(tmp_path: Path) -> None:
     compaction.compact(root, T0.replace(hour=14, minute=30), days=False, grace_s=0)
 
     # WHEN pruning what is older than an hour at 15:10 (cutoff 14:10)
-    done = compaction.prune(root, timedelta(hours=1), T0.replace(hour=15, minute=10))
+    done = housekeeping.prune(root, timedelta(hours=1), T0.replace(hour=15, minute=10))
 
     # THEN the 13:00 file and hot snapshots before 14:10 are gone, later ones kept
     kept = [s.meta.snapshot_id for s in snaps if s.meta.taken_at >= T0.replace(hour=14, minute=10)]
@@ -312,16 +315,16 @@ def test_recover_removes_temp_orphan_and_superseded_files(tmp_path: Path) -> Non
     # a temp file, samples of a snapshot whose row was never written, and a superseded hot pair
     (part / ".h14-g1.parquet.999.tmp").write_bytes(b"PAR1 half")
     orphan = _snap(2, T0.replace(minute=50))
-    store.hot_samples(orphan.samples, orphan.meta)
-    store.atomic_write(store.hot_samples(orphan.samples, orphan.meta), part / "orphan.parquet")
+    writing.hot_samples(orphan.samples, orphan.meta)
+    durable.atomic_write(writing.hot_samples(orphan.samples, orphan.meta), part / "orphan.parquet")
     stale = root / "stale"
-    store.write(stale, kept)
+    writing.write(stale, kept)
     for table in ("samples", "snapshots"):
         for f in (stale / table).rglob("*.parquet"):
             f.rename(root / f.relative_to(stale))
 
     # WHEN recovered
-    done = compaction.recover(root, grace_s=0)
+    done = housekeeping.recover(root, grace_s=0)
 
     # THEN only the compacted pair is left and the snapshot reads back once
     assert done.temp_removed == 1 and done.files_removed == 3
@@ -333,7 +336,7 @@ def test_store_of_a_newer_version_is_refused_clearly(tmp_path: Path) -> None:
     # GIVEN a store whose marker says schema SCHEMA_VERSION + 1
     root = tmp_path / "store"
     _fill(root, 1)
-    marker = root / store.MARKER
+    marker = root / layout.MARKER
     marker.write_text(json.dumps({"schema_version": SCHEMA_VERSION + 1}))
 
     # WHEN ls runs on it, THEN it exits 1 with one line saying to upgrade
@@ -352,7 +355,7 @@ def test_store_of_schema_1_is_refused_clearly(tmp_path: Path) -> None:
     # GIVEN a store made by allocsnap 0.1 (schema 1: no generations)
     root = tmp_path / "store"
     _fill(root, 1)
-    (root / store.MARKER).write_text(json.dumps({"schema_version": 1}))
+    (root / layout.MARKER).write_text(json.dumps({"schema_version": 1}))
 
     # WHEN opened, THEN the message names the older schema instead of misreading it
     with pytest.raises(StoreError, match=r"older allocsnap \(schema 1; this one reads 2 to 3\)"):
@@ -362,7 +365,7 @@ def test_store_of_schema_1_is_refused_clearly(tmp_path: Path) -> None:
 def test_lock_names_the_holder_and_is_taken_back_from_a_dead_one(tmp_path: Path) -> None:
     # GIVEN another process holding the recorder lock
     root = tmp_path / "store"
-    store.ensure_store(root)
+    layout.ensure_store(root)
     holder = subprocess.Popen(
         [sys.executable, "-c", _HOLD_LOCK, str(root)], stdout=subprocess.PIPE, text=True
     )
@@ -370,22 +373,22 @@ def test_lock_names_the_holder_and_is_taken_back_from_a_dead_one(tmp_path: Path)
 
     # WHEN this process asks for it, THEN the error names the holder's pid
     with pytest.raises(StoreLocked, match=f"being recorded by pid {holder.pid} "):
-        with store.recorder_lock(root):
+        with locks.recorder_lock(root):
             pass
 
     # WHEN the holder is killed with SIGKILL, THEN the lock is free again
     holder.kill()
     holder.wait()
     holder.stdout.close()
-    with store.recorder_lock(root):
-        assert (root / store.RECORDER_LOCK).read_text() == f"{os.getpid()}\n"
+    with locks.recorder_lock(root):
+        assert (root / layout.RECORDER_LOCK).read_text() == f"{os.getpid()}\n"
 
 
 _HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from allocsnap import store
-with store.recorder_lock(Path(sys.argv[1])):
+from allocsnap.store import locks
+with locks.recorder_lock(Path(sys.argv[1])):
     print("locked", flush=True)
     time.sleep(60)
 """

@@ -19,9 +19,10 @@ import pytest
 from typer.testing import CliRunner
 
 import allocsnap
-from allocsnap import analysis, store
+from allocsnap import analysis
 from allocsnap.cli import app
 from allocsnap.errors import EpochWarning, QueryError, StoreNotFound
+from allocsnap.store import writing
 from tests import oracle
 from tests.conftest import real
 from tests.test_analysis import snap
@@ -41,7 +42,9 @@ def real_store(tmp_path: Path) -> Path:
     """Return a store of the eight 6.12 captures, with the boot ids and profiling of meta.json."""
     root = tmp_path / "real"
     for path, minutes in CAPTURES:
-        store.write(root, snap(path, at=T0 + timedelta(minutes=minutes), with_meta=True, host="vm"))
+        writing.write(
+            root, snap(path, at=T0 + timedelta(minutes=minutes), with_meta=True, host="vm")
+        )
     return root
 
 
@@ -151,7 +154,7 @@ def test_series_rows_carry_the_call_site_as_the_kernel_prints_it(real_store: Pat
 
 def test_latest_is_the_newest_snapshot_of_each_host(real_store: Path) -> None:
     # GIVEN a second host whose only snapshot is older than the vm's newest
-    store.write(real_store, snap(real("7.3", 2, 0), at=T0, with_meta=True, host="other"))
+    writing.write(real_store, snap(real("7.3", 2, 0), at=T0, with_meta=True, host="other"))
     with allocsnap.open(real_store) as db:
         got = db.sql(
             "select host, any_value(taken_at), count(*) from latest group by host order by host"
@@ -274,8 +277,8 @@ def test_window_warnings_are_epoch_warnings(tmp_path: Path) -> None:
     # GIVEN two boots in one window
     at = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
     for i in range(4):
-        store.write(tmp_path, snapshot(at + timedelta(minutes=i), {GROWER: i << 20}, boot="a"))
-        store.write(tmp_path, snapshot(at + timedelta(hours=1, minutes=i), {GROWER: i}, boot="b"))
+        writing.write(tmp_path, snapshot(at + timedelta(minutes=i), {GROWER: i << 20}, boot="a"))
+        writing.write(tmp_path, snapshot(at + timedelta(hours=1, minutes=i), {GROWER: i}, boot="b"))
     with allocsnap.open(tmp_path) as db, pytest.warns(EpochWarning, match="crosses 2 epochs"):
         db.top()
 
@@ -304,7 +307,7 @@ def test_sql_errors_are_one_line_query_errors(real_store: Path) -> None:
 
 def test_refresh_sees_new_snapshots_and_close_ends_the_connection(real_store: Path) -> None:
     db = allocsnap.open(real_store)
-    store.write(real_store, snap(real("7.3", 2, 1), at=T0, with_meta=True, host="late"))
+    writing.write(real_store, snap(real("7.3", 2, 1), at=T0, with_meta=True, host="late"))
     assert db.arrow("select count(*) as n from snapshots").to_pylist() == [{"n": 8}]
     db.refresh()
     assert db.arrow("select count(*) as n from snapshots").to_pylist() == [{"n": 9}]
@@ -355,7 +358,7 @@ def tiny(tmp_path: Path) -> dict[str, str]:
     ids = {}
     for i, (sites, boot, modules) in enumerate(values):
         s = snapshot(AT + timedelta(hours=i), sites, boot=boot, modules=modules)
-        store.write(tmp_path, s)
+        writing.write(tmp_path, s)
         ids[["first", "second", "third"][i]] = s.meta.snapshot_id
     ids["root"] = str(tmp_path)
     return ids

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from allocsnap import fastparse, parse
 from allocsnap.errors import ParseError
+from allocsnap.kernel import fastparse, parse
 
 REAL = Path(__file__).parent / "data" / "real"
 CAPTURES = sorted(REAL.rglob("snap-*.txt"))

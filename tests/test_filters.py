@@ -8,8 +8,8 @@ import pyarrow as pa
 import pytest
 
 from allocsnap import filters
+from allocsnap.kernel.parse import parse
 from allocsnap.model import Filter
-from allocsnap.parse import parse
 from tests import oracle
 from tests.conftest import public, real
 
@@ -115,7 +115,7 @@ def test_tag_masks_are_kept_while_the_parser_hands_out_the_same_tags() -> None:
     # GIVEN the recorder's cached parser and its memo of tag masks, over reads of one boot:
     # idle (snap-0..2), modules loaded (snap-3: other tags), then unloaded (snap-4). The parser
     # hands out its cached tag columns from the first read after a full parse on.
-    from allocsnap.fastparse import CachedParser
+    from allocsnap.kernel.fastparse import CachedParser
 
     parser, masks = CachedParser(), filters.TagMasks()
     keep, other = Filter(module="ext4"), Filter(module="loop")

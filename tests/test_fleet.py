@@ -13,9 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from allocsnap import analysis, merge
+from allocsnap import analysis
 from allocsnap.cli import app
 from allocsnap.errors import EpochWarning, ExitCode, StoreNotFound, UsageError
+from allocsnap.store import merge
 from bench.generate import SMALL, generate
 
 HOSTS = {"web1": False, "web2": True, "web3": False, "web4": False, "db1": True}

@@ -23,10 +23,11 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner, Result
 
-from allocsnap import analysis, htmlreport, overview, svgchart, textreport
+from allocsnap import analysis
 from allocsnap.cli import app
 from allocsnap.errors import ExitCode
 from allocsnap.filters import glob_to_regex
+from allocsnap.present import page_data, page_html, page_text, svgchart
 from bench.generate import LEAK_CLASSES, SMALL, Truth, generate
 from tests.conftest import public, real
 
@@ -62,8 +63,8 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Truth]:
 
 
 @pytest.fixture(scope="module")
-def data(generated: tuple[Path, Truth]) -> overview.ReportData:
-    return overview.gather(generated[0], top_n=10)
+def data(generated: tuple[Path, Truth]) -> page_data.ReportData:
+    return page_data.gather(generated[0], top_n=10)
 
 
 def stored_samples(store: Path) -> pa.Table:
@@ -80,7 +81,7 @@ def stored_samples(store: Path) -> pa.Table:
 
 
 def test_gather_marks_the_reboot_the_profiling_off_stretch_and_the_module_reload(
-    data: overview.ReportData,
+    data: page_data.ReportData,
 ) -> None:
     # GIVEN the generated store: reboot at snapshot 540, module absent in [216, 324), off stretch
     # THEN each is where it was made, and nothing else is marked
@@ -97,12 +98,12 @@ def test_gather_marks_the_reboot_the_profiling_off_stretch_and_the_module_reload
     ]
     assert "20 snapshots" in data.bands[0].label
     # THEN the totals line has one run per epoch: boot 1, boot 2 before and after the stretch
-    runs = overview.totals_chart(data).series[0].segments
+    runs = page_data.totals_chart(data).series[0].segments
     assert [len(r) for r in runs] == [REBOOT, OFF[0] - REBOOT, SMALL.snapshots - OFF[1]]
 
 
 def test_gather_finds_generated_leaks_with_their_series(
-    data: overview.ReportData, generated: tuple[Path, Truth]
+    data: page_data.ReportData, generated: tuple[Path, Truth]
 ) -> None:
     # GIVEN the ground truth's leaking call sites
     truth = generated[1]
@@ -122,7 +123,7 @@ def test_gather_finds_generated_leaks_with_their_series(
 
 
 def test_tree_carries_the_bytes_of_the_last_snapshot_per_directory(
-    data: overview.ReportData, generated: tuple[Path, Truth]
+    data: page_data.ReportData, generated: tuple[Path, Truth]
 ) -> None:
     # GIVEN the last snapshot's samples read straight from the Parquet files
     samples = stored_samples(generated[0])
@@ -172,7 +173,7 @@ def test_exact_glob_matches_only_the_key() -> None:
     key = "drivers/net/ethernet/intel/ice/ice_txrx.c:682 [ice] func:ice_alloc_mapped_page"
     with warnings.catch_warnings():  # "[[]" is a nested set to Python's re, not to RE2's
         warnings.simplefilter("ignore", FutureWarning)
-        regex = re.compile(glob_to_regex(overview.exact_glob(key)))
+        regex = re.compile(glob_to_regex(page_data.exact_glob(key)))
     assert regex.match(key)
     assert not regex.match(key.replace("[ice]", "i"))
     assert not regex.match(key + "2")
@@ -181,8 +182,8 @@ def test_exact_glob_matches_only_the_key() -> None:
 # -- the page ----------------------------------------------------------------------------------
 
 
-def test_html_is_one_self_contained_file(data: overview.ReportData) -> None:
-    page = htmlreport.html(data)
+def test_html_is_one_self_contained_file(data: page_data.ReportData) -> None:
+    page = page_html.html(data)
     # THEN nothing in it names a place to fetch from, and the browser is told to fetch nothing
     assert not re.search(r"https?:", page)
     assert not re.search(r"\s(src|href)=", page)
@@ -205,11 +206,11 @@ def chromium(url: str, profile: Path, *args: str) -> subprocess.CompletedProcess
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
 def test_the_page_renders_in_chromium(
-    data: overview.ReportData, tmp_path: Path, request: pytest.FixtureRequest
+    data: page_data.ReportData, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     # GIVEN the report written to a file
     page = tmp_path / "report.html"
-    page.write_text(htmlreport.html(data), encoding="utf-8")
+    page.write_text(page_html.html(data), encoding="utf-8")
     url = page.as_uri()
     # WHEN Chromium runs its script and dumps the DOM, zoomed into the largest directory
     top = data.tree.children[0]
@@ -261,16 +262,16 @@ def colour_counts(png: Path) -> dict[str, int]:
 # -- text and Markdown -------------------------------------------------------------------------
 
 
-def test_text_report_lines_fit_in_79_columns_on_generated_data(data: overview.ReportData) -> None:
+def test_text_report_lines_fit_in_79_columns_on_generated_data(data: page_data.ReportData) -> None:
     for markdown in (False, True):
-        out = textreport.text(data, markdown=markdown)
+        out = page_text.text(data, markdown=markdown)
         assert max(len(line) for line in out.splitlines()) <= 79
         # THEN the sections are all there, and the events are listed
         for title in ("Total live bytes", "Leak candidates", "Top movers", "Where the memory"):
             assert title in out
         assert "reboot: boot" in out and "profiling off" in out
         assert "modules unloaded: dummy_reload" in out
-    assert textreport.text(data, markdown=True).count("```") % 2 == 0
+    assert page_text.text(data, markdown=True).count("```") % 2 == 0
 
 
 @pytest.fixture(scope="module")

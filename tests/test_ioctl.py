@@ -11,7 +11,8 @@ import sys
 import pyarrow as pa
 import pytest
 
-from allocsnap import filters, ioctl, parse
+from allocsnap import filters
+from allocsnap.kernel import ioctl, parse
 from allocsnap.model import Filter, tag_id
 
 # -- ABI -----------------------------------------------------------------------------------------

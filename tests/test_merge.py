@@ -18,8 +18,9 @@ import pyarrow.parquet as pq
 import pytest
 
 import allocsnap
-from allocsnap import capture, compaction, merge, source, store
 from allocsnap.errors import MergeConflict, StoreError, StoreNotFound, UsageError
+from allocsnap.kernel import capture, source
+from allocsnap.store import compaction, layout, merge, writing
 from bench.generate import Config, generate
 from tests import oracle
 from tests.conftest import real
@@ -37,7 +38,7 @@ def import_host(root: Path, host: str, dumps: list[Path], first: int = 0, **labe
     for i, dump in enumerate(dumps, start=first):
         raw = source.read_dump(str(dump))
         at = T0 + timedelta(minutes=10 * i)
-        store.write(root, capture.snapshot(raw, host=host, at=at, labels=labels))
+        writing.write(root, capture.snapshot(raw, host=host, at=at, labels=labels))
 
 
 def expected(hosts: dict[str, list[Path]]) -> dict[str, list[tuple[int, int]]]:
@@ -64,7 +65,7 @@ def stored(root: Path) -> dict[str, list[tuple[int, int]]]:
 def consistent(root: Path) -> int:
     """Assert every visible snapshot has all its rows (its own rows and total_bytes say how
     many); return how many snapshots are visible."""
-    if not (root / store.MARKER).is_file():
+    if not (root / layout.MARKER).is_file():
         return 0
     try:
         db = allocsnap.open(root)
@@ -86,7 +87,7 @@ def listing(root: Path) -> dict[str, tuple[int, int]]:
     return {
         str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
         for p in root.rglob("*")
-        if p.is_file() and p.name != store.WRITER_LOCK
+        if p.is_file() and p.name != layout.WRITER_LOCK
     }
 
 
@@ -253,7 +254,7 @@ def test_sources_that_cannot_be_merged_are_refused_clearly(
     plain.mkdir()
     newer = tmp_path / "newer"
     shutil.copytree(hosts["db1"], newer)
-    (newer / store.MARKER).write_text(json.dumps({"schema_version": 99}))
+    (newer / layout.MARKER).write_text(json.dumps({"schema_version": 99}))
     dest = tmp_path / "fleet"
     merge.merge([hosts["db1"]], dest)
     # THEN each is refused with what to do

@@ -91,7 +91,7 @@ def test_wheel_contains_the_queries_unchanged(dist: Path) -> None:
 def test_installed_cli_matches_source_tree(venv: Path, tmp_path: Path) -> None:
     # GIVEN the installed package imports from the venv, not from this checkout
     python = venv / "bin" / "python"
-    code = "import allocsnap.query as q; print(q.__file__, q.queries_dir())"
+    code = "import allocsnap.analysis.query as q; print(q.__file__, q.queries_dir())"
     where = run(python, "-c", code, cwd=tmp_path)
     module_file, queries = where.stdout.split()
     assert module_file.startswith(str(venv)) and queries.startswith(str(venv))

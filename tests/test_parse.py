@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 from allocsnap.errors import ParseError
-from allocsnap.parse import ParsedAllocinfo, parse
+from allocsnap.kernel.parse import ParsedAllocinfo, parse
 from tests import oracle
 from tests.conftest import DATA, public, real
 

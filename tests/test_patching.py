@@ -10,8 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from allocsnap import capture, fastparse, patching, source, store
+from allocsnap.kernel import capture, fastparse, source
 from allocsnap.model import Filter
+from allocsnap.store import patching, writing
 from tests import oracle
 from tests.conftest import real
 
@@ -23,9 +24,9 @@ SERIES = [0, 1, 2, 0, 1, 2, 1, 3, 3, 3, 4, 4, 0]
 OPTIONS = {"compression": "none", "use_dictionary": False, "write_statistics": False}
 
 
-def record(root: Path, *, patch: bool, keep: Filter | None = None) -> store.Writer:
+def record(root: Path, *, patch: bool, keep: Filter | None = None) -> writing.Writer:
     """Write SERIES into a store the way the recorder does: cached parser, one Writer."""
-    writer = store.Writer(root, patch=patch)
+    writer = writing.Writer(root, patch=patch)
     parser = fastparse.CachedParser()
     for i, index in enumerate(SERIES):
         raw = source.RawRead(

@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from allocsnap import analysis, query
+from allocsnap import analysis
+from allocsnap.analysis import query
 
 # Queries that are helpers of other functions rather than analyses of their own.
 HELPERS = {"snapshot_samples": "used by analysis.load() to read one stored snapshot"}
@@ -99,7 +100,7 @@ SPARK_NAMES = sorted(
 @pytest.mark.parametrize("name", SPARK_NAMES)
 def test_spark_query_declares_the_params_it_uses(name: str) -> None:
     # GIVEN a Spark SQL file (queries/spark/), THEN its header declares exactly its :params
-    from allocsnap import spark  # pyspark itself is imported only when a query runs
+    from allocsnap import spark
 
     assert spark.sql(name).startswith("-- ")
     assert spark.declared_params(name) == spark.used_params(name)

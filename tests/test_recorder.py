@@ -17,9 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from allocsnap import capture, compaction, query, recorder, source, store
+from allocsnap import recorder
+from allocsnap.analysis import query
 from allocsnap.errors import StoreError, StoreNotFound
+from allocsnap.kernel import capture, source
 from allocsnap.model import Filter
+from allocsnap.store import housekeeping, layout, writing
 
 BOOT = Path(__file__).parent / "data" / "real" / "6.12.117-allocsnap" / "boot-1"
 DUMP = BOOT / "snap-3.txt"
@@ -36,7 +39,7 @@ def _committed(root: Path) -> dict[str, tuple[int, int, int]]:
     if not (root / "snapshots").is_dir():
         return {}
     try:
-        files = store.open_store(root)
+        files = layout.open_store(root)
     except StoreNotFound:
         return {}
     with query.connect(files) as con:
@@ -66,7 +69,7 @@ def _wait_for(predicate: Callable[[], bool], timeout: float = 30.0, step: float 
 
 def _holds_lock(root: Path, pid: int) -> bool:
     try:
-        return (root / store.RECORDER_LOCK).read_text().strip() == str(pid)
+        return (root / layout.RECORDER_LOCK).read_text().strip() == str(pid)
     except FileNotFoundError:
         return False
 
@@ -133,7 +136,7 @@ def test_filters_are_applied_before_storing_and_recorded(tmp_path: Path) -> None
 
     # THEN only those rows are stored, and the filter and label are in the metadata
     big = [v for v in _values(DUMP) if v >= 1 << 20]
-    with query.connect(store.open_store(tmp_path / "store")) as con:
+    with query.connect(layout.open_store(tmp_path / "store")) as con:
         meta = con.sql("select filter, labels, rows, total_bytes from snapshots").fetchall()
     assert meta == [("min_size=1048576", {"run": "t"}, len(big), sum(big))] * 2
 
@@ -198,7 +201,7 @@ def test_kill_9_at_random_moments_loses_only_the_snapshot_in_flight(tmp_path: Pa
             for _ in range(4):
                 at += timedelta(minutes=7)
                 snap = capture.snapshot(source.read_dump(str(DUMP)), host="h1", at=at)
-                store.write(root, snap)
+                writing.write(root, snap)
             # in one lane of three, `allocsnap compact` is killed instead of the recorder
             if (round_ + lane) % 3 == 0:
                 command = [sys.executable, "-m", "allocsnap", "compact", "--store", str(root)]
@@ -238,7 +241,7 @@ def test_kill_9_at_random_moments_loses_only_the_snapshot_in_flight(tmp_path: Pa
     proc = _start(root, "--interval", "0.01s", "--count", "2")
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
-    compaction.recover(root, grace_s=0)  # what compactions replaced is kept a minute for readers
+    housekeeping.recover(root, grace_s=0)  # what compactions replaced is kept a minute for readers
     assert not list(root.rglob("*.tmp"))
     for part in (root / "samples").glob("host=*/date=*"):
         twins = root / "snapshots" / part.relative_to(root / "samples")
@@ -322,7 +325,7 @@ def test_vanishing_source_is_noted_and_recording_goes_on(tmp_path: Path) -> None
     # THEN the recorder went on to 6 snapshots, said so, and the next snapshot carries a note
     assert proc.returncode == 0, err
     assert f"cannot read {dump}" in err
-    with query.connect(store.open_store(root)) as con:
+    with query.connect(layout.open_store(root)) as con:
         notes = con.sql("select notes from snapshots order by taken_at").fetchall()
     assert len(notes) == 6
     noted = [n[0] for n in notes if n[0]]
@@ -334,7 +337,7 @@ def test_vanishing_source_is_noted_and_recording_goes_on(tmp_path: Path) -> None
 def test_store_error_on_a_write_is_raised_not_swallowed(tmp_path: Path) -> None:
     # GIVEN a store whose samples folder cannot be created (a file is in the way)
     root = tmp_path / "store"
-    store.ensure_store(root)
+    layout.ensure_store(root)
     (root / "samples").write_text("in the way")
 
     # WHEN recording, THEN the write error surfaces and nothing is committed
@@ -343,4 +346,4 @@ def test_store_error_on_a_write_is_raised_not_swallowed(tmp_path: Path) -> None:
         recorder.record(root, plan)
     assert not list((root / "snapshots").rglob("*.parquet"))
     assert not list(root.rglob("*.tmp"))
-    assert compaction.recover(root).temp_removed == 0
+    assert housekeeping.recover(root).temp_removed == 0

@@ -24,9 +24,10 @@ from moto.core.authorization import enable_iam_authentication
 from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner, Result
 
-from allocsnap import recorder, store, upload
+from allocsnap import recorder
 from allocsnap.cli import app
 from allocsnap.errors import EpochWarning, ExitCode
+from allocsnap.store import layout, remote, upload
 from tests import oracle
 from tests.conftest import real
 
@@ -220,7 +221,7 @@ def test_upload_layout_order_and_rerun(s3: Server, tmp_path: Path) -> None:
     root = tmp_path / "store"
     import_captures(root)
     ok(invoke("compact", "--hours-only", "--store", str(root)))
-    target = store.Remote(f"s3://{BUCKET}/layout")
+    target = remote.Remote(f"s3://{BUCKET}/layout")
 
     # WHEN uploaded
     first = upload.upload(root, target)
@@ -230,7 +231,7 @@ def test_upload_layout_order_and_rerun(s3: Server, tmp_path: Path) -> None:
         p.relative_to(root).as_posix() for p in root.glob("s*/host=*/date=*/h*-g*.parquet")
     )
     tags = sorted(p.relative_to(root).as_posix() for p in root.glob("tags/*.parquet"))
-    assert s3.keys("layout") == sorted([store.MARKER, *tags, *hours])
+    assert s3.keys("layout") == sorted([layout.MARKER, *tags, *hours])
     assert first.units == len(hours) // 2 == 5  # 10h, 11h, 23h on the 1st; 01h, 02h on the 2nd
     assert first.files == len(hours) + len(tags) + 1
 
@@ -245,7 +246,7 @@ def test_upload_layout_order_and_rerun(s3: Server, tmp_path: Path) -> None:
     # THEN the day files replaced the hours in the bucket as they did locally
     days = sorted(p.relative_to(root).as_posix() for p in root.glob("s*/host=*/date=*/day-*"))
     assert len(days) == 4
-    assert s3.keys("layout") == sorted([store.MARKER, *tags, *days])
+    assert s3.keys("layout") == sorted([layout.MARKER, *tags, *days])
     assert ok(invoke("ls", "--store", str(target))) == ok(invoke("ls", "--store", str(root)))
 
 
@@ -255,7 +256,7 @@ def test_an_interrupted_upload_is_invisible_then_completed(s3: Server, tmp_path:
     root = tmp_path / "store"
     import_captures(root)
     ok(invoke("compact", "--hours-only", "--store", str(root)))
-    target = store.Remote(f"s3://{BUCKET}/cut")
+    target = remote.Remote(f"s3://{BUCKET}/cut")
     upload.upload(root, target)
     client = s3.client()
     cut = "snapshots/host=vm/date=2026-01-02/h02-g1.parquet"
@@ -427,7 +428,7 @@ def test_a_notebook_sees_new_uploads_on_refresh_and_a_stopped_server_in_one_line
         root = tmp_path / "store"
         import_captures(root)
         ok(invoke("compact", "--hours-only", "--store", str(root)))
-        target = store.Remote(f"s3://{BUCKET}/notebook")
+        target = remote.Remote(f"s3://{BUCKET}/notebook")
         upload.upload(root, target)
         day2 = "snapshots/host=vm/date=2026-01-02/"
         for key in server.keys("notebook"):
@@ -457,7 +458,7 @@ def test_a_notebook_sees_new_uploads_on_refresh_and_a_stopped_server_in_one_line
 def test_threads_sharing_a_remote_file_each_read_at_their_own_position(tmp_path: Path) -> None:
     from pyarrow import fs
 
-    from allocsnap import remote_reads
+    from allocsnap.store import remote_reads
 
     # GIVEN a file opened once through the file system DuckDB is handed for remote stores
     path = tmp_path / "data.bin"

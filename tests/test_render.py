@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pytest
 
-from allocsnap.render import Column, Format, Report, render
+from allocsnap.present.render import Column, Format, Report, render
 
 
 @pytest.fixture

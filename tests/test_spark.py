@@ -21,8 +21,11 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pytest
 
-from allocsnap import analysis, capture, compaction, query, source, store
+from allocsnap import analysis
+from allocsnap.analysis import query
+from allocsnap.kernel import capture, source
 from allocsnap.model import Snapshot
+from allocsnap.store import compaction, layout, writing
 from bench.generate import SMALL, generate
 
 if TYPE_CHECKING:
@@ -35,7 +38,7 @@ if shutil.which("java") is None:
         allow_module_level=True,
     )
 
-from allocsnap import spark as on_spark  # noqa: E402  (after the skip: it needs Java to run)
+from allocsnap import spark as on_spark
 
 pytestmark = pytest.mark.filterwarnings(
     # pyspark checks the pandas version when it converts; the tests only use Arrow
@@ -71,7 +74,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Fleet:
     root = tmp_path_factory.mktemp("fleet") / "store"
     written = [_snap(i) for i in range(12)]  # 13:40 to 14:24
     for snap in written:
-        store.write(root, snap)
+        writing.write(root, snap)
     # the 13:00 hour compacted; its hot inputs stay for readers that listed them (grace)
     compaction.compact(root, T0.replace(hour=14, minute=30), days=False, grace_s=3600)
     # host bench joins the fleet (generated beside it: compaction leaves its files alone)
@@ -83,7 +86,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Fleet:
     uncommitted = capture.snapshot(
         source.read_dump(str(BOOT / "snap-4.txt")), host="vm1", at=T0 + 13 * STEP
     )
-    store.write(root, uncommitted).unlink()
+    writing.write(root, uncommitted).unlink()
     return Fleet(root, written, uncommitted)
 
 
@@ -110,7 +113,7 @@ def test_the_fleet_holds_every_kind_of_file(fleet: Fleet) -> None:
 def test_views_agree_with_duckdb_and_the_captures(fleet: Fleet, spark: SparkSession) -> None:
     # WHEN both engines count each visible snapshot's rows and bytes
     sql = "select snapshot_id, count(*) as n, sum(bytes) as b from samples group by snapshot_id"
-    with query.connect(store.open_store(fleet.root)) as con:
+    with query.connect(layout.open_store(fleet.root)) as con:
         duck = sorted(con.sql(sql).fetchall())
     sparks = sorted(tuple(r.values()) for r in spark.sql(sql).toArrow().to_pylist())
 
@@ -125,7 +128,7 @@ def test_views_agree_with_duckdb_and_the_captures(fleet: Fleet, spark: SparkSess
     assert fleet.uncommitted.meta.snapshot_id not in counted
     # AND the snapshots view has one row per snapshot, with the same times and hosts
     meta = "select snapshot_id, taken_at, host, date from snapshots order by snapshot_id"
-    with query.connect(store.open_store(fleet.root)) as con:
+    with query.connect(layout.open_store(fleet.root)) as con:
         duck_meta = con.sql(meta).to_arrow_table()
     spark_meta = spark.sql(meta).toArrow()
     _assert_same(duck_meta, spark_meta)

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from allocsnap import store
 from allocsnap.cli import app
 from allocsnap.errors import ExitCode
+from allocsnap.store import writing
 from tests.test_trends import GROWER, snapshot
 
 runner = CliRunner()
@@ -29,7 +29,7 @@ QUERY = (
 def root(tmp_path: Path) -> Path:
     """Two snapshots of one growing call site: 1 MiB, then 3 MiB an hour later."""
     for i, value in enumerate((1 << 20, 3 << 20)):
-        store.write(tmp_path, snapshot(AT + timedelta(hours=i), {GROWER: value}))
+        writing.write(tmp_path, snapshot(AT + timedelta(hours=i), {GROWER: value}))
     return tmp_path
 
 
@@ -115,7 +115,7 @@ def test_a_missing_store_is_exit_4(tmp_path: Path) -> None:
 def test_paths_are_never_spliced_into_sql(tmp_path: Path) -> None:
     # GIVEN a store whose path would break any SQL string it were pasted into
     root = tmp_path / "it's; drop"
-    store.write(root, snapshot(AT, {GROWER: 1}))
+    writing.write(root, snapshot(AT, {GROWER: 1}))
     # WHEN / THEN the views read it: its files were registered from Python
     result = runner.invoke(app, ["sql", "select count(*) as n from series", "--store", str(root)])
     assert result.stdout == "n\n1\n"

@@ -11,9 +11,12 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from allocsnap import analysis, capture, query, source, store
+from allocsnap import analysis
+from allocsnap.analysis import query
 from allocsnap.errors import StoreError, StoreNotFound
+from allocsnap.kernel import capture, source
 from allocsnap.model import SCHEMA_VERSION, Snapshot
+from allocsnap.store import layout, single_file, writing
 from tests import oracle
 from tests.conftest import real
 
@@ -41,8 +44,8 @@ def test_snapshot_file_roundtrip_keeps_rows_and_metadata(tmp_path: Path) -> None
     path = tmp_path / "snap.parquet"
 
     # WHEN written to one file and read back
-    store.write_snapshot_file(path, snap)
-    back = store.read_snapshot_file(path)
+    single_file.write_snapshot_file(path, snap)
+    back = single_file.read_snapshot_file(path)
 
     # THEN rows and metadata are equal, and the totals are the independent reader's
     assert back.samples.equals(snap.samples)
@@ -53,7 +56,7 @@ def test_snapshot_file_roundtrip_keeps_rows_and_metadata(tmp_path: Path) -> None
     assert back.meta.total_calls == sum(r.signed_calls for r in rows)
     assert (back.meta.name, back.meta.host, back.meta.labels) == ("mods", "vm1", {"ticket": "7"})
     assert back.meta.modules == ("ext4", "loop") and back.meta.notes == ("a note",)
-    assert store.is_parquet(path) and not store.is_parquet(real("6.12", 1, 3))
+    assert single_file.is_parquet(path) and not single_file.is_parquet(real("6.12", 1, 3))
     assert not list(tmp_path.glob(".*.tmp"))
 
 
@@ -64,8 +67,8 @@ def test_snapshot_file_keeps_signed_totals_of_underflowed_calls(tmp_path: Path) 
     snap = snapshot_of(path)
 
     # WHEN written and read back
-    store.write_snapshot_file(tmp_path / "neg.parquet", snap)
-    back = store.read_snapshot_file(tmp_path / "neg.parquet")
+    single_file.write_snapshot_file(tmp_path / "neg.parquet", snap)
+    back = single_file.read_snapshot_file(tmp_path / "neg.parquet")
 
     # THEN calls stay u64-exact, and the total reads the underflow as -1
     assert back.samples["calls"].to_pylist() == [2**64 - 1, 3]
@@ -79,21 +82,21 @@ def test_plain_parquet_file_is_not_a_snapshot(tmp_path: Path) -> None:
 
     # WHEN read as a snapshot, THEN a clear StoreError
     with pytest.raises(StoreError, match="not an allocsnap snapshot"):
-        store.read_snapshot_file(path)
+        single_file.read_snapshot_file(path)
 
 
 def test_newer_schema_version_in_file_is_refused(tmp_path: Path) -> None:
     # GIVEN a snapshot file whose metadata claims a newer schema
     path = tmp_path / "new.parquet"
-    store.write_snapshot_file(path, snapshot_of(real("7.3", 2, 0)))
+    single_file.write_snapshot_file(path, snapshot_of(real("7.3", 2, 0)))
     table = pq.read_table(path)
     metadata = dict(table.schema.metadata)
-    metadata[store.VERSION_KEY] = str(SCHEMA_VERSION + 1).encode()
+    metadata[single_file.VERSION_KEY] = str(SCHEMA_VERSION + 1).encode()
     pq.write_table(table.replace_schema_metadata(metadata), path)
 
     # WHEN read, THEN the error says a newer allocsnap wrote it
     with pytest.raises(StoreError, match="newer allocsnap"):
-        store.read_snapshot_file(path)
+        single_file.read_snapshot_file(path)
 
 
 def test_store_layout_and_readback(store_dir: Path) -> None:
@@ -102,13 +105,13 @@ def test_store_layout_and_readback(store_dir: Path) -> None:
     second = snapshot_of(real("6.12", 1, 3), name="after", host="vm1", at=AT.replace(minute=5))
 
     # WHEN written to a new store
-    store.write(store_dir, first)
-    path = store.write(store_dir, second)
+    writing.write(store_dir, first)
+    path = writing.write(store_dir, second)
 
     # THEN files sit in the documented hive layout
     day = "date=2026-11-26"
     assert path == store_dir / "snapshots" / "host=vm1" / day / f"{second.meta.snapshot_id}.parquet"
-    assert (store_dir / store.MARKER).is_file()
+    assert (store_dir / layout.MARKER).is_file()
     for snap in (first, second):
         sid = snap.meta.snapshot_id
         assert (store_dir / "snapshots" / "host=vm1" / day / f"{sid}.parquet").is_file()
@@ -129,7 +132,7 @@ def test_store_is_readable_without_allocsnap(store_dir: Path) -> None:
     # GIVEN a store with one snapshot of a 7.3 capture
     path = real("7.3", 2, 0)
     snap = snapshot_of(path, name="boot", host="vm2")
-    store.write(store_dir, snap)
+    writing.write(store_dir, snap)
     rows = oracle.rows(path)
 
     # WHEN opened with plain pyarrow (hive partitioning, no allocsnap code)
@@ -157,8 +160,8 @@ def test_store_is_readable_without_allocsnap(store_dir: Path) -> None:
 
 def test_newer_schema_version_in_marker_is_refused(store_dir: Path) -> None:
     # GIVEN a store whose marker says a newer allocsnap made it
-    store.write(store_dir, snapshot_of(real("6.12", 1, 0)))
-    marker = store_dir / store.MARKER
+    writing.write(store_dir, snapshot_of(real("6.12", 1, 0)))
+    marker = store_dir / layout.MARKER
     content = json.loads(marker.read_text())
     content["schema_version"] = SCHEMA_VERSION + 1
     marker.write_text(json.dumps(content))
@@ -167,7 +170,7 @@ def test_newer_schema_version_in_marker_is_refused(store_dir: Path) -> None:
     with pytest.raises(StoreError, match="newer allocsnap.*upgrade"):
         analysis.snapshots(store_dir)
     with pytest.raises(StoreError, match="newer allocsnap"):
-        store.write(store_dir, snapshot_of(real("6.12", 1, 1)))
+        writing.write(store_dir, snapshot_of(real("6.12", 1, 1)))
 
 
 def test_writing_into_a_non_store_folder_is_refused(tmp_path: Path) -> None:
@@ -176,10 +179,10 @@ def test_writing_into_a_non_store_folder_is_refused(tmp_path: Path) -> None:
 
     # WHEN a snapshot is written there, THEN it is refused and the folder is untouched
     with pytest.raises(StoreError, match="not an allocsnap store"):
-        store.write(tmp_path, snapshot_of(real("6.12", 1, 0)))
+        writing.write(tmp_path, snapshot_of(real("6.12", 1, 0)))
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
     with pytest.raises(StoreNotFound, match="not an allocsnap store"):
-        store.open_store(tmp_path)
+        layout.open_store(tmp_path)
 
 
 def test_missing_or_empty_store(tmp_path: Path) -> None:
@@ -192,11 +195,11 @@ def test_missing_or_empty_store(tmp_path: Path) -> None:
 def test_interrupted_write_is_invisible(store_dir: Path) -> None:
     # GIVEN a store with one committed snapshot
     kept = snapshot_of(real("6.12", 1, 0), name="kept", host="vm1")
-    store.write(store_dir, kept)
+    writing.write(store_dir, kept)
 
     # AND a second write interrupted after its samples file (no snapshots row), plus a stray .tmp
     lost = snapshot_of(real("6.12", 1, 1), name="lost", host="vm1", at=AT.replace(hour=15))
-    store.write(store_dir / "scratch", lost)
+    writing.write(store_dir / "scratch", lost)
     for table in ("samples", "tags"):
         for f in (store_dir / "scratch" / table).rglob("*.parquet"):
             target = store_dir / f.relative_to(store_dir / "scratch")
@@ -215,7 +218,7 @@ def test_interrupted_write_is_invisible(store_dir: Path) -> None:
         analysis.load(lost.meta.snapshot_id, store_dir)
     loaded = analysis.load("kept", store_dir)
     assert loaded.samples.equals(kept.samples)
-    with query.connect(store.open_store(store_dir)) as con:
+    with query.connect(layout.open_store(store_dir)) as con:
         ids = con.sql("select distinct snapshot_id from samples").fetchall()
     assert ids == [(kept.meta.snapshot_id,)]
 
@@ -226,7 +229,7 @@ def test_non_utc_time_is_stored_under_its_utc_date(store_dir: Path) -> None:
     snap = snapshot_of(real("6.12", 1, 0), name="tz", host="vm", at=at)
 
     # WHEN written to the store and loaded back by name
-    store.write(store_dir, snap)
+    writing.write(store_dir, snap)
     loaded = analysis.load("tz", store_dir)
 
     # THEN it sits under the UTC date, keeps the instant, and every row is found

@@ -16,10 +16,12 @@ import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
-from allocsnap import analysis, reports, store
+from allocsnap import analysis
 from allocsnap.cli import app
 from allocsnap.errors import ExitCode
 from allocsnap.model import SAMPLE_SCHEMA, Filter, Snapshot, SnapshotMeta, tag_id
+from allocsnap.present import tables
+from allocsnap.store import writing
 from bench.generate import LEAK_CLASSES, SMALL, generate
 
 DATA = Path(__file__).parent / "data"
@@ -82,7 +84,7 @@ def snapshot(
 def write_series(root: Path, series: list[dict[Site, int]], **kwargs: object) -> None:
     """Write one snapshot a minute, through the store's own writer."""
     for i, values in enumerate(series):
-        store.write(root, snapshot(T0 + timedelta(minutes=i), values, **kwargs))  # type: ignore[arg-type]
+        writing.write(root, snapshot(T0 + timedelta(minutes=i), values, **kwargs))  # type: ignore[arg-type]
 
 
 def jittery(n: int, seed: int = 3) -> list[dict[Site, int]]:
@@ -191,7 +193,7 @@ def test_a_window_across_a_reboot_and_profiling_off_is_split_and_said(tmp_path: 
     for i, values in enumerate(series[15:]):
         off = i in (5, 6)
         at = T0 + timedelta(minutes=15 + i)
-        store.write(tmp_path, snapshot(at, values, boot="boot-b", profiling=0 if off else 1))
+        writing.write(tmp_path, snapshot(at, values, boot="boot-b", profiling=0 if off else 1))
     # WHEN
     result = analysis.leaks(tmp_path, settings=analysis.LeakSettings(min_points=5))
     # THEN three epochs, the frozen snapshots left out, and a warning for each
@@ -297,7 +299,7 @@ def test_growth_compares_medians_as_a_rate(ice_store: Path) -> None:
 def test_history_shows_the_ice_series(ice_store: Path) -> None:
     result = analysis.history(ice_store, "ice_alloc_mapped_page")
     assert result.rows["bytes"].to_pylist() == ICE_BYTES
-    report = reports.history_report(result, analysis.Grouping(), points=False)
+    report = tables.history_report(result, analysis.Grouping(), points=False)
     # by hand: (v - min) / (max - min) * 7, rounded: 0, 4.5 -> 5, 7
     assert report.rows["sparkline"].to_pylist() == ["▁▆█"]
     cli = runner.invoke(app, ["history", "ice_alloc", "--store", str(ice_store), "-f", "csv"])
@@ -356,7 +358,7 @@ def test_csv_is_data_only_and_epoch_warnings_go_to_stderr(tmp_path: Path) -> Non
     series = jittery(20)
     write_series(tmp_path, series[:10], boot="boot-a")
     for i, values in enumerate(series[10:]):
-        store.write(tmp_path, snapshot(T0 + timedelta(minutes=10 + i), values, boot="boot-b"))
+        writing.write(tmp_path, snapshot(T0 + timedelta(minutes=10 + i), values, boot="boot-b"))
     # WHEN
     result = runner.invoke(app, ["top", "--store", str(tmp_path), "-f", "csv"])
     # THEN

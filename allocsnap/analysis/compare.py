@@ -16,10 +16,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from allocsnap import capture, filters, query, source, store, units
+from allocsnap import filters, units
+from allocsnap.analysis import query
 from allocsnap.analysis.grouping import Grouping
 from allocsnap.errors import StoreNotFound, UsageError
+from allocsnap.kernel import capture, source
 from allocsnap.model import SAMPLE_SCHEMA, Filter, Snapshot, SnapshotMeta
+from allocsnap.store import layout, remote, single_file
 
 Hosts = str | Sequence[str] | None
 """``--host``: a host name or shell glob, or several; None for every host."""
@@ -58,7 +61,7 @@ class ShowResult:
 
 
 def load(
-    ref: str, store_dir: store.Location, *, lenient: bool = False, host: Hosts = None
+    ref: str, store_dir: remote.Location, *, lenient: bool = False, host: Hosts = None
 ) -> Snapshot:
     """Return the snapshot a reference names: a file, a text dump, ``-``, or a store entry
     (among the snapshots of ``host``: a name or glob, or several, when given)."""
@@ -66,7 +69,7 @@ def load(
 
 
 def load_all(
-    refs: list[str], store_dir: store.Location, *, lenient: bool = False, host: Hosts = None
+    refs: list[str], store_dir: remote.Location, *, lenient: bool = False, host: Hosts = None
 ) -> list[Snapshot]:
     """Return the snapshots several references name, reading the store once for all of them."""
     loaded: dict[int, Snapshot] = {}
@@ -75,13 +78,13 @@ def load_all(
         if is_dump(ref):
             loaded[i] = capture.snapshot(source.read_dump(ref), lenient=lenient)
         elif Path(ref).is_file():
-            loaded[i] = store.read_snapshot_file(Path(ref))
+            loaded[i] = single_file.read_snapshot_file(Path(ref))
         else:
             stored.append((i, ref))
     if stored:
         ref = stored[0][1]
         try:
-            with query.connect(store.open_store(store_dir)) as con:
+            with query.connect(layout.open_store(store_dir)) as con:
                 for i, ref in stored:
                     meta = _resolve(con, store_dir, ref, host)
                     loaded[i] = Snapshot(meta=meta, samples=_stored_samples(con, meta))
@@ -94,26 +97,26 @@ def load_all(
 
 def is_dump(ref: str) -> bool:
     """Return True when a reference is a saved text dump (or stdin), whose time is a guess."""
-    return ref == "-" or (Path(ref).is_file() and not store.is_parquet(Path(ref)))
+    return ref == "-" or (Path(ref).is_file() and not single_file.is_parquet(Path(ref)))
 
 
-def snapshots(store_dir: store.Location, host: Hosts = None) -> list[SnapshotMeta]:
+def snapshots(store_dir: remote.Location, host: Hosts = None) -> list[SnapshotMeta]:
     """Return every snapshot in the store (of ``host``, names or globs), oldest first."""
     no_bounds = dict.fromkeys(("since_at", "until_at", "since_back", "until_back"))
-    with query.connect(store.open_store(store_dir)) as con:
+    with query.connect(layout.open_store(store_dir)) as con:
         rows = query.run(con, "snapshots", host=filters.hosts_regex(host), **no_bounds)
     return [SnapshotMeta.from_row(row) for row in rows.to_pylist()]
 
 
-def resolve(store_dir: store.Location, ref: str, host: Hosts = None) -> SnapshotMeta:
+def resolve(store_dir: remote.Location, ref: str, host: Hosts = None) -> SnapshotMeta:
     """Return the stored snapshot named by first, latest, a name, an id (prefix) or a time,
     among the snapshots of ``host`` (names or globs) when given."""
-    with query.connect(store.open_store(store_dir)) as con:
+    with query.connect(layout.open_store(store_dir)) as con:
         return _resolve(con, store_dir, ref, host)
 
 
 def _resolve(
-    con: query.Connection, store_dir: store.Location, ref: str, host: Hosts
+    con: query.Connection, store_dir: remote.Location, ref: str, host: Hosts
 ) -> SnapshotMeta:
     """Resolve a reference in the order: first/latest, name, id prefix, time."""
     pattern = filters.hosts_regex(host)

@@ -10,10 +10,12 @@ from datetime import datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from allocsnap import filters, query, store, units
+from allocsnap import filters, units
+from allocsnap.analysis import query
 from allocsnap.analysis.grouping import Grouping
 from allocsnap.errors import StoreNotFound, UsageError
 from allocsnap.model import Filter, SnapshotMeta
+from allocsnap.store import layout, remote
 
 
 @dataclass(frozen=True)
@@ -104,28 +106,30 @@ FLEET_SCHEMA = pa.schema(
 )
 
 
-def tags(store_dir: store.Location) -> pa.Table:
+def tags(store_dir: remote.Location) -> pa.Table:
     """Return every call site of a store: tag_id, file, line, module and function."""
-    with query.connect(store.open_store(store_dir)) as con:
+    with query.connect(layout.open_store(store_dir)) as con:
         return query.run(con, "tags")
 
 
-def epochs(store_dir: store.Location, window: Window | None = None) -> Epochs:
+def epochs(store_dir: remote.Location, window: Window | None = None) -> Epochs:
     """Return the epochs of a store window; raise ``StoreNotFound`` when it holds no snapshot."""
-    with query.connect(store.open_store(store_dir)) as con:
+    with query.connect(layout.open_store(store_dir)) as con:
         return _epochs(con, store_dir, window or Window())
 
 
-def window_snapshots(store_dir: store.Location, window: Window | None = None) -> list[SnapshotMeta]:
+def window_snapshots(
+    store_dir: remote.Location, window: Window | None = None
+) -> list[SnapshotMeta]:
     """Return the snapshots of a store window with their metadata, oldest first, picked by the
     same rules as every window analysis (profiling-off snapshots included)."""
-    with query.connect(store.open_store(store_dir)) as con:
+    with query.connect(layout.open_store(store_dir)) as con:
         rows = query.run(con, "snapshots", **(window or Window()).params())
     return [SnapshotMeta.from_row(row) for row in rows.to_pylist()]
 
 
 def leaks(
-    store_dir: store.Location,
+    store_dir: remote.Location,
     window: Window | None = None,
     *,
     keep: Filter | None = None,
@@ -142,7 +146,7 @@ def leaks(
     settings = settings or LeakSettings()
     if settings.max_points < 2:
         raise UsageError("--max-points must be at least 2")
-    with query.connect(store.open_store(store_dir)) as con:
+    with query.connect(layout.open_store(store_dir)) as con:
         tag_ids = _tag_ids(con, keep)
         span = _epochs(con, store_dir, window)
         rows = query.run(
@@ -252,7 +256,7 @@ def _selection(tag_ids: list[int] | None, keep: Filter, grouping: Grouping) -> d
     }
 
 
-def _epochs(con: query.Connection, store_dir: store.Location, window: Window) -> Epochs:
+def _epochs(con: query.Connection, store_dir: remote.Location, window: Window) -> Epochs:
     rows = query.run(con, "epochs", **window.params())
     counting = rows.filter(pc.greater(rows["snapshots"], 0))
     if counting.num_rows == 0:
@@ -317,7 +321,7 @@ class WindowResult:
 
 
 def growth(
-    store_dir: store.Location,
+    store_dir: remote.Location,
     window: Window | None = None,
     *,
     split: str | None = None,
@@ -335,7 +339,7 @@ def growth(
     keep = keep or Filter()
     grouping = grouping or Grouping()
     split_at, split_back = _bound(split)
-    with query.connect(store.open_store(store_dir)) as con:
+    with query.connect(layout.open_store(store_dir)) as con:
         tag_ids = _tag_ids(con, keep)
         span = _epochs(con, store_dir, window)
         rows = query.run(
@@ -355,7 +359,7 @@ def growth(
 
 
 def top(
-    store_dir: store.Location,
+    store_dir: remote.Location,
     window: Window | None = None,
     *,
     keep: Filter | None = None,
@@ -368,7 +372,7 @@ def top(
     window = window or Window()
     keep = keep or Filter()
     grouping = grouping or Grouping()
-    with query.connect(store.open_store(store_dir)) as con:
+    with query.connect(layout.open_store(store_dir)) as con:
         tag_ids = _tag_ids(con, keep)
         span = _epochs(con, store_dir, window)
         rows = query.run(
@@ -386,7 +390,7 @@ def top(
 
 
 def history(
-    store_dir: store.Location,
+    store_dir: remote.Location,
     pattern: str,
     window: Window | None = None,
     *,
@@ -403,7 +407,7 @@ def history(
         regex = filters.glob_to_regex(pattern)
     else:
         regex = re.escape(pattern)
-    with query.connect(store.open_store(store_dir)) as con:
+    with query.connect(layout.open_store(store_dir)) as con:
         tag_ids = _tag_ids(con, keep)
         span = _epochs(con, store_dir, window)
         rows = query.run(
@@ -440,7 +444,7 @@ class OutliersResult:
 
 
 def outliers(
-    store_dir: store.Location,
+    store_dir: remote.Location,
     pattern: str | None = None,
     window: Window | None = None,
     *,
@@ -467,7 +471,7 @@ def outliers(
         regex = filters.glob_to_regex(pattern)
     else:
         regex = re.escape(pattern or "")
-    with query.connect(store.open_store(store_dir)) as con:
+    with query.connect(layout.open_store(store_dir)) as con:
         tag_ids = _tag_ids(con, keep)
         span = _epochs(con, store_dir, window)
         rows = query.run(

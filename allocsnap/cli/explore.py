@@ -9,7 +9,7 @@ import typer
 
 from allocsnap.cli.core import DEFAULT_STORE, app
 from allocsnap.cli.options import OutputFormat, Store
-from allocsnap.render import Format
+from allocsnap.present.render import Format
 
 
 @app.command()
@@ -38,10 +38,10 @@ def sql(
 
     Example: allocsnap sql --query-file leak.sql --format csv
     """
-    from allocsnap import reports
     from allocsnap.database import Database
     from allocsnap.errors import UsageError
-    from allocsnap.render import render
+    from allocsnap.present import tables
+    from allocsnap.present.render import render
 
     if query_file is not None and query_text is None:
         text = query_file.read()
@@ -51,4 +51,4 @@ def sql(
         raise UsageError("give the SQL as QUERY or with --query-file, not both or neither")
     with Database(store_dir) as db:
         rows = db.arrow(text)
-    render(reports.sql_report(rows), fmt, sys.stdout)
+    render(tables.sql_report(rows), fmt, sys.stdout)

@@ -7,18 +7,18 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from allocsnap.render import Format
+from allocsnap.present.render import Format
 
 if TYPE_CHECKING:
     from allocsnap.model import Filter
-    from allocsnap.remote import Location
+    from allocsnap.store.remote import Location
 else:
     Location = object  # typer refuses a union annotation; the parser returns Path or Remote
 
 
 def _location(value: str | Path) -> Location:
     """Return the store a ``--store`` value names (the remote module imports no pyarrow)."""
-    from allocsnap.remote import location
+    from allocsnap.store.remote import location
 
     return location(value)
 

@@ -29,11 +29,11 @@ from allocsnap.cli.options import (
     parse_labels,
 )
 from allocsnap.errors import UsageError
-from allocsnap.remote import Remote, local, location
-from allocsnap.render import Format
+from allocsnap.present.render import Format
+from allocsnap.store.remote import Remote, local, location
 
 if TYPE_CHECKING:
-    from allocsnap.merge import Progress
+    from allocsnap.store.merge import Progress
 
 
 def remote_store(value: str, option: str) -> Remote:
@@ -136,11 +136,11 @@ def compact(
 
     Example: allocsnap compact --store /var/lib/allocsnap
     """
-    from allocsnap import compaction
+    from allocsnap.store import compaction, housekeeping
     from allocsnap.units import format_size
 
     root = local(store_dir, "compact")
-    compaction.recover(root)
+    housekeeping.recover(root)
     done = compaction.compact(root, days=not hours_only)
     typer.echo(
         f"compacted {done.snapshots} snapshots into {done.units} file(s): "
@@ -160,10 +160,10 @@ def prune(
 
     Example: allocsnap prune --older-than 7d --store /var/lib/allocsnap
     """
-    from allocsnap import compaction
+    from allocsnap.store import housekeeping
     from allocsnap.units import format_size, parse_duration
 
-    done = compaction.prune(local(store_dir, "prune"), parse_duration(older_than))
+    done = housekeeping.prune(local(store_dir, "prune"), parse_duration(older_than))
     typer.echo(f"pruned {done.snapshots} snapshots ({format_size(done.bytes_before)})", err=True)
 
 
@@ -186,14 +186,14 @@ def merge(
 
     Example: allocsnap merge fleet/web7 fleet/db2 --store all   (each copied with rsync -a)
     """
-    from allocsnap import merge as merging
-    from allocsnap import reports
-    from allocsnap.render import render
+    from allocsnap.present import tables
+    from allocsnap.present.render import render
+    from allocsnap.store import merge as merging
 
     summary = merging.merge(
         sources, local(store_dir, "merge into"), dry_run=dry_run, progress=_progress_line()
     )
-    render(reports.merge_report(summary), fmt, sys.stdout)
+    render(tables.merge_report(summary), fmt, sys.stdout)
 
 
 def _progress_line() -> Callable[[Progress], None]:
@@ -235,7 +235,7 @@ def upload(
 
     Example: AWS_ENDPOINT_URL=http://127.0.0.1:9000 allocsnap upload --to s3://lab/host1
     """
-    from allocsnap import upload as uploads
+    from allocsnap.store import upload as uploads
     from allocsnap.units import format_size
 
     target = remote_store(to, "--to")

@@ -50,18 +50,19 @@ def report(
 
     Example: allocsnap report --since 1d --format markdown > issue.md
     """
-    from allocsnap import analysis, htmlreport, overview, textreport
+    from allocsnap import analysis
     from allocsnap.errors import UsageError
+    from allocsnap.present import page_data, page_html, page_text
 
     if top < 1:
         raise UsageError("--top must be at least 1")
-    data = overview.gather(
+    data = page_data.gather(
         store_dir, analysis.Window(since, until, tuple(host) if host else None), top_n=top
     )
     if fmt is ReportFormat.html:
-        page = htmlreport.html(data)
+        page = page_html.html(data)
     else:
-        page = textreport.text(data, markdown=fmt is ReportFormat.markdown)
+        page = page_text.text(data, markdown=fmt is ReportFormat.markdown)
     if output is None:
         sys.stdout.write(page)
         return

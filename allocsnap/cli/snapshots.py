@@ -29,8 +29,8 @@ from allocsnap.cli.options import (
     make_filter,
     parse_labels,
 )
-from allocsnap.remote import local
-from allocsnap.render import Format
+from allocsnap.present.render import Format
+from allocsnap.store.remote import local
 
 
 @app.command()
@@ -69,7 +69,8 @@ def snap(
 
     Example: sudo allocsnap snap -o before.parquet --module ext4
     """
-    from allocsnap import capture, store
+    from allocsnap.kernel import capture
+    from allocsnap.store import single_file, writing
     from allocsnap.units import format_size
 
     if output is None:
@@ -85,10 +86,10 @@ def snap(
     )
     meta = snapshot.meta
     if output is not None:
-        store.write_snapshot_file(output, snapshot)
+        single_file.write_snapshot_file(output, snapshot)
         where = str(output)
     else:
-        store.write(local(store_dir, "take snapshots"), snapshot)
+        writing.write(local(store_dir, "take snapshots"), snapshot)
         where = str(store_dir)
     for note in meta.notes:
         typer.echo(f"note: {note}", err=True)
@@ -117,7 +118,8 @@ def import_(
 
     Example: allocsnap import day0.txt day4.txt --host db7 --label ticket=1234 --store leak/
     """
-    from allocsnap import capture, source, store
+    from allocsnap.kernel import capture, source
+    from allocsnap.store import writing
     from allocsnap.units import parse_time
 
     root = local(store_dir, "import dumps")
@@ -131,7 +133,7 @@ def import_(
             labels=parse_labels(label),
             lenient=lenient,
         )
-        store.write(root, snapshot)
+        writing.write(root, snapshot)
         for note in snapshot.meta.notes:
             typer.echo(f"note: {dump}: {note}", err=True)
         typer.echo(
@@ -148,10 +150,11 @@ def ls(
 
     Example: allocsnap ls --store /var/lib/allocsnap --host 'web*'
     """
-    from allocsnap import analysis, reports
-    from allocsnap.render import render
+    from allocsnap import analysis
+    from allocsnap.present import tables
+    from allocsnap.present.render import render
 
-    render(reports.ls_report(analysis.snapshots(store_dir, host)), fmt, sys.stdout)
+    render(tables.ls_report(analysis.snapshots(store_dir, host)), fmt, sys.stdout)
 
 
 @app.command()
@@ -183,9 +186,10 @@ def show(
 
     Example: sudo cat /proc/allocinfo | allocsnap show - --module ext4 --sort calls
     """
-    from allocsnap import analysis, reports
+    from allocsnap import analysis
     from allocsnap.errors import UsageError
-    from allocsnap.render import render
+    from allocsnap.present import tables
+    from allocsnap.present.render import render
 
     if sort not in ("bytes", "calls", "tag"):
         raise UsageError(f"--sort must be bytes, calls or tag, not {sort!r}")
@@ -193,7 +197,7 @@ def show(
     keep = make_filter(module, function, file, line, min_size, max_size, accurate, nonzero)
     snap_ = analysis.load(snapshot, store_dir, lenient=lenient, host=host)
     result = analysis.show(snap_, keep=keep, grouping=grouping, sort=sort, top_n=top)
-    render(reports.show_report(result, grouping), fmt, sys.stdout)
+    render(tables.show_report(result, grouping), fmt, sys.stdout)
 
 
 @app.command()
@@ -229,9 +233,10 @@ def diff(
 
     Example: allocsnap diff first latest --host web7   (references among web7's snapshots)
     """
-    from allocsnap import analysis, reports
+    from allocsnap import analysis
     from allocsnap.errors import UsageError
-    from allocsnap.render import render
+    from allocsnap.present import tables
+    from allocsnap.present.render import render
     from allocsnap.units import parse_size
 
     if before == "-" and after == "-":
@@ -251,4 +256,4 @@ def diff(
     for warning in result.warnings:
         if fmt in (Format.csv, Format.json):
             typer.echo(f"warning: {warning}", err=True)
-    render(reports.diff_report(result, grouping), fmt, sys.stdout)
+    render(tables.diff_report(result, grouping), fmt, sys.stdout)

@@ -25,7 +25,7 @@ from allocsnap.cli.options import (
     Top,
     make_filter,
 )
-from allocsnap.render import Format
+from allocsnap.present.render import Format
 
 # -- analyses over a store window --------------------------------------------------------------
 
@@ -96,9 +96,10 @@ def leaks(
 
     Example: allocsnap leaks --fleet --host 'web*'   (per call site: the hosts it leaks on)
     """
-    from allocsnap import analysis, reports
+    from allocsnap import analysis
     from allocsnap.errors import ExitCode
-    from allocsnap.render import render
+    from allocsnap.present import tables
+    from allocsnap.present.render import render
     from allocsnap.units import parse_size
 
     grouping = analysis.Grouping.parse(by, window=True)
@@ -114,7 +115,7 @@ def leaks(
         store_dir, window, keep=keep, grouping=grouping, settings=settings, top_n=top, fleet=fleet
     )
     _warn_if_data(result.epochs.warnings, fmt)
-    render(reports.leaks_report(result, grouping), fmt, sys.stdout)
+    render(tables.leaks_report(result, grouping), fmt, sys.stdout)
     if fail_on_leak and result.found:
         raise typer.Exit(ExitCode.LEAK_FOUND)
 
@@ -146,8 +147,9 @@ def growth(
 
     Example: allocsnap growth --since 1d --split 6h --by module
     """
-    from allocsnap import analysis, reports
-    from allocsnap.render import render
+    from allocsnap import analysis
+    from allocsnap.present import tables
+    from allocsnap.present.render import render
 
     grouping = analysis.Grouping.parse(by, window=True)
     keep = make_filter(module, function, file, line, min_size, max_size, accurate, nonzero)
@@ -162,7 +164,7 @@ def growth(
         top_n=top,
     )
     _warn_if_data(result.epochs.warnings, fmt)
-    render(reports.growth_report(result, grouping), fmt, sys.stdout)
+    render(tables.growth_report(result, grouping), fmt, sys.stdout)
 
 
 @app.command()
@@ -194,8 +196,9 @@ def top(
 
     Example: allocsnap top --since 2h --top 10
     """
-    from allocsnap import analysis, reports
-    from allocsnap.render import render
+    from allocsnap import analysis
+    from allocsnap.present import tables
+    from allocsnap.present.render import render
 
     grouping = analysis.Grouping.parse(by, window=True)
     keep = make_filter(module, function, file, line, min_size, max_size, accurate, nonzero)
@@ -213,7 +216,7 @@ def top(
         max_points=max_points or None,
     )
     _warn_if_data(result.epochs.warnings, fmt)
-    render(reports.top_report(result, grouping), fmt, sys.stdout)
+    render(tables.top_report(result, grouping), fmt, sys.stdout)
 
 
 @app.command()
@@ -251,8 +254,9 @@ def history(
 
     Example: allocsnap history ext4 --by module --plot ext4.svg
     """
-    from allocsnap import analysis, reports
-    from allocsnap.render import render
+    from allocsnap import analysis
+    from allocsnap.present import tables
+    from allocsnap.present.render import render
 
     grouping = analysis.Grouping.parse(by, window=True)
     keep = make_filter(module, function, file, line, None, None, accurate, False)
@@ -263,9 +267,9 @@ def history(
         store_dir, pattern, window, keep=keep, grouping=grouping, max_points=max_points or None
     )
     _warn_if_data(result.epochs.warnings, fmt)
-    render(reports.history_report(result, grouping, points=raw), fmt, sys.stdout)
+    render(tables.history_report(result, grouping, points=raw), fmt, sys.stdout)
     if plot is not None:
-        from allocsnap import plot as plotting
+        from allocsnap.present import plot as plotting
 
         plotting.write(result, plot, title=f"allocsnap history {pattern}")
         typer.echo(f"wrote {plot}", err=True)
@@ -316,8 +320,9 @@ def outliers(
 
     Example: allocsnap outliers --by module --host 'web*' --all
     """
-    from allocsnap import analysis, reports
-    from allocsnap.render import render
+    from allocsnap import analysis
+    from allocsnap.present import tables
+    from allocsnap.present.render import render
     from allocsnap.units import parse_size
 
     grouping = analysis.Grouping.parse(by)
@@ -340,7 +345,7 @@ def outliers(
         top_n=top,
     )
     _warn_if_data(result.epochs.warnings, fmt)
-    render(reports.outliers_report(result, grouping), fmt, sys.stdout)
+    render(tables.outliers_report(result, grouping), fmt, sys.stdout)
 
 
 def _warn_if_data(warnings: tuple[str, ...], fmt: Format) -> None:

@@ -73,7 +73,7 @@ def ioctl_vs_text() -> None:
     Like the kernel's kselftest: the host compares the walk's tag set with its own parse of the
     text. Size filters are racy, so the text is read before and after the walk.
     """
-    from allocsnap import capture
+    from allocsnap.kernel import capture
     from allocsnap.model import Filter
 
     line = next(
@@ -122,7 +122,7 @@ def cpu_s(fn: Any, repeat: int) -> dict[str, float]:
 
 def bench() -> None:
     """CPU time of a filtered snapshot through the ioctl against the text read + filter."""
-    from allocsnap import capture
+    from allocsnap.kernel import capture
     from allocsnap.model import Filter
 
     measured: dict[str, Any] = {}

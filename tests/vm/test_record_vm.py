@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from allocsnap import query, store
+from allocsnap.analysis import query
+from allocsnap.store import layout
 from tests.vm.test_real_kernels import run_in_vm
 
 pytestmark = pytest.mark.vm
@@ -74,7 +75,7 @@ def guest(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_every_recorded_snapshot_is_complete(recorded: Path) -> None:
     # GIVEN the store the guest's recorder wrote
-    with query.connect(store.open_store(recorded)) as con:
+    with query.connect(layout.open_store(recorded)) as con:
         snaps = con.sql(
             "select s.rows, count(x.ordinal), sum(x.bytes), s.total_bytes, s.kernel, s.source, "
             "s.labels from snapshots s join samples x using (snapshot_id) "

@@ -9,24 +9,21 @@ size is skipped, and a run cut short is simply run again. Remote files that a ne
 superseded are deleted once the newest commit of their partition is ``grace_s`` old, as
 compaction does locally.
 
-``python -m allocsnap.upload ROOT URL`` is the child process the recorder starts beside itself
+``python -m allocsnap.store.upload ROOT URL`` is the child process the recorder starts beside itself
 (``start_upload``): pyarrow's S3 client, its threads and buffers never enter the recorder.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from allocsnap import compaction, remote, store
-from allocsnap.errors import AllocsnapError, StoreError, StoreNotFound
-from allocsnap.remote import Remote
+from allocsnap.errors import StoreNotFound
+from allocsnap.store import child, generations, housekeeping, layout, remote
+from allocsnap.store.remote import Remote
 
 _CHUNK = 8 << 20  # bytes per write to the output stream (S3 multipart parts are >= 5 MiB)
 
@@ -42,11 +39,11 @@ class Uploaded:
     removed: int = 0  # superseded remote files deleted
 
 
-def upload(root: Path, to: Remote, *, grace_s: float = compaction.GRACE_S) -> Uploaded:
+def upload(root: Path, to: Remote, *, grace_s: float = housekeeping.GRACE_S) -> Uploaded:
     """Upload the store at ``root``'s compacted hours and days that ``to`` lacks; clean what
     they superseded there. Raise ``StoreError`` (``StoreNotFound`` for a missing bucket)."""
-    if not (root / store.MARKER).is_file():
-        raise StoreNotFound(f"no store at {root} to upload (no {store.MARKER})")
+    if not (root / layout.MARKER).is_file():
+        raise StoreNotFound(f"no store at {root} to upload (no {layout.MARKER})")
     s3, base = remote.filesystem(to)
     try:
         return _Run(root, s3, base).run(grace_s)
@@ -69,8 +66,8 @@ class _Run:
         }
 
     def run(self, grace_s: float) -> Uploaded:
-        units = compaction.committed_units(self.root)
-        self._put(store.MARKER)
+        units = generations.committed_units(self.root)
+        self._put(layout.MARKER)
         for tags in sorted((self.root / "tags").glob("*.parquet")):
             self._put(f"tags/{tags.name}")
         for partition, name in units:
@@ -147,12 +144,12 @@ class _Run:
             ).to_pydict()
             for path in snapshot_files
         }
-        live = compaction.live_generations(
+        live = generations.live_generations(
             (row["snapshot_id"], row["generation"]) for row in rows.values()
         )
         kept = set()
         for path, row in rows.items():
-            if compaction.is_superseded(row["snapshot_id"], row["generation"], live):
+            if generations.is_superseded(row["snapshot_id"], row["generation"], live):
                 self._delete(path)
             else:
                 kept.add(path.rsplit("/", 1)[1])
@@ -168,45 +165,18 @@ class _Run:
 
 def start_upload(root: Path, to: Remote) -> subprocess.Popen[str]:
     """Start an upload in a child process; ``upload_result`` waits for it and reads it."""
-    command = [sys.executable, "-m", "allocsnap.upload", str(root), to.url]
-    env = {"ARROW_DEFAULT_MEMORY_POOL": "system", **os.environ}
-    try:
-        return subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,  # Ctrl-C stops the recorder, which ends this child itself
-            env=env,
-        )
-    except OSError as e:
-        raise StoreError(f"cannot start the upload: {store._why(e)}") from e
+    return child.start("allocsnap.store.upload", [str(root), to.url], "the upload")
 
 
-def upload_result(child: subprocess.Popen[str], timeout: float | None = None) -> Uploaded:
+def upload_result(process: subprocess.Popen[str], timeout: float | None = None) -> Uploaded:
     """Wait for a child from ``start_upload`` (killing it past ``timeout`` seconds); return
-    what it did, or raise ``StoreError`` with its message."""
-    try:
-        out, err = child.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        child.kill()  # safe at any instant: a unit is committed by its last file only
-        child.communicate()
-        raise StoreError(f"upload still running after {timeout:.0f} s: stopped") from None
-    if child.returncode != 0:
-        lines = err.strip().splitlines() or [f"exit status {child.returncode}"]
-        raise StoreError(lines[-1].removeprefix("Error: "))
-    return Uploaded(**json.loads(out))
+    what it did, or raise its error."""
+    return Uploaded(**child.result(process, "the upload", timeout))
 
 
-def _main(argv: list[str]) -> int:
-    try:
-        done = upload(Path(argv[0]), Remote(argv[1]))
-    except AllocsnapError as e:
-        print(f"Error: {e}", file=sys.stderr)
-        return int(e.exit_code)
-    print(json.dumps(asdict(done)))
-    return 0
+def _upload(argv: list[str]) -> dict[str, object]:
+    return asdict(upload(Path(argv[0]), Remote(argv[1])))
 
 
 if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))
+    child.main(_upload)

@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from allocsnap import analysis, svgchart
+from allocsnap import analysis
 from allocsnap.errors import AllocsnapError, UsageError
+from allocsnap.present import svgchart
 from allocsnap.units import format_size
 
 SUFFIXES = (".svg", ".png")

@@ -24,8 +24,9 @@ from typing import NamedTuple
 
 import pyarrow as pa
 
-from allocsnap import filters, parse, source
+from allocsnap import filters
 from allocsnap.errors import AllocinfoUnavailable, IoctlUnsupported
+from allocsnap.kernel import parse, source
 from allocsnap.model import SAMPLE_SCHEMA, Filter, tag_id
 
 # -- the ABI -------------------------------------------------------------------------------------

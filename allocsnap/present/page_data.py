@@ -14,10 +14,11 @@ from datetime import datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from allocsnap import analysis, svgchart
+from allocsnap import analysis
 from allocsnap.errors import StoreNotFound, UsageError
 from allocsnap.model import SnapshotMeta
-from allocsnap.remote import Location
+from allocsnap.present import svgchart
+from allocsnap.store.remote import Location
 from allocsnap.units import format_size
 
 SERIES_POINTS = 200

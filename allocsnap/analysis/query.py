@@ -21,9 +21,9 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from allocsnap import remote, remote_reads
 from allocsnap.errors import QueryError, StoreError
-from allocsnap.store import StoreFiles
+from allocsnap.store import remote, remote_reads
+from allocsnap.store.layout import StoreFiles
 
 _PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")
 
@@ -38,7 +38,7 @@ def queries_dir() -> Traversable:
     packaged = files("allocsnap") / "queries"  # a wheel: force-include put them here
     if packaged.is_dir():
         return packaged
-    root = Path(__file__).resolve().parent.parent  # a source or editable checkout
+    root = Path(__file__).resolve().parents[2]  # a source or editable checkout
     if (root / "pyproject.toml").is_file() and (root / "queries").is_dir():
         return root / "queries"
     raise QueryError("the queries/ folder is missing from this installation")

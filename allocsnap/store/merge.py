@@ -29,9 +29,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from allocsnap import store
 from allocsnap.errors import MergeConflict, StoreError, StoreNotFound, UsageError
 from allocsnap.model import SCHEMA_VERSION
+from allocsnap.store import durable, layout, locks
 
 _WRITE_OPTIONS: dict[str, Any] = {"compression": "zstd", "write_statistics": True}
 _BATCH_ROWS = 200_000  # rows of a rewritten samples file held in memory at once
@@ -171,11 +171,11 @@ def merge(
         _check_source(src, dest)
     summary = MergeSummary(sources=len(sources), dest=dest, dry_run=dry_run)
     if dry_run:
-        if (dest / store.MARKER).is_file() or (dest.is_dir() and any(dest.iterdir())):
-            store.check_store(dest)
+        if (dest / layout.MARKER).is_file() or (dest.is_dir() and any(dest.iterdir())):
+            layout.check_store(dest)
         return _plan_and_apply(sources, dest, summary, None, apply=False)
-    store.ensure_store(dest)
-    with store.writer_lock(dest):
+    layout.ensure_store(dest)
+    with locks.writer_lock(dest):
         return _plan_and_apply(sources, dest, summary, progress, apply=True)
 
 
@@ -195,13 +195,13 @@ def _plan_and_apply(
 
 
 def _check_source(src: Path, dest: Path) -> None:
-    if not (src / store.MARKER).is_file():
-        what = "does not exist" if not src.exists() else f"has no {store.MARKER}"
+    if not (src / layout.MARKER).is_file():
+        what = "does not exist" if not src.exists() else f"has no {layout.MARKER}"
         raise StoreNotFound(
             f"{src} is not an allocsnap store ({what}): name the folder copied from the host, "
-            f"the one that holds {store.MARKER}"
+            f"the one that holds {layout.MARKER}"
         )
-    store.check_store(src)
+    layout.check_store(src)
     if src.resolve() == dest.resolve():
         raise UsageError(f"{src} is the destination store itself; name another --store")
 
@@ -354,7 +354,7 @@ def _rewrite_name(path: Path, sids: list[str], taken: set[str]) -> str:
 
 def _read_rows(path: Path, columns: list[str] | None = None) -> pa.Table:
     try:
-        return pq.read_table(path, columns=columns, schema=store.STORE_SNAPSHOT_SCHEMA)
+        return pq.read_table(path, columns=columns, schema=layout.STORE_SNAPSHOT_SCHEMA)
     except (OSError, pa.ArrowException) as e:
         raise StoreError(f"cannot read {path}: {str(e).splitlines()[0]}") from e
 
@@ -421,13 +421,13 @@ def copy_durably(source: Path, target: Path) -> int:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, tmp)
-        store.fsync_file(tmp)
+        durable.fsync(tmp)
         size = tmp.stat().st_size
         os.replace(tmp, target)
-        store.fsync_dir(target.parent)
+        durable.fsync(target.parent)
         return size
     except OSError as e:
-        store.discard(tmp)
+        durable.discard(tmp)
         raise StoreError(f"cannot copy {source} to {target}: {e.strerror or e}") from e
 
 
@@ -457,10 +457,10 @@ def _rewrite(action: _Rewrite) -> None:
                 kept = batch.filter(keep)
                 if kept.num_rows:
                     writer.write_batch(kept)
-        store.fsync_file(tmp)
+        durable.fsync(tmp)
         os.replace(tmp, target)
-        store.fsync_dir(target.parent)
+        durable.fsync(target.parent)
     except (OSError, pa.ArrowException) as e:
-        store.discard(tmp)
+        durable.discard(tmp)
         raise StoreError(f"cannot write {target}: {str(e).splitlines()[0]}") from e
-    store.atomic_write(action.rows, action.target_snapshots)
+    durable.atomic_write(action.rows, action.target_snapshots)

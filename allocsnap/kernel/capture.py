@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from allocsnap import filters, ioctl, parse, source
+from allocsnap import filters
 from allocsnap.errors import IoctlUnsupported
+from allocsnap.kernel import ioctl, parse, source
 from allocsnap.model import Filter, Snapshot, SnapshotMeta
 
 UNKNOWN_HOST = "unknown"

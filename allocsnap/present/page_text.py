@@ -9,9 +9,10 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from allocsnap import analysis, reports
+from allocsnap import analysis
 from allocsnap.model import SnapshotMeta
-from allocsnap.overview import (
+from allocsnap.present import tables
+from allocsnap.present.page_data import (
     ReportData,
     boot_of,
     clip,
@@ -75,7 +76,7 @@ def text(data: ReportData, *, markdown: bool = False) -> str:
             f"{format_size(values[0]):>10} {format_size(values[-1]):>10} "
             f"{format_size(min(values)):>10} {format_size(max(values)):>10}  {name}"
         )
-        lines.append(f"  {reports.sparkline([round(v) for v in values], 60)}")
+        lines.append(f"  {tables.sparkline([round(v) for v in values], 60)}")
     block(lines)
     happenings = [(m.at, m.label) for m in data.markers]
     happenings += [(b.start, b.label) for b in data.bands]
@@ -91,7 +92,7 @@ def text(data: ReportData, *, markdown: bool = False) -> str:
         ints = [int(v) for _, v in points]
         lines.append(
             f"{signed(r['bytes_per_hour']):>11} {signed(r['growth_bytes']):>11} "
-            f"{format_size(r['last_bytes']):>10}  {reports.sparkline(ints, 40)}"
+            f"{format_size(r['last_bytes']):>10}  {tables.sparkline(ints, 40)}"
         )
         lines += _key_lines(f"{r['key']}  [{r['epoch']}]")
     if not data.leaks.rows.num_rows:
@@ -149,7 +150,7 @@ def text(data: ReportData, *, markdown: bool = False) -> str:
 
 
 def _describe(meta: SnapshotMeta) -> str:
-    """Return ``reports.describe`` with the folders of an imported dump's path left out."""
+    """Return ``tables.describe`` with the folders of an imported dump's path left out."""
     name = f" '{meta.name}'" if meta.name else ""
     where = Path(meta.origin).name if meta.origin else meta.source
     return (

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from allocsnap.kernel.parse import ParsedAllocinfo, parse
 from allocsnap.model import SAMPLE_SCHEMA
-from allocsnap.parse import ParsedAllocinfo, parse
 
 BYTES_WIDTH = 12  # "%12lli "
 CALLS_WIDTH = 8  # "%8llu "

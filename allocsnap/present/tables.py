@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from allocsnap import analysis, merge
+from allocsnap import analysis
 from allocsnap.model import SnapshotMeta
-from allocsnap.render import Column, Report
+from allocsnap.present.render import Column, Report
+from allocsnap.store import merge
 from allocsnap.units import format_size
 
 

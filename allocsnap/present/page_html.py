@@ -8,8 +8,16 @@ from __future__ import annotations
 
 from html import escape
 
-from allocsnap import analysis, reports, svgchart
-from allocsnap.overview import ReportData, clip, counting_epochs, plural, signed, totals_chart
+from allocsnap import analysis
+from allocsnap.present import svgchart, tables
+from allocsnap.present.page_data import (
+    ReportData,
+    clip,
+    counting_epochs,
+    plural,
+    signed,
+    totals_chart,
+)
 from allocsnap.units import format_size
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
@@ -150,8 +158,8 @@ def _diff_html(data: ReportData) -> list[str]:
     net = d.after_totals.bytes - d.before_totals.bytes
     out = [
         "<section id='diff'><h2>Diff between the window's ends</h2>",
-        f'<p class="note">before: {escape(reports.describe(d.before))}<br>'
-        f"after: {escape(reports.describe(d.after))}<br>"
+        f'<p class="note">before: {escape(tables.describe(d.before))}<br>'
+        f"after: {escape(tables.describe(d.after))}<br>"
         f"total: {format_size(d.before_totals.bytes)} → {format_size(d.after_totals.bytes)} "
         f"({signed(net)})</p>",
     ]

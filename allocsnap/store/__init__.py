@@ -1,0 +1,1 @@
+"""The Parquet store: its layout, writing, locks, compaction, housekeeping, merge and uploads."""

@@ -1,0 +1,217 @@
+"""Parquet on disk: single snapshot files and the store directory (docs/storage.md).
+
+A store is three tables any Parquet reader can open — ``snapshots``, ``tags`` and ``samples`` —
+with snapshots and samples hive-partitioned by host and date. Every file is written to a temp
+name, fsynced and renamed, and a snapshot's row in ``snapshots`` is written last: readers only see
+samples of snapshots listed there, so a write killed at any instant leaves no partial snapshot.
+
+Hot data is one samples file and one snapshots file per snapshot (generation 0). Compaction
+(``allocsnap.store.compaction``) rewrites closed hours, then closed days, into files sorted by
+(tag_id, occurrence, taken_at) with a higher ``generation``; a snapshot's newest row names the
+generation that holds its samples, so readers switch over at one rename (docs/recorder.md).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from allocsnap import __version__
+from allocsnap.errors import StoreError, StoreNotFound
+from allocsnap.model import SAMPLE_SCHEMA, SCHEMA_VERSION, SNAPSHOT_SCHEMA
+from allocsnap.store import remote
+from allocsnap.store.durable import atomic_write_bytes, why
+from allocsnap.store.remote import Location, Remote
+
+if TYPE_CHECKING:
+    import pyarrow.fs as pafs
+
+MARKER = "allocsnap-store.json"
+RECORDER_LOCK = "recorder.lock"
+WRITER_LOCK = "writer.lock"
+STORE_MIN_VERSION = 2  # schema 1 stores had no generations: their views would double-count
+TAG_COLUMNS = ["tag_id", "file", "line", "module", "function"]
+STORE_SAMPLE_COLUMNS = [
+    "snapshot_id",
+    "taken_at",
+    "tag_id",
+    "occurrence",
+    "ordinal",
+    "bytes",
+    "calls",
+    "accurate",
+    "extras",
+    "generation",
+]
+STORE_SAMPLE_SCHEMA = pa.schema(
+    [
+        # NULL in compacted files where taken_at alone names the snapshot (docs/recorder.md)
+        pa.field("snapshot_id", pa.string()),
+        pa.field("taken_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        *(SAMPLE_SCHEMA.field(name) for name in STORE_SAMPLE_COLUMNS[2:-1]),
+        pa.field("generation", pa.int32(), nullable=False),
+    ]
+)
+STORE_SNAPSHOT_SCHEMA = SNAPSHOT_SCHEMA.remove(SNAPSHOT_SCHEMA.get_field_index("host")).append(
+    pa.field("generation", pa.int32(), nullable=False)
+)
+
+
+@dataclass(frozen=True)
+class StoreFiles:
+    """A store's files at one instant, for a Parquet reader.
+
+    Listed snapshots first, then samples: a writer adds samples before the snapshots row that
+    commits them, so every committed generation listed here has its samples listed too (two
+    globs expanded by the reader in another order could miss a compaction's samples file).
+    A remote store's files are paths in ``filesystem`` (pyarrow's); a local store's are paths
+    a reader opens itself (``filesystem`` None).
+    """
+
+    snapshots: list[str]
+    tags: list[str]
+    samples: list[str]
+    filesystem: Any = None
+    listed: dict[str, Any] = field(default_factory=dict)  # path -> pyarrow FileInfo (size, mtime)
+
+
+def open_store(where: Location) -> StoreFiles:
+    """Return the table files of an existing store, local or remote; raise ``StoreNotFound``
+    if it has none."""
+    import pyarrow.fs as pafs  # here: the recorder, which imports this module, needs none
+
+    if isinstance(where, Remote):
+        s3, root = remote.filesystem(where)
+        try:
+            files = list_store(s3, root, str(where))
+        except StoreNotFound:
+            if s3.get_file_info(where.bucket).type == pafs.FileType.NotFound:
+                raise StoreNotFound(f"bucket {where.bucket!r} of {where} does not exist") from None
+            raise
+        except OSError as e:
+            raise remote.error(where, e) from e
+        return replace(files, filesystem=s3)
+    try:
+        return list_store(pafs.LocalFileSystem(), str(where), str(where))
+    except OSError as e:
+        raise StoreError(f"cannot read {where}: {why(e)}") from e
+
+
+def list_store(filesystem: pafs.FileSystem, root: str, name: str) -> StoreFiles:
+    """List the visible files of the store at ``root`` in a pyarrow file system (local or S3).
+
+    The rules for every store: the marker file makes a folder a store; tables are
+    ``tags/*.parquet`` and ``{snapshots,samples}/host=*/date=*/*.parquet`` (temp files end in
+    ``.tmp``); snapshots are listed before samples (see ``StoreFiles``).
+    """
+    import pyarrow.fs as pafs
+
+    marker = filesystem.get_file_info(f"{root}/{MARKER}")
+    if marker.type != pafs.FileType.File:
+        if filesystem.get_file_info(root).type == pafs.FileType.Directory and any(
+            filesystem.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+        ):
+            raise StoreNotFound(f"{name} is not an allocsnap store (no {MARKER})")
+        raise StoreNotFound(f"no snapshots in {name}")
+    with filesystem.open_input_stream(marker.path) as f:
+        check_version(_parse_marker(f.read(), f"{name}/{MARKER}"), name)
+    snapshots = _table_files(filesystem, f"{root}/snapshots", partitioned=True)
+    if not snapshots:
+        raise StoreNotFound(f"no snapshots in {name}")
+    samples = _table_files(filesystem, f"{root}/samples", partitioned=True)
+    tags = _table_files(filesystem, f"{root}/tags", partitioned=False)
+    return StoreFiles(
+        snapshots=[info.path for info in snapshots],
+        tags=[info.path for info in tags],
+        samples=[info.path for info in samples],
+        listed={info.path: info for table in (snapshots, samples, tags) for info in table},
+    )
+
+
+def _table_files(
+    filesystem: pafs.FileSystem, folder: str, *, partitioned: bool
+) -> list[pafs.FileInfo]:
+    """Return the ``*.parquet`` files of one table folder (``host=*/date=*/`` below it when
+    ``partitioned``), sorted by path."""
+    import pyarrow.fs as pafs
+
+    selector = pafs.FileSelector(folder, recursive=partitioned, allow_not_found=True)
+    found = []
+    for info in filesystem.get_file_info(selector):
+        parts = info.path[len(folder) + 1 :].split("/")
+        if info.type != pafs.FileType.File or not parts[-1].endswith(".parquet"):
+            continue
+        if partitioned:
+            in_place = len(parts) == 3 and parts[0][:5] == "host=" and parts[1][:5] == "date="
+        else:
+            in_place = len(parts) == 1
+        if in_place:
+            found.append(info)
+    return sorted(found, key=lambda info: str(info.path))
+
+
+def partition_of(host: str, taken_at: datetime) -> str:
+    """Return the ``host=H/date=D`` partition of a snapshot."""
+    if "/" in host or host.startswith(".") or not host:
+        raise StoreError(f"host name {host!r} cannot name a partition")
+    # readers find a snapshot's files by its UTC date
+    utc = taken_at if taken_at.tzinfo is None else taken_at.astimezone(UTC)
+    return f"host={host}/date={utc.date().isoformat()}"
+
+
+def ensure_store(root: Path) -> None:
+    """Create the store at ``root`` if needed; refuse a foreign folder or another version."""
+    marker = root / MARKER
+    if marker.is_file():
+        check_version(_marker_version(root), str(root))
+        return
+    if root.is_dir() and any(p.name != MARKER for p in root.iterdir()):
+        raise StoreError(f"{root} exists and is not an allocsnap store; choose another --store")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StoreError(f"cannot create store {root}: {e.strerror}") from e
+    content = {"schema_version": SCHEMA_VERSION, "created_by": f"allocsnap {__version__}"}
+    atomic_write_bytes(json.dumps(content, indent=1).encode() + b"\n", marker)
+
+
+def check_store(root: Path) -> None:
+    """Raise unless ``root`` is a store this allocsnap reads (its marker, its schema version)."""
+    if not (root / MARKER).is_file():
+        raise StoreNotFound(f"{root} is not an allocsnap store (no {MARKER})")
+    check_version(_marker_version(root), str(root))
+
+
+def _marker_version(root: Path) -> int:
+    marker = root / MARKER
+    try:
+        return _parse_marker(marker.read_bytes(), str(marker))
+    except OSError as e:
+        raise StoreError(f"{marker} is damaged: {e}") from e
+
+
+def _parse_marker(content: bytes, where: str) -> int:
+    try:
+        return int(json.loads(content)["schema_version"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise StoreError(f"{where} is damaged: {e}") from e
+
+
+def check_version(version: int, where: str, *, oldest: int = STORE_MIN_VERSION) -> None:
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{where} was written by a newer allocsnap (schema {version}; this one reads "
+            f"{SCHEMA_VERSION}): upgrade allocsnap"
+        )
+    if version < 1:
+        raise StoreError(f"{where} has no valid allocsnap schema version")
+    if version < oldest:
+        raise StoreError(
+            f"{where} was written by an older allocsnap (schema {version}; this one reads "
+            f"{oldest} to {SCHEMA_VERSION}): read it with that version, or import its dumps anew"
+        )

@@ -1,0 +1,266 @@
+"""Adding snapshots to a store: the hot samples file, the tags file of a new tag set and, last,
+the snapshot's row that commits them (docs/storage.md, docs/recorder.md)."""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Hashable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from allocsnap.errors import StoreError
+from allocsnap.model import Snapshot, SnapshotMeta
+from allocsnap.store.durable import atomic_write, atomic_write_data, why
+from allocsnap.store.layout import (
+    STORE_SAMPLE_COLUMNS,
+    STORE_SAMPLE_SCHEMA,
+    STORE_SNAPSHOT_SCHEMA,
+    TAG_COLUMNS,
+    ensure_store,
+    partition_of,
+)
+from allocsnap.store.locks import writer_lock
+from allocsnap.store.patching import Buffer, Encoder
+
+_STATIC_COLUMNS = ["tag_id", "occurrence", "ordinal", "accurate", "extras"]
+# Hot files live an hour: written as cheaply as possible (the recorder's budget is 2 ms of CPU
+# per snapshot; compression alone would take a third of it); compaction makes them small.
+# snapshot_id and taken_at are one value repeated: a dictionary page and a run of zeros. No
+# Arrow schema in the footer: Parquet's own types read back the same, for less CPU.
+_HOT_OPTIONS: dict[str, Any] = {
+    "compression": "none",
+    "use_dictionary": ["snapshot_id", "taken_at"],
+    "write_statistics": False,
+    "store_schema": False,
+}
+_ROW_OPTIONS: dict[str, Any] = {
+    "compression": "none",
+    "use_dictionary": False,
+    "write_statistics": False,
+    "store_schema": False,
+}
+# A tags file is written once per kernel and module set and read by every query: it is made
+# small rather than fast. tag_id is a hash (8 random bytes: no encoding helps) and most other
+# values are distinct, so no dictionaries; rows in the kernel's order keep a file's lines
+# together. On a real 3,360-tag table: 87 KB -> 63 KB (docs/performance.md).
+_TAG_OPTIONS: dict[str, Any] = {
+    "compression": "zstd",
+    "compression_level": 19,
+    "use_dictionary": ["module"],
+    "column_encoding": {"line": "DELTA_BINARY_PACKED"},
+    "store_schema": False,
+}
+_HOT_SCHEMA = STORE_SAMPLE_SCHEMA.set(
+    0, pa.field("snapshot_id", pa.dictionary(pa.int32(), pa.string()))
+)
+# What changes between two snapshots rows of one recorder, with its PLAIN format: written into
+# the last row's file (allocsnap.store.patching); hot files patch snapshot_id, taken_at, bytes, calls.
+_ROW_PATCHED = {
+    "snapshot_id": "",
+    "taken_at": "<q",
+    "boottime_s": "<d",
+    "read_s": "<d",
+    "profiling": "<i",  # int8 is stored as INT32
+    "rows": "<q",
+    "total_bytes": "<q",
+    "total_calls": "<q",
+    "skipped_lines": "<q",
+}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def write(root: Path, snap: Snapshot) -> Path:
+    """Add a snapshot to the store at ``root`` (created if needed); return its snapshots file."""
+    return Writer(root).add(snap)
+
+
+class Writer:
+    """Adds snapshots to one store, remembering which tag sets it already wrote.
+
+    Each ``add`` takes the store's writer lock for the few milliseconds of the write, so that
+    one-shot ``snap``/``import`` runs and a recorder can share a store. A file shaped like the
+    last one of its kind (the recorder's case) is encoded by writing its new values into that
+    one (``allocsnap.store.patching``: the same bytes as pyarrow's, for a tenth of the CPU), unless
+    ``patch`` is False.
+    """
+
+    def __init__(self, root: Path, *, patch: bool = True) -> None:
+        ensure_store(root)
+        self.root = root
+        self.bytes_written = 0
+        self._tagsets: set[str] = set()
+        self._tags: _Tags | None = None  # of the last tag_id array seen
+        self._samples = Encoder(_HOT_OPTIONS)
+        self._rows = Encoder(_ROW_OPTIONS)
+        self._samples.enabled = self._rows.enabled = patch
+
+    @property
+    def patched(self) -> int:
+        """Return how many files were encoded by patching the last one of their shape."""
+        return self._samples.patched + self._rows.patched
+
+    def add(self, snap: Snapshot) -> Path:
+        """Write the snapshot's tags (when new), samples and, last, its snapshots row."""
+        meta = snap.meta
+        partition = partition_of(meta.host, meta.taken_at)
+        samples = snap.samples
+        tags = self._tag_order(samples)
+        tags_path = self.root / "tags" / f"{tags.tagset}.parquet"
+        samples_path = self.root / "samples" / partition / f"{meta.snapshot_id}.parquet"
+        snapshot_path = self.root / "snapshots" / partition / f"{meta.snapshot_id}.parquet"
+        sid = meta.snapshot_id.encode()
+        at = _micros(meta.taken_at)
+        row = meta.to_row()
+        del row["host"]
+        row["generation"] = 0
+        try:
+            hot = self._samples.encode(
+                (tags, samples.num_rows, len(sid)) if tags.chunk is not None else None,
+                lambda: hot_samples(samples, meta, tags.order, tags.static),
+                lambda: {
+                    "snapshot_id": sid,
+                    "taken_at": at,
+                    "bytes": _in_order(samples["bytes"], tags),
+                    "calls": _in_order(samples["calls"], tags),
+                },
+            )
+            snapshots = self._rows.encode(
+                _row_key(row),
+                lambda: pa.Table.from_pylist([row], schema=STORE_SNAPSHOT_SCHEMA),
+                lambda: _row_values(row),
+            )
+        except pa.ArrowException as e:
+            raise StoreError(f"cannot write {samples_path}: {why(e)}") from e
+        with writer_lock(self.root):
+            if tags_path.name not in self._tagsets:
+                if not tags_path.exists():
+                    tags = _tag_table(samples)
+                    self.bytes_written += atomic_write(tags, tags_path, _TAG_OPTIONS)
+                self._tagsets.add(tags_path.name)
+            self.bytes_written += atomic_write_data(hot, samples_path)
+            self.bytes_written += atomic_write_data(snapshots, snapshot_path)
+        return snapshot_path
+
+    def _tag_order(self, samples: pa.Table) -> _Tags:
+        """Return the rows' order by (tag_id, occurrence) and the tag set's content address.
+
+        The recorder's parser hands out the same tag_id array while the kernel's table keeps
+        its shape, so both are computed once per shape (the cache holds the array, so its
+        buffer cannot be reused for other data while cached). A filter makes new arrays at
+        each snapshot: then rows whose tag columns are equal to the cached ones reuse it.
+        """
+        column = samples["tag_id"]
+        chunk = column.chunk(0) if column.num_chunks == 1 else None
+        cached = self._tags
+        if chunk is not None and cached is not None:
+            if _same_buffer(cached.chunk, chunk) or all(
+                samples[name].equals(cached.rows[name]) for name in _STATIC_COLUMNS
+            ):
+                return cached
+        order = pc.sort_indices(samples, [("tag_id", "ascending"), ("occurrence", "ascending")])
+        ids = np.ascontiguousarray(column.to_numpy())
+        tagset = hashlib.blake2b(ids.tobytes(), digest_size=8).hexdigest()
+        if chunk is None:
+            return _Tags(None, {}, order, np.asarray(order), tagset, {})
+        rows = {name: samples[name] for name in _STATIC_COLUMNS}
+        static = {name: samples[name].take(order) for name in _STATIC_COLUMNS}
+        self._tags = _Tags(chunk, rows, order, np.asarray(order), tagset, static)
+        return self._tags
+
+
+@dataclass(frozen=True, eq=False)
+class _Tags:
+    """A tag_id array's order by (tag_id, occurrence), tag set address and sorted static columns.
+
+    Compared by identity: the hot files' template key (one object per tag_id array seen).
+    """
+
+    chunk: pa.Array | None  # None when the rows came in several chunks: nothing is cached
+    rows: dict[str, pa.ChunkedArray]  # the static columns in the rows' order
+    order: pa.Array
+    order_np: np.ndarray[Any, Any]
+    tagset: str
+    static: dict[str, pa.Array]
+
+
+def _in_order(column: pa.ChunkedArray, tags: _Tags) -> memoryview:
+    values: np.ndarray[Any, Any] = column.to_numpy()[tags.order_np]
+    return values.data
+
+
+def _micros(at: datetime) -> bytes:
+    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at
+    return struct.pack("<q", (at - _EPOCH) // timedelta(microseconds=1))
+
+
+def _row_key(row: dict[str, Any]) -> Hashable:
+    """Return what fixes a snapshots row's file apart from the patched values."""
+    fixed = tuple(_frozen(v) for k, v in row.items() if k not in _ROW_PATCHED)
+    patched = tuple(row[k] is None for k in _ROW_PATCHED)
+    return fixed, patched, len(row["snapshot_id"].encode())
+
+
+def _row_values(row: dict[str, Any]) -> dict[str, Buffer]:
+    values: dict[str, Buffer] = {"snapshot_id": row["snapshot_id"].encode()}
+    values["taken_at"] = _micros(row["taken_at"])
+    for name, fmt in list(_ROW_PATCHED.items())[2:]:
+        if row[name] is not None:
+            values[name] = struct.pack(fmt, row[name])
+    return values
+
+
+def _frozen(value: Any) -> Hashable:
+    return tuple(_frozen(v) for v in value) if isinstance(value, list | tuple) else value
+
+
+def _same_buffer(a: pa.Array, b: pa.Array) -> bool:
+    return bool(
+        len(a) == len(b)
+        and a.offset == b.offset
+        and a.buffers()[1].address == b.buffers()[1].address
+    )
+
+
+def hot_samples(
+    samples: pa.Table,
+    meta: SnapshotMeta,
+    order: pa.Array | None = None,
+    static: dict[str, pa.Array] | None = None,
+) -> pa.Table:
+    """Return a snapshot's rows as a hot samples file: store columns, sorted by tag.
+
+    ``static`` holds columns already in that order (the recorder's tags do not change).
+    """
+    n = samples.num_rows
+    if order is None:
+        order = pc.sort_indices(samples, [("tag_id", "ascending"), ("occurrence", "ascending")])
+    static = static or {}
+    zeros = np.zeros(n, dtype=np.int32)
+    indices = pa.array(zeros)
+    columns = [
+        pa.DictionaryArray.from_arrays(indices, pa.array([meta.snapshot_id], pa.string())),
+        pa.array([meta.taken_at], pa.timestamp("us", "UTC")).take(indices),
+        *(
+            static[name] if name in static else samples[name].take(order)
+            for name in STORE_SAMPLE_COLUMNS[2:-1]
+        ),
+        indices,
+    ]
+    return pa.Table.from_arrays(columns, schema=_HOT_SCHEMA)
+
+
+def _tag_table(samples: pa.Table) -> pa.Table:
+    """Return one row per tag_id (its first), in the order of the samples (the kernel's).
+
+    numpy rather than a pyarrow group_by: Acero's engine and thread pool would stay resident
+    in the recorder (15 MB measured) for a table written once per kernel and module set.
+    """
+    _ids, first = np.unique(samples["tag_id"].to_numpy(), return_index=True)
+    return samples.select(TAG_COLUMNS).take(pa.array(np.sort(first)))

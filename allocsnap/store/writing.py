@@ -61,7 +61,7 @@ _HOT_SCHEMA = STORE_SAMPLE_SCHEMA.set(
     0, pa.field("snapshot_id", pa.dictionary(pa.int32(), pa.string()))
 )
 # What changes between two snapshots rows of one recorder, with its PLAIN format: written into
-# the last row's file (allocsnap.store.patching); hot files patch snapshot_id, taken_at, bytes, calls.
+# the last row's file (store.patching); hot files patch snapshot_id, taken_at, bytes, calls.
 _ROW_PATCHED = {
     "snapshot_id": "",
     "taken_at": "<q",

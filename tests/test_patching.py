@@ -165,3 +165,44 @@ def encode(encoder: patching.Encoder, table: pa.Table) -> bytes:
         return {"n": value}
 
     return b"".join(encoder.encode("key", lambda: table, values))
+
+
+def test_a_template_is_compared_with_pyarrow_on_each_of_its_first_files() -> None:
+    # GIVEN an encoder with the default checks, whose template went wrong right after it was
+    # adopted (damaged bytes: a fault that cannot be caused for real)
+    encoder = patching.Encoder(OPTIONS)
+    tables = [pa.table({"n": pa.array([i], pa.int64())}) for i in range(4)]
+    for table in tables[:2]:
+        encode(encoder, table)
+    assert encoder._template is not None
+    key, template = encoder._template
+    damaged = bytearray(template.data)
+    damaged[0] ^= 1
+    encoder._template = (key, patching.Template(bytes(damaged), template.spans))
+
+    # WHEN the next file is encoded (the first after adoption; 255 files before the first
+    # check, as it was, would have written it and 254 more)
+    data = encode(encoder, tables[2])
+
+    # THEN the damage is caught at once: pyarrow's bytes, and patching stops
+    assert data == encoder.pyarrow(tables[2])
+    assert not encoder.enabled and encoder.stopped_by is not None
+
+
+def test_values_a_template_cannot_hold_fall_back_to_pyarrow() -> None:
+    # GIVEN an encoder patching a shape, then asked for values of another width under the same
+    # key (a caller's key that failed to name everything that fixes the layout)
+    encoder = patching.Encoder(OPTIONS)
+    tables = [pa.table({"n": pa.array([i, i], pa.int64())}) for i in range(3)]
+    for table in tables[:2]:
+        encode(encoder, table)
+    wider = pa.table({"n": pa.array([7, 7, 7], pa.int64())})
+
+    # WHEN it is encoded (render raised ValueError before, out of Writer.add)
+    data = b"".join(
+        encoder.encode("key", lambda: wider, lambda: {"n": patching.plain(wider["n"]) or b""})
+    )
+
+    # THEN pyarrow wrote it, and patching stopped, saying why
+    assert data == encoder.pyarrow(wider)
+    assert not encoder.enabled and "cannot hold" in (encoder.stopped_by or "")

@@ -10,8 +10,9 @@ data page starts). So a file of the same shape is the earlier file with those ru
 
 ``Template.locate`` finds the runs in a file pyarrow wrote and checks that they hold the values of
 the table it was written from. ``Encoder`` trusts a template only after it reproduced pyarrow's
-own encoding of a second table byte for byte, and compares the two again every ``check_every``
-files; on any mismatch it writes pyarrow's bytes and stops patching. Nothing here knows Parquet's
+own encoding of a second table byte for byte, compares the two for each of the next
+``verify_first`` files and then every ``check_every`` files; on any mismatch or error it writes
+pyarrow's bytes and stops patching. Nothing here knows Parquet's
 format beyond what those checks prove on every new shape (docs/recorder.md, *Hot files*).
 """
 
@@ -126,14 +127,19 @@ class Encoder:
     of the patched columns' values (``plain``), by column name.
     """
 
-    def __init__(self, options: dict[str, Any], *, check_every: int = 256) -> None:
+    def __init__(
+        self, options: dict[str, Any], *, verify_first: int = 16, check_every: int = 256
+    ) -> None:
         self.options = options
+        self.verify_first = verify_first
         self.check_every = check_every
         self.enabled = True
         self.patched = 0  # files encoded from a template
         self._template: tuple[Hashable, Template] | None = None
         self._last: tuple[Hashable, pa.Table, memoryview] | None = None  # a shape seen once
         self._refused: Hashable = None  # a shape whose template did not check out
+        self._adopted_at = 0  # self.patched when the current template was adopted
+        self.stopped_by: str | None = None  # why patching stopped, for the recorder's log
 
     def encode(
         self,
@@ -143,9 +149,15 @@ class Encoder:
     ) -> list[memoryview]:
         """Return the Parquet file of the table that ``table()`` builds, in pieces."""
         if self._template is not None and self._template[0] == key:
-            out = self._template[1].render(list(values().values()))
+            try:
+                out = self._template[1].render(list(values().values()))
+            except (ValueError, TypeError, OverflowError) as e:  # a value the runs cannot hold
+                self._stop(e)
+                return [self.pyarrow(table())]
             self.patched += 1
-            if self.patched % self.check_every == 0 and not self._agrees(out, table()):
+            uses = self.patched - self._adopted_at
+            checked = uses <= self.verify_first or uses % self.check_every == 0
+            if checked and not self._agrees(out, table()):
                 return [self.pyarrow(table())]
             return out
         built = table()
@@ -159,6 +171,7 @@ class Encoder:
         template = Template.locate(last[2], last[1], list(patched))
         if template is not None and b"".join(template.render(list(patched.values()))) == data:
             self._template, self._last = (key, template), None
+            self._adopted_at = self.patched
         else:
             self._refused = key
         return [data]
@@ -172,5 +185,8 @@ class Encoder:
     def _agrees(self, out: list[memoryview], table: pa.Table) -> bool:
         if b"".join(out) == self.pyarrow(table):
             return True
-        self.enabled, self._template = False, None
+        self._stop(ValueError("a patched file differed from pyarrow's"))
         return False
+
+    def _stop(self, why: Exception) -> None:
+        self.enabled, self._template, self.stopped_by = False, None, str(why)

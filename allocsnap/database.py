@@ -77,6 +77,11 @@ class Database:
         """Return all rows of any SQL over the store's views as an Arrow table."""
         return query.run_text(self._con, text, **params)
 
+    def printable(self, text: str, /, **params: object) -> pa.Table:
+        """Return all rows of any SQL as ``arrow`` does, intervals as DuckDB prints them
+        (``allocsnap sql``: the text and CSV outputs show what DuckDB's shell shows)."""
+        return query.intervals_as_text(self._con, self.arrow(text, **params))
+
     def refresh(self) -> None:
         """Point the views at the store's files as they are now (a recorder added snapshots,
         compaction replaced files); views and macros of your own stay."""

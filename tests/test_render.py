@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pytest
 
-from allocsnap.present.render import Column, Format, Report, render
+from allocsnap.present.render import Column, Format, Report, plural, render
 
 
 @pytest.fixture
@@ -96,3 +96,14 @@ def test_json_has_info_and_rows(report: Report) -> None:
 def test_output_is_deterministic(report: Report) -> None:
     for fmt in Format:
         assert rendered(report, fmt) == rendered(report, fmt)
+
+
+def test_plural_keeps_words_that_are_their_own_plural() -> None:
+    # GIVEN the one plural rule every table and page uses (two copies drifted apart before)
+    # THEN counts read as English, "series" included
+    assert [plural(1, "epoch"), plural(2, "epoch"), plural(3, "series"), plural(1_000, "host")] == [
+        "1 epoch",
+        "2 epochs",
+        "3 series",
+        "1,000 hosts",
+    ]

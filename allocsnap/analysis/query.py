@@ -158,6 +158,17 @@ def run_text(con: duckdb.DuckDBPyConnection, text: str, /, **params: Any) -> pa.
         raise QueryError(_first_line(e)) from e
 
 
+def intervals_as_text(con: duckdb.DuckDBPyConnection, rows: pa.Table) -> pa.Table:
+    """Return ``rows`` with every interval column as DuckDB prints it (``01:30:00``,
+    ``2 days 00:00:01.5``): DuckDB's own cast, as its shell shows them."""
+    for i, field in enumerate(rows.schema):
+        if pa.types.is_interval(field.type):
+            rel = con.from_arrow(pa.table({"v": rows.column(i)}))
+            text = rel.project(duckdb.ColumnExpression("v").cast(duckdb.sqltype("VARCHAR")))
+            rows = rows.set_column(i, field.name, text.to_arrow_table().column(0))
+    return rows
+
+
 def _first_line(e: BaseException) -> str:
     """Return the line of a DuckDB error that says what failed: its first, or for an error
     raised in Python code that DuckDB called (a remote store's file system, reading a file

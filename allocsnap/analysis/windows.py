@@ -61,6 +61,11 @@ class Epochs:
     last_at: datetime
     warnings: tuple[str, ...]
 
+    @property
+    def counting(self) -> int:
+        """Return how many of the epochs have snapshots taken with profiling on."""
+        return sum(1 for n in self.rows["snapshots"].to_pylist() if n)
+
 
 @dataclass(frozen=True)
 class LeakSettings:

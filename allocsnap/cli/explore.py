@@ -50,5 +50,5 @@ def sql(
     else:
         raise UsageError("give the SQL as QUERY or with --query-file, not both or neither")
     with Database(store_dir) as db:
-        rows = db.arrow(text)
+        rows = db.printable(text)
     render(tables.sql_report(rows), fmt, sys.stdout)

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from allocsnap import analysis
 from allocsnap.errors import StoreNotFound, UsageError
@@ -255,21 +254,11 @@ def _epoch_key(m: SnapshotMeta) -> tuple[str, str | None]:
     return m.host, boot_of(m)
 
 
-def counting_epochs(epochs: analysis.Epochs) -> int:
-    """Return how many of a window's epochs have snapshots taken with profiling on."""
-    return int(pc.sum(pc.greater(epochs.rows["snapshots"], 0)).as_py() or 0)
-
-
 def signed(value: int | float | None) -> str:
     """Return a change in bytes for people, with its sign: ``+4.0 MiB``."""
     if value is None:
         return ""
     return ("+" if value > 0 else "") + format_size(value)
-
-
-def plural(n: int, word: str) -> str:
-    """Return ``1 epoch``, ``2 epochs``."""
-    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
 
 
 def clip(text: str, n: int) -> str:

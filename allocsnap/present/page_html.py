@@ -13,11 +13,10 @@ from allocsnap.present import svgchart, tables
 from allocsnap.present.page_data import (
     ReportData,
     clip,
-    counting_epochs,
-    plural,
     signed,
     totals_chart,
 )
+from allocsnap.present.render import plural
 from allocsnap.units import format_size
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
@@ -53,7 +52,7 @@ def html(data: ReportData) -> str:
         f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
         f'<p class="summary">{escape(span)}: {e.snapshots:,} snapshots in '
-        f"{plural(counting_epochs(e), 'epoch')}, store {escape(str(data.store))}</p>",
+        f"{plural(e.counting, 'epoch')}, store {escape(str(data.store))}</p>",
     ]
     if e.warnings:
         parts.append('<ul class="warnings">')

@@ -16,11 +16,10 @@ from allocsnap.present.page_data import (
     ReportData,
     boot_of,
     clip,
-    counting_epochs,
-    plural,
     signed,
     totals_chart,
 )
+from allocsnap.present.render import plural
 from allocsnap.units import format_size
 
 WIDTH = 79
@@ -59,7 +58,7 @@ def text(data: ReportData, *, markdown: bool = False) -> str:
     out.append("")
     para(
         f"window: {analysis.taken_at_text(e.first_at)} -> {analysis.taken_at_text(e.last_at)}, "
-        f"{e.snapshots:,} snapshots in {plural(counting_epochs(e), 'epoch')}"
+        f"{e.snapshots:,} snapshots in {plural(e.counting, 'epoch')}"
     )
     for w in e.warnings:
         para(f"warning: {w}")

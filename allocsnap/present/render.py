@@ -151,3 +151,8 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return " ".join(str(v) for v in value)
     return value
+
+
+def plural(n: int, word: str) -> str:
+    """Return ``1 epoch``, ``2 epochs``; a word that ends in s is its own plural (``series``)."""
+    return f"{n:,} {word}" if n == 1 or word.endswith("s") else f"{n:,} {word}s"

@@ -6,7 +6,7 @@ import pyarrow as pa
 
 from allocsnap import analysis
 from allocsnap.model import SnapshotMeta
-from allocsnap.present.render import Column, Report
+from allocsnap.present.render import Column, Report, plural
 from allocsnap.store import merge
 from allocsnap.units import format_size
 
@@ -165,7 +165,7 @@ def window_header(epochs: analysis.Epochs) -> list[str]:
     hosts = window_hosts(e)
     lines = [
         f"window: {analysis.taken_at_text(e.first_at)} -> {analysis.taken_at_text(e.last_at)}, "
-        f"{e.snapshots:,} snapshots in {_plural(_counting(e), 'epoch')}"
+        f"{e.snapshots:,} snapshots in {plural(e.counting, 'epoch')}"
         + (f" of {len(hosts):,} hosts" if len(hosts) > 1 else "")
     ]
     return lines + [f"warning: {w}" for w in e.warnings]
@@ -237,7 +237,7 @@ def leaks_report(result: analysis.LeaksResult, grouping: analysis.Grouping) -> R
     short = result.others.filter(pa.compute.equal(result.others["verdict"], "too few points"))
     if short.num_rows:
         footer.append(
-            f"{_plural(short.num_rows, 'series')} grew but with fewer than {s.min_points} "
+            f"{plural(short.num_rows, 'series')} grew but with fewer than {s.min_points} "
             "points a trend test cannot be confident: see 'allocsnap top' and 'allocsnap growth'"
         )
     info = {
@@ -420,14 +420,6 @@ def history_report(
     return Report(rows=rows, columns=columns, header=window_header(result.epochs), info=info)
 
 
-def _counting(epochs: analysis.Epochs) -> int:
-    return sum(1 for n in epochs.rows["snapshots"].to_pylist() if n)
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n:,} {word}" if n == 1 or word.endswith("s") else f"{n:,} {word}s"
-
-
 # -- allocsnap sql -----------------------------------------------------------------------------
 
 
@@ -447,10 +439,6 @@ def sql_report(rows: pa.Table) -> Report:
         names.append(unique)
     rows = rows.rename_columns(names)
     types = list(rows.schema.types)
-    for i, field in enumerate(rows.schema):
-        if pa.types.is_interval(field.type):
-            texts = [_interval_text(v) for v in rows.column(i).to_pylist()]
-            rows = rows.set_column(i, field.name, pa.array(texts, pa.string()))
     columns = [
         Column(field.name, field.name, "number" if _is_number(field.type) else "text")
         for field in rows.schema
@@ -461,25 +449,6 @@ def sql_report(rows: pa.Table) -> Report:
         ]
     }
     return Report(rows=rows, columns=columns, info=info)
-
-
-def _interval_text(value: pa.MonthDayNano | None) -> str | None:
-    """Return an interval as DuckDB prints it: ``01:30:00``, ``2 days 00:00:01.5``."""
-    if value is None:
-        return None
-    months, days, nanoseconds = value
-    sign = "-" if nanoseconds < 0 else ""
-    seconds, nanos = divmod(abs(nanoseconds), 1_000_000_000)
-    minutes, secs = divmod(seconds, 60)
-    hours, mins = divmod(minutes, 60)
-    clock = f"{sign}{hours:02d}:{mins:02d}:{secs:02d}"
-    if nanos:
-        clock += f".{nanos:09d}".rstrip("0")
-    years, months = divmod(months, 12)
-    parts = [_plural(n, w) for n, w in ((years, "year"), (months, "month"), (days, "day")) if n]
-    if parts and not nanoseconds:
-        return " ".join(parts)
-    return " ".join([*parts, clock])
 
 
 def _is_number(kind: pa.DataType) -> bool:
@@ -518,16 +487,16 @@ def merge_report(summary: merge.MergeSummary) -> Report:
     verb = "would copy" if summary.dry_run else "copied"
     new_hosts = sum(1 for h in hosts if h.snapshots_new)
     header = [
-        f"{'dry run: ' if summary.dry_run else ''}{_plural(summary.sources, 'store')} into "
+        f"{'dry run: ' if summary.dry_run else ''}{plural(summary.sources, 'store')} into "
         f"{summary.dest}: {verb} {summary.snapshots_new:,} snapshots of "
-        f"{_plural(new_hosts, 'host')} ({summary.snapshots_present:,} already there), "
-        f"{_plural(summary.files, 'file')}, {format_size(summary.bytes)}"
+        f"{plural(new_hosts, 'host')} ({summary.snapshots_present:,} already there), "
+        f"{plural(summary.files, 'file')}, {format_size(summary.bytes)}"
     ]
     if summary.tag_files:
-        header.append(f"tags: {_plural(summary.tag_files, 'new tag file')}")
+        header.append(f"tags: {plural(summary.tag_files, 'new tag file')}")
     if summary.rewritten:
         header.append(
-            f"{_plural(summary.rewritten, 'source file')} partly there already: "
+            f"{plural(summary.rewritten, 'source file')} partly there already: "
             "only their new snapshots written"
         )
     left = [f"{n} {why}" for why, n in sorted(summary.left_out.items()) if n]

@@ -30,8 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from allocsnap.errors import MergeConflict, StoreError, StoreNotFound, UsageError
-from allocsnap.model import SCHEMA_VERSION
-from allocsnap.store import durable, layout, locks
+from allocsnap.store import durable, generations, layout, locks
 
 _WRITE_OPTIONS: dict[str, Any] = {"compression": "zstd", "write_statistics": True}
 _BATCH_ROWS = 200_000  # rows of a rewritten samples file held in memory at once
@@ -257,12 +256,9 @@ def _plan_partition(
     host = rel.split("/", 1)[0].removeprefix("host=")
     paths = sorted((src / "snapshots" / rel).glob("*.parquet"))
     files = [(path, _read_rows(path, ["snapshot_id", "generation"])) for path in paths]
-    newest: dict[str, int] = {}
-    for _path, ids in files:
-        for sid, generation in zip(
-            ids["snapshot_id"].to_pylist(), ids["generation"].to_pylist(), strict=True
-        ):
-            newest[sid] = max(newest.get(sid, -1), generation)
+    newest = generations.live_generations(
+        (ids["snapshot_id"].to_pylist(), ids["generation"].to_pylist()) for _path, ids in files
+    )
     actions: list[_Action] = []
     for path, ids in files:
         if ids.num_rows == 0:
@@ -366,11 +362,8 @@ def _content(row: dict[str, Any]) -> dict[str, Any]:
 
 def _check_versions(rows: pa.Table, path: Path) -> None:
     version = pc.max(rows["schema_version"]).as_py()
-    if version is not None and version > SCHEMA_VERSION:
-        raise StoreError(
-            f"{path} was written by a newer allocsnap (schema {version}; this one reads "
-            f"{SCHEMA_VERSION}): upgrade allocsnap"
-        )
+    if version is not None:  # any version up to ours: merge copies files, it does not read them
+        layout.check_version(version, str(path), oldest=1)
 
 
 def _conflict(

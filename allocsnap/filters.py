@@ -8,7 +8,8 @@ non-zero) are separate, because a diff keeps a row when either side's value pass
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -139,3 +140,18 @@ def _all(masks: list[pa.ChunkedArray]) -> pa.ChunkedArray | None:
     for m in masks[1:]:
         mask = pc.and_(mask, m)
     return mask
+
+
+def kept_tag_ids(keep: Filter, tags: Callable[[], pa.Table]) -> list[int] | None:
+    """Return the ids of the tags the filter's call-site parts keep, or None when all are kept;
+    ``tags()`` reads the tags table (DuckDB's or Spark's) only when a part is given.
+
+    Accuracy and sizes are properties of a row, not of a call site: the queries apply them.
+    """
+    by_site = replace(keep, accurate=None, min_size=None, max_size=None, nonzero=False)
+    if by_site.is_empty():
+        return None
+    table = tags()
+    mask = tag_mask(table, by_site)
+    ids: list[int] = (table if mask is None else table.filter(mask))["tag_id"].to_pylist()
+    return ids

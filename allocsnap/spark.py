@@ -14,11 +14,8 @@ entry point, so the CLI never loads Spark: ``spark-submit -m``-style use is
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -48,7 +45,6 @@ LEAK_STAGES = (  # queries/spark/leaks_N_*.sql and the view each one's rows are 
     ("leaks_4_series_points", "leak_series_points"),
     ("leaks_5_shaped", "leak_shaped"),
 )
-_PARAM = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
 
 
 def sql(name: str) -> str:
@@ -115,14 +111,12 @@ def register(spark: SparkSession, store_url: str) -> None:
 
 def declared_params(name: str) -> set[str]:
     """Return the ``:params`` a Spark query's header comment declares."""
-    header = [line for line in sql(name).splitlines() if line.startswith("--")]
-    return {m.group(1) for line in header if (m := re.match(r"--\s+:(\w+)\s", line))}
+    return query.declared_params_in(sql(name), ":")
 
 
 def used_params(name: str) -> set[str]:
     """Return the ``:params`` a Spark query's body uses (comment lines left out)."""
-    body = [line for line in sql(name).splitlines() if not line.lstrip().startswith("--")]
-    return set(_PARAM.findall("\n".join(body)))
+    return query.used_params_in(sql(name), ":")
 
 
 def run(spark: SparkSession, name: str, **params: Any) -> DataFrame:
@@ -154,16 +148,7 @@ def resolve(spark: SparkSession, ref: str) -> dict[str, Any]:
     """Return the snapshot a reference names (first, latest, a name, an id prefix or a time),
     as ``analysis.resolve`` does over DuckDB: its id, name, time, host, boot, kernel, modules
     and date."""
-    attempts: list[tuple[str, str | None, datetime | None]] = []
-    if ref in ("first", "latest"):
-        attempts.append((ref, None, None))
-    else:
-        attempts.append(("name", ref, None))
-        if re.fullmatch(r"[0-9a-f]{4,12}", ref):
-            attempts.append(("id", ref, None))
-        if re.match(r"^\d{4}-\d{2}-\d{2}", ref):
-            attempts.append(("time", None, units.parse_time(ref)))
-    for kind, text, at in attempts:
+    for kind, text, at in analysis.resolve_attempts(ref):
         rows = run(spark, "resolve", kind=kind, ref=text, at=at).toArrow().to_pylist()
         if kind == "id" and len(rows) > 1:
             raise UsageError(f"snapshot id prefix {ref!r} is ambiguous (several match)")
@@ -179,13 +164,7 @@ def tag_ids(spark: SparkSession, keep: Filter) -> list[int] | None:
     The tags table is small (one row per call site of the fleet's kernels): it is read to the
     driver and filtered by ``allocsnap.filters``, the one implementation of the globs.
     """
-    by_site = replace(keep, accurate=None, min_size=None, max_size=None, nonzero=False)
-    if by_site.is_empty():
-        return None
-    table = spark.table("tags").toArrow()
-    mask = filters.tag_mask(table, by_site)
-    ids: list[int] = (table if mask is None else table.filter(mask))["tag_id"].to_pylist()
-    return ids
+    return filters.kept_tag_ids(keep, lambda: spark.table("tags").toArrow())
 
 
 def diff(

@@ -115,21 +115,26 @@ def resolve(store_dir: remote.Location, ref: str, host: Hosts = None) -> Snapsho
         return _resolve(con, store_dir, ref, host)
 
 
+def resolve_attempts(ref: str) -> list[tuple[str, str | None, datetime | None]]:
+    """Return the ways a reference may name a snapshot, in the order they are tried by the
+    ``resolve`` query (DuckDB's and Spark's): first/latest, name, id prefix, time."""
+    if ref in ("first", "latest"):
+        return [(ref, None, None)]
+    attempts: list[tuple[str, str | None, datetime | None]] = [("name", ref, None)]
+    if re.fullmatch(r"[0-9a-f]{4,12}", ref):
+        attempts.append(("id", ref, None))
+    if re.match(r"^\d{4}-\d{2}-\d{2}", ref):
+        attempts.append(("time", None, units.parse_time(ref)))
+    return attempts
+
+
 def _resolve(
     con: query.Connection, store_dir: remote.Location, ref: str, host: Hosts
 ) -> SnapshotMeta:
     """Resolve a reference in the order: first/latest, name, id prefix, time."""
     pattern = filters.hosts_regex(host)
     where = "" if pattern is None else f" of a host matching {_names(host)}"
-    attempts: list[tuple[str, str | None, datetime | None]] = []
-    if ref in ("first", "latest"):
-        attempts.append((ref, None, None))
-    else:
-        attempts.append(("name", ref, None))
-        if re.fullmatch(r"[0-9a-f]{4,12}", ref):
-            attempts.append(("id", ref, None))
-        if re.match(r"^\d{4}-\d{2}-\d{2}", ref):
-            attempts.append(("time", None, units.parse_time(ref)))
+    attempts = resolve_attempts(ref)
     for kind, text, at in attempts:
         rows = query.run(con, "resolve", kind=kind, ref=text, at=at, host=pattern).to_pylist()
         if kind == "id" and len(rows) > 1:

@@ -25,8 +25,6 @@ from allocsnap.errors import QueryError, StoreError
 from allocsnap.store import remote, remote_reads
 from allocsnap.store.layout import StoreFiles
 
-_PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")
-
 Connection = duckdb.DuckDBPyConnection
 """What ``connect`` yields; named here so that callers need not import duckdb."""
 Relation = duckdb.DuckDBPyRelation
@@ -60,14 +58,28 @@ def sql(name: str) -> str:
 
 def declared_params(name: str) -> set[str]:
     """Return the ``$params`` a query's header comment declares."""
-    header = [line for line in sql(name).splitlines() if line.startswith("--")]
-    return {m.group(1) for line in header if (m := re.match(r"--\s+\$(\w+)\s", line))}
+    return declared_params_in(sql(name), "$")
 
 
 def used_params(name: str) -> set[str]:
     """Return the ``$params`` a query's body uses."""
-    body = [line for line in sql(name).splitlines() if not line.startswith("--")]
-    return set(_PARAM.findall("\n".join(body)))
+    return used_params_in(sql(name), "$")
+
+
+def declared_params_in(text: str, sigil: str) -> set[str]:
+    """Return the parameters a query's header comment declares, one a line: ``-- $name TYPE``
+    (DuckDB's ``$``, Spark's ``:``)."""
+    declaration = re.compile(rf"--\s+{re.escape(sigil)}(\w+)\s")
+    header = [line for line in text.splitlines() if line.startswith("--")]
+    return {m.group(1) for line in header if (m := declaration.match(line))}
+
+
+def used_params_in(text: str, sigil: str) -> set[str]:
+    """Return the parameters a query's body uses, comment lines left out (``::`` casts are
+    not parameters)."""
+    use = re.compile(rf"(?<![:\w]){re.escape(sigil)}([a-z_][a-z0-9_]*)")
+    body = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
+    return set(use.findall("\n".join(body)))
 
 
 @contextmanager

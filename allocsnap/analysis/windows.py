@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import statistics
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 import pyarrow as pa
@@ -242,13 +242,7 @@ def _tag_ids(con: query.Connection, keep: Filter) -> list[int] | None:
 
     Accuracy is a property of a row, not of a call site, so it is applied by the queries.
     """
-    by_site = replace(keep, accurate=None, min_size=None, max_size=None, nonzero=False)
-    if by_site.is_empty():
-        return None
-    table = query.run(con, "tags")
-    mask = filters.tag_mask(table, by_site)
-    ids: list[int] = (table if mask is None else table.filter(mask))["tag_id"].to_pylist()
-    return ids
+    return filters.kept_tag_ids(keep, lambda: query.run(con, "tags"))
 
 
 def _selection(tag_ids: list[int] | None, keep: Filter, grouping: Grouping) -> dict[str, object]:

@@ -25,14 +25,14 @@ from allocsnap import analysis, units
 from allocsnap.analysis import query
 from allocsnap.errors import EpochWarning
 from allocsnap.model import Filter, SnapshotMeta
-from allocsnap.store import layout, remote
+from allocsnap.store import remote
 
 Size = int | str
 """A byte count, or text in human units (``1M``, ``64K``)."""
 Bound = str | datetime | timedelta | None
+"""A window bound: a time, a duration back from the newest snapshot, or text (``2h``)."""
 Hosts = str | Sequence[str] | None
 """``--host``: a host name or shell glob, or several; None for every host."""
-"""A window bound: a time, a duration back from the newest snapshot, or text (``2h``)."""
 
 
 class Filters(TypedDict, total=False):
@@ -55,7 +55,8 @@ class Database:
         self, store_dir: str | os.PathLike[str] | remote.Location = "allocsnap-data"
     ) -> None:
         self.path = remote.location(store_dir)  # a directory, or a remote.Remote (s3://…)
-        self._con = query.open_connection(layout.open_store(self.path), explore=True)
+        self._session = analysis.Session(self.path, explore=True)  # every analysis shares it
+        self._con = self._session.con
 
     # -- SQL -------------------------------------------------------------------------------------
 
@@ -85,11 +86,11 @@ class Database:
     def refresh(self) -> None:
         """Point the views at the store's files as they are now (a recorder added snapshots,
         compaction replaced files); views and macros of your own stay."""
-        query.refresh(self._con, layout.open_store(self.path), explore=True)
+        self._session.refresh()
 
     def close(self) -> None:
         """Close the connection; relations made from it can no longer be read."""
-        self._con.close()
+        self._session.close()
 
     def __enter__(self) -> Database:
         return self
@@ -110,7 +111,7 @@ class Database:
     def snapshot(self, ref: str = "latest", *, host: Hosts = None) -> SnapshotMeta:
         """Return the stored snapshot a reference names: first, latest, a name, an id (prefix)
         or a time (the latest at or before it); among ``host``'s snapshots when given."""
-        return analysis.resolve(self.path, ref, host)
+        return analysis.resolve(self._session, ref, host)
 
     def diff(
         self,
@@ -125,7 +126,7 @@ class Database:
     ) -> pa.Table:
         """Return the groups whose live bytes or calls changed between two snapshots, as
         ``allocsnap diff`` prints them: references into the store, snapshot files or dumps."""
-        old, new = analysis.load_all([before, after], self.path, host=host)
+        old, new = analysis.load_all([before, after], self._session, host=host)
         result = analysis.diff(
             old,
             new,
@@ -150,7 +151,7 @@ class Database:
     ) -> pa.Table:
         """Return one snapshot's groups filtered and sorted, as ``allocsnap show`` prints them."""
         result = analysis.show(
-            analysis.load(snapshot, self.path, host=host),
+            analysis.load(snapshot, self._session, host=host),
             keep=_filter(filters),
             grouping=analysis.Grouping.parse(by),
             sort=sort,
@@ -185,7 +186,7 @@ class Database:
             min_confidence=confidence,
         )
         result = analysis.leaks(
-            self.path,
+            self._session,
             _window(since, until, host),
             keep=_filter(filters),
             grouping=analysis.Grouping.parse(by, window=True),
@@ -213,7 +214,7 @@ class Database:
         """Return per group the median of the window's later part against its earlier part,
         as a rate per hour (``allocsnap growth``)."""
         result = analysis.growth(
-            self.path,
+            self._session,
             _window(since, until, host),
             split=_bound(split),
             keep=_filter(filters),
@@ -238,7 +239,7 @@ class Database:
         """Return the largest movers of a window, up and down, first against last snapshot of
         each epoch (``allocsnap top``), reading at most ``max_points`` snapshots per epoch."""
         result = analysis.top(
-            self.path,
+            self._session,
             _window(since, until, host),
             keep=_filter(filters),
             grouping=analysis.Grouping.parse(by, window=True),
@@ -263,7 +264,7 @@ class Database:
         key contains ``pattern`` (or matches it, when it has ``*?[``); every snapshot unless
         ``points`` bounds them per epoch (``allocsnap history --format csv``)."""
         result = analysis.history(
-            self.path,
+            self._session,
             pattern,
             _window(since, until, host),
             keep=_filter(filters),
@@ -298,7 +299,7 @@ class Database:
             min_hosts=min_hosts,
         )
         result = analysis.outliers(
-            self.path,
+            self._session,
             pattern,
             _window(since, until, host),
             keep=_filter(filters),

@@ -27,6 +27,7 @@ from allocsnap.analysis.grouping import (
     WINDOW_GROUPINGS,
     Grouping,
 )
+from allocsnap.analysis.session import Session, Store
 from allocsnap.analysis.windows import (
     FLEET_SCHEMA,
     Epochs,
@@ -57,7 +58,9 @@ __all__ = [
     "LeaksResult",
     "OutlierSettings",
     "OutliersResult",
+    "Session",
     "ShowResult",
+    "Store",
     "Totals",
     "WINDOW_GROUPINGS",
     "Window",

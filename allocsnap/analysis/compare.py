@@ -17,12 +17,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from allocsnap import filters, units
-from allocsnap.analysis import query
+from allocsnap.analysis import query, session
 from allocsnap.analysis.grouping import Grouping
+from allocsnap.analysis.session import Store
 from allocsnap.errors import StoreNotFound, UsageError
 from allocsnap.kernel import capture, source
 from allocsnap.model import SAMPLE_SCHEMA, Filter, Snapshot, SnapshotMeta
-from allocsnap.store import layout, remote, single_file
+from allocsnap.store import single_file
 
 Hosts = str | Sequence[str] | None
 """``--host``: a host name or shell glob, or several; None for every host."""
@@ -60,16 +61,14 @@ class ShowResult:
     groups: int  # groups in all, before --top cut the list
 
 
-def load(
-    ref: str, store_dir: remote.Location, *, lenient: bool = False, host: Hosts = None
-) -> Snapshot:
+def load(ref: str, store_dir: Store, *, lenient: bool = False, host: Hosts = None) -> Snapshot:
     """Return the snapshot a reference names: a file, a text dump, ``-``, or a store entry
     (among the snapshots of ``host``: a name or glob, or several, when given)."""
     return load_all([ref], store_dir, lenient=lenient, host=host)[0]
 
 
 def load_all(
-    refs: list[str], store_dir: remote.Location, *, lenient: bool = False, host: Hosts = None
+    refs: list[str], store_dir: Store, *, lenient: bool = False, host: Hosts = None
 ) -> list[Snapshot]:
     """Return the snapshots several references name, reading the store once for all of them."""
     loaded: dict[int, Snapshot] = {}
@@ -84,7 +83,7 @@ def load_all(
     if stored:
         ref = stored[0][1]
         try:
-            with query.connect(layout.open_store(store_dir)) as con:
+            with session.connection(store_dir) as con:
                 for i, ref in stored:
                     meta = _resolve(con, store_dir, ref, host)
                     loaded[i] = Snapshot(meta=meta, samples=_stored_samples(con, meta))
@@ -100,18 +99,18 @@ def is_dump(ref: str) -> bool:
     return ref == "-" or (Path(ref).is_file() and not single_file.is_parquet(Path(ref)))
 
 
-def snapshots(store_dir: remote.Location, host: Hosts = None) -> list[SnapshotMeta]:
+def snapshots(store_dir: Store, host: Hosts = None) -> list[SnapshotMeta]:
     """Return every snapshot in the store (of ``host``, names or globs), oldest first."""
     no_bounds = dict.fromkeys(("since_at", "until_at", "since_back", "until_back"))
-    with query.connect(layout.open_store(store_dir)) as con:
+    with session.connection(store_dir) as con:
         rows = query.run(con, "snapshots", host=filters.hosts_regex(host), **no_bounds)
     return [SnapshotMeta.from_row(row) for row in rows.to_pylist()]
 
 
-def resolve(store_dir: remote.Location, ref: str, host: Hosts = None) -> SnapshotMeta:
+def resolve(store_dir: Store, ref: str, host: Hosts = None) -> SnapshotMeta:
     """Return the stored snapshot named by first, latest, a name, an id (prefix) or a time,
     among the snapshots of ``host`` (names or globs) when given."""
-    with query.connect(layout.open_store(store_dir)) as con:
+    with session.connection(store_dir) as con:
         return _resolve(con, store_dir, ref, host)
 
 
@@ -128,9 +127,7 @@ def resolve_attempts(ref: str) -> list[tuple[str, str | None, datetime | None]]:
     return attempts
 
 
-def _resolve(
-    con: query.Connection, store_dir: remote.Location, ref: str, host: Hosts
-) -> SnapshotMeta:
+def _resolve(con: query.Connection, store_dir: Store, ref: str, host: Hosts) -> SnapshotMeta:
     """Resolve a reference in the order: first/latest, name, id prefix, time."""
     pattern = filters.hosts_regex(host)
     where = "" if pattern is None else f" of a host matching {_names(host)}"

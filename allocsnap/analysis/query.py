@@ -87,11 +87,19 @@ def connect(store: StoreFiles | None = None) -> Iterator[duckdb.DuckDBPyConnecti
     """Yield a connection with allocsnap's macros, and a store's views when one is given."""
     con = open_connection(store)
     try:
-        yield con
-    except duckdb.Error as e:
-        raise QueryError(_first_line(e)) from e
+        with translated_errors():
+            yield con
     finally:
         con.close()
+
+
+@contextmanager
+def translated_errors() -> Iterator[None]:
+    """Turn a DuckDB error raised inside the block into allocsnap's ``QueryError``."""
+    try:
+        yield
+    except duckdb.Error as e:
+        raise QueryError(_first_line(e)) from e
 
 
 def open_connection(

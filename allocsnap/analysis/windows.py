@@ -11,11 +11,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from allocsnap import filters, units
-from allocsnap.analysis import query
+from allocsnap.analysis import query, session
 from allocsnap.analysis.grouping import Grouping
+from allocsnap.analysis.session import Store
 from allocsnap.errors import StoreNotFound, UsageError
 from allocsnap.model import Filter, SnapshotMeta
-from allocsnap.store import layout, remote
 
 
 @dataclass(frozen=True)
@@ -111,30 +111,28 @@ FLEET_SCHEMA = pa.schema(
 )
 
 
-def tags(store_dir: remote.Location) -> pa.Table:
+def tags(store_dir: Store) -> pa.Table:
     """Return every call site of a store: tag_id, file, line, module and function."""
-    with query.connect(layout.open_store(store_dir)) as con:
+    with session.connection(store_dir) as con:
         return query.run(con, "tags")
 
 
-def epochs(store_dir: remote.Location, window: Window | None = None) -> Epochs:
+def epochs(store_dir: Store, window: Window | None = None) -> Epochs:
     """Return the epochs of a store window; raise ``StoreNotFound`` when it holds no snapshot."""
-    with query.connect(layout.open_store(store_dir)) as con:
+    with session.connection(store_dir) as con:
         return _epochs(con, store_dir, window or Window())
 
 
-def window_snapshots(
-    store_dir: remote.Location, window: Window | None = None
-) -> list[SnapshotMeta]:
+def window_snapshots(store_dir: Store, window: Window | None = None) -> list[SnapshotMeta]:
     """Return the snapshots of a store window with their metadata, oldest first, picked by the
     same rules as every window analysis (profiling-off snapshots included)."""
-    with query.connect(layout.open_store(store_dir)) as con:
+    with session.connection(store_dir) as con:
         rows = query.run(con, "snapshots", **(window or Window()).params())
     return [SnapshotMeta.from_row(row) for row in rows.to_pylist()]
 
 
 def leaks(
-    store_dir: remote.Location,
+    store_dir: Store,
     window: Window | None = None,
     *,
     keep: Filter | None = None,
@@ -151,7 +149,7 @@ def leaks(
     settings = settings or LeakSettings()
     if settings.max_points < 2:
         raise UsageError("--max-points must be at least 2")
-    with query.connect(layout.open_store(store_dir)) as con:
+    with session.connection(store_dir) as con:
         tag_ids = _tag_ids(con, keep)
         span = _epochs(con, store_dir, window)
         rows = query.run(
@@ -255,7 +253,7 @@ def _selection(tag_ids: list[int] | None, keep: Filter, grouping: Grouping) -> d
     }
 
 
-def _epochs(con: query.Connection, store_dir: remote.Location, window: Window) -> Epochs:
+def _epochs(con: query.Connection, store_dir: Store, window: Window) -> Epochs:
     rows = query.run(con, "epochs", **window.params())
     counting = rows.filter(pc.greater(rows["snapshots"], 0))
     if counting.num_rows == 0:
@@ -320,7 +318,7 @@ class WindowResult:
 
 
 def growth(
-    store_dir: remote.Location,
+    store_dir: Store,
     window: Window | None = None,
     *,
     split: str | None = None,
@@ -338,7 +336,7 @@ def growth(
     keep = keep or Filter()
     grouping = grouping or Grouping()
     split_at, split_back = _bound(split)
-    with query.connect(layout.open_store(store_dir)) as con:
+    with session.connection(store_dir) as con:
         tag_ids = _tag_ids(con, keep)
         span = _epochs(con, store_dir, window)
         rows = query.run(
@@ -358,7 +356,7 @@ def growth(
 
 
 def top(
-    store_dir: remote.Location,
+    store_dir: Store,
     window: Window | None = None,
     *,
     keep: Filter | None = None,
@@ -371,7 +369,7 @@ def top(
     window = window or Window()
     keep = keep or Filter()
     grouping = grouping or Grouping()
-    with query.connect(layout.open_store(store_dir)) as con:
+    with session.connection(store_dir) as con:
         tag_ids = _tag_ids(con, keep)
         span = _epochs(con, store_dir, window)
         rows = query.run(
@@ -389,7 +387,7 @@ def top(
 
 
 def history(
-    store_dir: remote.Location,
+    store_dir: Store,
     pattern: str,
     window: Window | None = None,
     *,
@@ -406,7 +404,7 @@ def history(
         regex = filters.glob_to_regex(pattern)
     else:
         regex = re.escape(pattern)
-    with query.connect(layout.open_store(store_dir)) as con:
+    with session.connection(store_dir) as con:
         tag_ids = _tag_ids(con, keep)
         span = _epochs(con, store_dir, window)
         rows = query.run(
@@ -443,7 +441,7 @@ class OutliersResult:
 
 
 def outliers(
-    store_dir: remote.Location,
+    store_dir: Store,
     pattern: str | None = None,
     window: Window | None = None,
     *,
@@ -470,7 +468,7 @@ def outliers(
         regex = filters.glob_to_regex(pattern)
     else:
         regex = re.escape(pattern or "")
-    with query.connect(layout.open_store(store_dir)) as con:
+    with session.connection(store_dir) as con:
         tag_ids = _tag_ids(con, keep)
         span = _epochs(con, store_dir, window)
         rows = query.run(

@@ -48,8 +48,15 @@ def gather(
     store_dir: Location, window: analysis.Window | None = None, *, top_n: int = 10
 ) -> ReportData:
     """Return what a report of a store window shows; raise ``StoreNotFound`` when the window
-    holds no snapshot and ``UsageError`` when it holds several hosts' snapshots."""
-    window = window or analysis.Window()
+    holds no snapshot and ``UsageError`` when it holds several hosts' snapshots.
+
+    The store is listed once: every analysis of the page reads through one session.
+    """
+    with analysis.Session(store_dir) as opened:
+        return _gather(opened, window or analysis.Window(), top_n)
+
+
+def _gather(store_dir: analysis.Session, window: analysis.Window, top_n: int) -> ReportData:
     epochs = analysis.epochs(store_dir, window)
     metas = analysis.window_snapshots(store_dir, window)
     hosts = sorted({m.host for m in metas})
@@ -75,7 +82,7 @@ def gather(
     diff = analysis.diff(old, new, top_n=top_n)
     bands, markers = events(metas)
     return ReportData(
-        store=store_dir,
+        store=store_dir.location,
         host=hosts[0],
         epochs=epochs,
         snapshots=tuple(metas),

@@ -1,0 +1,64 @@
+"""One store opened for a command: its listing and one DuckDB connection with its views.
+
+Every analysis takes a ``Store``: a location, opened for that one call, or a ``Session`` that
+a caller running several (the report, ``Database``, ``allocsnap sql``) opens once and hands to
+each, so the store is listed and its views registered once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import TracebackType
+from typing import TypeAlias
+
+from allocsnap.analysis import query
+from allocsnap.store import layout
+from allocsnap.store.remote import Location
+
+
+class Session:
+    """A store's files as listed once, and a connection whose views read them."""
+
+    def __init__(self, where: Location, *, explore: bool = False) -> None:
+        self.location = where
+        self.explore = explore
+        self.files = layout.open_store(where)
+        self.con = query.open_connection(self.files, explore=explore)
+
+    def refresh(self) -> None:
+        """List the store again and point the views at its files as they are now."""
+        self.files = layout.open_store(self.location)
+        query.refresh(self.con, self.files, explore=self.explore)
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __str__(self) -> str:
+        return str(self.location)  # what messages name: the store
+
+
+Store: TypeAlias = Location | Session
+"""What an analysis reads: a store's location, or a session already open on one."""
+
+
+@contextmanager
+def connection(store: Store) -> Iterator[query.Connection]:
+    """Yield the connection of ``store``'s session, or of one opened for this call only."""
+    if isinstance(store, Session):
+        with query.translated_errors():
+            yield store.con
+        return
+    with Session(store) as opened, query.translated_errors():
+        yield opened.con

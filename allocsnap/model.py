@@ -53,7 +53,7 @@ class Filter:
     """Which rows to keep. Empty fields keep everything; set fields are ANDed.
 
     ``module``, ``function`` and ``file`` are shell globs (``*``, ``?``, ``[...]``);
-    ``module="-"`` keeps built-in code only. Size bounds are inclusive, on live bytes.
+    ``module="built-in"`` keeps code outside modules only. Size bounds are inclusive, on live bytes.
     """
 
     module: str | None = None

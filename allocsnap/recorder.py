@@ -120,7 +120,7 @@ def record(
         raise UsageError("--interval must be positive")
     report = on_status or (lambda _status: None)
     stop = threading.Event()
-    # malloc hands freed memory back; Arrow's default pool keeps it (10 MB less resident here)
+    # malloc hands freed memory back; Arrow's default pool keeps it
     pa.set_memory_pool(pa.system_memory_pool())
     with locks.recorder_lock(store_dir), _signals(stop):
         return _Run(store_dir, plan, report, clock, stop).run()
@@ -366,7 +366,7 @@ def exec_lean(store_dir: Path, plan: Plan, *, tty: bool) -> NoReturn:
     """Replace this process by ``python -m allocsnap.recorder``, which records ``plan``.
 
     The same pid (systemd, signals) and exit codes, without what parsed the command line:
-    typer and pydantic stay resident otherwise (13 MB).
+    typer and click would stay resident otherwise (docs/recorder.md has the figures).
     """
     fields = {k: v for k, v in plan.__dict__.items() if k not in ("keep", "retain")}
     spec = {

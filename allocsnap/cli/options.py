@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import typer
 
@@ -14,6 +17,8 @@ if TYPE_CHECKING:
     from allocsnap.store.remote import Location
 else:
     Location = object  # typer refuses a union annotation; the parser returns Path or Remote
+
+Command = TypeVar("Command", bound=Callable[..., Any])
 
 
 def _location(value: str | Path) -> Location:
@@ -70,15 +75,67 @@ Hosts = Annotated[
 ]
 
 
-def make_filter(
-    module: str | None,
-    function: str | None,
-    file: str | None,
-    line: int | None,
-    min_size: str | None,
-    max_size: str | None,
-    accurate: bool | None,
-    nonzero: bool,
+_FILTER_OPTIONS: dict[str, tuple[Any, object]] = {
+    "module": (ModuleGlob, None),
+    "function": (FunctionGlob, None),
+    "file": (FileGlob, None),
+    "line": (Line, None),
+    "min_size": (MinSize, None),
+    "max_size": (MaxSize, None),
+    "accurate": (Accurate, None),
+    "nonzero": (Nonzero, False),
+}
+_SITE_OPTIONS = ("module", "function", "file", "line", "accurate")
+
+
+def filter_options(*, sizes: bool = True) -> Callable[[Command], Command]:
+    """Give a command the filter options in place of its ``keep: Filter`` parameter.
+
+    The options are declared here once and appended to the command's own; the command gets
+    the ``Filter`` they make. ``sizes=False`` leaves out ``--min-size``, ``--max-size`` and
+    ``--nonzero`` (commands whose rows are not one snapshot's).
+    """
+    names = list(_FILTER_OPTIONS) if sizes else list(_SITE_OPTIONS)
+
+    def decorate(func: Command) -> Command:
+        signature = inspect.signature(func)
+        own = [p for p in signature.parameters.values() if p.name != "keep"]
+        # typer reads the annotations as objects: evaluate the command's own (they are
+        # strings under `from __future__ import annotations`); `keep` is never evaluated, so
+        # the model (and pyarrow) is not imported for --help
+        own = [p.replace(annotation=eval(p.annotation, func.__globals__)) for p in own]  # noqa: S307
+        added = [
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=_FILTER_OPTIONS[name][0],
+                default=_FILTER_OPTIONS[name][1],
+            )
+            for name in names
+        ]
+
+        @functools.wraps(func)
+        def command(*args: Any, **kwargs: Any) -> Any:
+            given = {name: kwargs.pop(name) for name in names}
+            return func(*args, keep=_make_filter(**given), **kwargs)
+
+        parameters = [*own, *added]
+        command.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in parameters}
+        return cast(Command, command)
+
+    return decorate
+
+
+def _make_filter(
+    module: str | None = None,
+    function: str | None = None,
+    file: str | None = None,
+    line: int | None = None,
+    min_size: str | None = None,
+    max_size: str | None = None,
+    accurate: bool | None = None,
+    nonzero: bool = False,
 ) -> Filter:
     from allocsnap.model import Filter
     from allocsnap.units import parse_size

@@ -13,19 +13,11 @@ import typer
 
 from allocsnap.cli.core import DEFAULT_STORE, app
 from allocsnap.cli.options import (
-    Accurate,
-    FileGlob,
-    FunctionGlob,
     Host,
     Labels,
-    Line,
-    MaxSize,
-    MinSize,
-    ModuleGlob,
-    Nonzero,
     OutputFormat,
     Store,
-    make_filter,
+    filter_options,
     parse_labels,
 )
 from allocsnap.errors import UsageError
@@ -33,6 +25,7 @@ from allocsnap.present.render import Format
 from allocsnap.store.remote import Remote, local, location
 
 if TYPE_CHECKING:
+    from allocsnap.model import Filter
     from allocsnap.store.merge import Progress
 
 
@@ -45,6 +38,7 @@ def remote_store(value: str, option: str) -> Remote:
 
 
 @app.command()
+@filter_options()
 def record(
     interval: Annotated[
         str, typer.Option("--interval", help="Time between snapshots (10s, 1m).")
@@ -76,14 +70,8 @@ def record(
     ] = None,
     host: Host = None,
     label: Labels = None,
-    module: ModuleGlob = None,
-    function: FunctionGlob = None,
-    file: FileGlob = None,
-    line: Line = None,
-    min_size: MinSize = None,
-    max_size: MaxSize = None,
-    accurate: Accurate = None,
-    nonzero: Nonzero = False,
+    *,
+    keep: Filter,
 ) -> None:
     """Record snapshots on a fixed schedule until --count, --duration, Ctrl-C or SIGTERM.
 
@@ -96,7 +84,7 @@ def record(
 
     Example: allocsnap record --retain 2d --upload s3://allocsnap/db7 --store /var/lib/allocsnap
     """
-    # Before pyarrow loads: its default mimalloc pool keeps ~8 MB more resident than malloc in
+    # Before pyarrow loads: its default mimalloc pool keeps more resident than malloc in
     # a long run (docs/recorder.md); a process that imported pyarrow already keeps its pool.
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     from allocsnap import recorder
@@ -107,7 +95,7 @@ def record(
         count=count,
         duration=parse_duration(duration).total_seconds() if duration is not None else None,
         source=source_spec,
-        keep=make_filter(module, function, file, line, min_size, max_size, accurate, nonzero),
+        keep=keep,
         host=host,
         labels=parse_labels(label),
         retain=parse_duration(retain) if retain is not None else None,
@@ -116,8 +104,9 @@ def record(
     root = local(store_dir, "record")
     tty = sys.stderr.isatty()
     if sys.argv[1:2] == ["record"]:
-        # A process started to record becomes a lean one without typer and pydantic (13 MB
-        # of the 100 MB budget); same pid, signals and exit codes (docs/recorder.md).
+        # A process started to record becomes a lean one without typer and click (they would
+        # stay resident in a recorder with a memory budget); same pid, signals and exit codes
+        # (docs/recorder.md).
         recorder.exec_lean(root, plan, tty=tty)
     status = recorder.record(root, plan, on_status=recorder.status_printer(sys.stderr, tty))
     typer.echo(status.line(), err=True)

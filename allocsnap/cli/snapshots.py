@@ -4,36 +4,32 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from allocsnap.cli.core import DEFAULT_STORE, app
 from allocsnap.cli.options import (
-    Accurate,
     By,
-    FileGlob,
-    FunctionGlob,
     Host,
     Hosts,
     Labels,
     Lenient,
-    Line,
-    MaxSize,
-    MinSize,
-    ModuleGlob,
-    Nonzero,
     OutputFormat,
     Store,
     Top,
-    make_filter,
+    filter_options,
     parse_labels,
 )
 from allocsnap.present.render import Format
+
+if TYPE_CHECKING:
+    from allocsnap.model import Filter
 from allocsnap.store.remote import local
 
 
 @app.command()
+@filter_options()
 def snap(
     name: Annotated[str | None, typer.Option("--name", help="Name to find it by later.")] = None,
     output: Annotated[
@@ -52,14 +48,8 @@ def snap(
     host: Host = None,
     label: Labels = None,
     lenient: Lenient = False,
-    module: ModuleGlob = None,
-    function: FunctionGlob = None,
-    file: FileGlob = None,
-    line: Line = None,
-    min_size: MinSize = None,
-    max_size: MaxSize = None,
-    accurate: Accurate = None,
-    nonzero: Nonzero = False,
+    *,
+    keep: Filter,
 ) -> None:
     """Take one snapshot of /proc/allocinfo now, into the store or one Parquet file.
 
@@ -75,7 +65,6 @@ def snap(
 
     if output is None:
         local(store_dir, "take snapshots")  # an s3:// store is refused before the kernel is read
-    keep = make_filter(module, function, file, line, min_size, max_size, accurate, nonzero)
     snapshot = capture.snapshot(
         capture.read(source_spec, keep),
         keep=keep,
@@ -158,6 +147,7 @@ def ls(
 
 
 @app.command()
+@filter_options()
 def show(
     snapshot: Annotated[
         str, typer.Argument(help="Snapshot file, text dump, '-', or store reference.")
@@ -169,14 +159,8 @@ def show(
     store_dir: Store = DEFAULT_STORE,
     host: Hosts = None,
     lenient: Lenient = False,
-    module: ModuleGlob = None,
-    function: FunctionGlob = None,
-    file: FileGlob = None,
-    line: Line = None,
-    min_size: MinSize = None,
-    max_size: MaxSize = None,
-    accurate: Accurate = None,
-    nonzero: Nonzero = False,
+    *,
+    keep: Filter,
 ) -> None:
     """Show one snapshot filtered, grouped and sorted, totals first.
 
@@ -194,13 +178,13 @@ def show(
     if sort not in ("bytes", "calls", "tag"):
         raise UsageError(f"--sort must be bytes, calls or tag, not {sort!r}")
     grouping = analysis.Grouping.parse(by)
-    keep = make_filter(module, function, file, line, min_size, max_size, accurate, nonzero)
     snap_ = analysis.load(snapshot, store_dir, lenient=lenient, host=host)
     result = analysis.show(snap_, keep=keep, grouping=grouping, sort=sort, top_n=top)
     render(tables.show_report(result, grouping), fmt, sys.stdout)
 
 
 @app.command()
+@filter_options()
 def diff(
     before: Annotated[str, typer.Argument(help="Earlier snapshot: file, dump, '-' or reference.")],
     after: Annotated[str, typer.Argument(help="Later snapshot: file, dump, '-' or reference.")],
@@ -213,14 +197,8 @@ def diff(
     store_dir: Store = DEFAULT_STORE,
     host: Hosts = None,
     lenient: Lenient = False,
-    module: ModuleGlob = None,
-    function: FunctionGlob = None,
-    file: FileGlob = None,
-    line: Line = None,
-    min_size: MinSize = None,
-    max_size: MaxSize = None,
-    accurate: Accurate = None,
-    nonzero: Nonzero = False,
+    *,
+    keep: Filter,
 ) -> None:
     """Show the call sites whose live bytes changed most between two snapshots.
 
@@ -242,7 +220,6 @@ def diff(
     if before == "-" and after == "-":
         raise UsageError("only one of BEFORE and AFTER can be '-' (stdin)")
     grouping = analysis.Grouping.parse(by)
-    keep = make_filter(module, function, file, line, min_size, max_size, accurate, nonzero)
     old, new = analysis.load_all([before, after], store_dir, lenient=lenient, host=host)
     result = analysis.diff(
         old,

@@ -4,28 +4,23 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from allocsnap.cli.core import DEFAULT_STORE, app
 from allocsnap.cli.options import (
-    Accurate,
     By,
-    FileGlob,
-    FunctionGlob,
     Hosts,
-    Line,
-    MaxSize,
-    MinSize,
-    ModuleGlob,
-    Nonzero,
     OutputFormat,
     Store,
     Top,
-    make_filter,
+    filter_options,
 )
 from allocsnap.present.render import Format
+
+if TYPE_CHECKING:
+    from allocsnap.model import Filter
 
 # -- analyses over a store window --------------------------------------------------------------
 
@@ -53,6 +48,7 @@ MaxPoints = Annotated[
 
 
 @app.command()
+@filter_options()
 def leaks(
     since: Since = None,
     until: Until = None,
@@ -78,14 +74,8 @@ def leaks(
         bool,
         typer.Option("--fleet", help="One row per call site (or group): the hosts it leaks on."),
     ] = False,
-    module: ModuleGlob = None,
-    function: FunctionGlob = None,
-    file: FileGlob = None,
-    line: Line = None,
-    min_size: MinSize = None,
-    max_size: MaxSize = None,
-    accurate: Accurate = None,
-    nonzero: Nonzero = False,
+    *,
+    keep: Filter,
 ) -> None:
     """Find call sites that grow persistently inside each epoch of a store window.
 
@@ -103,7 +93,6 @@ def leaks(
     from allocsnap.units import parse_size
 
     grouping = analysis.Grouping.parse(by, window=True)
-    keep = make_filter(module, function, file, line, min_size, max_size, accurate, nonzero)
     settings = analysis.LeakSettings(
         max_points=max_points,
         min_growth=parse_size(min_growth),
@@ -121,6 +110,7 @@ def leaks(
 
 
 @app.command()
+@filter_options()
 def growth(
     since: Since = None,
     until: Until = None,
@@ -134,14 +124,8 @@ def growth(
     fmt: OutputFormat = Format.table,
     store_dir: Store = DEFAULT_STORE,
     max_points: MaxPoints = 200,
-    module: ModuleGlob = None,
-    function: FunctionGlob = None,
-    file: FileGlob = None,
-    line: Line = None,
-    min_size: MinSize = None,
-    max_size: MaxSize = None,
-    accurate: Accurate = None,
-    nonzero: Nonzero = False,
+    *,
+    keep: Filter,
 ) -> None:
     """Compare the median of a window's later part with its earlier part, as growth per hour.
 
@@ -152,7 +136,6 @@ def growth(
     from allocsnap.present.render import render
 
     grouping = analysis.Grouping.parse(by, window=True)
-    keep = make_filter(module, function, file, line, min_size, max_size, accurate, nonzero)
     window = analysis.Window(since, until, tuple(host) if host else None)
     result = analysis.growth(
         store_dir,
@@ -168,6 +151,7 @@ def growth(
 
 
 @app.command()
+@filter_options()
 def top(
     since: Since = None,
     until: Until = None,
@@ -176,14 +160,8 @@ def top(
     top: Top = 20,
     fmt: OutputFormat = Format.table,
     store_dir: Store = DEFAULT_STORE,
-    module: ModuleGlob = None,
-    function: FunctionGlob = None,
-    file: FileGlob = None,
-    line: Line = None,
-    min_size: MinSize = None,
-    max_size: MaxSize = None,
-    accurate: Accurate = None,
-    nonzero: Nonzero = False,
+    *,
+    keep: Filter,
     max_points: Annotated[
         int,
         typer.Option(
@@ -201,7 +179,6 @@ def top(
     from allocsnap.present.render import render
 
     grouping = analysis.Grouping.parse(by, window=True)
-    keep = make_filter(module, function, file, line, min_size, max_size, accurate, nonzero)
     window = analysis.Window(since, until, tuple(host) if host else None)
     if max_points == 1 or max_points < 0:
         from allocsnap.errors import UsageError
@@ -220,6 +197,7 @@ def top(
 
 
 @app.command()
+@filter_options(sizes=False)
 def history(
     pattern: Annotated[
         str, typer.Argument(help="Part of a call site or group name, or a glob over all of it.")
@@ -236,11 +214,8 @@ def history(
             "--points", help="Snapshots per epoch; default 200 in a table, all in CSV/JSON."
         ),
     ] = None,
-    module: ModuleGlob = None,
-    function: FunctionGlob = None,
-    file: FileGlob = None,
-    line: Line = None,
-    accurate: Accurate = None,
+    *,
+    keep: Filter,
     plot: Annotated[
         Path | None,
         typer.Option("--plot", help="Also draw the series into this .svg or .png file."),
@@ -259,7 +234,6 @@ def history(
     from allocsnap.present.render import render
 
     grouping = analysis.Grouping.parse(by, window=True)
-    keep = make_filter(module, function, file, line, None, None, accurate, False)
     raw = fmt in (Format.csv, Format.json)
     window = analysis.Window(since, until, tuple(host) if host else None)
     max_points = points if points is not None else (None if raw else 200)
@@ -276,6 +250,7 @@ def history(
 
 
 @app.command()
+@filter_options(sizes=False)
 def outliers(
     pattern: Annotated[
         str | None,
@@ -305,11 +280,8 @@ def outliers(
     every_host: Annotated[
         bool, typer.Option("--all", help="Show every scored host, not only the outliers.")
     ] = False,
-    module: ModuleGlob = None,
-    function: FunctionGlob = None,
-    file: FileGlob = None,
-    line: Line = None,
-    accurate: Accurate = None,
+    *,
+    keep: Filter,
 ) -> None:
     """Find the hosts whose bytes or growth for a call site stand out from the fleet's median.
 
@@ -326,7 +298,6 @@ def outliers(
     from allocsnap.units import parse_size
 
     grouping = analysis.Grouping.parse(by)
-    keep = make_filter(module, function, file, line, None, None, accurate, False)
     settings = analysis.OutlierSettings(
         min_score=min_score,
         min_gap=parse_size(min_gap),

@@ -49,20 +49,18 @@ from allocsnap.store.unit_coding import COMPACT_SAMPLE_SCHEMA, UNIT, with_units,
 
 GRID = 64  # tag_id space cut into equal ranges; a compacted row group holds whole cells
 BATCH = 48  # small inputs merged per temp file before the final merge
-CHUNK_ROWS = 200_000  # rows merged in memory at once (about 12 MB)
+CHUNK_ROWS = 200_000  # rows merged in memory at once: bounds compaction's memory
 _GENERATION = pa.field("generation", pa.int32(), nullable=False)
 _TIME = pa.timestamp("us", tz="UTC")
 _SORT = [("tag_id", "ascending"), ("occurrence", "ascending"), ("taken_at", "ascending")]
 # bytes repeat from one snapshot to the next: plain values let zstd see the repeats (smaller
-# than dictionary, delta or byte-stream-split encoding on series where 20% of values change).
-# taken_at steps by the interval along each tag's series: delta encoding makes it ~0.002 B a
-# row, where a dictionary of a day's 8,640 times cost 0.77. snapshot_id is NULL where taken_at
-# names the snapshot (a dictionary of a day's ids cost 0.80 B a row; docs/recorder.md).
-# Pages hold 100,000 rows (Arrow's default is 20,000 whatever data_page_size says): zstd
-# compresses a page at a time and sees more repeats in a bigger one; the columns that hardly
-# change then cost ~0. A million rows was 3% smaller still, but made reading one snapshot
-# (diff) 10% slower. Level 9 codes the counters smallest (19: 1-9% larger); the keys
-# tag_id and ordinal, whose dictionaries are random numbers, gain from 19.
+# than dictionary, delta or byte-stream-split encoding). taken_at steps by the interval along
+# each tag's series: delta encoding codes it in almost nothing, where a dictionary of a day's
+# times does not. snapshot_id is NULL where taken_at names the snapshot. Pages are large
+# because zstd compresses a page at a time and sees more repeats in a bigger one; larger still
+# made reading one snapshot (diff) slower. The counters code smallest at level 9; the keys
+# tag_id and ordinal, whose dictionaries are random numbers, gain from 19. The figures behind
+# each choice are in docs/performance.md and docs/storage.md (bench/size.py).
 _COMPACT_OPTIONS: dict[str, Any] = {
     "compression": "zstd",
     "compression_level": {
@@ -85,7 +83,7 @@ _COMPACT_OPTIONS: dict[str, Any] = {
     "store_schema": False,  # Parquet's own types read back the same (the hot files do this)
 }
 # A compacted snapshots file: a few hundred rows of mostly distinct or empty values, where
-# dictionaries and statistics cost more than the data (8.7 -> 4.5 KB for 200 rows).
+# dictionaries and statistics cost more than the data.
 _SNAPSHOTS_OPTIONS: dict[str, Any] = {
     "compression": "zstd",
     "compression_level": 19,

@@ -30,8 +30,8 @@ from allocsnap.store.locks import writer_lock
 from allocsnap.store.patching import Buffer, Encoder
 
 _STATIC_COLUMNS = ["tag_id", "occurrence", "ordinal", "accurate", "extras"]
-# Hot files live an hour: written as cheaply as possible (the recorder's budget is 2 ms of CPU
-# per snapshot; compression alone would take a third of it); compaction makes them small.
+# Hot files live an hour: written as cheaply as possible (the recorder has a CPU budget per
+# snapshot that compression alone would eat into); compaction makes them small.
 # snapshot_id and taken_at are one value repeated: a dictionary page and a run of zeros. No
 # Arrow schema in the footer: Parquet's own types read back the same, for less CPU.
 _HOT_OPTIONS: dict[str, Any] = {
@@ -49,7 +49,7 @@ _ROW_OPTIONS: dict[str, Any] = {
 # A tags file is written once per kernel and module set and read by every query: it is made
 # small rather than fast. tag_id is a hash (8 random bytes: no encoding helps) and most other
 # values are distinct, so no dictionaries; rows in the kernel's order keep a file's lines
-# together. On a real 3,360-tag table: 87 KB -> 63 KB (docs/performance.md).
+# together (the sizes are in docs/performance.md).
 _TAG_OPTIONS: dict[str, Any] = {
     "compression": "zstd",
     "compression_level": 19,
@@ -260,7 +260,7 @@ def _tag_table(samples: pa.Table) -> pa.Table:
     """Return one row per tag_id (its first), in the order of the samples (the kernel's).
 
     numpy rather than a pyarrow group_by: Acero's engine and thread pool would stay resident
-    in the recorder (15 MB measured) for a table written once per kernel and module set.
+    in the recorder for a table written once per kernel and module set.
     """
     _ids, first = np.unique(samples["tag_id"].to_numpy(), return_index=True)
     return samples.select(TAG_COLUMNS).take(pa.array(np.sort(first)))

@@ -143,36 +143,30 @@ def leaks(
 ) -> LeaksResult:
     """Return the groups that grow persistently inside each epoch of a window, steepest first;
     with ``fleet``, one row per group: on how many hosts, and which, it leaks."""
-    window = window or Window()
-    keep = keep or Filter()
-    grouping = grouping or Grouping()
     settings = settings or LeakSettings()
     if settings.max_points < 2:
         raise UsageError("--max-points must be at least 2")
-    with session.connection(store_dir) as con:
-        tag_ids = _tag_ids(con, keep)
-        span = _epochs(con, store_dir, window)
-        rows = query.run(
-            con,
-            "leaks",
-            **window.params(),
-            **_selection(tag_ids, keep, grouping),
-            min_size=keep.min_size,
-            max_size=keep.max_size,
-            nonzero=keep.nonzero,
-            max_points=settings.max_points,
-            blocks=settings.blocks,
-            min_points=settings.min_points,
-            min_growth=settings.min_growth,
-            min_rate=settings.min_rate,
-            min_confidence=settings.min_confidence,
-            min_up_share=settings.min_up_share,
-            max_step_share=settings.max_step_share,
-            max_two_steps=settings.max_two_steps,
-            max_drawdown=settings.max_drawdown,
-            max_bend=settings.max_bend,
-            max_wander_fall=settings.max_wander_fall,
-        )
+    keep = keep or Filter()
+    span, rows = _run_window(
+        store_dir,
+        "leaks",
+        window,
+        keep,
+        grouping,
+        **_sizes(keep),
+        max_points=settings.max_points,
+        blocks=settings.blocks,
+        min_points=settings.min_points,
+        min_growth=settings.min_growth,
+        min_rate=settings.min_rate,
+        min_confidence=settings.min_confidence,
+        min_up_share=settings.min_up_share,
+        max_step_share=settings.max_step_share,
+        max_two_steps=settings.max_two_steps,
+        max_drawdown=settings.max_drawdown,
+        max_bend=settings.max_bend,
+        max_wander_fall=settings.max_wander_fall,
+    )
     is_leak = pc.equal(rows["verdict"], "leak")
     found = rows.filter(is_leak)
     if fleet:
@@ -186,6 +180,42 @@ def leaks(
         settings=settings,
         fleet=fleet,
     )
+
+
+def _run_window(
+    store: Store,
+    name: str,
+    window: Window | None,
+    keep: Filter | None,
+    grouping: Grouping | None,
+    **params: object,
+) -> tuple[Epochs, pa.Table]:
+    """Run ``queries/<name>.sql`` over a window, as every window analysis does: the defaults,
+    one connection, the tag filter's ids, the epochs (which raise when the window is empty),
+    then the query with the window, selection and the analysis's own parameters."""
+    window = window or Window()
+    keep = keep or Filter()
+    grouping = grouping or Grouping()
+    with session.connection(store) as con:
+        tag_ids = _tag_ids(con, keep)
+        span = _epochs(con, store, window)
+        rows = query.run(
+            con, name, **window.params(), **_selection(tag_ids, keep, grouping), **params
+        )
+    return span, rows
+
+
+def _sizes(keep: Filter) -> dict[str, object]:
+    """Return the size filters of the queries whose rows are a snapshot's values."""
+    return {"min_size": keep.min_size, "max_size": keep.max_size, "nonzero": keep.nonzero}
+
+
+def _key_pattern(pattern: str) -> str:
+    """Return the regular expression of a group pattern: a shell glob over the whole key when
+    it has ``*?[``, else a substring (``history``, ``outliers``)."""
+    if any(c in pattern for c in "*?["):
+        return filters.glob_to_regex(pattern)
+    return re.escape(pattern)
 
 
 def _by_key(leaks: pa.Table, of_hosts: int) -> pa.Table:
@@ -332,26 +362,20 @@ def growth(
     ``split`` is where the later part starts: a time, a duration back from the newest snapshot,
     or None for the middle of the window.
     """
-    window = window or Window()
-    keep = keep or Filter()
-    grouping = grouping or Grouping()
     split_at, split_back = _bound(split)
-    with session.connection(store_dir) as con:
-        tag_ids = _tag_ids(con, keep)
-        span = _epochs(con, store_dir, window)
-        rows = query.run(
-            con,
-            "growth",
-            **window.params(),
-            split_at=split_at,
-            split_back=split_back,
-            **_selection(tag_ids, keep, grouping),
-            min_size=keep.min_size,
-            max_size=keep.max_size,
-            nonzero=keep.nonzero,
-            max_points=max(2, max_points),
-            top_n=top_n or None,
-        )
+    keep = keep or Filter()
+    span, rows = _run_window(
+        store_dir,
+        "growth",
+        window,
+        keep,
+        grouping,
+        **_sizes(keep),
+        split_at=split_at,
+        split_back=split_back,
+        max_points=max(2, max_points),
+        top_n=top_n or None,
+    )
     return WindowResult(epochs=span, rows=rows)
 
 
@@ -366,23 +390,17 @@ def top(
 ) -> WindowResult:
     """Return the groups whose live bytes moved most, up or down, from first to last snapshot of
     each epoch in the window, reading at most ``max_points`` snapshots per epoch (None: all)."""
-    window = window or Window()
     keep = keep or Filter()
-    grouping = grouping or Grouping()
-    with session.connection(store_dir) as con:
-        tag_ids = _tag_ids(con, keep)
-        span = _epochs(con, store_dir, window)
-        rows = query.run(
-            con,
-            "top",
-            **window.params(),
-            **_selection(tag_ids, keep, grouping),
-            min_size=keep.min_size,
-            max_size=keep.max_size,
-            nonzero=keep.nonzero,
-            top_n=top_n or None,
-            max_points=max_points,
-        )
+    span, rows = _run_window(
+        store_dir,
+        "top",
+        window,
+        keep,
+        grouping,
+        **_sizes(keep),
+        top_n=top_n or None,
+        max_points=max_points,
+    )
     return WindowResult(epochs=span, rows=rows)
 
 
@@ -397,24 +415,16 @@ def history(
 ) -> WindowResult:
     """Return the series (key, epoch, taken_at, bytes, calls, rows) of the groups matching
     ``pattern``: a shell glob over the whole key when it has ``*?[``, else a substring."""
-    window = window or Window()
-    keep = keep or Filter()
     grouping = grouping or Grouping()
-    if any(c in pattern for c in "*?["):
-        regex = filters.glob_to_regex(pattern)
-    else:
-        regex = re.escape(pattern)
-    with session.connection(store_dir) as con:
-        tag_ids = _tag_ids(con, keep)
-        span = _epochs(con, store_dir, window)
-        rows = query.run(
-            con,
-            "history",
-            **window.params(),
-            **_selection(tag_ids, keep, grouping),
-            pattern=regex,
-            max_points=max(2, max_points) if max_points else None,
-        )
+    span, rows = _run_window(
+        store_dir,
+        "history",
+        window,
+        keep,
+        grouping,
+        pattern=_key_pattern(pattern),
+        max_points=max(2, max_points) if max_points else None,
+    )
     if rows.num_rows == 0:
         raise StoreNotFound(f"no {grouping.by} matching {pattern!r} in the window")
     return WindowResult(epochs=span, rows=rows)
@@ -456,32 +466,24 @@ def outliers(
     ``pattern`` picks groups as ``history`` does (a glob over the whole key, else a substring);
     ``every_host`` returns every scored host, not only the outliers.
     """
-    window = window or Window()
-    keep = keep or Filter()
     grouping = grouping or Grouping()
     settings = settings or OutlierSettings()
     if grouping.by == "host":
         raise UsageError("outliers compares hosts with each other: --by host has nothing to add")
     if settings.min_hosts < 2:
         raise UsageError("--min-hosts must be at least 2")
-    if pattern and any(c in pattern for c in "*?["):
-        regex = filters.glob_to_regex(pattern)
-    else:
-        regex = re.escape(pattern or "")
-    with session.connection(store_dir) as con:
-        tag_ids = _tag_ids(con, keep)
-        span = _epochs(con, store_dir, window)
-        rows = query.run(
-            con,
-            "outliers",
-            **window.params(),
-            **_selection(tag_ids, keep, grouping),
-            pattern=regex,
-            min_hosts=settings.min_hosts,
-            min_score=settings.min_score,
-            min_gap=settings.min_gap,
-            min_rate=settings.min_rate,
-        )
+    span, rows = _run_window(
+        store_dir,
+        "outliers",
+        window,
+        keep,
+        grouping,
+        pattern=_key_pattern(pattern or ""),
+        min_hosts=settings.min_hosts,
+        min_score=settings.min_score,
+        min_gap=settings.min_gap,
+        min_rate=settings.min_rate,
+    )
     found = pc.sum(rows["outlier"].cast(pa.int64())).as_py() or 0
     if not every_host:
         rows = rows.filter(rows["outlier"])

@@ -27,7 +27,7 @@ from allocsnap import analysis
 from allocsnap.cli import app
 from allocsnap.errors import ExitCode
 from allocsnap.filters import glob_to_regex
-from allocsnap.present import page_data, page_html, page_text, svgchart
+from allocsnap.present import page_data, page_html, page_text, svgchart, treemap
 from bench.generate import LEAK_CLASSES, SMALL, Truth, generate
 from tests.conftest import public, real
 
@@ -385,8 +385,8 @@ def test_history_plot_other_suffix_is_a_usage_error(
 
 def test_squarify_tiles_the_box_in_proportion() -> None:
     sizes = [500.0, 300, 120, 50, 20, 9, 1]
-    box = svgchart.Rect(0, 0, 960, 540)
-    rects = svgchart.squarify(sizes, box)
+    box = treemap.Rect(0, 0, 960, 540)
+    rects = treemap.squarify(sizes, box)
     total = sum(sizes)
     for size, r in zip(sizes, rects, strict=True):
         assert r.w * r.h == pytest.approx(size / total * 960 * 540)

@@ -20,7 +20,7 @@ from allocsnap import analysis
 from allocsnap.cli import app
 from allocsnap.errors import ExitCode
 from allocsnap.model import SAMPLE_SCHEMA, Filter, Snapshot, SnapshotMeta, tag_id
-from allocsnap.present import tables
+from allocsnap.present import window_tables
 from allocsnap.store import writing
 from bench.generate import LEAK_CLASSES, SMALL, generate
 
@@ -299,7 +299,7 @@ def test_growth_compares_medians_as_a_rate(ice_store: Path) -> None:
 def test_history_shows_the_ice_series(ice_store: Path) -> None:
     result = analysis.history(ice_store, "ice_alloc_mapped_page")
     assert result.rows["bytes"].to_pylist() == ICE_BYTES
-    report = tables.history_report(result, analysis.Grouping(), points=False)
+    report = window_tables.history_report(result, analysis.Grouping(), points=False)
     # by hand: (v - min) / (max - min) * 7, rounded: 0, 4.5 -> 5, 7
     assert report.rows["sparkline"].to_pylist() == ["▁▆█"]
     cli = runner.invoke(app, ["history", "ice_alloc", "--store", str(ice_store), "-f", "csv"])

@@ -88,7 +88,7 @@ def leaks(
     """
     from allocsnap import analysis
     from allocsnap.errors import ExitCode
-    from allocsnap.present import tables
+    from allocsnap.present import window_tables
     from allocsnap.present.render import render
     from allocsnap.units import parse_size
 
@@ -104,7 +104,7 @@ def leaks(
         store_dir, window, keep=keep, grouping=grouping, settings=settings, top_n=top, fleet=fleet
     )
     _warn_if_data(result.epochs.warnings, fmt)
-    render(tables.leaks_report(result, grouping), fmt, sys.stdout)
+    render(window_tables.leaks_report(result, grouping), fmt, sys.stdout)
     if fail_on_leak and result.found:
         raise typer.Exit(ExitCode.LEAK_FOUND)
 
@@ -132,7 +132,7 @@ def growth(
     Example: allocsnap growth --since 1d --split 6h --by module
     """
     from allocsnap import analysis
-    from allocsnap.present import tables
+    from allocsnap.present import window_tables
     from allocsnap.present.render import render
 
     grouping = analysis.Grouping.parse(by, window=True)
@@ -147,7 +147,7 @@ def growth(
         top_n=top,
     )
     _warn_if_data(result.epochs.warnings, fmt)
-    render(tables.growth_report(result, grouping), fmt, sys.stdout)
+    render(window_tables.growth_report(result, grouping), fmt, sys.stdout)
 
 
 @app.command()
@@ -175,7 +175,7 @@ def top(
     Example: allocsnap top --since 2h --top 10
     """
     from allocsnap import analysis
-    from allocsnap.present import tables
+    from allocsnap.present import window_tables
     from allocsnap.present.render import render
 
     grouping = analysis.Grouping.parse(by, window=True)
@@ -193,7 +193,7 @@ def top(
         max_points=max_points or None,
     )
     _warn_if_data(result.epochs.warnings, fmt)
-    render(tables.top_report(result, grouping), fmt, sys.stdout)
+    render(window_tables.top_report(result, grouping), fmt, sys.stdout)
 
 
 @app.command()
@@ -230,7 +230,7 @@ def history(
     Example: allocsnap history ext4 --by module --plot ext4.svg
     """
     from allocsnap import analysis
-    from allocsnap.present import tables
+    from allocsnap.present import window_tables
     from allocsnap.present.render import render
 
     grouping = analysis.Grouping.parse(by, window=True)
@@ -241,7 +241,7 @@ def history(
         store_dir, pattern, window, keep=keep, grouping=grouping, max_points=max_points or None
     )
     _warn_if_data(result.epochs.warnings, fmt)
-    render(tables.history_report(result, grouping, points=raw), fmt, sys.stdout)
+    render(window_tables.history_report(result, grouping, points=raw), fmt, sys.stdout)
     if plot is not None:
         from allocsnap.present import plot as plotting
 
@@ -293,7 +293,7 @@ def outliers(
     Example: allocsnap outliers --by module --host 'web*' --all
     """
     from allocsnap import analysis
-    from allocsnap.present import tables
+    from allocsnap.present import window_tables
     from allocsnap.present.render import render
     from allocsnap.units import parse_size
 
@@ -316,7 +316,7 @@ def outliers(
         top_n=top,
     )
     _warn_if_data(result.epochs.warnings, fmt)
-    render(tables.outliers_report(result, grouping), fmt, sys.stdout)
+    render(window_tables.outliers_report(result, grouping), fmt, sys.stdout)
 
 
 def _warn_if_data(warnings: tuple[str, ...], fmt: Format) -> None:

@@ -16,7 +16,7 @@ import pyarrow as pa
 from allocsnap import analysis
 from allocsnap.errors import StoreNotFound, UsageError
 from allocsnap.model import SnapshotMeta
-from allocsnap.present import svgchart
+from allocsnap.present import svgchart, treemap
 from allocsnap.store.remote import Location
 from allocsnap.units import format_size
 
@@ -40,7 +40,7 @@ class ReportData:
     leak_series: dict[str, dict[str, tuple[svgchart.Point, ...]]]  # key -> epoch -> points
     top: analysis.WindowResult
     diff: analysis.DiffResult
-    tree: svgchart.Node  # bytes at the last snapshot, delta since tree_base
+    tree: treemap.Node  # bytes at the last snapshot, delta since tree_base
     tree_base: SnapshotMeta  # first snapshot of the newest epoch
 
 
@@ -149,11 +149,11 @@ def events(
     return tuple(bands), tuple(markers)
 
 
-def tree(now: pa.Table, base: pa.Table) -> svgchart.Node:
+def tree(now: pa.Table, base: pa.Table) -> treemap.Node:
     """Return the directory → file → function tree of a snapshot's live bytes, each node with
     its change since ``base``; a directory with one subdirectory only is merged with it."""
-    root = svgchart.Node("all", "")
-    index: dict[str, svgchart.Node] = {"": root}
+    root = treemap.Node("all", "")
+    index: dict[str, treemap.Node] = {"": root}
     for table, sign in ((now, 1), (base, -1)):
         grouped = table.group_by(["file", "function"]).aggregate([("bytes", "sum")])
         for file, function, value in zip(
@@ -172,7 +172,7 @@ def tree(now: pa.Table, base: pa.Table) -> svgchart.Node:
                 path = f"{path}/{part}" if path else part
                 node = index.get(path)
                 if node is None:
-                    node = index[path] = svgchart.Node(part, path)
+                    node = index[path] = treemap.Node(part, path)
                     parent.children.append(node)
                 if sign > 0:
                     node.bytes += value
@@ -222,7 +222,7 @@ def _runs(rows: pa.Table) -> dict[str, tuple[svgchart.Point, ...]]:
     return {epoch: tuple(run) for epoch, run in runs}
 
 
-def _finish(node: svgchart.Node) -> None:
+def _finish(node: treemap.Node) -> None:
     """Sort children by bytes, merge single-subdirectory chains, sum the smallest into one."""
     while (
         len(node.children) == 1
@@ -235,7 +235,7 @@ def _finish(node: svgchart.Node) -> None:
     node.children.sort(key=lambda c: (-c.bytes, c.name))
     if len(node.children) > TREE_CHILDREN:
         rest = node.children[TREE_CHILDREN - 1 :]
-        more = svgchart.Node(
+        more = treemap.Node(
             f"{len(rest)} more",
             f"{node.path}/…",
             bytes=sum(c.bytes for c in rest),
@@ -266,8 +266,3 @@ def signed(value: int | float | None) -> str:
     if value is None:
         return ""
     return ("+" if value > 0 else "") + format_size(value)
-
-
-def clip(text: str, n: int) -> str:
-    """Return ``text`` cut to ``n`` characters, an ellipsis marking the cut."""
-    return text if len(text) <= n else text[: n - 1] + "…"

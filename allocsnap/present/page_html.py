@@ -9,14 +9,13 @@ from __future__ import annotations
 from html import escape
 
 from allocsnap import analysis
-from allocsnap.present import svgchart, tables
+from allocsnap.present import svgchart, tables, treemap
 from allocsnap.present.page_data import (
     ReportData,
-    clip,
     signed,
     totals_chart,
 )
-from allocsnap.present.render import plural
+from allocsnap.present.render import clip, plural
 from allocsnap.units import format_size
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
@@ -63,7 +62,7 @@ def html(data: ReportData) -> str:
     parts += _top_html(data)
     parts += _diff_html(data)
     parts += _tree_html(data)
-    parts.append(f"<script>{svgchart.TREEMAP_SCRIPT}</script>")
+    parts.append(f"<script>{treemap.TREEMAP_SCRIPT}</script>")
     parts.append("</body></html>\n")
     return "\n".join(parts)
 
@@ -199,7 +198,7 @@ def _tree_html(data: ReportData) -> list[str]:
         '<span style="background:#3168b4"></span>shrank</span>. '
         "Click a cell to zoom in; the path buttons (or Backspace) zoom out.</p>",
         '<div id="tree-path"></div>',
-        svgchart.treemap(data.tree),
+        treemap.treemap(data.tree),
         "</section>",
     ]
 

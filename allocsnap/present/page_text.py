@@ -11,15 +11,14 @@ from pathlib import Path
 
 from allocsnap import analysis
 from allocsnap.model import SnapshotMeta
-from allocsnap.present import tables
+from allocsnap.present import window_tables
 from allocsnap.present.page_data import (
     ReportData,
     boot_of,
-    clip,
     signed,
     totals_chart,
 )
-from allocsnap.present.render import plural
+from allocsnap.present.render import clip, plural
 from allocsnap.units import format_size
 
 WIDTH = 79
@@ -75,7 +74,7 @@ def text(data: ReportData, *, markdown: bool = False) -> str:
             f"{format_size(values[0]):>10} {format_size(values[-1]):>10} "
             f"{format_size(min(values)):>10} {format_size(max(values)):>10}  {name}"
         )
-        lines.append(f"  {tables.sparkline([round(v) for v in values], 60)}")
+        lines.append(f"  {window_tables.sparkline([round(v) for v in values], 60)}")
     block(lines)
     happenings = [(m.at, m.label) for m in data.markers]
     happenings += [(b.start, b.label) for b in data.bands]
@@ -91,7 +90,7 @@ def text(data: ReportData, *, markdown: bool = False) -> str:
         ints = [int(v) for _, v in points]
         lines.append(
             f"{signed(r['bytes_per_hour']):>11} {signed(r['growth_bytes']):>11} "
-            f"{format_size(r['last_bytes']):>10}  {tables.sparkline(ints, 40)}"
+            f"{format_size(r['last_bytes']):>10}  {window_tables.sparkline(ints, 40)}"
         )
         lines += _key_lines(f"{r['key']}  [{r['epoch']}]")
     if not data.leaks.rows.num_rows:

@@ -156,3 +156,8 @@ def _plain(value: Any) -> Any:
 def plural(n: int, word: str) -> str:
     """Return ``1 epoch``, ``2 epochs``; a word that ends in s is its own plural (``series``)."""
     return f"{n:,} {word}" if n == 1 or word.endswith("s") else f"{n:,} {word}s"
+
+
+def clip(text: str, n: int) -> str:
+    """Return ``text`` cut to ``n`` characters, an ellipsis marking the cut."""
+    return text if len(text) <= n else text[: max(n - 1, 1)] + "…"

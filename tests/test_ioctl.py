@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 from allocsnap import filters
-from allocsnap.kernel import ioctl, parse
+from allocsnap.kernel import ioctl, ioctl_abi, parse
 from allocsnap.model import Filter, tag_id
 
 # -- ABI -----------------------------------------------------------------------------------------
@@ -22,31 +22,31 @@ from allocsnap.model import Filter, tag_id
 def test_generic_architectures_give_the_uapi_numbers(machine: str) -> None:
     # GIVEN dir<<30 | size<<16 | 0xA6<<8 | nr, _IOR=2, _IOWR=3 (asm-generic/ioctl.h)
     # WHEN the numbers are computed / THEN they are the ones the 7.3 kernel answers to
-    assert ioctl.numbers(machine) == (0x8008A600, 0xC1D0A601, 0x80E0A602)
+    assert ioctl_abi.numbers(machine) == (0x8008A600, 0xC1D0A601, 0x80E0A602)
 
 
 @pytest.mark.parametrize("machine", ["ppc64le", "ppc", "mips64", "sparc64", "alpha"])
 def test_three_direction_bit_architectures(machine: str) -> None:
     # GIVEN dir<<29 with _IOC_READ=2, _IOC_WRITE=4 and 13 size bits
     # THEN _IOR is 0x40000000 | size<<16 and _IOWR is 0xC0000000 | size<<16
-    assert ioctl.numbers(machine) == (0x4008A600, 0xC1D0A601, 0x40E0A602)
+    assert ioctl_abi.numbers(machine) == (0x4008A600, 0xC1D0A601, 0x40E0A602)
 
 
 def test_parisc_swaps_read_and_write() -> None:
     # GIVEN parisc's _IOC_READ=1, _IOC_WRITE=2 at bit 30 / THEN _IOR is 1<<30
-    assert ioctl.numbers("parisc64") == (0x4008A600, 0xC1D0A601, 0x40E0A602)
+    assert ioctl_abi.numbers("parisc64") == (0x4008A600, 0xC1D0A601, 0x40E0A602)
 
 
 def test_sizes_do_not_fit_three_direction_bits_beyond_8k() -> None:
     with pytest.raises(ValueError, match="13 bits"):
-        ioctl.ioc(ioctl.THREE_DIR_BITS, 2, 0xA6, 0, 1 << 13)
+        ioctl_abi.ioc(ioctl_abi.THREE_DIR_BITS, 2, 0xA6, 0, 1 << 13)
 
 
 def test_struct_sizes_and_offsets_match_the_c_layout() -> None:
     # allocinfo_content_id 8, allocinfo_tag_data 224, allocinfo_filter 232, allocinfo_get_at 464
-    assert (ioctl.CONTENT_ID.size, ioctl.TAG_DATA.size) == (8, 224)
-    assert (ioctl.FILTER.size, ioctl.GET_AT.size) == (232, 464)
-    assert ioctl.GET_AT_DATA_OFFSET == 240  # pos 8 + filter 232
+    assert (ioctl_abi.CONTENT_ID.size, ioctl_abi.TAG_DATA.size) == (8, 224)
+    assert (ioctl_abi.FILTER.size, ioctl_abi.GET_AT.size) == (232, 464)
+    assert ioctl_abi.GET_AT_DATA_OFFSET == 240  # pos 8 + filter 232
 
 
 def _le(value: int) -> bytes:
@@ -66,21 +66,21 @@ def test_record_bytes_are_signed_and_strings_nul_split() -> None:
         + b"\0" * 7
     )
     # WHEN decoded
-    record = ioctl.unpack_record(raw)
+    record = ioctl_abi.unpack_record(raw)
     # THEN
-    assert record == ioctl.Record(
+    assert record == ioctl_abi.Record(
         "zram", "zram_add", "drivers/block/zram/zram_drv.c", 2364, -4096, 2**64 - 1, False
     )
 
 
 def test_built_in_records_have_no_module() -> None:
     raw = bytes(64) + b"f".ljust(64, b"\0") + b"a.c".ljust(64, b"\0") + _le(1) * 3 + b"\1" * 8
-    assert ioctl.unpack_record(raw).module is None
+    assert ioctl_abi.unpack_record(raw).module is None
 
 
 def test_filter_packs_at_the_c_offsets() -> None:
     # GIVEN mask 0x15 (module, file, inaccurate)
-    kf = ioctl.KernelFilter(
+    kf = ioctl_abi.KernelFilter(
         mask=0x15, modname="ext4", filename="mm/slub.c", min_size=7, inaccurate=1
     )
     packed = kf.pack()
@@ -101,36 +101,36 @@ LONG = "drivers/net/ethernet/mellanox/mlx5/core/steering/hws/action_ste_pool.c" 
 @pytest.mark.parametrize(
     ("keep", "expected"),
     [
-        (Filter(), ioctl.KernelFilter()),
-        (Filter(file="mm/memory.c"), ioctl.KernelFilter(mask=0x04, filename="mm/memory.c")),
-        (Filter(file="mm/*.c"), ioctl.KernelFilter()),
-        (Filter(file="mm/memory.[ch]"), ioctl.KernelFilter()),
-        (Filter(function="dup_mm"), ioctl.KernelFilter(mask=0x02, function="dup_mm")),
-        (Filter(function="dup_?m"), ioctl.KernelFilter()),
-        (Filter(module="zram"), ioctl.KernelFilter(mask=0x01, modname="zram")),
-        (Filter(module="built-in"), ioctl.KernelFilter(mask=0x01, modname="")),
-        (Filter(module=""), ioctl.KernelFilter()),  # text: matches nothing; kernel: built-ins
-        (Filter(line=1826), ioctl.KernelFilter(mask=0x08, lineno=1826)),
-        (Filter(min_size=1 << 20), ioctl.KernelFilter(mask=0x20, min_size=1 << 20)),
-        (Filter(min_size=-4096), ioctl.KernelFilter()),
-        (Filter(max_size=4096), ioctl.KernelFilter()),
-        (Filter(accurate=False), ioctl.KernelFilter(mask=0x10, inaccurate=1)),
-        (Filter(accurate=True), ioctl.KernelFilter(mask=0x10, inaccurate=0)),
-        (Filter(nonzero=True), ioctl.KernelFilter()),
+        (Filter(), ioctl_abi.KernelFilter()),
+        (Filter(file="mm/memory.c"), ioctl_abi.KernelFilter(mask=0x04, filename="mm/memory.c")),
+        (Filter(file="mm/*.c"), ioctl_abi.KernelFilter()),
+        (Filter(file="mm/memory.[ch]"), ioctl_abi.KernelFilter()),
+        (Filter(function="dup_mm"), ioctl_abi.KernelFilter(mask=0x02, function="dup_mm")),
+        (Filter(function="dup_?m"), ioctl_abi.KernelFilter()),
+        (Filter(module="zram"), ioctl_abi.KernelFilter(mask=0x01, modname="zram")),
+        (Filter(module="built-in"), ioctl_abi.KernelFilter(mask=0x01, modname="")),
+        (Filter(module=""), ioctl_abi.KernelFilter()),  # text: matches nothing; kernel: built-ins
+        (Filter(line=1826), ioctl_abi.KernelFilter(mask=0x08, lineno=1826)),
+        (Filter(min_size=1 << 20), ioctl_abi.KernelFilter(mask=0x20, min_size=1 << 20)),
+        (Filter(min_size=-4096), ioctl_abi.KernelFilter()),
+        (Filter(max_size=4096), ioctl_abi.KernelFilter()),
+        (Filter(accurate=False), ioctl_abi.KernelFilter(mask=0x10, inaccurate=1)),
+        (Filter(accurate=True), ioctl_abi.KernelFilter(mask=0x10, inaccurate=0)),
+        (Filter(nonzero=True), ioctl_abi.KernelFilter()),
         (
             Filter(module="ext4", file="fs/ext4/*", line=5, accurate=False),
-            ioctl.KernelFilter(mask=0x19, modname="ext4", lineno=5, inaccurate=1),
+            ioctl_abi.KernelFilter(mask=0x19, modname="ext4", lineno=5, inaccurate=1),
         ),
     ],
 )
 def test_kernel_filter_takes_what_the_kernel_does_exactly(
-    keep: Filter, expected: ioctl.KernelFilter
+    keep: Filter, expected: ioctl_abi.KernelFilter
 ) -> None:
-    assert ioctl.kernel_filter(keep) == expected
+    assert ioctl_abi.kernel_filter(keep) == expected
 
 
 def test_long_literal_names_are_sent_as_their_last_63_characters() -> None:
-    packed = ioctl.kernel_filter(Filter(file=LONG)).pack()
+    packed = ioctl_abi.kernel_filter(Filter(file=LONG)).pack()
     assert packed[136:200] == LONG[-63:].encode() + b"\0"
 
 
@@ -148,10 +148,12 @@ TEXT = f"""allocinfo - version: 2.0
 """
 
 
-def _kernel_walk(rows: list[ioctl.Record], kf: ioctl.KernelFilter) -> list[ioctl.Record]:
+def _kernel_walk(
+    rows: list[ioctl_abi.Record], kf: ioctl_abi.KernelFilter
+) -> list[ioctl_abi.Record]:
     """Model of the kernel's matching (v8 patches): 63-char suffixes, u64 size bounds."""
 
-    def match(r: ioctl.Record) -> bool:
+    def match(r: ioctl_abi.Record) -> bool:
         m = kf.mask
         names = ((0x01, r.module or "", kf.modname), (0x02, r.function, kf.function))
         for bit, have, want in (*names, (0x04, r.file, kf.filename)):
@@ -168,10 +170,10 @@ def _kernel_walk(rows: list[ioctl.Record], kf: ioctl.KernelFilter) -> list[ioctl
     return [r for r in rows if match(r)]
 
 
-def _records(text: str) -> list[ioctl.Record]:
+def _records(text: str) -> list[ioctl_abi.Record]:
     t = parse.parse(text).samples.to_pylist()
     return [
-        ioctl.Record(
+        ioctl_abi.Record(
             r["module"], r["function"], r["file"], r["line"], r["bytes"], r["calls"], r["accurate"]
         )
         for r in t
@@ -203,7 +205,7 @@ def test_kernel_then_userspace_equals_the_text_path(keep: Filter) -> None:
     # GIVEN the text path's rows for the filter
     text_rows = filters.apply(parse.parse(TEXT).samples, keep)
     # WHEN the kernel (modelled) filters what it is given and the rest runs afterwards
-    walked = _kernel_walk(_records(TEXT), ioctl.kernel_filter(keep))
+    walked = _kernel_walk(_records(TEXT), ioctl_abi.kernel_filter(keep))
     ioctl_rows = filters.apply(ioctl.to_table(walked), keep)
     # THEN the same tags, names and values come out
     columns = ["tag_id", "file", "line", "module", "function", "bytes", "calls", "accurate"]
@@ -226,10 +228,10 @@ def test_rows_get_the_text_paths_ids_and_occurrences() -> None:
 # -- 63-character names --------------------------------------------------------------------------
 
 
-def _truncated() -> list[ioctl.Record]:
+def _truncated() -> list[ioctl_abi.Record]:
     return [
-        ioctl.Record(None, "do_a", "mm/memory.c", 100, 4096, 1, True),
-        ioctl.Record(None, "pool_alloc", LONG[-63:], 77, 512, 1, True),
+        ioctl_abi.Record(None, "do_a", "mm/memory.c", 100, 4096, 1, True),
+        ioctl_abi.Record(None, "pool_alloc", LONG[-63:], 77, 512, 1, True),
     ]
 
 

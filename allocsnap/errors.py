@@ -1,12 +1,14 @@
 """The errors allocsnap raises, and the exit code each one maps to.
 
-The library raises these and never prints or exits; the CLI's one translation point turns an
-``AllocsnapError`` into one line on stderr and its ``exit_code``.
+The library raises these and never prints or exits; ``report`` turns an ``AllocsnapError`` into
+one line on stderr and its ``exit_code``, for the CLI's one translation point and for the
+recorder process that replaces it (children hand theirs back as JSON: store/child.py).
 """
 
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import TextIO
 
 
 class ExitCode(IntEnum):
@@ -79,3 +81,9 @@ class EpochWarning(UserWarning):
 
 class MergeConflict(StoreError):
     """One host and snapshot id hold different data in a store being merged and the target."""
+
+
+def report(error: AllocsnapError, stream: TextIO) -> int:
+    """Write the error's one line to ``stream`` and return its exit code."""
+    print(f"Error: {error}", file=stream, flush=True)
+    return int(error.exit_code)

@@ -31,7 +31,7 @@ from typing import NoReturn, TextIO
 
 import pyarrow as pa
 
-from allocsnap import filters
+from allocsnap import errors, filters
 from allocsnap.errors import AllocinfoUnavailable, AllocsnapError, UsageError
 from allocsnap.kernel import capture, fastparse
 from allocsnap.model import Filter, Snapshot
@@ -392,8 +392,7 @@ def _main(argv: list[str]) -> int:
     try:
         status = record(Path(argv[0]), plan, on_status=status_printer(sys.stderr, tty))
     except AllocsnapError as e:
-        print(f"Error: {e}", file=sys.stderr)
-        return int(e.exit_code)
+        return errors.report(e, sys.stderr)
     print(status.line(), file=sys.stderr)
     return 0
 

@@ -6,13 +6,14 @@ with its exit code (docs/commands.md).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
-from allocsnap.errors import AllocsnapError
+from allocsnap.errors import AllocsnapError, report
 
 
 class _Group(TyperGroup):
@@ -22,8 +23,7 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except AllocsnapError as e:
-            typer.echo(f"Error: {e}", err=True)
-            raise typer.Exit(e.exit_code) from None
+            raise typer.Exit(report(e, sys.stderr)) from None
 
 
 app = typer.Typer(

@@ -94,11 +94,7 @@ side_hours as (
 ),
 
 keys as (
-    select
-        tag_id,
-        group_key($by, $depth, file, line, module, function) as key
-    from tags
-    where $tag_ids::bigint[] is null or list_contains($tag_ids::bigint[], tag_id)
+    select * from keyed_tags($by, $depth, $tag_ids)
 ),
 
 per_snapshot as (

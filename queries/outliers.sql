@@ -72,13 +72,7 @@ keys as (
     select
         tag_id,
         key
-    from (
-        select
-            tag_id,
-            group_key($by, $depth, file, line, module, function) as key
-        from tags
-        where $tag_ids::bigint[] is null or list_contains($tag_ids::bigint[], tag_id)
-    ) as keyed
+    from keyed_tags($by, $depth, $tag_ids)
     where regexp_matches(key, $pattern)
 ),
 

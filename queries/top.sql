@@ -42,11 +42,7 @@ epoch_spans as (
 ),
 
 keys as (
-    select
-        tag_id,
-        group_key($by, $depth, file, line, module, function) as key
-    from tags
-    where $tag_ids::bigint[] is null or list_contains($tag_ids::bigint[], tag_id)
+    select * from keyed_tags($by, $depth, $tag_ids)
 ),
 
 -- one pass over the samples: each row of the kernel's (tag and occurrence) at its first and its

@@ -48,6 +48,30 @@ order by key
 """
 
 
+# The same, over a window that starts $since_back seconds before the newest snapshot (or the
+# whole store when NULL): bench/verdicts.py's sub-windows.
+NAIVE_WINDOW_SQL = """
+with
+w as (select snapshot_id, epoch from window_snapshots(null, null, null, $since_back, null)
+      where counting),
+fits as (
+    select
+        s.tag_id,
+        w.epoch,
+        regr_slope(s.bytes, epoch(s.taken_at)) as slope,
+        regr_r2(s.bytes, epoch(s.taken_at)) as r2
+    from samples as s
+    inner join w on s.snapshot_id = w.snapshot_id
+    group by s.tag_id, w.epoch
+)
+select distinct call_site(t.file, t.line, t.module, t.function) as key
+from fits as f
+inner join tags as t on f.tag_id = t.tag_id
+where f.slope > 0 and f.r2 >= 0.8
+order by key
+"""
+
+
 def score(found: set[str], classes: dict[str, str]) -> tuple[float, float, Counter[str]]:
     """Return precision, recall and the classes of the false positives."""
     true = {site for site, c in classes.items() if c in LEAK_CLASSES}

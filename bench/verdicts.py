@@ -340,8 +340,9 @@ def main(argv: list[str] | None = None) -> int:
                         real_store(sub, stride=k)
                     else:
                         every_kth(root, sub, k)
-                rows.append(measure(name, sub, classes, f"every {k}th", 1.0))
-                print(f"[{name} every {k}th: leaks {rows[-1].wall:.2f} s]", file=sys.stderr)
+                label = f"every {k}{'nd' if k == 2 else 'th'}"
+                rows.append(measure(name, sub, classes, label, 1.0))
+                print(f"[{name} {label}: leaks {rows[-1].wall:.2f} s]", file=sys.stderr)
         kinds_generated = ("drift", "walk", "step", "sawtooth", "hump", "noise")
         print(table([r for r in rows if r.store == "generated"], classes_of, kinds_generated))
         print()

@@ -25,31 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from allocsnap import analysis, query, store  # noqa: E402
 from bench.generate import LEAK_CLASSES, Config, generate  # noqa: E402
 
-# The reference detector of issue 4, over every snapshot (not a bounded sample).
-NAIVE_SQL = """
-with
-w as (select snapshot_id, epoch from window_snapshots(null, null, null, null, null)
-      where counting),
-fits as (
-    select
-        s.tag_id,
-        w.epoch,
-        regr_slope(s.bytes, epoch(s.taken_at)) as slope,
-        regr_r2(s.bytes, epoch(s.taken_at)) as r2
-    from samples as s
-    inner join w on s.snapshot_id = w.snapshot_id
-    group by s.tag_id, w.epoch
-)
-select distinct call_site(t.file, t.line, t.module, t.function) as key
-from fits as f
-inner join tags as t on f.tag_id = t.tag_id
-where f.slope > 0 and f.r2 >= 0.8
-order by key
-"""
-
-
-# The same, over a window that starts $since_back seconds before the newest snapshot (or the
-# whole store when NULL): bench/verdicts.py's sub-windows.
+# The reference detector of issue 4, over every snapshot (not a bounded sample) of a window
+# that starts $since_back seconds before the newest one (the whole store when NULL):
+# bench/verdicts.py's sub-windows.
 NAIVE_WINDOW_SQL = """
 with
 w as (select snapshot_id, epoch from window_snapshots(null, null, null, $since_back, null)
@@ -87,10 +65,12 @@ def truth_of(store_dir: Path) -> dict[str, str]:
     return {site: cls for cls, site in rows.values()}
 
 
-def naive(store_dir: Path) -> set[str]:
-    """Return the call sites the naive detector flags."""
+def naive(store_dir: Path, since_back: float | None = None) -> set[str]:
+    """Return the call sites the naive detector flags (in the window's last ``since_back``
+    seconds, or over the whole store)."""
     with query.connect(store.open_store(store_dir)) as con:
-        return {row[0] for row in con.sql(NAIVE_SQL).fetchall()}
+        rows = con.sql(NAIVE_WINDOW_SQL, params={"since_back": since_back}).fetchall()
+    return {row[0] for row in rows}
 
 
 def main() -> None:

@@ -47,16 +47,15 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from allocsnap import analysis, capture, fastparse, query, source, store  # noqa: E402
+from allocsnap import analysis, capture, fastparse, source, store  # noqa: E402
 from allocsnap.model import Snapshot, tag_id  # noqa: E402
 from bench.generate import LEAK_CLASSES, Config, generate  # noqa: E402
-from bench.leaks import NAIVE_WINDOW_SQL, truth_of  # noqa: E402
+from bench.leaks import naive, truth_of  # noqa: E402
 from bench.size import REAL_SERIES, split_dumps  # noqa: E402
 
 MAX_POINTS = analysis.LeakSettings.max_points
 FRACTIONS = (1.0, 0.75, 0.5, 0.25)
 STRIDES = (2, 5)
-DECOYS = ("drift", "walk", "step", "sawtooth", "hump", "noise", "churn", "steady", "module")
 REAL_START = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 MIB = 1 << 20
 
@@ -238,13 +237,6 @@ def _tag_sites(root: Path) -> dict[int, str]:
         r["tag_id"]: site_text((r["module"], r["file"], r["line"], r["function"]))
         for r in tags.to_pylist()
     }
-
-
-def naive(root: Path, since_back: float | None) -> set[str]:
-    """Return the call sites the naive least-squares script flags in the window."""
-    with query.connect(store.open_store(root)) as con:
-        rows = con.sql(NAIVE_WINDOW_SQL, params={"since_back": since_back}).fetchall()
-    return {row[0] for row in rows}
 
 
 def measure(name: str, root: Path, classes: dict[str, str], window: str, fraction: float) -> Row:

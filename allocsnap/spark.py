@@ -246,11 +246,14 @@ def leaks(
         "min_rate": settings.min_rate,
         "min_confidence": settings.min_confidence,
         "min_up_share": settings.min_up_share,
-        "max_step_share": settings.max_step_share,
-        "max_two_steps": settings.max_two_steps,
         "max_drawdown": settings.max_drawdown,
-        "max_bend": settings.max_bend,
+        "max_kpss": settings.max_kpss,
         "max_wander_fall": settings.max_wander_fall,
+        "min_steps": settings.min_steps,
+        "min_late_share": settings.min_late_share,
+        "min_jump_share": settings.min_jump_share,
+        "max_step_lag1": settings.max_step_lag1,
+        "short_hours": settings.short_hours,
     }
     for name, view in LEAK_STAGES:
         _stage(spark, name, view, params)

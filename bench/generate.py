@@ -18,7 +18,15 @@ hump        grows for hours, then is freed back to where it started        no
 module      a module's sites: unloaded for a while, reloaded (series break) no
 leak        grows linearly, with jitter                                     yes
 stairs      grows in many small steps (a leak per event), with jitter       yes
+buried      grows linearly under stationary noise: r² 0.3–0.7 (``hard``)   yes
+walk        a random walk whose Mann–Kendall z over the epoch is > 5        no
+            (``hard``)
 =========== ============================================================== ========
+
+``buried`` and ``walk`` (``Config.hard``, on by default, off in ``SMALL``) are the hard cases
+of issue 16: a leak that a least-squares ``r² >= 0.8`` rule misses, and drifts that a trend
+test alone calls leaks. They replace some ``zero`` tags and draw from a random generator of
+their own, so every other tag's series is the same with or without them.
 
 One reboot (a new ``boot_id``) restarts every counter; leaks start leaking again from their
 base. Writing 8,640 snapshots one file each is slow (three files per snapshot through
@@ -50,7 +58,7 @@ from allocsnap.model import SCHEMA_VERSION, tag_id
 from allocsnap.store import compaction
 from allocsnap.store.layout import MARKER, STORE_SNAPSHOT_SCHEMA
 
-LEAK_CLASSES = ("leak", "stairs")
+LEAK_CLASSES = ("leak", "stairs", "buried")
 
 # share of all tags in each class; "zero" takes the rest (about 84% with the defaults)
 SHARES = {
@@ -64,6 +72,7 @@ SHARES = {
     "leak": 0.013,
     "stairs": 0.009,
 }
+HARD_SHARES = {"buried": 0.004, "walk": 0.004}  # taken from the "zero" tags when Config.hard
 MODULE_TAGS = 24  # sites of the module that is unloaded and reloaded
 MODULES = ("ext4", "xfs", "nvme", "ice", "kvm", "i915", "btrfs", "nf_conntrack")
 DIRS = ("mm", "fs", "kernel", "net/core", "net/ipv4", "drivers/base", "block", "lib", "security")
@@ -87,9 +96,10 @@ class Config:
     # leaky keeps its leak and stairs tags flat at their first value of each epoch
     leaky: bool = True
     variant: int = 0
+    hard: bool = True  # add the buried leaks and the random walks of HARD_SHARES
 
 
-SMALL = Config(tags=1000, snapshots=720, seed=7, rows_per_file=720)
+SMALL = Config(tags=1000, snapshots=720, seed=7, rows_per_file=720, hard=False)
 """The configuration of the tests: two hours of 400 tags at 10 s."""
 
 
@@ -128,8 +138,9 @@ def generate(out: Path, config: Config = Config()) -> Truth:
     values = np.zeros((t, n), dtype=np.int64)
     classes = [truth.classes[int(str(i))] for i in tags["tag_id"]]
     leak_rows = np.array([c in LEAK_CLASSES for c in classes])
+    hard_rng = np.random.default_rng([config.seed, 16])
     for lo, hi in epochs:
-        values[:, lo:hi] = _series(rng, classes, hi - lo, n, config.interval_s)
+        values[:, lo:hi] = _series(rng, classes, hi - lo, n, config.interval_s, hard_rng)
         if not config.leaky:
             values[leak_rows, lo:hi] = values[leak_rows, lo : lo + 1]
     if config.variant:
@@ -168,6 +179,16 @@ def _tags(rng: np.random.Generator, config: Config) -> tuple[dict[str, list[obje
     counts["zero"] = t - sum(counts.values())
     labels = [name for name, k in counts.items() for _ in range(k)]
     rng.shuffle(labels)
+    if config.hard:
+        hard_rng = np.random.default_rng([config.seed, 61])
+        zeros = [i for i, label in enumerate(labels) if label == "zero"]
+        picked = hard_rng.permutation(zeros)
+        at = 0
+        for name, share in HARD_SHARES.items():
+            k = max(1, round(share * t))
+            for i in picked[at : at + k]:
+                labels[i] = name
+            at += k
     # the module's sites sort together and carry the module name, like a real module's rows
     names = ("tag_id", "file", "line", "module", "function")
     columns: dict[str, list[object]] = {k: [] for k in names}
@@ -195,14 +216,23 @@ def _tags(rng: np.random.Generator, config: Config) -> tuple[dict[str, list[obje
 
 
 def _series(
-    rng: np.random.Generator, classes: list[str], n: int, total: int, interval_s: float
+    rng: np.random.Generator,
+    classes: list[str],
+    n: int,
+    total: int,
+    interval_s: float,
+    hard_rng: np.random.Generator | None = None,
 ) -> np.ndarray:
     """Return one epoch's live bytes, one row per tag, from the epoch's first snapshot."""
     out = np.zeros((len(classes), n), dtype=np.int64)
     x = np.arange(n, dtype=np.float64) / max(n - 1, 1)  # 0 … 1 over the epoch
     scale = n / total  # a leak grows by about `size` over the whole store, less per epoch
+    hard_rng = hard_rng or np.random.default_rng(0)
     for row, label in enumerate(classes):
         if label == "zero":
+            continue
+        if label in HARD_SHARES:
+            out[row] = _hard(hard_rng, label, n, scale)
             continue
         base = float(np.exp(rng.normal(9.5, 2.2)))  # heavy-tailed, median ~13 KiB
         size = float(np.exp(rng.uniform(np.log(2 << 20), np.log(1 << 30))))  # 2 MiB … 1 GiB
@@ -244,6 +274,34 @@ def _series(
             raise ValueError(label)
         out[row] = np.maximum(0, np.round(y)).astype(np.int64)
     return out
+
+
+def _hard(rng: np.random.Generator, label: str, n: int, scale: float) -> np.ndarray:
+    """Return one epoch of a buried leak or of a random walk that climbs (Mann–Kendall z > 5
+    over 120 evenly spaced points), drawn from ``rng`` alone."""
+    base = float(np.exp(rng.normal(9.5, 2.2)))
+    size = float(np.exp(rng.uniform(np.log(8 << 20), np.log(1 << 30)))) * scale
+    x = np.arange(n, dtype=np.float64) / max(n - 1, 1)
+    if label == "buried":
+        r2 = rng.uniform(0.3, 0.7)  # share of the variance the line explains
+        sd = size * np.sqrt((1 - r2) / (12 * r2))  # a line's variance over 0..1 is size²/12
+        y = base + 2 * sd + size * x + rng.normal(0, sd, n)
+    else:
+        picks = np.unique(np.round(np.linspace(0, n - 1, min(n, 120))).astype(int))
+        for _ in range(200):  # about one walk in five climbs that steadily
+            y = base + size + np.cumsum(rng.normal(0, size / np.sqrt(n), n))
+            if mann_kendall_z(y[picks]) > 5:
+                break
+    return np.maximum(0, np.round(y)).astype(np.int64)
+
+
+def mann_kendall_z(y: np.ndarray) -> float:
+    """Return the Mann–Kendall z of a series (no ties correction: the generator's series are
+    continuous)."""
+    n = len(y)
+    s = float(np.triu(np.sign(y[None, :] - y[:, None]), 1).sum())
+    var = n * (n - 1) * (2 * n + 5) / 18
+    return (s - np.sign(s)) / np.sqrt(var) if var > 0 else 0.0
 
 
 def _write_tags(out: Path, tags: dict[str, list[object]]) -> None:

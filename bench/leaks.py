@@ -27,10 +27,12 @@ from allocsnap.analysis import query
 from allocsnap.store import layout
 from bench.generate import LEAK_CLASSES, Config, generate  # noqa: E402
 
-# The reference detector of issue 4, over every snapshot (not a bounded sample).
-NAIVE_SQL = """
+# The reference detector of issue 4, over every snapshot (not a bounded sample) of a window
+# that starts $since_back seconds before the newest one (the whole store when NULL):
+# bench/verdicts.py's sub-windows.
+NAIVE_WINDOW_SQL = """
 with
-w as (select snapshot_id, epoch from window_snapshots(null, null, null, null, null)
+w as (select snapshot_id, epoch from window_snapshots(null, null, null, $since_back, null)
       where counting),
 fits as (
     select
@@ -65,10 +67,12 @@ def truth_of(store_dir: Path) -> dict[str, str]:
     return {site: cls for cls, site in rows.values()}
 
 
-def naive(store_dir: Path) -> set[str]:
-    """Return the call sites the naive detector flags."""
+def naive(store_dir: Path, since_back: float | None = None) -> set[str]:
+    """Return the call sites the naive detector flags (in the window's last ``since_back``
+    seconds, or over the whole store)."""
     with query.connect(layout.open_store(store_dir)) as con:
-        return {row[0] for row in con.sql(NAIVE_SQL).fetchall()}
+        rows = con.sql(NAIVE_WINDOW_SQL, params={"since_back": since_back}).fetchall()
+    return {row[0] for row in rows}
 
 
 def main() -> None:

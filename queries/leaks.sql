@@ -1,12 +1,11 @@
--- Leak candidates of a store window: per group and epoch, a robust trend verdict
--- (docs/analyses.md).
--- Each epoch is read at no more than $max_points snapshots, evenly spaced in time, so the cost
--- does not grow with the number of snapshots. A group's series breaks where its rows vanish
--- (a module unloaded: not a free); each unbroken stretch is a series of its own.
--- Every series that grew past the floors end to end is returned, with its verdict: 'leak', or
--- why not. Statistics: Mann–Kendall S, variance with ties, z and one-sided confidence; the
--- Theil–Sen slope; the share of non-decreasing steps; and, on $blocks block medians, the
--- growth, the largest single step and the largest fall back (drawdown), as shares of growth.
+-- Leak candidates of a store window: per group and epoch, a trend verdict that holds on any
+-- window (docs/analyses.md explains each test). Each epoch is read at no more than
+-- $max_points snapshots, evenly spaced in time. A group's series breaks where its rows vanish
+-- (a module unloaded: not a free); each unbroken stretch is a series of its own. Every series
+-- that grew past the floors is returned with its verdict ('leak', or why not) and a reason
+-- naming the test that decided: Mann–Kendall (rises?), Theil–Sen (how fast), KPSS on the
+-- residuals around the Theil–Sen line (bounded: a leak), and for the rest the falls, jumps
+-- and effective steps (growth² / Σ rise² of the $blocks block medians) of a staircase.
 -- Every epoch is one host's (column host; by host, the key is the host): a series never sums
 -- two hosts. hosts and leaking_hosts say on how many hosts, and which, the key leaks.
 -- Leaks first, steepest first, then key, epoch and start.
@@ -29,12 +28,15 @@
 -- $min_rate        DOUBLE       floor: Theil–Sen slope and end-to-end rate, bytes per hour
 -- $min_confidence  DOUBLE       Mann–Kendall confidence that the series increases
 -- $min_up_share    DOUBLE       share of steps that do not decrease
--- $max_step_share  DOUBLE       largest block-median step, as a share of growth
--- $max_two_steps   DOUBLE       two largest block-median steps together, as a share of growth
 -- $max_drawdown    DOUBLE       largest fall of the block medians, as a share of growth
--- $max_bend        DOUBLE       farthest block median from the line joining the first and the
---                               last, as a share of growth, for a series that also falls ...
--- $max_wander_fall DOUBLE       ... more than this share of growth (a staircase never falls)
+-- $max_kpss        DOUBLE       KPSS statistic of residuals that stay bounded (0.216: 1% level)
+-- $max_wander_fall DOUBLE       largest fall of the block medians beyond their noise, as a
+--                               share of growth, of a staircase (a random walk falls back)
+-- $min_steps       DOUBLE       effective number of steps of a staircase (growth² / Σ rise²)
+-- $min_late_share  DOUBLE       ... its last half at least this share of its growth ...
+-- $min_jump_share  DOUBLE       ... and at least this share of its growth in jumps, ...
+-- $max_step_lag1   DOUBLE       ... or steps correlated at most this with the one before
+-- $short_hours     DOUBLE       a leak over fewer hours than this is flagged as short
 with
 
 -- at most $max_points snapshots per epoch, evenly spaced in time, first and last included
@@ -151,7 +153,8 @@ stretches as (
     group by key, epoch, stretch
 ),
 
--- floors on the end-to-end change first: most series stop here, before any pairwise work
+-- floors on the range first: most series stop here, before any pairwise work (the range, not
+-- last - first: under jitter of several MiB a leak's ends can sit below the floor)
 grown as (
     select
         s.key,
@@ -168,8 +171,8 @@ grown as (
         dense_rank() over (order by s.key, s.epoch, s.stretch) as sid
     from stretches as s
     where
-        s.last_bytes - s.first_bytes >= $min_growth
-        and (s.last_bytes - s.first_bytes)
+        s.max_bytes - s.min_bytes >= $min_growth
+        and (s.max_bytes - s.min_bytes)
         / greatest(epoch_us(s.last_at - s.first_at) / 3.6e9, 1e-9) >= $min_rate
         and ($min_size is null or s.max_bytes >= $min_size)
         and ($max_size is null or s.min_bytes <= $max_size)
@@ -191,15 +194,32 @@ steps as (
         sid,
         count(*) as steps,
         avg((bytes >= prev)::int) as up_share,
-        avg((bytes = prev)::int) as flat_share
+        -- the noise of the series: the median absolute deviation of its steps
+        median(abs(bytes - prev - median_step)) as step_mad,
+        any_value(median_step) as median_step,
+        -- about -0.5 for stationary jitter, about 0 for a random walk (none for equal steps)
+        case
+            when stddev_pop(bytes - prev) > 0 and stddev_pop(prev - prev2) > 0
+                then corr(bytes - prev, prev - prev2)
+        end as step_lag1
     from (
         select
             sid,
             bytes,
-            lag(bytes) over (partition by sid order by pos) as prev
-        from series_points
+            prev,
+            prev2,
+            median(bytes - prev) over (partition by sid) as median_step
+        from (
+            select
+                sid,
+                bytes,
+                lag(bytes) over by_pos as prev,
+                lag(bytes, 2) over by_pos as prev2
+            from series_points
+            window by_pos as (partition by sid order by pos)
+        ) as lagged
+        where prev is not null
     ) as stepped
-    where prev is not null
     group by sid
 ),
 
@@ -217,19 +237,14 @@ block_shape as (
     select
         sid,
         max(last_bytes) - max(first_bytes) as growth,
-        max(bytes - prev) as largest_step,
-        list_sum(
-            list_slice(list_sort(list(bytes - prev) filter (where prev is not null), 'desc'), 1, 2)
-        )
-            as two_largest_steps,
         max(peak - bytes) as drawdown,
-        max(abs(bytes - first_bytes - (last_bytes - first_bytes) * block / last_block)) as bend
+        -- growth in the window's last half: a fill that stopped holds none of it
+        max(last_bytes) - max(bytes) filter (where block = floor(last_block / 2)) as late_growth
     from (
         select
             sid,
             block,
             bytes,
-            lag(bytes) over by_block as prev,
             max(bytes) over (by_block rows between unbounded preceding and current row) as peak,
             first_value(bytes) over whole as first_bytes,
             last_value(bytes) over whole as last_bytes,
@@ -245,29 +260,26 @@ block_shape as (
     group by sid
 ),
 
--- the cheap shape tests first: only series that pass them (or are too short for them) get
--- the pairwise statistics
+-- cheap shape tests first: only series that pass (or are too short) get pairwise statistics
 shaped as (
     select
         g.*,
         coalesce(st.steps, 0) as steps,
         coalesce(st.up_share, 0) as up_share,
-        coalesce(st.flat_share, 0) as flat_share,
+        st.step_mad,
+        st.median_step,
+        st.step_lag1,
         b.growth as block_growth,
-        b.largest_step,
-        b.largest_step / nullif(b.growth, 0) as step_share,
-        b.drawdown / nullif(b.growth, 0) as drawdown_share,
-        b.bend / nullif(b.growth, 0) as bend_share,
+        b.late_growth / nullif(b.growth, 0) as late_share,
+        -- the largest fall of the block medians beyond 3 sds of their noise (docs/analyses.md)
+        greatest(
+            b.drawdown - 3 * 1.2533 * 1.4826 * st.step_mad / sqrt(g.n / least($blocks, g.n)), 0
+        ) / nullif(b.growth, 0) as drawdown_share,
         case
             when g.n < $min_points then 'too few points'
             when b.growth < $min_growth then 'growth below floor'
             when st.up_share < $min_up_share then 'falls as often as it rises'
-            when
-                b.largest_step / b.growth > $max_step_share
-                or b.two_largest_steps / b.growth > $max_two_steps then 'one or two steps'
-            when b.drawdown / b.growth > $max_drawdown then 'falls back (sawtooth or freed)'
-            when b.bend / b.growth > $max_bend and b.drawdown / b.growth > $max_wander_fall
-                then 'wanders (strays from a line and falls back)'
+            when drawdown_share > $max_drawdown then 'falls back (sawtooth or freed)'
         end as shape_verdict
     from grown as g
     left join steps as st on g.sid = st.sid
@@ -316,25 +328,135 @@ scored as (
             when mk_var > 0 then (mk_s - sign(mk_s)) / sqrt(mk_var) else 0
         end as mk_z,
         case when pr.sid is not null then normal_cdf(mk_z) end as confidence,
+        -- the best a perfect order of n points can reach: S = n(n-1)/2, no ties
+        normal_cdf(
+            (sh.n * (sh.n - 1) / 2 - 1)
+            / sqrt(greatest(sh.n * (sh.n - 1) * (2 * sh.n + 5), 1) / 18.0)
+        ) as reachable_confidence,
         pr.slope as bytes_per_hour
     from shaped as sh
     left join pairs as pr on sh.sid = pr.sid
     left join ties as t on sh.sid = t.sid
 ),
 
+-- residuals around the Theil–Sen line, centred, and their partial sums
+residuals as (
+    select
+        sid,
+        pos,
+        residual - avg(residual) over (partition by sid) as residual
+    from (
+        select
+            p.sid,
+            p.pos,
+            p.bytes - s.bytes_per_hour * (p.hour - first_value(p.hour) over by_sid) as residual
+        from tested_points as p
+        inner join scored as s on p.sid = s.sid
+        window by_sid as (partition by p.sid order by p.pos)
+    ) as raw
+),
+
+-- KPSS (Kwiatkowski et al. 1992) of trend stationarity on those residuals: η = Σ Sₜ² / (n² σ²),
+-- Sₜ the partial sums, σ² the residuals' variance (no lag correction). 1% point: 0.216.
+kpss as (
+    select
+        sid,
+        -- σ² at least a byte²: a perfect line's rounding errors are no residuals
+        sum(partial * partial) / (count(*) * greatest(sum(residual * residual), count(*)))
+            as kpss
+    from (
+        select
+            sid,
+            residual,
+            sum(residual) over (partition by sid order by pos) as partial
+        from residuals
+    ) as summed
+    group by sid
+),
+
+-- the falls between consecutive medians of 2 × $blocks finer blocks beyond their noise, summed
+fine_medians as (
+    select
+        p.sid,
+        floor(p.pos * least(2 * $blocks, s.n) / s.n) as block,
+        median(p.bytes) as bytes,
+        3 * 1.2533 * 1.4826 * any_value(s.step_mad) / sqrt(s.n / least(2 * $blocks, s.n))
+            as allowance
+    from tested_points as p
+    inner join shaped as s on p.sid = s.sid
+    group by p.sid, s.n, block
+),
+
+falls as (
+    select
+        sid,
+        sum(greatest(prev - bytes - allowance, 0)) as falls
+    from (
+        select
+            sid,
+            bytes,
+            allowance,
+            lag(bytes) over (partition by sid order by block) as prev
+        from fine_medians
+    ) as lagged
+    group by sid
+),
+
+-- growth made by jumps (steps > 5 noise sds, 1.4826 MAD, above the median step), and rises
+-- beyond 3 sds squared: growth² / Σ rise² counts the steps of a staircase (two equal: 2.0)
+jumps as (
+    select
+        j.sid,
+        coalesce(
+            sum(j.bytes - j.prev) filter (
+                where j.bytes - j.prev - s.median_step > 5 * 1.4826 * s.step_mad
+            ),
+            0
+        ) as jumps,
+        sum(pow(j.bytes - j.prev - s.median_step, 2)) filter (
+            where j.bytes - j.prev - s.median_step > 3 * 1.4826 * s.step_mad
+        ) as squared_rises
+    from (
+        select
+            sid,
+            bytes,
+            lag(bytes) over (partition by sid order by pos) as prev
+        from tested_points
+    ) as j
+    inner join shaped as s on j.sid = s.sid
+    group by j.sid
+),
+
 judged as (
     select
         s.*,
+        k.kpss,
+        f.falls / nullif(s.block_growth, 0) as fall_share,
+        jm.jumps / nullif(s.block_growth, 0) as jump_share,
+        coalesce(least(pow(s.block_growth, 2) / nullif(jm.squared_rises, 0), s.n - 1), s.n - 1)
+            as effective_steps,
         case when $by = 'host' then e.host else s.key end as shown_key,
         e.host,
         case
-            when shape_verdict is not null then shape_verdict
-            when confidence < $min_confidence then 'no significant trend'
-            when bytes_per_hour < $min_rate then 'slope below floor'
+            when s.shape_verdict is not null then s.shape_verdict
+            when s.confidence < $min_confidence then 'no significant trend'
+            when s.bytes_per_hour < $min_rate then 'slope below floor'
+            when k.kpss <= $max_kpss then 'leak'
+            when fall_share > $max_wander_fall then 'drifts (random walk)'
+            when effective_steps < 1.5 then 'one or two steps'
+            when effective_steps < $min_steps then 'too few steps to tell'
+            when s.late_share < $min_late_share then 'stopped growing'
+            when jump_share < $min_jump_share and s.step_lag1 > $max_step_lag1
+                then 'drifts (random walk)'
             else 'leak'
         end as verdict
     from scored as s
     inner join epoch_spans as e on s.epoch = e.epoch
+    left join kpss as k on s.sid = k.sid
+    left join falls as f on s.sid = f.sid
+    left join jumps as jm on s.sid = jm.sid
+    -- the floors on growth, end to end or of the block medians
+    where s.last_bytes - s.first_bytes >= $min_growth or s.block_growth >= $min_growth
 )
 
 select
@@ -359,27 +481,82 @@ select
     mk_s,
     mk_var,
     mk_z,
+    kpss,
+    effective_steps,
     up_share,
-    step_share,
     drawdown_share,
-    bend_share,
+    late_share,
+    fall_share,
+    jump_share,
+    step_lag1,
     case
         when verdict = 'too few points'
             then printf(
-                '%d points: too few for a trend test (need %d); Mann–Kendall confidence %.0f%%',
-                n, $min_points, 100 * confidence
+                '%d points: too few to tell (need %d); Mann–Kendall confidence %.0f%%, '
+                || 'at most %.1f%% at %d points',
+                n, $min_points, 100 * confidence, 100 * reachable_confidence, n
             )
-        when verdict != 'leak' then verdict
-        when flat_share >= 0.5
+        when verdict = 'growth below floor' then verdict
+        when verdict = 'falls as often as it rises'
             then printf(
-                'grows in steps, flat between: %.0f%% of %d steps non-decreasing, '
-                || 'largest %.0f%% of growth, Mann–Kendall z=%.1f',
-                100 * up_share, steps, 100 * step_share, mk_z
+                'falls as often as it rises: %.0f%% of %d steps non-decreasing',
+                100 * up_share, steps
+            )
+        when verdict = 'falls back (sawtooth or freed)'
+            then printf(
+                'falls back (sawtooth or freed): gives back %.0f%% of its growth inside the '
+                || 'window, beyond its noise (block medians)',
+                100 * drawdown_share
+            )
+        when verdict = 'no significant trend'
+            then printf(
+                'no significant trend: Mann–Kendall z=%.1f over %d points, confidence %.1f%%',
+                mk_z, n, 100 * confidence
+            )
+        when verdict = 'slope below floor'
+            then printf('slope below floor: Theil–Sen %.0f bytes/hour', bytes_per_hour)
+        when verdict = 'drifts (random walk)' and fall_share > $max_wander_fall
+            then printf(
+                'drifts (random walk): KPSS η=%.2f, residuals not bounded, and falls back %.0f%% '
+                || 'of its growth beyond its noise; Mann–Kendall z=%.1f',
+                kpss, 100 * fall_share, mk_z
+            )
+        when verdict = 'drifts (random walk)'
+            then printf(
+                'drifts (random walk): KPSS η=%.2f, residuals not bounded, steps neither jumps '
+                || '(%.0f%% of growth) nor jitter (lag-1 correlation %.2f); Mann–Kendall z=%.1f',
+                kpss, 100 * jump_share, step_lag1, mk_z
+            )
+        when verdict = 'too few steps to tell'
+            then printf(
+                'too few steps to tell: KPSS η=%.2f, residuals not bounded, growth in %.1f '
+                || 'effective steps (a staircase needs %.1f); Mann–Kendall z=%.1f',
+                kpss, effective_steps, $min_steps, mk_z
+            )
+        when verdict = 'stopped growing'
+            then printf(
+                'stopped growing: KPSS η=%.2f, residuals not bounded, and the last half of the '
+                || 'window holds %.0f%% of its growth; Mann–Kendall z=%.1f',
+                kpss, 100 * late_share, mk_z
+            )
+        when verdict = 'one or two steps'
+            then printf(
+                'one or two steps: KPSS η=%.2f, residuals not bounded, growth in %.1f effective '
+                || 'steps; Mann–Kendall z=%.1f',
+                kpss, effective_steps, mk_z
+            )
+        when kpss <= $max_kpss
+            then printf(
+                'trend in stationary noise: Mann–Kendall z=%.1f over %d points, KPSS η=%.3f '
+                || '(residuals bounded)%s',
+                mk_z, n, kpss,
+                case when hours < $short_hours then printf('; short: %.1f h', hours) else '' end
             )
         else printf(
-            'grows steadily: %.0f%% of %d steps non-decreasing, largest fall %.0f%% of growth, '
-            || 'Mann–Kendall z=%.1f',
-            100 * up_share, steps, 100 * drawdown_share, mk_z
+            'staircase that never falls back: KPSS η=%.2f, %.1f effective steps, falls %.0f%% '
+            || 'of its growth beyond its noise; Mann–Kendall z=%.1f%s',
+            kpss, effective_steps, 100 * fall_share, mk_z,
+            case when hours < $short_hours then printf('; short: %.1f h', hours) else '' end
         )
     end as reason
 from judged

@@ -145,7 +145,7 @@ def test_the_steady_grower_ranks_first_and_alone_with_the_independent_statistics
     assert row["bytes_per_hour"] == pytest.approx(theil_sen(hours, xs))
     assert row["first_bytes"] == xs[0] and row["last_bytes"] == xs[-1]
     assert row["growth_bytes"] == xs[-1] - xs[0]
-    assert row["reason"].startswith("grows steadily")
+    assert row["reason"].startswith("trend in stationary noise")
     assert result.found == 1
 
 
@@ -246,7 +246,7 @@ def test_fail_on_leak_exits_5_after_rendering(tmp_path: Path) -> None:
     # THEN
     assert result.exit_code == ExitCode.LEAK_FOUND
     assert "mm/leaky.c:10 func:leaky_alloc" in result.stdout
-    assert "grows steadily" in result.stdout
+    assert "trend in stationary noise" in result.stdout
 
 
 def test_tag_filters_select_call_sites(tmp_path: Path) -> None:
@@ -323,7 +323,7 @@ def test_leaks_says_three_points_are_too_few_for_a_trend_test(ice_store: Path) -
     ice = [r for r in result.others.to_pylist() if r["key"] == ICE][0]
     assert ice["verdict"] == "too few points"
     assert ice["confidence"] == pytest.approx(mann_kendall(ICE_BYTES)[2], abs=1e-6)
-    assert ice["reason"].startswith("3 points: too few for a trend test (need 8)")
+    assert ice["reason"].startswith("3 points: too few to tell (need 8)")
     text = runner.invoke(app, ["leaks", "--store", str(ice_store)]).stdout
     assert "no leaks found" in text
     assert "fewer than 8 points a trend test cannot be confident" in text

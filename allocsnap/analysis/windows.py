@@ -78,11 +78,14 @@ class LeakSettings:
     min_rate: float = 64 * 1024
     min_confidence: float = 0.99
     min_up_share: float = 0.4
-    max_step_share: float = 0.5
-    max_two_steps: float = 0.8
     max_drawdown: float = 0.5
-    max_bend: float = 0.25
-    max_wander_fall: float = 0.05
+    max_kpss: float = 0.216
+    max_wander_fall: float = 0.01
+    min_steps: float = 2.5
+    min_late_share: float = 0.1
+    min_jump_share: float = 0.5
+    max_step_lag1: float = -0.2
+    short_hours: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -161,11 +164,14 @@ def leaks(
         min_rate=settings.min_rate,
         min_confidence=settings.min_confidence,
         min_up_share=settings.min_up_share,
-        max_step_share=settings.max_step_share,
-        max_two_steps=settings.max_two_steps,
         max_drawdown=settings.max_drawdown,
-        max_bend=settings.max_bend,
+        max_kpss=settings.max_kpss,
         max_wander_fall=settings.max_wander_fall,
+        min_steps=settings.min_steps,
+        min_late_share=settings.min_late_share,
+        min_jump_share=settings.min_jump_share,
+        max_step_lag1=settings.max_step_lag1,
+        short_hours=settings.short_hours,
     )
     is_leak = pc.equal(rows["verdict"], "leak")
     found = rows.filter(is_leak)

@@ -1,14 +1,26 @@
--- Leak candidates of a store window: per group and epoch, a robust trend verdict
--- (docs/analyses.md): queries/leaks.sql for Spark, stage 6 of 6, with the same statistics,
--- thresholds, verdicts and order. Every series that grew past the floors end to end is
--- returned, with its verdict: 'leak', or why not. Statistics: Mann–Kendall S, variance with
--- ties, z and one-sided confidence; the Theil–Sen slope; and stage 5's shape tests. Leaks
--- first, steepest first, then key, epoch and start. Every epoch is one host's (column host;
--- by host, the key is the host); hosts and leaking_hosts say on how many hosts, and which, the
--- key leaks. Reads leak_series_points (stage 4), leak_shaped (stage 5) and window_snapshots.
+-- Leak candidates of a store window: per group and epoch, a trend verdict that holds on any
+-- window (docs/analyses.md): queries/leaks.sql for Spark, stage 6 of 6, with the same
+-- statistics, thresholds, verdicts, reasons and order. Every series that grew past the floors
+-- is returned, with its verdict: 'leak', or why not. Statistics: Mann–Kendall S, variance with
+-- ties, z and one-sided confidence; the Theil–Sen slope; KPSS on the residuals around the
+-- Theil–Sen line; the falls of 2 × :blocks block medians beyond their noise; and stage 5's
+-- shape tests. Leaks first, steepest first, then key, epoch and start. Every epoch is one
+-- host's (column host; by host, the key is the host); hosts and leaking_hosts say on how many
+-- hosts, and which, the key leaks. Reads leak_series_points (stage 4), leak_shaped (stage 5)
+-- and window_snapshots.
+-- :blocks           INT            blocks whose medians smooth a series
 -- :min_points       INT            shortest series given a trend test
--- :min_rate         DOUBLE         floor: Theil–Sen slope and end-to-end rate, bytes per hour
+-- :min_growth       BIGINT         floor: growth end to end or of the block medians, bytes
+-- :min_rate         DOUBLE         floor: Theil–Sen slope, bytes per hour
 -- :min_confidence   DOUBLE         Mann–Kendall confidence that the series increases
+-- :max_kpss         DOUBLE         KPSS statistic of residuals that stay bounded
+-- :max_wander_fall  DOUBLE         falls of the finer block medians beyond their noise, as a
+--                                  share of growth, of a staircase (a random walk falls back)
+-- :min_steps        DOUBLE         effective number of steps of a staircase
+-- :min_late_share   DOUBLE         ... its last half at least this share of its growth ...
+-- :min_jump_share   DOUBLE         ... and at least this share of its growth in jumps, ...
+-- :max_step_lag1    DOUBLE         ... or steps correlated at most this with the one before
+-- :short_hours      DOUBLE         a leak over fewer hours than this is flagged as short
 -- :by               STRING         tag | function | file | module | dir | host
 with
 
@@ -62,7 +74,9 @@ z_scored as (
         *,
         case
             when mk_var > 0 then (mk_s - sign(mk_s)) / sqrt(mk_var) else 0
-        end as mk_z
+        end as mk_z,
+        -- the best a perfect order of n points can reach: S = n(n-1)/2, no ties
+        (n * (n - 1) / 2 - 1) / sqrt(greatest(n * (n - 1) * (2 * n + 5), 1) / 18.0D) as best_z
     from tested
 ),
 
@@ -82,13 +96,87 @@ scored as (
                         + 1.061405429 * pow(u, 5)
                     ) * exp(-(mk_z * mk_z) / 2)
                 )
-        end as confidence
+        end as confidence,
+        0.5 + 0.5 * sign(best_z) * (
+            1 - (
+                0.254829592 * v
+                - 0.284496736 * pow(v, 2)
+                + 1.421413741 * pow(v, 3)
+                - 1.453152027 * pow(v, 4)
+                + 1.061405429 * pow(v, 5)
+            ) * exp(-(best_z * best_z) / 2)
+        ) as reachable_confidence
     from (
         select
             *,
-            1 / (1 + 0.3275911 * abs(mk_z) / sqrt(2)) as u
+            1 / (1 + 0.3275911 * abs(mk_z) / sqrt(2)) as u,
+            1 / (1 + 0.3275911 * abs(best_z) / sqrt(2)) as v
         from z_scored
     ) as with_u
+),
+
+-- residuals around the Theil–Sen line, centred, and their partial sums
+residuals as (
+    select
+        sid,
+        pos,
+        residual - avg(residual) over (partition by sid) as residual
+    from (
+        select
+            p.sid,
+            p.pos,
+            p.bytes - s.bytes_per_hour * (p.hour - first_value(p.hour) over by_sid) as residual
+        from tested_points as p
+        inner join scored as s on p.sid = s.sid
+        window by_sid as (partition by p.sid order by p.pos)
+    ) as raw
+),
+
+-- KPSS of trend stationarity on those residuals: η = Σ Sₜ² / (n² σ²) (queries/leaks.sql)
+kpss as (
+    select
+        sid,
+        -- σ² at least a byte²: a perfect line's rounding errors are no residuals
+        sum(partial * partial) / (count(*) * greatest(sum(residual * residual), count(*)))
+            as kpss
+    from (
+        select
+            sid,
+            residual,
+            sum(residual) over (
+                partition by sid order by pos rows between unbounded preceding and current row
+            ) as partial
+        from residuals
+    ) as summed
+    group by sid
+),
+
+-- the falls between consecutive medians of 2 × :blocks finer blocks, each beyond their noise
+fine_medians as (
+    select
+        p.sid,
+        floor(p.pos * least(2 * :blocks, s.n) / s.n) as block,
+        median(p.bytes) as bytes,
+        3 * 1.2533 * 1.4826 * any_value(s.step_mad) / sqrt(s.n / least(2 * :blocks, s.n))
+            as allowance
+    from tested_points as p
+    inner join leak_shaped as s on p.sid = s.sid
+    group by p.sid, s.n, floor(p.pos * least(2 * :blocks, s.n) / s.n)
+),
+
+falls as (
+    select
+        sid,
+        sum(greatest(prev - bytes - allowance, 0)) as falls
+    from (
+        select
+            sid,
+            bytes,
+            allowance,
+            lag(bytes) over (partition by sid order by block) as prev
+        from fine_medians
+    ) as lagged
+    group by sid
 ),
 
 epoch_hosts as (
@@ -99,19 +187,82 @@ epoch_hosts as (
     group by epoch
 ),
 
+-- the growth made by jumps (steps more than five noise sds above the median step), and the
+-- squared rises beyond three sds, whose effective number growth² / Σ rise² counts steps
+jumps as (
+    select
+        j.sid,
+        coalesce(
+            sum(
+                case
+                    when j.bytes - j.prev - s.median_step > 5 * 1.4826 * s.step_mad
+                        then j.bytes - j.prev
+                end
+            ),
+            0
+        ) as jumps,
+        sum(
+            case
+                when j.bytes - j.prev - s.median_step > 3 * 1.4826 * s.step_mad
+                    then pow(j.bytes - j.prev - s.median_step, 2)
+            end
+        ) as squared_rises
+    from (
+        select
+            sid,
+            bytes,
+            lag(bytes) over (partition by sid order by pos) as prev
+        from tested_points
+    ) as j
+    inner join leak_shaped as s on j.sid = s.sid
+    group by j.sid
+),
+
 judged as (
     select
         s.*,
+        k.kpss,
+        try_divide(f.falls, nullif(s.block_growth, 0)) as fall_share,
+        try_divide(jm.jumps, nullif(s.block_growth, 0)) as jump_share,
+        coalesce(
+            least(try_divide(pow(s.block_growth, 2), nullif(jm.squared_rises, 0)), s.n - 1),
+            s.n - 1
+        ) as effective_steps,
         e.host,
         case when :by = 'host' then e.host else s.key end as shown_key,
         case
             when s.shape_verdict is not null then s.shape_verdict
             when s.confidence < :min_confidence then 'no significant trend'
             when s.bytes_per_hour < :min_rate then 'slope below floor'
+            when k.kpss <= :max_kpss then 'leak'
+            when try_divide(f.falls, nullif(s.block_growth, 0)) > :max_wander_fall
+                then 'drifts (random walk)'
+            when
+                coalesce(
+                    least(try_divide(pow(s.block_growth, 2), nullif(jm.squared_rises, 0)), s.n - 1),
+                    s.n - 1
+                ) < 1.5
+                then 'one or two steps'
+            when
+                coalesce(
+                    least(try_divide(pow(s.block_growth, 2), nullif(jm.squared_rises, 0)), s.n - 1),
+                    s.n - 1
+                ) < :min_steps
+                then 'too few steps to tell'
+            when s.late_share < :min_late_share then 'stopped growing'
+            when
+                try_divide(jm.jumps, nullif(s.block_growth, 0)) < :min_jump_share
+                and s.step_lag1 > :max_step_lag1
+                then 'drifts (random walk)'
             else 'leak'
         end as verdict
     from scored as s
     inner join epoch_hosts as e on s.epoch = e.epoch
+    left join kpss as k on s.sid = k.sid
+    left join falls as f on s.sid = f.sid
+    left join jumps as jm on s.sid = jm.sid
+    -- the floors on growth, end to end or of the block medians
+    where s.last_bytes - s.first_bytes >= :min_growth or s.block_growth >= :min_growth
 ),
 
 -- on how many hosts, and which, the key leaks (Spark has no distinct window aggregates)
@@ -146,27 +297,94 @@ select
     mk_s,
     mk_var,
     mk_z,
+    kpss,
+    effective_steps,
     up_share,
-    step_share,
     drawdown_share,
-    bend_share,
+    late_share,
+    fall_share,
+    jump_share,
+    step_lag1,
     case
         when verdict = 'too few points'
             then format_string(
-                '%d points: too few for a trend test (need %d); Mann–Kendall confidence %.0f%%',
-                n, :min_points, bround(100 * confidence, 0)
+                '%d points: too few to tell (need %d); Mann–Kendall confidence %.0f%%, '
+                || 'at most %.1f%% at %d points',
+                n, :min_points, bround(100 * confidence, 0), bround(100 * reachable_confidence, 1),
+                n
             )
-        when verdict != 'leak' then verdict
-        when flat_share >= 0.5
+        when verdict = 'growth below floor' then verdict
+        when verdict = 'falls as often as it rises'
             then format_string(
-                'grows in steps, flat between: %.0f%% of %d steps non-decreasing, '
-                || 'largest %.0f%% of growth, Mann–Kendall z=%.1f',
-                bround(100 * up_share, 0), steps, bround(100 * step_share, 0), mk_z
+                'falls as often as it rises: %.0f%% of %d steps non-decreasing',
+                bround(100 * up_share, 0), steps
+            )
+        when verdict = 'falls back (sawtooth or freed)'
+            then format_string(
+                'falls back (sawtooth or freed): gives back %.0f%% of its growth inside the '
+                || 'window, beyond its noise (block medians)',
+                bround(100 * drawdown_share, 0)
+            )
+        when verdict = 'no significant trend'
+            then format_string(
+                'no significant trend: Mann–Kendall z=%.1f over %d points, confidence %.1f%%',
+                bround(mk_z, 1), n, bround(100 * confidence, 1)
+            )
+        when verdict = 'slope below floor'
+            then format_string(
+                'slope below floor: Theil–Sen %.0f bytes/hour', bround(bytes_per_hour, 0)
+            )
+        when verdict = 'drifts (random walk)' and fall_share > :max_wander_fall
+            then format_string(
+                'drifts (random walk): KPSS η=%.2f, residuals not bounded, and falls back %.0f%% '
+                || 'of its growth beyond its noise; Mann–Kendall z=%.1f',
+                bround(kpss, 2), bround(100 * fall_share, 0), bround(mk_z, 1)
+            )
+        when verdict = 'drifts (random walk)'
+            then format_string(
+                'drifts (random walk): KPSS η=%.2f, residuals not bounded, steps neither jumps '
+                || '(%.0f%% of growth) nor jitter (lag-1 correlation %.2f); Mann–Kendall z=%.1f',
+                bround(kpss, 2), bround(100 * jump_share, 0), bround(step_lag1, 2),
+                bround(mk_z, 1)
+            )
+        when verdict = 'too few steps to tell'
+            then format_string(
+                'too few steps to tell: KPSS η=%.2f, residuals not bounded, growth in %.1f '
+                || 'effective steps (a staircase needs %.1f); Mann–Kendall z=%.1f',
+                bround(kpss, 2), bround(effective_steps, 1), bround(:min_steps, 1), bround(mk_z, 1)
+            )
+        when verdict = 'stopped growing'
+            then format_string(
+                'stopped growing: KPSS η=%.2f, residuals not bounded, and the last half of the '
+                || 'window holds %.0f%% of its growth; Mann–Kendall z=%.1f',
+                bround(kpss, 2), bround(100 * late_share, 0), bround(mk_z, 1)
+            )
+        when verdict = 'one or two steps'
+            then format_string(
+                'one or two steps: KPSS η=%.2f, residuals not bounded, growth in %.1f effective '
+                || 'steps; Mann–Kendall z=%.1f',
+                bround(kpss, 2), bround(effective_steps, 1), bround(mk_z, 1)
+            )
+        when kpss <= :max_kpss
+            then format_string(
+                'trend in stationary noise: Mann–Kendall z=%.1f over %d points, KPSS η=%.3f '
+                || '(residuals bounded)%s',
+                bround(mk_z, 1), n, bround(kpss, 3),
+                case
+                    when hours < :short_hours
+                        then format_string('; short: %.1f h', bround(hours, 1))
+                    else ''
+                end
             )
         else format_string(
-            'grows steadily: %.0f%% of %d steps non-decreasing, largest fall %.0f%% of growth, '
-            || 'Mann–Kendall z=%.1f',
-            bround(100 * up_share, 0), steps, bround(100 * drawdown_share, 0), mk_z
+            'staircase that never falls back: KPSS η=%.2f, %.1f effective steps, falls %.0f%% '
+            || 'of its growth beyond its noise; Mann–Kendall z=%.1f%s',
+            bround(kpss, 2), bround(effective_steps, 1), bround(100 * fall_share, 0),
+            bround(mk_z, 1),
+            case
+                when hours < :short_hours then format_string('; short: %.1f h', bround(hours, 1))
+                else ''
+            end
         )
     end as reason
 from counted

@@ -1,5 +1,5 @@
--- Leaks, stage 3 of 6: each unbroken stretch as a series, kept when it grew past the floors
--- end to end (most stop here, before any pairwise work). Reads leak_points (stage 2).
+-- Leaks, stage 3 of 6: each unbroken stretch as a series, kept when its range reaches the
+-- floors (most stop here, before any pairwise work). Reads leak_points (stage 2).
 -- :min_size         BIGINT         keep a series whose largest value is at least this, or NULL
 -- :max_size         BIGINT         keep a series whose smallest value is at most this, or NULL
 -- :nonzero          BOOLEAN        keep only series that are not all zero
@@ -25,7 +25,9 @@ stretches as (
     group by key, epoch, stretch
 ),
 
--- floors on the end-to-end change first: most series stop here, before any pairwise work
+-- floors on the range first (a series cannot grow by more than it spans): most series stop
+-- here, before any pairwise work. The range, not last - first: under jitter of several MiB a
+-- leak's end points can sit below the floor while its trend does not
 grown as (
     select
         s.key,
@@ -42,8 +44,8 @@ grown as (
         dense_rank() over (order by s.key, s.epoch, s.stretch) as sid
     from stretches as s
     where
-        s.last_bytes - s.first_bytes >= :min_growth
-        and (s.last_bytes - s.first_bytes)
+        s.max_bytes - s.min_bytes >= :min_growth
+        and (s.max_bytes - s.min_bytes)
         / greatest((unix_micros(s.last_at) - unix_micros(s.first_at)) / 3.6e9, 1e-9)
         >= :min_rate
         and (:min_size is null or s.max_bytes >= :min_size)

@@ -1,35 +1,58 @@
 -- Leaks, stage 5 of 6: the cheap shape tests, on steps and :blocks block medians (growth,
--- largest step, two largest steps, drawdown, bend as shares of growth); only series that pass
--- them (or are too short for them) get the pairwise statistics of stage 6. Reads
--- leak_series_points (stage 4) and leak_grown (stage 3).
+-- drawdown beyond the noise); only series that pass them (or are
+-- too short for them) get the pairwise statistics of stage 6. Reads leak_series_points
+-- (stage 4) and leak_grown (stage 3).
 -- :blocks           INT            blocks whose medians smooth a series
 -- :min_points       INT            shortest series given a trend test
 -- :min_growth       BIGINT         floor: growth of the block medians, bytes
 -- :min_up_share     DOUBLE         share of steps that do not decrease
--- :max_step_share   DOUBLE         largest block-median step, as a share of growth
--- :max_two_steps    DOUBLE         two largest block-median steps together, as a share of growth
 -- :max_drawdown     DOUBLE         largest fall of the block medians, as a share of growth
--- :max_bend         DOUBLE         farthest block median from the line joining the first and
---                                  the last, as a share of growth, for a series that also
---                                  falls ...
--- :max_wander_fall  DOUBLE         ... more than this share of growth (a staircase never falls)
 with
 
-steps as (
+stepped as (
     select
         sid,
-        count(*) as steps,
-        avg(case when bytes >= prev then 1 else 0 end) as up_share,
-        avg(case when bytes = prev then 1 else 0 end) as flat_share
+        bytes - prev as step,
+        prev - prev2 as prev_step,
+        bytes >= prev as up
     from (
         select
             sid,
             bytes,
-            lag(bytes) over (partition by sid order by pos) as prev
+            lag(bytes) over by_pos as prev,
+            lag(bytes, 2) over by_pos as prev2
         from leak_series_points
-    ) as stepped
+        window by_pos as (partition by sid order by pos)
+    ) as lagged
     where prev is not null
+),
+
+median_steps as (
+    select
+        sid,
+        median(step) as median_step
+    from stepped
     group by sid
+),
+
+-- the median absolute deviation of the point-to-point steps: the noise of the series (a
+-- leak's or a staircase's jitter; a random walk's own steps)
+steps as (
+    select
+        s.sid,
+        count(*) as steps,
+        avg(case when s.up then 1 else 0 end) as up_share,
+        median(abs(s.step - m.median_step)) as step_mad,
+        any_value(m.median_step) as median_step,
+        -- the correlation of each step with the one before: about -0.5 for stationary jitter,
+        -- about 0 for a random walk
+        case
+            when stddev_pop(s.step) > 0 and stddev_pop(s.prev_step) > 0
+                then corr(s.step, s.prev_step)
+        end as step_lag1
+    from stepped as s
+    inner join median_steps as m on s.sid = m.sid
+    group by s.sid
 ),
 
 block_medians as (
@@ -64,75 +87,50 @@ shaped_blocks as (
         )
 ),
 
--- the steps between block medians, largest first, for the sum of the two largest
-block_steps as (
+block_shape as (
     select
         sid,
-        bytes - prev as step,
-        row_number() over (partition by sid order by bytes - prev desc) as step_rank
+        max(last_bytes) - max(first_bytes) as growth,
+        max(peak - bytes) as drawdown,
+        -- growth in the window's last half: a fill that stopped holds none of it
+        max(last_bytes) - max(case when block = floor(last_block / 2) then bytes end)
+            as late_growth
     from shaped_blocks
-    where prev is not null
-),
-
-two_steps as (
-    select
-        sid,
-        sum(step) as two_largest_steps
-    from block_steps
-    where step_rank <= 2
     group by sid
 ),
 
-block_shape as (
-    select
-        b.sid,
-        max(b.last_bytes) - max(b.first_bytes) as growth,
-        max(b.bytes - b.prev) as largest_step,
-        max(t.two_largest_steps) as two_largest_steps,
-        max(b.peak - b.bytes) as drawdown,
-        max(
-            abs(
-                b.bytes - b.first_bytes
-                - try_divide((b.last_bytes - b.first_bytes) * b.block, b.last_block)
-            )
-        ) as bend
-    from shaped_blocks as b
-    left join two_steps as t on b.sid = t.sid
-    group by b.sid
-),
-
 -- the cheap shape tests first: only series that pass them (or are too short for them) get
--- the pairwise statistics
+-- the pairwise statistics. The largest fall of the block medians counts beyond their noise:
+-- a fall between two medians of m points of noise σ has sd √2 · 1.2533 σ / √m, with
+-- σ = 1.4826 MAD / √2 of the steps; three of those are noise
 shaped as (
     select
         g.*,
         coalesce(st.steps, 0) as steps,
         coalesce(st.up_share, 0) as up_share,
-        coalesce(st.flat_share, 0) as flat_share,
+        st.step_mad,
+        st.median_step,
+        st.step_lag1,
         b.growth as block_growth,
-        b.largest_step,
-        try_divide(b.largest_step, nullif(b.growth, 0)) as step_share,
-        try_divide(b.drawdown, nullif(b.growth, 0)) as drawdown_share,
-        try_divide(b.bend, nullif(b.growth, 0)) as bend_share,
-        case
-            when g.n < :min_points then 'too few points'
-            when b.growth < :min_growth then 'growth below floor'
-            when st.up_share < :min_up_share then 'falls as often as it rises'
-            when
-                try_divide(b.largest_step, b.growth) > :max_step_share
-                or try_divide(b.two_largest_steps, b.growth) > :max_two_steps
-                then 'one or two steps'
-            when try_divide(b.drawdown, b.growth) > :max_drawdown
-                then 'falls back (sawtooth or freed)'
-            when
-                try_divide(b.bend, b.growth) > :max_bend
-                and try_divide(b.drawdown, b.growth) > :max_wander_fall
-                then 'wanders (strays from a line and falls back)'
-        end as shape_verdict
+        try_divide(b.late_growth, nullif(b.growth, 0)) as late_share,
+        try_divide(
+            greatest(
+                b.drawdown - 3 * 1.2533 * 1.4826 * st.step_mad / sqrt(g.n / least(:blocks, g.n)),
+                0
+            ),
+            nullif(b.growth, 0)
+        ) as drawdown_share
     from leak_grown as g
     left join steps as st on g.sid = st.sid
     left join block_shape as b on g.sid = b.sid
 )
 
-select *
+select
+    *,
+    case
+        when n < :min_points then 'too few points'
+        when block_growth < :min_growth then 'growth below floor'
+        when up_share < :min_up_share then 'falls as often as it rises'
+        when drawdown_share > :max_drawdown then 'falls back (sawtooth or freed)'
+    end as shape_verdict
 from shaped

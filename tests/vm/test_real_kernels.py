@@ -9,7 +9,8 @@ what a user meets: ``never`` on 7.3 (no file) and on 6.12 (a file of zeros), and
 unprivileged user on both.
 
 The VM folder is ``$ALLOCSNAP_VM_DIR``, default ``<project>/../shared/vm``; these tests skip only
-when it has no kernels or qemu cannot run. See docs/testing.md.
+when it has no kernels or qemu cannot run, and under ``CI=true`` they fail instead, so that a
+green CI run booted real kernels. See docs/testing.md.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 import pytest
 
@@ -109,18 +110,30 @@ def keep(row: Row, f: dict[str, Any]) -> bool:
 # -- running the VM ------------------------------------------------------------------------------
 
 
+def in_ci() -> bool:
+    """Return True when the CI variable is set, as CI services and .ci/run set it."""
+    return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip a test that cannot boot a VM here, saying why; fail it under CI, where it must run."""
+    if in_ci():
+        pytest.fail(f"CI=true but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
 def kernel_release(version: str) -> str:
-    """Return the kernels/ directory name for ``version`` (e.g. 7.3), or skip."""
+    """Return the kernels/ directory name for ``version`` (e.g. 7.3), or skip (fail under CI)."""
     found = sorted((VM_DIR / "kernels").glob(f"{version}.*/bzImage"))
     if not (VM_DIR / "run-in-vm").is_file() or not found:
-        pytest.skip(f"no {version} kernel in {VM_DIR}/kernels (set ALLOCSNAP_VM_DIR)")
+        unavailable(f"no {version} kernel in {VM_DIR}/kernels (set ALLOCSNAP_VM_DIR)")
     return found[-1].parent.name
 
 
 def run_in_vm(
     version: str, vm_options: list[str], command: list[str], timeout: int, cwd: Path = PROJECT
 ) -> subprocess.CompletedProcess[str]:
-    """Boot ``version``, run ``command`` in it; skip only when qemu cannot run at all."""
+    """Boot ``version``, run ``command`` in it; skip (fail under CI) only when qemu cannot run."""
     kernel_release(version)
     argv = [str(VM_DIR / "run-in-vm"), "--kernel", version, "--timeout", str(timeout)]
     done = subprocess.run(
@@ -132,7 +145,7 @@ def run_in_vm(
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
     )
     if done.returncode == 125 and any(m in done.stderr for m in QEMU_CANNOT_RUN):
-        pytest.skip(f"run-in-vm cannot run a VM here: {done.stderr.strip().splitlines()[-1]}")
+        unavailable(f"run-in-vm cannot run a VM here: {done.stderr.strip().splitlines()[-1]}")
     return done
 
 

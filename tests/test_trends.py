@@ -250,12 +250,22 @@ def test_fail_on_leak_exits_5_after_rendering(tmp_path: Path) -> None:
 
 
 def test_tag_filters_select_call_sites(tmp_path: Path) -> None:
-    # GIVEN
-    write_series(tmp_path, jittery(30))
-    # WHEN the filter keeps only the jittering file
-    result = analysis.leaks(tmp_path, keep=Filter(file="fs/*"))
-    # THEN
-    assert result.found == 0
+    # GIVEN two steady growers, one under fs/ and one under mm/, among jittering fs/ sites
+    fs_grower: Site = (None, "fs/grow.c", 7, "grow_alloc")
+    series = jittery(30)
+    for i, values in enumerate(series):
+        values[fs_grower] = (4 << 20) + i * (100 << 10)
+    write_series(tmp_path, series)
+    fs_key, mm_key = "fs/grow.c:7 func:grow_alloc", "mm/leaky.c:10 func:leaky_alloc"
+    # WHEN no filter, THEN both are leaks
+    assert set(analysis.leaks(tmp_path).rows["key"].to_pylist()) == {fs_key, mm_key}
+    # WHEN a filter keeps one file tree, THEN only its call sites are judged, and its grower found
+    for tree, key in [("fs/", fs_key), ("mm/", mm_key)]:
+        result = analysis.leaks(tmp_path, keep=Filter(file=tree + "*"))
+        assert result.rows["key"].to_pylist() == [key]
+        assert result.found == 1
+        judged = result.rows["key"].to_pylist() + result.others["key"].to_pylist()
+        assert all(k.startswith(tree) for k in judged), judged
 
 
 # -- the public six-day ice leak: three points -------------------------------------------------

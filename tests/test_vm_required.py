@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # a pytest of its own per case
+
 PROJECT = Path(__file__).resolve().parents[1]
 # A short boot that needs no fixture: the test fails or skips at once when no VM can run.
 VM_TEST = "tests/vm/test_real_kernels.py::test_profiling_never_says_which_boot_parameter"

@@ -341,7 +341,7 @@ def test_vanishing_source_is_noted_and_recording_goes_on(tmp_path: Path) -> None
 
     # WHEN it is deleted until the recorder has said it cannot read it, then comes back
     dump.unlink()
-    lines = []
+    lines: list[str] = []
     while not lines or f"cannot read {dump}" not in lines[-1]:
         lines.append(proc.stderr.readline())
         assert lines[-1], "the recorder ended without saying it cannot read the source"

@@ -331,6 +331,7 @@ def three(store_dir: Path) -> list[Snapshot]:
     return snaps
 
 
+@pytest.mark.slow
 def test_resolve_references(store_dir: Path, three: list[Snapshot]) -> None:
     ids = [s.meta.snapshot_id for s in three]
 

@@ -64,8 +64,16 @@ def output(fleet: Path, monkeypatch: pytest.MonkeyPatch, *args: str) -> str:
         ("growth-fleet.txt", ["growth", "-n", "15"]),
         ("history-fleet-shmem.txt", ["history", "shmem_alloc"]),
         ("outliers-fleet-dir1.txt", ["outliers", "--by", "dir:1"]),
-        ("report-vm-a.txt", ["report", "--host", "vm-a", "--format", "text"]),
-        ("report-vm-b.md", ["report", "--host", "vm-b", "--format", "markdown"]),
+        pytest.param(
+            "report-vm-a.txt",
+            ["report", "--host", "vm-a", "--format", "text"],
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
+            "report-vm-b.md",
+            ["report", "--host", "vm-b", "--format", "markdown"],
+            marks=pytest.mark.slow,
+        ),
     ],
 )
 def test_golden_window_output(
@@ -81,6 +89,7 @@ def test_golden_window_output(
     " with the fix",
     strict=True,
 )
+@pytest.mark.slow
 def test_golden_output_does_not_depend_on_the_time_zone(fleet: Path) -> None:
     # GIVEN a machine whose local time is not UTC
     env = {**os.environ, "TZ": "Asia/Kolkata"}

@@ -100,6 +100,7 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {host: base / host for host in HOSTS}
 
 
+@pytest.mark.slow
 def test_merge_brings_every_snapshot_of_every_host(hosts: dict[str, Path], tmp_path: Path) -> None:
     # GIVEN three host stores made from real captures
     dest = tmp_path / "fleet"
@@ -124,6 +125,7 @@ def test_merge_brings_every_snapshot_of_every_host(hosts: dict[str, Path], tmp_p
     assert consistent(dest) == 10
 
 
+@pytest.mark.slow
 def test_merging_twice_adds_nothing_and_touches_nothing(
     hosts: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -155,6 +157,7 @@ def test_dry_run_writes_nothing_and_says_what_a_merge_does(
         assert getattr(dry, field) == getattr(done, field), field
 
 
+@pytest.mark.slow
 def test_a_source_compacted_since_the_last_merge_adds_only_its_new_snapshots(
     tmp_path: Path,
 ) -> None:
@@ -180,6 +183,7 @@ def test_a_source_compacted_since_the_last_merge_adds_only_its_new_snapshots(
     assert stored(dest) == expected({"web1": dumps})
 
 
+@pytest.mark.slow
 def test_a_destination_compacted_since_the_last_merge_takes_a_recompacted_source(
     tmp_path: Path,
 ) -> None:

@@ -120,6 +120,7 @@ def test_slow_snapshot_costs_its_slots_but_does_not_shift_later_ones(
     assert len(_committed(tmp_path / "store")) == 5
 
 
+@pytest.mark.slow
 def test_filters_are_applied_before_storing_and_recorded(tmp_path: Path) -> None:
     # GIVEN a plan that keeps only rows of 1 MiB or more
     plan = recorder.Plan(

@@ -101,6 +101,7 @@ def test_json_has_info_and_rows(report: Report) -> None:
     }
 
 
+@pytest.mark.slow
 def test_output_does_not_depend_on_the_machine(report: Report) -> None:
     # GIVEN another process with another time zone, hash seed, terminal width and locale
     env = {

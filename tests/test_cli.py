@@ -93,6 +93,7 @@ def test_permission_denied_message() -> None:
     assert "permission denied" in message and "root" in message and "\n" not in message
 
 
+@pytest.mark.slow
 def test_snap_from_fake_kernel_file(
     store_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -200,6 +201,7 @@ def test_snap_then_diff_with_env_store(store_dir: Path) -> None:
     assert (store_dir / "allocsnap-store.json").is_file()
 
 
+@pytest.mark.slow
 def test_snap_to_files_then_diff_files(tmp_path: Path) -> None:
     # GIVEN two snapshot files written with -o
     b, a = real("6.12", 1, 3), real("6.12", 1, 4)
@@ -419,6 +421,7 @@ def test_the_command_line_keeps_pandas_out() -> None:
     assert done.stderr.strip().splitlines()[-1] == "True False"
 
 
+@pytest.mark.slow
 def test_ls_shows_each_snapshots_boot(store_dir: Path) -> None:
     # GIVEN two snapshots of one boot, as the kernel reader records them, and one of another
     from dataclasses import replace

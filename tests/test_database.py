@@ -236,6 +236,7 @@ def test_diff_equals_the_cli_and_warns_across_epochs(real_store: Path) -> None:
     assert json.loads(json.dumps(rows.to_pylist(), default=str)) == json.loads(cli.stdout)["rows"]
 
 
+@pytest.mark.slow
 def test_diff_and_show_take_the_cli_options(real_store: Path) -> None:
     before, after = real("6.12", 1, 2), real("6.12", 1, 3)
     with allocsnap.open(real_store) as db:
@@ -285,6 +286,7 @@ def test_growth_top_and_history_equal_the_analyses(tmp_path: Path) -> None:
     assert frame["bytes"].tolist() == [v[GROWER] for v in jittery(12)[:6]]
 
 
+@pytest.mark.slow
 def test_window_warnings_are_epoch_warnings(tmp_path: Path) -> None:
     # GIVEN two boots in one window
     at = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -298,6 +300,7 @@ def test_window_warnings_are_epoch_warnings(tmp_path: Path) -> None:
 # -- SQL, errors, lifetime -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sql_returns_a_relation_with_bound_parameters(real_store: Path) -> None:
     with allocsnap.open(real_store) as db:
         rel = db.sql("select count(*) as n from series where bytes >= $floor", floor=1 << 20)
@@ -386,6 +389,7 @@ def test_dir_totals_sums_by_directory_at_a_depth(tiny: dict[str, str]) -> None:
     assert depth2 == [("fs/ext4", 3500), ("mm", 1024), ("", 64)]
 
 
+@pytest.mark.slow
 def test_movers_compare_the_snapshots_at_or_before_two_times(tiny: dict[str, str]) -> None:
     with allocsnap.open(tiny["root"]) as db:
         # 08:30 -> the first snapshot; 09:59 -> the second

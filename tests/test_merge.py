@@ -142,6 +142,7 @@ def test_merging_twice_adds_nothing_and_touches_nothing(
     assert stored(dest) == expected(HOSTS)
 
 
+@pytest.mark.slow
 def test_dry_run_writes_nothing_and_says_what_a_merge_does(
     hosts: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -271,6 +272,7 @@ def test_sources_that_cannot_be_merged_are_refused_clearly(
     assert stored(dest) == expected({"db1": HOSTS["db1"]})
 
 
+@pytest.mark.slow
 def test_generated_fleet_merges_to_the_sum_of_its_hosts(tmp_path: Path) -> None:
     # GIVEN three generated hosts (one file pair per ten snapshots), same call sites
     config = Config(tags=200, snapshots=60, rows_per_file=10, seed=5)

@@ -299,6 +299,7 @@ ICE = "drivers/net/ethernet/intel/ice/ice_txrx.c:681 [ice] func:ice_alloc_mapped
 ICE_BYTES = [1105125376, 2544877568, 3341238272]  # day 0, 4, 6 in the excerpts
 
 
+@pytest.mark.slow
 def test_top_puts_the_ice_driver_first(ice_store: Path) -> None:
     row = analysis.top(ice_store).rows.to_pylist()[0]
     assert row["key"] == ICE
@@ -306,6 +307,7 @@ def test_top_puts_the_ice_driver_first(ice_store: Path) -> None:
     assert row["bytes_per_hour"] == round((ICE_BYTES[2] - ICE_BYTES[0]) / (6 * 24))
 
 
+@pytest.mark.slow
 def test_growth_compares_medians_as_a_rate(ice_store: Path) -> None:
     # A is day 0; B is days 4 and 6, whose median time is day 5
     row = analysis.growth(ice_store).rows.to_pylist()[0]

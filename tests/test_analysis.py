@@ -84,6 +84,7 @@ def test_diff_matches_independent_sums(before: int, after: int, by: str) -> None
     assert result.after_totals.calls == sum(r.signed_calls for r in oracle.rows(a))
 
 
+@pytest.mark.slow
 def test_diff_statuses_when_modules_load_and_unload() -> None:
     # GIVEN boot-1: 2 -> 3 loads ext4, zram, loop, dummy…; 3 -> 4 removes them again
     s2, s3, s4 = (snap(real("6.12", 1, i), with_meta=True) for i in (2, 3, 4))
@@ -186,6 +187,7 @@ def test_different_boots_and_kernels_warn() -> None:
     )
 
 
+@pytest.mark.slow
 def test_different_hosts_warn_through_the_store(store_dir: Path) -> None:
     # GIVEN two imports into a store with different --host
     writing.write(store_dir, snap(real("6.12", 1, 0), host="db7", name="a"))
@@ -331,6 +333,7 @@ def three(store_dir: Path) -> list[Snapshot]:
     return snaps
 
 
+@pytest.mark.slow
 def test_resolve_references(store_dir: Path, three: list[Snapshot]) -> None:
     ids = [s.meta.snapshot_id for s in three]
 
@@ -350,6 +353,7 @@ def test_resolve_references(store_dir: Path, three: list[Snapshot]) -> None:
     assert got("2026-11-26T16:30:00+00:00") == ids[2]
 
 
+@pytest.mark.slow
 def test_resolve_failures(store_dir: Path, three: list[Snapshot]) -> None:
     with pytest.raises(StoreNotFound, match="no snapshot at or before"):
         analysis.resolve(store_dir, "2026-11-26T13:00:00Z")
@@ -359,6 +363,7 @@ def test_resolve_failures(store_dir: Path, three: list[Snapshot]) -> None:
         analysis.load("nope", store_dir)
 
 
+@pytest.mark.slow
 def test_ambiguous_id_prefix(store_dir: Path) -> None:
     # GIVEN two snapshots whose ids share their first 4 hex digits (found by trying names)
     text = public("01")

@@ -93,6 +93,7 @@ def test_permission_denied_message() -> None:
     assert "permission denied" in message and "root" in message and "\n" not in message
 
 
+@pytest.mark.slow
 def test_snap_from_fake_kernel_file(
     store_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -164,6 +165,7 @@ def check_csv_against_reader(stdout: str, before: Path, after: Path, top: int) -
     ]
 
 
+@pytest.mark.slow
 def test_snap_names_then_diff_with_store_option(store_dir: Path) -> None:
     # GIVEN two dumps snapped into a store under names
     b, a = real("6.12", 1, 2), real("6.12", 1, 3)
@@ -183,6 +185,7 @@ def test_snap_names_then_diff_with_store_option(store_dir: Path) -> None:
     check_csv_against_reader(out, b, a, 15)
 
 
+@pytest.mark.slow
 def test_snap_then_diff_with_env_store(store_dir: Path) -> None:
     # GIVEN ALLOCSNAP_STORE instead of --store
     env = {"ALLOCSNAP_STORE": str(store_dir)}
@@ -198,6 +201,7 @@ def test_snap_then_diff_with_env_store(store_dir: Path) -> None:
     assert (store_dir / "allocsnap-store.json").is_file()
 
 
+@pytest.mark.slow
 def test_snap_to_files_then_diff_files(tmp_path: Path) -> None:
     # GIVEN two snapshot files written with -o
     b, a = real("6.12", 1, 3), real("6.12", 1, 4)
@@ -216,6 +220,7 @@ def test_snap_to_files_then_diff_files(tmp_path: Path) -> None:
     assert statuses <= {"unloaded"}
 
 
+@pytest.mark.slow
 def test_diff_text_dumps_and_stdin() -> None:
     # GIVEN two text dumps
     b, a = real("6.12", 1, 1), real("6.12", 1, 2)
@@ -246,6 +251,7 @@ def test_show_from_stdin_csv() -> None:
     assert {r["key"]: (int(r["bytes"]), int(r["calls"])) for r in rows} == sums
 
 
+@pytest.mark.slow
 def test_formats_parse_back_and_agree(tmp_path: Path) -> None:
     # GIVEN boot-1 2 -> 3 by module
     b, a = real("6.12", 1, 2), real("6.12", 1, 3)
@@ -279,6 +285,7 @@ def test_formats_parse_back_and_agree(tmp_path: Path) -> None:
     assert [line.rsplit("|", 2)[1].strip() for line in table_rows] == [c.key for c in expected]
 
 
+@pytest.mark.slow
 def test_import_with_at_host_label_shows_in_ls(store_dir: Path) -> None:
     # GIVEN the ice leak excerpts imported with explicit time, host and labels
     for prefix, day in (("11", "2025-06-26"), ("12", "2025-06-30")):
@@ -326,6 +333,7 @@ def commands() -> list[str]:
     return sorted(group.commands)  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 def test_every_command_has_an_example() -> None:
     # GIVEN every command of the app
     names = commands()
@@ -395,6 +403,7 @@ def test_no_rate_per_hour_from_the_guessed_times_of_dumps(tmp_path: Path) -> Non
     assert rows and all(row["bytes_per_hour"] is None for row in rows)
 
 
+@pytest.mark.slow
 def test_the_command_line_keeps_pandas_out() -> None:
     # GIVEN pandas installed (the dev extra has it) and a CLI run that converts rows to Arrow
     pytest.importorskip("pandas")
@@ -412,6 +421,7 @@ def test_the_command_line_keeps_pandas_out() -> None:
     assert done.stderr.strip().splitlines()[-1] == "True False"
 
 
+@pytest.mark.slow
 def test_ls_shows_each_snapshots_boot(store_dir: Path) -> None:
     # GIVEN two snapshots of one boot, as the kernel reader records them, and one of another
     from dataclasses import replace

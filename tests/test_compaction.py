@@ -55,6 +55,7 @@ def _view_rows(root: Path, sql: str) -> list[tuple[object, ...]]:
         return con.sql(sql).fetchall()
 
 
+@pytest.mark.slow
 def test_closed_hours_then_days_compact_and_read_back_the_same(tmp_path: Path) -> None:
     # GIVEN 40 snapshots two minutes apart: 13:40 to 14:58, two hours of one day
     root = tmp_path / "store"
@@ -86,6 +87,7 @@ def test_closed_hours_then_days_compact_and_read_back_the_same(tmp_path: Path) -
     )
 
 
+@pytest.mark.slow
 def test_compacted_file_is_sorted_by_tag_then_time(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -112,6 +114,7 @@ def test_compacted_file_is_sorted_by_tag_then_time(
         assert (before.max + 2**63) // cell < (after.min + 2**63) // cell
 
 
+@pytest.mark.slow
 def test_many_small_inputs_are_merged_in_levels_of_batches(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -132,6 +135,7 @@ def test_many_small_inputs_are_merged_in_levels_of_batches(
     assert not list(root.rglob("*.tmp"))
 
 
+@pytest.mark.slow
 def test_views_keep_their_columns_after_compaction(tmp_path: Path) -> None:
     # GIVEN the columns of the three views over a hot store
     root = tmp_path / "store"
@@ -148,6 +152,7 @@ def test_views_keep_their_columns_after_compaction(tmp_path: Path) -> None:
     assert "generation" not in columns["samples"] + columns["snapshots"]
 
 
+@pytest.mark.slow
 def test_late_snapshots_of_a_compacted_hour_get_a_new_generation(tmp_path: Path) -> None:
     # GIVEN a compacted 13:00 hour, then one more snapshot imported into it
     root = tmp_path / "store"
@@ -165,6 +170,7 @@ def test_late_snapshots_of_a_compacted_hour_get_a_new_generation(tmp_path: Path)
     assert sorted(counts) == sorted((s.meta.snapshot_id, s.meta.rows) for s in [*snaps, late])
 
 
+@pytest.mark.slow
 def test_snapshots_taken_at_the_same_instant_stay_apart_through_compactions(
     tmp_path: Path,
 ) -> None:
@@ -198,6 +204,7 @@ def test_snapshots_taken_at_the_same_instant_stay_apart_through_compactions(
     assert sorted(named.to_pylist()) == sorted(s.meta.snapshot_id for s in [snaps[2], *same])
 
 
+@pytest.mark.slow
 def test_compacted_bytes_read_back_with_plain_sql(tmp_path: Path) -> None:
     # GIVEN an hour of real snapshots, and one with negative bytes and underflowed calls
     root = tmp_path / "store"
@@ -274,6 +281,7 @@ def test_units_round_trip_every_kind_of_row() -> None:
     assert [i for i, n in enumerate(nulls) if n] == [0, 1, 2, 3, 4, 6, 9, 12]
 
 
+@pytest.mark.slow
 def test_compaction_marks_a_schema_2_store_as_schema_3(tmp_path: Path) -> None:
     # GIVEN a store an allocsnap of schema 2 made, with hot snapshots
     root = tmp_path / "store"
@@ -289,6 +297,7 @@ def test_compaction_marks_a_schema_2_store_as_schema_3(tmp_path: Path) -> None:
         assert analysis.load(s.meta.snapshot_id, root).samples.equals(s.samples)
 
 
+@pytest.mark.slow
 def test_prune_removes_old_files_whole(tmp_path: Path) -> None:
     # GIVEN a compacted 13:00 hour and hot snapshots of 14:00
     root = tmp_path / "store"
@@ -306,6 +315,7 @@ def test_prune_removes_old_files_whole(tmp_path: Path) -> None:
     assert "h13-g1.parquet" not in _data_files(root, "samples")
 
 
+@pytest.mark.slow
 def test_recover_removes_temp_orphan_and_superseded_files(tmp_path: Path) -> None:
     # GIVEN a store with one snapshot, compacted, plus what crashes leave behind:
     root = tmp_path / "store"
@@ -332,6 +342,7 @@ def test_recover_removes_temp_orphan_and_superseded_files(tmp_path: Path) -> Non
     assert analysis.load(kept.meta.snapshot_id, root).samples.equals(kept.samples)
 
 
+@pytest.mark.slow
 def test_store_of_a_newer_version_is_refused_clearly(tmp_path: Path) -> None:
     # GIVEN a store whose marker says schema SCHEMA_VERSION + 1
     root = tmp_path / "store"

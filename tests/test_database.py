@@ -8,6 +8,7 @@ macros are checked against tiny stores whose answers were worked out by hand.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -37,15 +38,21 @@ CAPTURES = [(real("6.12", 1, i), i) for i in range(5)] + [
 ]
 
 
-@pytest.fixture
-def real_store(tmp_path: Path) -> Path:
+@pytest.fixture(scope="module")
+def real_store_built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Return a store of the eight 6.12 captures, with the boot ids and profiling of meta.json."""
-    root = tmp_path / "real"
+    root = tmp_path_factory.mktemp("database") / "real"
     for path, minutes in CAPTURES:
         writing.write(
             root, snap(path, at=T0 + timedelta(minutes=minutes), with_meta=True, host="vm")
         )
     return root
+
+
+@pytest.fixture
+def real_store(real_store_built: Path, tmp_path: Path) -> Path:
+    """Return a copy of the store of real captures, which the test may change."""
+    return Path(shutil.copytree(real_store_built, tmp_path / "real"))
 
 
 def rows_of(table: Any) -> list[dict[str, Any]]:
@@ -152,6 +159,7 @@ def test_series_rows_carry_the_call_site_as_the_kernel_prints_it(real_store: Pat
     assert Counter(got) == expected
 
 
+@pytest.mark.slow
 def test_latest_is_the_newest_snapshot_of_each_host(real_store: Path) -> None:
     # GIVEN a second host whose only snapshot is older than the vm's newest
     writing.write(real_store, snap(real("7.3", 2, 0), at=T0, with_meta=True, host="other"))
@@ -193,6 +201,7 @@ def expected_deltas() -> Counter[tuple[Any, ...]]:
     return out
 
 
+@pytest.mark.slow
 def test_deltas_equal_the_differences_computed_in_python(real_store: Path) -> None:
     # GIVEN the store / WHEN reading every delta
     with allocsnap.open(real_store) as db:
@@ -215,6 +224,7 @@ def test_deltas_equal_the_differences_computed_in_python(real_store: Path) -> No
 # -- the analyses ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_diff_equals_the_cli_and_warns_across_epochs(real_store: Path) -> None:
     # GIVEN the CLI's JSON of a diff across the two boots
     cli = runner.invoke(app, ["diff", "first", "latest", "--store", str(real_store), "-f", "json"])
@@ -226,6 +236,7 @@ def test_diff_equals_the_cli_and_warns_across_epochs(real_store: Path) -> None:
     assert json.loads(json.dumps(rows.to_pylist(), default=str)) == json.loads(cli.stdout)["rows"]
 
 
+@pytest.mark.slow
 def test_diff_and_show_take_the_cli_options(real_store: Path) -> None:
     before, after = real("6.12", 1, 2), real("6.12", 1, 3)
     with allocsnap.open(real_store) as db:
@@ -245,6 +256,7 @@ def test_diff_and_show_take_the_cli_options(real_store: Path) -> None:
     assert shown["bytes"].to_pylist() == [b for _, (b, _) in top3]
 
 
+@pytest.mark.slow
 def test_leaks_equal_the_analysis_and_the_cli(tmp_path: Path) -> None:
     # GIVEN 40 snapshots a minute apart: one site grows steadily among five that jitter
     write_series(tmp_path, jittery(40))
@@ -259,6 +271,7 @@ def test_leaks_equal_the_analysis_and_the_cli(tmp_path: Path) -> None:
     assert everything.num_rows > 1 and "verdict" in everything.column_names
 
 
+@pytest.mark.slow
 def test_growth_top_and_history_equal_the_analyses(tmp_path: Path) -> None:
     write_series(tmp_path, jittery(12))
     since = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # the first snapshot of write_series
@@ -273,6 +286,7 @@ def test_growth_top_and_history_equal_the_analyses(tmp_path: Path) -> None:
     assert frame["bytes"].tolist() == [v[GROWER] for v in jittery(12)[:6]]
 
 
+@pytest.mark.slow
 def test_window_warnings_are_epoch_warnings(tmp_path: Path) -> None:
     # GIVEN two boots in one window
     at = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -286,6 +300,7 @@ def test_window_warnings_are_epoch_warnings(tmp_path: Path) -> None:
 # -- SQL, errors, lifetime -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sql_returns_a_relation_with_bound_parameters(real_store: Path) -> None:
     with allocsnap.open(real_store) as db:
         rel = db.sql("select count(*) as n from series where bytes >= $floor", floor=1 << 20)
@@ -305,6 +320,7 @@ def test_sql_errors_are_one_line_query_errors(real_store: Path) -> None:
             db.arrow("selec 1")
 
 
+@pytest.mark.slow
 def test_refresh_sees_new_snapshots_and_close_ends_the_connection(real_store: Path) -> None:
     db = allocsnap.open(real_store)
     writing.write(real_store, snap(real("7.3", 2, 1), at=T0, with_meta=True, host="late"))
@@ -373,6 +389,7 @@ def test_dir_totals_sums_by_directory_at_a_depth(tiny: dict[str, str]) -> None:
     assert depth2 == [("fs/ext4", 3500), ("mm", 1024), ("", 64)]
 
 
+@pytest.mark.slow
 def test_movers_compare_the_snapshots_at_or_before_two_times(tiny: dict[str, str]) -> None:
     with allocsnap.open(tiny["root"]) as db:
         # 08:30 -> the first snapshot; 09:59 -> the second

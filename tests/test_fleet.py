@@ -19,6 +19,8 @@ from allocsnap.errors import EpochWarning, ExitCode, StoreNotFound, UsageError
 from allocsnap.store import merge
 from bench.generate import SMALL, generate
 
+pytestmark = pytest.mark.slow  # five generated hosts of 720 snapshots each, merged
+
 HOSTS = {"web1": False, "web2": True, "web3": False, "web4": False, "db1": True}
 LEAKY = {h for h, leaky in HOSTS.items() if leaky}
 runner = CliRunner()

@@ -80,6 +80,7 @@ def stored_samples(store: Path) -> pa.Table:
 # -- what is gathered --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_gather_marks_the_reboot_the_profiling_off_stretch_and_the_module_reload(
     data: page_data.ReportData,
 ) -> None:
@@ -102,6 +103,7 @@ def test_gather_marks_the_reboot_the_profiling_off_stretch_and_the_module_reload
     assert [len(r) for r in runs] == [REBOOT, OFF[0] - REBOOT, SMALL.snapshots - OFF[1]]
 
 
+@pytest.mark.slow
 def test_gather_finds_generated_leaks_with_their_series(
     data: page_data.ReportData, generated: tuple[Path, Truth]
 ) -> None:
@@ -122,6 +124,7 @@ def test_gather_finds_generated_leaks_with_their_series(
         assert run[-1][1] == row["last_bytes"]
 
 
+@pytest.mark.slow
 def test_tree_carries_the_bytes_of_the_last_snapshot_per_directory(
     data: page_data.ReportData, generated: tuple[Path, Truth]
 ) -> None:
@@ -157,6 +160,7 @@ def test_tree_carries_the_bytes_of_the_last_snapshot_per_directory(
     )
 
 
+@pytest.mark.slow
 def test_window_snapshots_follow_the_queries_window(generated: tuple[Path, Truth]) -> None:
     # GIVEN a window of the last 30 minutes, counted back from the newest snapshot
     store = generated[0]
@@ -182,6 +186,7 @@ def test_exact_glob_matches_only_the_key() -> None:
 # -- the page ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_html_is_one_self_contained_file(data: page_data.ReportData) -> None:
     page = page_html.html(data)
     # THEN nothing in it names a place to fetch from, and the browser is told to fetch nothing
@@ -204,6 +209,7 @@ def chromium(url: str, profile: Path, *args: str) -> subprocess.CompletedProcess
     return subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
 def test_the_page_renders_in_chromium(
     data: page_data.ReportData, tmp_path: Path, request: pytest.FixtureRequest
@@ -262,6 +268,7 @@ def colour_counts(png: Path) -> dict[str, int]:
 # -- text and Markdown -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_text_report_lines_fit_in_79_columns_on_generated_data(data: page_data.ReportData) -> None:
     for markdown in (False, True):
         out = page_text.text(data, markdown=markdown)
@@ -291,6 +298,7 @@ def real_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return store
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("host", ["vm", "ice"])
 @pytest.mark.parametrize("fmt", ["text", "markdown"])
 def test_text_report_lines_fit_in_79_columns_on_real_data(
@@ -308,6 +316,7 @@ def test_text_report_lines_fit_in_79_columns_on_real_data(
 # -- the command -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_report_command_writes_the_page(generated: tuple[Path, Truth], tmp_path: Path) -> None:
     out = tmp_path / "r.html"
     result = invoke("report", "--store", str(generated[0]), "--since", "1h", "-o", str(out))
@@ -323,6 +332,7 @@ def test_report_on_a_missing_store_says_so(tmp_path: Path) -> None:
     assert result.stderr.startswith("Error: ")
 
 
+@pytest.mark.slow
 def test_report_refuses_a_window_of_several_hosts(real_store: Path) -> None:
     result = invoke("report", "--store", str(real_store))
     assert result.exit_code == ExitCode.USAGE
@@ -332,6 +342,7 @@ def test_report_refuses_a_window_of_several_hosts(real_store: Path) -> None:
 # -- history --plot ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_history_plot_svg_draws_each_series_and_the_reboot(
     generated: tuple[Path, Truth], tmp_path: Path
 ) -> None:
@@ -350,6 +361,7 @@ def test_history_plot_svg_draws_each_series_and_the_reboot(
     assert svg.count('class="band profiling-off"') == 1
 
 
+@pytest.mark.slow
 def test_history_plot_png(generated: tuple[Path, Truth], tmp_path: Path) -> None:
     out = tmp_path / "h.png"
     result = invoke("history", "fs/file29*", "--store", str(generated[0]), "--plot", str(out))
@@ -357,6 +369,7 @@ def test_history_plot_png(generated: tuple[Path, Truth], tmp_path: Path) -> None
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_history_plot_png_without_matplotlib_names_the_extra(
     generated: tuple[Path, Truth], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -371,6 +384,7 @@ def test_history_plot_png_without_matplotlib_names_the_extra(
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_history_plot_other_suffix_is_a_usage_error(
     generated: tuple[Path, Truth], tmp_path: Path
 ) -> None:
@@ -412,6 +426,7 @@ def test_time_ticks_are_round_utc_times() -> None:
                                               "01:30", "01:45", "02:00"]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_report_of_a_single_snapshot_says_nothing_changed(real_store: Path) -> None:
     # GIVEN a window holding only the last ice dump
     args = ("report", "--store", str(real_store), "--host", "ice", "--since", "0s")

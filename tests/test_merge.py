@@ -100,6 +100,7 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {host: base / host for host in HOSTS}
 
 
+@pytest.mark.slow
 def test_merge_brings_every_snapshot_of_every_host(hosts: dict[str, Path], tmp_path: Path) -> None:
     # GIVEN three host stores made from real captures
     dest = tmp_path / "fleet"
@@ -124,6 +125,7 @@ def test_merge_brings_every_snapshot_of_every_host(hosts: dict[str, Path], tmp_p
     assert consistent(dest) == 10
 
 
+@pytest.mark.slow
 def test_merging_twice_adds_nothing_and_touches_nothing(
     hosts: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -140,6 +142,7 @@ def test_merging_twice_adds_nothing_and_touches_nothing(
     assert stored(dest) == expected(HOSTS)
 
 
+@pytest.mark.slow
 def test_dry_run_writes_nothing_and_says_what_a_merge_does(
     hosts: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -155,6 +158,7 @@ def test_dry_run_writes_nothing_and_says_what_a_merge_does(
         assert getattr(dry, field) == getattr(done, field), field
 
 
+@pytest.mark.slow
 def test_a_source_compacted_since_the_last_merge_adds_only_its_new_snapshots(
     tmp_path: Path,
 ) -> None:
@@ -180,6 +184,7 @@ def test_a_source_compacted_since_the_last_merge_adds_only_its_new_snapshots(
     assert stored(dest) == expected({"web1": dumps})
 
 
+@pytest.mark.slow
 def test_a_destination_compacted_since_the_last_merge_takes_a_recompacted_source(
     tmp_path: Path,
 ) -> None:
@@ -267,6 +272,7 @@ def test_sources_that_cannot_be_merged_are_refused_clearly(
     assert stored(dest) == expected({"db1": HOSTS["db1"]})
 
 
+@pytest.mark.slow
 def test_generated_fleet_merges_to_the_sum_of_its_hosts(tmp_path: Path) -> None:
     # GIVEN three generated hosts (one file pair per ten snapshots), same call sites
     config = Config(tags=200, snapshots=60, rows_per_file=10, seed=5)
@@ -301,6 +307,7 @@ def _merge_process(sources: list[Path], dest: Path) -> subprocess.Popen[bytes]:
     )
 
 
+@pytest.mark.slow
 def test_a_killed_merge_leaves_the_destination_readable_and_a_rerun_completes(
     tmp_path: Path,
 ) -> None:
@@ -314,25 +321,34 @@ def test_a_killed_merge_leaves_the_destination_readable_and_a_rerun_completes(
     merge.merge(sources, reference)
     dest = tmp_path / "fleet"
     # WHEN a merge is killed with SIGKILL at random moments, four times: once it has committed a
-    # random number of the 72 snapshots files, or (the kernel's choice) a little more
+    # random number of the 72 snapshots files, or (the kernel's choice) a little more; it is
+    # stopped first (SIGSTOP), so that the files it had committed are known when it dies
     rng = random.Random(20261126)
     seen = []
+    cut = 0
     for _ in range(4):
-        target = rng.randint(min(len(committed(dest)) + 1, 72), 72)
+        target = rng.randint(min(len(committed(dest)) + 1, 71), 71)
         child = _merge_process(sources, dest)
         while child.poll() is None and len(committed(dest)) < target:
             time.sleep(0.002)
-        if child.poll() is None:
+        running = child.returncode is None  # not reaped: running, or a zombie that just ended
+        if running:
+            os.killpg(child.pid, signal.SIGSTOP)
+        frozen = committed(dest)
+        if running:
             os.killpg(child.pid, signal.SIGKILL)
         child.wait()
-        # THEN each time every visible snapshot is whole
+        cut += child.returncode == -signal.SIGKILL and len(frozen) < 72
+        # THEN each time every visible snapshot is whole, and exactly those of the snapshots
+        # files committed before the kill are visible
         seen.append(consistent(dest))
+        assert seen[-1] == len(set(pq.read_table(frozen, columns=["snapshot_id"])["snapshot_id"]))
     # AND a last run completes it: the same as a merge that was never interrupted
     child = _merge_process(sources, dest)
     assert child.wait() == 0
     assert stored(dest) == stored(reference)
     assert consistent(dest) == 4 * 180
-    assert 0 < seen[0] < 4 * 180  # the kills did land inside merges
+    assert cut >= 1  # merges were stopped, then killed, with files of theirs still to commit
     assert seen == sorted(seen)  # a killed merge never loses what an earlier one committed
 
 

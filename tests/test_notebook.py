@@ -13,6 +13,7 @@ ICE = "drivers/net/ethernet/intel/ice/ice_txrx.c:681 [ice] func:ice_alloc_mapped
 ICE_BYTES = [1105125376, 2544877568, 3341238272]  # day 0, 4, 6 in the excerpts 11, 12, 13
 
 
+@pytest.mark.slow
 def test_the_notebook_finds_the_ice_leak_and_draws_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

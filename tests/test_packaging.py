@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from allocsnap.cli import app
 from tests.conftest import DATA, GOLDEN
 
-pytestmark = pytest.mark.packaging
+pytestmark = [pytest.mark.packaging, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOT1 = "real/6.12.117-allocsnap/boot-1"

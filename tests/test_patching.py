@@ -51,6 +51,7 @@ def files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.parquet"))}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("keep", [None, Filter(module="ext4"), Filter(nonzero=True)], ids=str)
 def test_patched_store_is_byte_for_byte_what_pyarrow_writes(
     tmp_path: Path, keep: Filter | None
@@ -65,6 +66,7 @@ def test_patched_store_is_byte_for_byte_what_pyarrow_writes(
     assert files(tmp_path / "patched") == files(tmp_path / "plain")
 
 
+@pytest.mark.slow
 def test_patched_files_read_back_as_the_dumps_say(tmp_path: Path) -> None:
     # GIVEN a recorder's series written with patching
     root = tmp_path / "store"

@@ -1,13 +1,25 @@
-"""Every file in queries/: a header, declared $params equal to those used, a function per query."""
+"""Every file in queries/ (STYLE.md section 7): a header, declared $params equal to those used,
+a function per analysis query, and each macro or view defined under its file's name.
+
+The header is read here and the parameters a statement uses are DuckDB's own parser's
+(``duckdb.extract_statements``), so that neither side is allocsnap's scanner under test.
+"""
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import NamedTuple
 
+import duckdb
 import pytest
 
 from allocsnap import analysis
 from allocsnap.analysis import query
+from allocsnap.store import layout, writing
+from tests.conftest import real
+from tests.test_analysis import snap
 
 # Queries that are helpers of other functions rather than analyses of their own.
 HELPERS = {"snapshot_samples": "used by analysis.load() to read one stored snapshot"}
@@ -21,18 +33,90 @@ def test_queries_are_found() -> None:
     assert all(re.fullmatch(r"[a-z_]+", n) for n in NAMES)
 
 
+class Header(NamedTuple):
+    """A query's opening comment block, read by this test (not by query.declared_params)."""
+
+    summary: str  # the first line, without "-- "
+    params: dict[str, tuple[str, str]]  # name: (type, description), each declared once
+    body: str  # the rest of the file
+
+
+def header(name: str) -> Header:
+    lines = query.sql(name).splitlines()
+    n = next(i for i, line in enumerate(lines) if not line.startswith("--"))
+    params: dict[str, tuple[str, str]] = {}
+    for line in lines[:n]:
+        if m := re.fullmatch(r"-- \$(\w+) +(\S+) +(\S.*)", line):
+            assert m[1] not in params, f"{name}.sql declares ${m[1]} twice"
+            params[m[1]] = (m[2], m[3])
+        else:
+            assert "$" not in line.split()[1:2], f"{name}.sql: malformed parameter line {line!r}"
+    return Header(lines[0].removeprefix("-- "), params, "\n".join(lines[n:]))
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_query_has_a_comment_header(name: str) -> None:
-    # GIVEN a query file, THEN it opens with a "--" comment saying what it returns
-    lines = query.sql(name).splitlines()
-    assert lines[0].startswith("-- ")
-    assert len(lines[0]) > len("-- ") + 10
+    # GIVEN a query file, THEN it opens with a "--" sentence saying what it returns, and no
+    # comment in its body declares a parameter
+    head = header(name)
+    assert re.fullmatch(r"[A-Z(].{15,}", head.summary), head.summary
+    assert not re.search(r"^--\s*\$", head.body, re.MULTILINE)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_declared_params_equal_used_params(name: str) -> None:
-    # GIVEN a query file, THEN every $param its body uses is declared in its header and back
-    assert query.declared_params(name) == query.used_params(name)
+    # GIVEN a query file, its header read here and its statement parsed by DuckDB itself
+    head = header(name)
+    statements = duckdb.extract_statements(query.sql(name))
+    # THEN it is one statement, whose named parameters are exactly those the header declares
+    assert len(statements) == 1
+    assert set(head.params) == set(statements[0].named_parameters)
+    # AND each is declared with a type DuckDB knows and a description
+    con = duckdb.connect()
+    for param, (type_name, description) in head.params.items():
+        assert con.type(type_name), (param, type_name)  # an unknown type raises
+        assert len(description) > 5, (param, description)
+    con.close()
+    # AND allocsnap's own scanners (Spark binds by them) read the same
+    assert query.declared_params(name) == query.used_params(name) == set(head.params)
+
+
+# A definition file: macro_*.sql on every connection; view_*.sql and explore_*.sql over a store
+# (a view, or a table macro that reads one). "a_" orders view_a_snapshots.sql first.
+DEFINITION = re.compile(r"(?:explore_)?(?:macro|view)_(?:a_)?(\w+)")
+CREATES = re.compile(r"^create or replace (macro|view) (\w+)\b", re.MULTILINE)
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if DEFINITION.fullmatch(n)])
+def test_a_definition_creates_what_its_file_name_and_header_say(name: str) -> None:
+    # GIVEN macro_X.sql, view_X.sql, explore_macro_X.sql or explore_view_X.sql
+    head = header(name)
+    # THEN its one statement creates X, a macro, table macro or view as its header says
+    [(kind, created)] = CREATES.findall(head.body)
+    assert created == DEFINITION.fullmatch(name)[1]  # type: ignore[index]
+    if kind == "view":
+        assert head.summary.startswith("View: ")
+    elif re.search(r"\)\s+as\s+table\b", head.body):
+        assert head.summary.startswith("Table macro: ")
+    else:
+        assert head.summary.startswith("Macro: ")
+
+
+def test_every_definition_exists_on_a_store_connection(tmp_path: Path) -> None:
+    # GIVEN a store of one real capture
+    writing.write(tmp_path, snap(real("6.12", 1, 1), at=datetime(2026, 3, 2, tzinfo=UTC)))
+    # WHEN a connection opens with the definitions made for people's own SQL
+    con = query.open_connection(layout.open_store(tmp_path), explore=True)
+    try:
+        macros = {r[0] for r in con.sql("select function_name from duckdb_functions()").fetchall()}
+        views = {r[0] for r in con.sql("select view_name from duckdb_views()").fetchall()}
+    finally:
+        con.close()
+    # THEN every definition file's macro or view is there under its name
+    for name in NAMES:
+        if m := DEFINITION.fullmatch(name):
+            [(kind, _)] = CREATES.findall(header(name).body)
+            assert m[1] in (macros if kind == "macro" else views), name
 
 
 @pytest.mark.parametrize(

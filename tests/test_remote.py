@@ -31,6 +31,8 @@ from allocsnap.store import layout, remote, upload
 from tests import oracle
 from tests.conftest import real
 
+pytestmark = pytest.mark.slow  # an S3 server, and recorders uploading to it
+
 runner = CliRunner()
 BUCKET = "allocsnap-test"
 KEY, SECRET = "allocsnap", "allocsnap-secret"

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import io
+import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -11,8 +16,8 @@ import pytest
 from allocsnap.present.render import Column, Format, Report, plural, render
 
 
-@pytest.fixture
-def report() -> Report:
+def make_report() -> Report:
+    """Return the report every test here renders (a function, so that a subprocess can too)."""
     rows = pa.table(
         {
             "key": ["mm/a.c:1 func:f", "fs/b|c.c:2 [ext4] func:g"],
@@ -33,6 +38,11 @@ def report() -> Report:
         Column("key", "call site"),
     ]
     return Report(rows=rows, columns=columns, header=["h1", "h2"], footer=["f1"], info={"n": 2})
+
+
+@pytest.fixture
+def report() -> Report:
+    return make_report()
 
 
 def rendered(report: Report, fmt: Format) -> str:
@@ -78,8 +88,6 @@ def test_csv_is_raw_values_of_every_column(report: Report) -> None:
 
 
 def test_json_has_info_and_rows(report: Report) -> None:
-    import json
-
     document = json.loads(rendered(report, Format.json))
     assert document["n"] == 2
     assert document["rows"][1] == {
@@ -93,9 +101,31 @@ def test_json_has_info_and_rows(report: Report) -> None:
     }
 
 
-def test_output_is_deterministic(report: Report) -> None:
-    for fmt in Format:
-        assert rendered(report, fmt) == rendered(report, fmt)
+@pytest.mark.slow
+def test_output_does_not_depend_on_the_machine(report: Report) -> None:
+    # GIVEN another process with another time zone, hash seed, terminal width and locale
+    env = {
+        **os.environ,
+        "TZ": "Pacific/Chatham",  # +13:45 in November: any local-time rendering shows
+        "PYTHONHASHSEED": "12345",
+        "COLUMNS": "30",
+        "LC_ALL": "C.UTF-8",
+    }
+    script = (
+        "import json; from tests.test_render import Format, make_report, rendered;"
+        "print(json.dumps({f.value: rendered(make_report(), f) for f in Format}))"
+    )
+    # WHEN it renders the same report in every format
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=Path(__file__).parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    # THEN its output is this process's, byte for byte
+    assert json.loads(done.stdout) == {f.value: rendered(report, f) for f in Format}
 
 
 def test_plural_keeps_words_that_are_their_own_plural() -> None:

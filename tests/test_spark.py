@@ -40,10 +40,13 @@ if shutil.which("java") is None:
 
 from allocsnap import spark as on_spark
 
-pytestmark = pytest.mark.filterwarnings(
-    # pyspark checks the pandas version when it converts; the tests only use Arrow
-    "ignore:PySpark does not yet fully support pandas:FutureWarning"
-)
+pytestmark = [
+    pytest.mark.slow,  # a JVM starts Spark
+    pytest.mark.filterwarnings(
+        # pyspark checks the pandas version when it converts; the tests only use Arrow
+        "ignore:PySpark does not yet fully support pandas:FutureWarning"
+    ),
+]
 
 BOOT = Path(__file__).parent / "data" / "real" / "6.12.117-allocsnap" / "boot-1"
 T0 = datetime(2026, 11, 25, 13, 40, tzinfo=UTC)

@@ -48,6 +48,7 @@ def test_table_aligns_numbers_right_and_shows_values_as_they_are(root: Path) -> 
     assert result.stderr == ""
 
 
+@pytest.mark.slow
 def test_csv_json_and_markdown_carry_the_same_values(root: Path) -> None:
     rows = list(csv.DictReader(io.StringIO(sql(root, QUERY, "-f", "csv").stdout)))
     assert rows[1] == {
@@ -71,6 +72,7 @@ def test_csv_json_and_markdown_carry_the_same_values(root: Path) -> None:
     assert markdown[2].startswith("| True | 2026-03-02 08:00:00+00:00 | 1 | 1048576 | a\\|b |")
 
 
+@pytest.mark.slow
 def test_query_file_and_stdin(root: Path, tmp_path: Path) -> None:
     text = "select call_site, delta_bytes, bytes_per_hour from deltas"
     (tmp_path / "q.sql").write_text(text)

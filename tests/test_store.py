@@ -192,6 +192,7 @@ def test_missing_or_empty_store(tmp_path: Path) -> None:
             analysis.snapshots(root)
 
 
+@pytest.mark.slow
 def test_interrupted_write_is_invisible(store_dir: Path) -> None:
     # GIVEN a store with one committed snapshot
     kept = snapshot_of(real("6.12", 1, 0), name="kept", host="vm1")

@@ -125,6 +125,7 @@ def theil_sen(hours: list[float], xs: list[int]) -> float:
 # -- leaks -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_steady_grower_ranks_first_and_alone_with_the_independent_statistics(
     tmp_path: Path,
 ) -> None:
@@ -149,6 +150,7 @@ def test_the_steady_grower_ranks_first_and_alone_with_the_independent_statistics
     assert result.found == 1
 
 
+@pytest.mark.slow
 def test_a_steady_series_reports_nothing(tmp_path: Path) -> None:
     # GIVEN sites that never change
     steady: dict[Site, int] = {(None, "mm/a.c", k, f"f{k}"): (k + 1) << 20 for k in range(5)}
@@ -159,6 +161,7 @@ def test_a_steady_series_reports_nothing(tmp_path: Path) -> None:
     assert result.found == 0 and result.others.num_rows == 0
 
 
+@pytest.mark.slow
 def test_sampling_bounds_the_points_and_keeps_the_ends(tmp_path: Path) -> None:
     # GIVEN 40 snapshots, read at no more than 9 points
     series = jittery(40)
@@ -171,6 +174,7 @@ def test_sampling_bounds_the_points_and_keeps_the_ends(tmp_path: Path) -> None:
     assert (row["first_bytes"], row["last_bytes"]) == (series[0][GROWER], series[-1][GROWER])
 
 
+@pytest.mark.slow
 def test_generated_leaks_are_found_and_decoys_are_not(tmp_path: Path) -> None:
     # GIVEN the small generated store: leaks, stairs, steps, sawtooth, humps, noise, drift
     truth = generate(tmp_path / "store", SMALL)
@@ -186,6 +190,7 @@ def test_generated_leaks_are_found_and_decoys_are_not(tmp_path: Path) -> None:
     assert not decoys & {"step", "sawtooth", "hump", "noise", "churn", "steady", "module"}
 
 
+@pytest.mark.slow
 def test_a_window_across_a_reboot_and_profiling_off_is_split_and_said(tmp_path: Path) -> None:
     # GIVEN a boot, then another boot where profiling is off for two snapshots
     series = jittery(30)
@@ -206,6 +211,7 @@ def test_a_window_across_a_reboot_and_profiling_off_is_split_and_said(tmp_path: 
     assert set(result.rows["epoch"].to_pylist()) <= {e["epoch"] for e in epochs}
 
 
+@pytest.mark.slow
 def test_an_unloaded_module_breaks_the_series_instead_of_freeing(tmp_path: Path) -> None:
     # GIVEN a module site that climbs, vanishes while unloaded, and comes back from zero
     site: Site = ("dummy", "drivers/net/dummy.c", 42, "dummy_alloc")
@@ -228,6 +234,7 @@ def test_an_unloaded_module_breaks_the_series_instead_of_freeing(tmp_path: Path)
     assert rows[0]["last_bytes"] == series[11][site]
 
 
+@pytest.mark.slow
 def test_since_counts_back_from_the_newest_snapshot(tmp_path: Path) -> None:
     # GIVEN an hour of snapshots long ago
     write_series(tmp_path, jittery(60))
@@ -238,6 +245,7 @@ def test_since_counts_back_from_the_newest_snapshot(tmp_path: Path) -> None:
     assert span.last_at == T0 + timedelta(minutes=59)
 
 
+@pytest.mark.slow
 def test_fail_on_leak_exits_5_after_rendering(tmp_path: Path) -> None:
     # GIVEN
     write_series(tmp_path, jittery(30))
@@ -249,13 +257,24 @@ def test_fail_on_leak_exits_5_after_rendering(tmp_path: Path) -> None:
     assert "trend in stationary noise" in result.stdout
 
 
+@pytest.mark.slow
 def test_tag_filters_select_call_sites(tmp_path: Path) -> None:
-    # GIVEN
-    write_series(tmp_path, jittery(30))
-    # WHEN the filter keeps only the jittering file
-    result = analysis.leaks(tmp_path, keep=Filter(file="fs/*"))
-    # THEN
-    assert result.found == 0
+    # GIVEN two steady growers, one under fs/ and one under mm/, among jittering fs/ sites
+    fs_grower: Site = (None, "fs/grow.c", 7, "grow_alloc")
+    series = jittery(30)
+    for i, values in enumerate(series):
+        values[fs_grower] = (4 << 20) + i * (100 << 10)
+    write_series(tmp_path, series)
+    fs_key, mm_key = "fs/grow.c:7 func:grow_alloc", "mm/leaky.c:10 func:leaky_alloc"
+    # WHEN no filter, THEN both are leaks
+    assert set(analysis.leaks(tmp_path).rows["key"].to_pylist()) == {fs_key, mm_key}
+    # WHEN a filter keeps one file tree, THEN only its call sites are judged, and its grower found
+    for tree, key in [("fs/", fs_key), ("mm/", mm_key)]:
+        result = analysis.leaks(tmp_path, keep=Filter(file=tree + "*"))
+        assert result.rows["key"].to_pylist() == [key]
+        assert result.found == 1
+        judged = result.rows["key"].to_pylist() + result.others["key"].to_pylist()
+        assert all(k.startswith(tree) for k in judged), judged
 
 
 # -- the public six-day ice leak: three points -------------------------------------------------
@@ -280,6 +299,7 @@ ICE = "drivers/net/ethernet/intel/ice/ice_txrx.c:681 [ice] func:ice_alloc_mapped
 ICE_BYTES = [1105125376, 2544877568, 3341238272]  # day 0, 4, 6 in the excerpts
 
 
+@pytest.mark.slow
 def test_top_puts_the_ice_driver_first(ice_store: Path) -> None:
     row = analysis.top(ice_store).rows.to_pylist()[0]
     assert row["key"] == ICE
@@ -287,6 +307,7 @@ def test_top_puts_the_ice_driver_first(ice_store: Path) -> None:
     assert row["bytes_per_hour"] == round((ICE_BYTES[2] - ICE_BYTES[0]) / (6 * 24))
 
 
+@pytest.mark.slow
 def test_growth_compares_medians_as_a_rate(ice_store: Path) -> None:
     # A is day 0; B is days 4 and 6, whose median time is day 5
     row = analysis.growth(ice_store).rows.to_pylist()[0]
@@ -296,6 +317,7 @@ def test_growth_compares_medians_as_a_rate(ice_store: Path) -> None:
     assert row["bytes_per_hour"] == round((median_b - ICE_BYTES[0]) / (5 * 24))
 
 
+@pytest.mark.slow
 def test_history_shows_the_ice_series(ice_store: Path) -> None:
     result = analysis.history(ice_store, "ice_alloc_mapped_page")
     assert result.rows["bytes"].to_pylist() == ICE_BYTES
@@ -315,6 +337,7 @@ def test_history_shows_the_ice_series(ice_store: Path) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_leaks_says_three_points_are_too_few_for_a_trend_test(ice_store: Path) -> None:
     # Mann–Kendall on 3 increasing points: S = 3, var = 3*2*11/18, z = 2/sqrt(var) ≈ 1.04,
     # a confidence of 85%: even a perfect order of three cannot reach 99%
@@ -332,6 +355,7 @@ def test_leaks_says_three_points_are_too_few_for_a_trend_test(ice_store: Path) -
 # -- real VM captures: modules loaded, then removed ---------------------------------------------
 
 
+@pytest.mark.slow
 def test_real_module_rows_that_vanish_are_not_frees(tmp_path: Path) -> None:
     # GIVEN boot-1 of the 6.12 VM: modules loaded at snap-3, removed before snap-4
     for i, seconds in enumerate((1.46, 3.46, 7.81, 11.56, 15.73)):
@@ -353,6 +377,7 @@ def test_real_module_rows_that_vanish_are_not_frees(tmp_path: Path) -> None:
 # -- the commands ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_csv_is_data_only_and_epoch_warnings_go_to_stderr(tmp_path: Path) -> None:
     # GIVEN a window across a reboot
     series = jittery(20)
@@ -382,6 +407,7 @@ def test_top_shows_both_directions(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_top_reads_a_bounded_sample_and_keeps_each_epochs_ends(tmp_path: Path) -> None:
     # GIVEN 50 snapshots of six jittering sites, and a seventh that appears at snapshot 20
     series = jittery(50)
@@ -415,6 +441,7 @@ def test_top_reads_a_bounded_sample_and_keeps_each_epochs_ends(tmp_path: Path) -
     assert done.exit_code == 2 and "--max-points must be at least 2" in done.stderr
 
 
+@pytest.mark.slow
 def test_growth_split_and_json_leaks(tmp_path: Path) -> None:
     # GIVEN 30 minutes of the jittery series
     series = jittery(30)
@@ -432,6 +459,7 @@ def test_growth_split_and_json_leaks(tmp_path: Path) -> None:
     assert '"verdict": "leak"' in out and '"mk_s": ' in out
 
 
+@pytest.mark.slow
 def test_grouping_sums_members_before_the_floors(tmp_path: Path) -> None:
     # GIVEN two sites of one file, each growing 20 KiB a minute: 580 KiB each over 30 minutes
     sites: list[Site] = [(None, "net/core/skb.c", 10, "a"), (None, "net/core/skb.c", 20, "b")]

@@ -120,8 +120,29 @@ def cpu_s(fn: Any, repeat: int) -> dict[str, float]:
     return {"user_s": user, "sys_s": system, "cpu_s": user + system}
 
 
+def ioctl_calls(fn: Any) -> int:
+    """Return how many ioctl system calls ``fn()`` made (allocsnap calls ``fcntl.ioctl``)."""
+    import fcntl
+
+    real = fcntl.ioctl
+    calls = 0
+
+    def counting(*args: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return real(*args)
+
+    fcntl.ioctl = counting
+    try:
+        fn()
+    finally:
+        fcntl.ioctl = real
+    return calls
+
+
 def bench() -> None:
-    """CPU time of a filtered snapshot through the ioctl against the text read + filter."""
+    """CPU time of a filtered snapshot through the ioctl against the text read + filter (the
+    figures of docs/ioctl.md), and the work each does: ioctl calls, and the rows of the text."""
     from allocsnap.kernel import capture
     from allocsnap.model import Filter
 
@@ -134,8 +155,17 @@ def bench() -> None:
     }.items():
         ioctl = cpu_s(lambda k=keep: capture.snapshot(capture.read("ioctl", k), keep=k), 20)
         text = cpu_s(lambda k=keep: capture.snapshot(capture.read("procfs", k), keep=k), 20)
-        rows = capture.snapshot(capture.read("ioctl", keep), keep=keep).meta.rows
-        measured[name] = {"ioctl": ioctl, "text": text, "rows": rows}
+        read: list[Any] = []
+        calls = ioctl_calls(lambda k=keep, r=read: r.append(capture.read("ioctl", k)))
+        table = Path("/proc/allocinfo").read_text().splitlines()[2:]  # after the two headers
+        measured[name] = {
+            "ioctl": ioctl,
+            "text": text,
+            "rows": capture.snapshot(read[0], keep=keep).meta.rows,
+            "notes": list(read[0].notes),
+            "ioctl_calls": calls,
+            "text_rows": len(table),
+        }
     results["bench"] = measured
 
 
@@ -167,8 +197,6 @@ def main() -> None:
     sh("sh", "-c", "echo 1 > /sys/block/zram0/reset")
     sh("rmmod", "zram")
     snap("unloaded")
-    # TODO(recorder, issue 3): run a short `allocsnap record` here while the workload runs,
-    # once `record` exists, and check its snapshots the same way as these single snaps.
     (OUT / "results.json").write_text(json.dumps(results, indent=1))
 
 

@@ -1,11 +1,11 @@
 -- Leak candidates of a store window: per group and epoch, a trend verdict that holds on any
--- window (docs/analyses.md explains each test). Each epoch is read at no more than
--- $max_points snapshots, evenly spaced in time. A group's series breaks where its rows vanish
+-- window (docs/analyses.md explains each test). Each epoch is read at no more than the
+-- max_points snapshots, evenly spaced in time. A group's series breaks where its rows vanish
 -- (a module unloaded: not a free); each unbroken stretch is a series of its own. Every series
 -- that grew past the floors is returned with its verdict ('leak', or why not) and a reason
 -- naming the test that decided: Mann–Kendall (rises?), Theil–Sen (how fast), KPSS on the
 -- residuals around the Theil–Sen line (bounded: a leak), and for the rest the falls, jumps
--- and effective steps (growth² / Σ rise² of the $blocks block medians) of a staircase.
+-- and effective steps (growth² / Σ rise² of the block medians) of a staircase.
 -- Every epoch is one host's (column host; by host, the key is the host): a series never sums
 -- two hosts. hosts and leaking_hosts say on how many hosts, and which, the key leaks.
 -- Leaks first, steepest first, then key, epoch and start.

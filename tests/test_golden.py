@@ -83,12 +83,6 @@ def test_golden_window_output(
     golden.check(name, output(fleet, monkeypatch, *args))
 
 
-@pytest.mark.xfail(
-    reason="times are printed in the machine's time zone but labelled UTC (compare.py's"
-    " stamp formats DuckDB's local datetimes without converting them); remove this mark"
-    " with the fix",
-    strict=True,
-)
 @pytest.mark.slow
 def test_golden_output_does_not_depend_on_the_time_zone(fleet: Path) -> None:
     # GIVEN a machine whose local time is not UTC

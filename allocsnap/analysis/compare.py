@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -298,8 +298,13 @@ def _stored_samples(con: query.Connection, meta: SnapshotMeta) -> pa.Table:
 
 
 def taken_at_text(when: datetime) -> str:
-    """Return a snapshot time as people read it: ``2026-11-26 14:52:03 UTC``."""
-    return when.strftime("%Y-%m-%d %H:%M:%S UTC")
+    """Return a snapshot time as people read it: ``2026-11-26 14:52:03 UTC``.
+
+    DuckDB hands TIMESTAMPTZ values over in the machine's time zone: converted here, so the
+    label is true wherever allocsnap runs (a naive time is taken as UTC already).
+    """
+    utc = when.astimezone(UTC) if when.tzinfo is not None else when
+    return utc.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 # -- analyses over a store window (leaks, growth, top, history) ------------------------------

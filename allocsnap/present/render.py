@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import json
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TextIO
@@ -134,8 +134,9 @@ def _cell(column: Column, row: dict[str, Any]) -> str:
     if kind == "list":
         more = len(value) - LIST_ITEMS
         return ", ".join(map(str, value[:LIST_ITEMS])) + (f", … ({more} more)" if more > 0 else "")
-    if kind == "time" and isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if kind == "time" and isinstance(value, datetime):  # columns say "(UTC)"
+        utc = value.astimezone(UTC) if value.tzinfo is not None else value
+        return utc.strftime("%Y-%m-%d %H:%M:%S")
     return str(value)
 
 

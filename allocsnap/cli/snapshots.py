@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -31,6 +31,9 @@ from allocsnap.cli.options import (
 )
 from allocsnap.present.render import Format
 from allocsnap.store.remote import local
+
+if TYPE_CHECKING:
+    from allocsnap.model import Snapshot
 
 
 @app.command()
@@ -103,11 +106,22 @@ def snap(
 
 @app.command("import")
 def import_(
-    dumps: Annotated[list[str], typer.Argument(help="Saved text dumps, or '-' for stdin.")],
+    dumps: Annotated[
+        list[str],
+        typer.Argument(help="Saved text dumps (also .gz, .xz, .zst), folders of them, or '-'."),
+    ],
     store_dir: Store = DEFAULT_STORE,
     at: Annotated[
         str | None,
-        typer.Option("--at", help="When the dump was taken (ISO 8601, UTC); default: its mtime."),
+        typer.Option(
+            "--at",
+            help="When the dump was taken (ISO 8601, UTC); default: a time in its file name, "
+            "else its mtime.",
+        ),
+    ] = None,
+    every: Annotated[
+        str | None,
+        typer.Option("--every", help="With --at: space the dumps this far apart (60s, 5m)."),
     ] = None,
     host: Annotated[str, typer.Option("--host", help="Host the dump came from.")] = "unknown",
     name: Annotated[str | None, typer.Option("--name", help="Name for the snapshot.")] = None,
@@ -116,30 +130,57 @@ def import_(
 ) -> None:
     """Import saved /proc/allocinfo text dumps (from a bug report, another host) into a store.
 
+    Each dump's time is --at (spaced by --every), a time in its file name
+    (2026-11-26T14:52:35Z, 20261126_145235, Unix seconds), or its mtime; two dumps of one host
+    at one time are refused before anything is written.
+
     Example: allocsnap import day0.txt day4.txt --host db7 --label ticket=1234 --store leak/
+
+    Example: allocsnap import dumps/ --at 2026-11-26T14:00Z --every 60s --host vm --store demo
     """
-    from allocsnap.kernel import capture, source
-    from allocsnap.store import writing
-    from allocsnap.units import parse_time
+    from allocsnap import importer
+    from allocsnap.units import parse_duration, parse_time
 
     root = local(store_dir, "import dumps")
     when = parse_time(at) if at is not None else None
-    for dump in dumps:
-        snapshot = capture.snapshot(
-            source.read_dump(dump),
-            name=name,
-            host=host,
-            at=when,
-            labels=parse_labels(label),
-            lenient=lenient,
-        )
-        writing.write(root, snapshot)
-        for note in snapshot.meta.notes:
-            typer.echo(f"note: {dump}: {note}", err=True)
+    step = parse_duration(every) if every is not None else None
+    files, notes = importer.expand(dumps)
+    if step is not None:
+        files, order = importer.natural_order(files)
+        notes += [order] if order is not None else []
+    for note in notes:
+        typer.echo(f"note: {note}", err=True)
+    dated = importer.dates(files, at=when, every=step)
+
+    def written(d: importer.Dated, snapshot: Snapshot) -> None:
+        meta = snapshot.meta
+        for note in meta.notes:
+            typer.echo(f"note: {d.dump}: {note}", err=True)
         typer.echo(
-            f"{dump}: snapshot {snapshot.meta.snapshot_id}, {snapshot.meta.rows:,} rows", err=True
+            f"{d.dump}: snapshot {meta.snapshot_id}, {meta.rows:,} rows, taken at "
+            f"{meta.taken_at:%Y-%m-%d %H:%M:%S} UTC (from {_TIME_FROM[d.why]})",
+            err=True,
         )
-        typer.echo(snapshot.meta.snapshot_id)
+        typer.echo(meta.snapshot_id)
+
+    importer.import_dumps(
+        root,
+        dated,
+        host=host,
+        name=name,
+        labels=parse_labels(label),
+        lenient=lenient,
+        on_written=written,
+    )
+
+
+_TIME_FROM = {
+    "--at": "--at",
+    "--every": "--at and --every",
+    "file name": "its file name",
+    "mtime": "its mtime",
+    "stdin": "the time it was read",
+}
 
 
 @app.command()

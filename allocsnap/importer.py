@@ -1,0 +1,174 @@
+"""Saved text dumps into a store, each at a time of its own.
+
+A dump's time is, in this order: ``--at`` (with ``--every``, spaced in the order given), a time
+in its file name, or its mtime. One host never has two snapshots at one instant: dumps that
+would share a time, with each other or with a snapshot the store holds, stop the import before
+anything is written (a copy of the tree by ``git clone``, ``cp`` or ``unzip`` gives every file
+one mtime, and a diff between two snapshots at one time compares nothing).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from allocsnap.errors import UsageError
+from allocsnap.kernel import capture, source
+from allocsnap.model import Snapshot
+from allocsnap.store import writing
+from allocsnap.units import natural_key, time_in_name
+
+# What a dump's first lines show: the header, or a row (excerpts without one)
+_DUMP_LINE = re.compile(rb"^(?:allocinfo - version|\s*-?\d+\s+-?\d+\s+\S+:\d+)", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Dated:
+    """A dump and the time it will be stored at, with where that time came from."""
+
+    dump: str
+    at: datetime
+    why: str  # --at | --every | file name | mtime | stdin
+
+
+def expand(args: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Return the dumps the arguments name, a folder's in natural order, and notes on it.
+
+    In a folder, files that do not look like dumps (``meta.json``, notes) are left out and
+    named; hidden files are ignored.
+    """
+    dumps: list[str] = []
+    notes: list[str] = []
+    for arg in args:
+        folder = Path(arg)
+        if arg == "-" or not folder.is_dir():
+            dumps.append(arg)
+            continue
+        found: list[Path] = []
+        skipped: list[Path] = []
+        for path in sorted(folder.iterdir(), key=lambda p: natural_key(p.name)):
+            if path.name.startswith(".") or not path.is_file():
+                continue
+            (found if _looks_like_dump(path) else skipped).append(path)
+        if skipped:
+            notes.append(f"{arg}: left out {_listing([p.name for p in skipped])}: not dumps")
+        if not found:
+            raise UsageError(f"{arg} is a folder without dumps in it")
+        dumps.extend(str(p) for p in found)
+    return dumps, notes
+
+
+def _looks_like_dump(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(source.HEAD)
+    except OSError:
+        return True  # reading it says why
+    if source.compressed(head) is not None:
+        return True
+    return source.not_text(head) is None and bool(_DUMP_LINE.search(head))
+
+
+def natural_order(dumps: list[str]) -> tuple[list[str], str | None]:
+    """Return the dumps in natural order when they came in a shell glob's order, and a note.
+
+    A shell sorts ``snap-*.txt`` as ``snap-1 snap-10 snap-2``; spacing those by ``--every``
+    would put snap-10 before snap-2. Any other order is kept as given.
+    """
+    natural = sorted(dumps, key=natural_key)
+    if dumps == sorted(dumps) and dumps != natural:
+        return natural, "dumps spaced in the natural order of their names (snap-2 before snap-10)"
+    return dumps, None
+
+
+def dates(dumps: Sequence[str], *, at: datetime | None, every: timedelta | None) -> list[Dated]:
+    """Return each dump's time; refuse (exit 2) when two would share one."""
+    if every is not None and at is None:
+        raise UsageError("--every spaces the dumps from --at: give --at T too")
+    if every is not None and every <= timedelta(0):
+        raise UsageError("--every must be positive")
+    dated = []
+    for i, dump in enumerate(dumps):
+        if at is not None:
+            when = at + i * every if every is not None else at
+            dated.append(Dated(dump, when, "--every" if every is not None else "--at"))
+        elif dump == "-":
+            dated.append(Dated(dump, datetime.now(UTC), "stdin"))
+        elif (named := time_in_name(Path(dump).name)) is not None:
+            dated.append(Dated(dump, named, "file name"))
+        else:
+            try:
+                mtime = Path(dump).stat().st_mtime
+            except OSError as e:
+                raise UsageError(f"cannot read {dump}: {e.strerror}") from e
+            dated.append(Dated(dump, datetime.fromtimestamp(mtime, UTC), "mtime"))
+    _refuse_shared_times(dated)
+    return dated
+
+
+def _refuse_shared_times(dated: list[Dated]) -> None:
+    by_time: dict[datetime, list[Dated]] = {}
+    for d in dated:
+        by_time.setdefault(d.at, []).append(d)
+    for when, same in by_time.items():
+        if len(same) > 1 and len({d.dump for d in same}) > 1:
+            names = _listing([d.dump for d in same])
+            whys = sorted({d.why for d in same})
+            raise UsageError(
+                f"{names} would all be taken at {when:%Y-%m-%d %H:%M:%S} UTC (their "
+                f"{' and '.join(whys)}), and a host has one snapshot per instant: give their "
+                "times with --at T --every 60s (spaced in the order given), or import each "
+                "with its own --at"
+            )
+
+
+def import_dumps(
+    root: Path,
+    dated: Sequence[Dated],
+    *,
+    host: str,
+    name: str | None,
+    labels: dict[str, str],
+    lenient: bool,
+    on_written: Callable[[Dated, Snapshot], None],
+) -> None:
+    """Parse every dump and check its instant against the store, then write them all.
+
+    Nothing is written when a dump is not readable, does not parse, or would take the
+    instant of another snapshot of ``host`` in the store; re-importing the same dump the same
+    way finds its own snapshot there and rewrites it unchanged.
+    """
+    if name is not None and len(dated) > 1:
+        raise UsageError("--name names one snapshot: import one dump with it")
+    stdin: dict[str, source.RawRead] = {}
+
+    def snapshot_of(d: Dated) -> Snapshot:
+        raw = stdin.get(d.dump) or source.read_dump(d.dump)
+        if d.dump == "-":
+            stdin[d.dump] = raw
+        return capture.snapshot(raw, name=name, host=host, at=d.at, labels=labels, lenient=lenient)
+
+    for d in dated:  # first pass: read, parse and check; keep nothing but stdin
+        meta = snapshot_of(d).meta
+        taken = writing.holder(root, meta.host, meta.taken_at) if root.exists() else None
+        if taken is not None and taken["snapshot_id"] != meta.snapshot_id:
+            raise UsageError(
+                f"{d.dump}: the store holds snapshot {taken['snapshot_id']} of host {host} at "
+                f"{meta.taken_at:%Y-%m-%d %H:%M:%S} UTC already "
+                f"({taken['origin'] or 'recorded'}), and a host has one snapshot per instant: "
+                "give this dump another time with --at (nothing was imported)"
+            )
+    writer = None
+    for d in dated:
+        snap = snapshot_of(d)
+        writer = writer or writing.Writer(root, exclusive=True)
+        writer.add(snap)
+        on_written(d, snap)
+
+
+def _listing(names: list[str]) -> str:
+    shown = ", ".join(names[:3])
+    return shown if len(names) <= 3 else f"{shown} and {len(names) - 3} more"

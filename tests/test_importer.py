@@ -1,0 +1,197 @@
+"""import: each dump's time (--at, --every, its name, its mtime), folders, natural order, and
+never two snapshots of one host at one instant (issue 15, case 1)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from allocsnap import analysis
+from allocsnap.cli import app
+from allocsnap.errors import ExitCode, UsageError
+from allocsnap.kernel import capture, source
+from allocsnap.model import Snapshot
+from allocsnap.store import writing
+from tests import oracle
+from tests.conftest import real
+
+runner = CliRunner()
+T0 = datetime(2026, 11, 26, 14, 50, tzinfo=UTC)
+CLONE_MTIME = 1_765_000_000  # one second for every file, as a git clone or cp -r gives
+
+
+def invoke(*args: str) -> Result:
+    return runner.invoke(app, list(args))
+
+
+def copies(folder: Path, names: dict[str, Path]) -> list[Path]:
+    """Copy captures under new names, all with one mtime; return them in the order given."""
+    folder.mkdir(exist_ok=True)
+    out = []
+    for name, capture_path in names.items():
+        shutil.copyfile(capture_path, folder / name)
+        os.utime(folder / name, (CLONE_MTIME, CLONE_MTIME))
+        out.append(folder / name)
+    return out
+
+
+def stored(store: Path) -> dict[str, datetime]:
+    """Return each stored snapshot's origin file name and time."""
+    return {Path(m.origin or "").name: m.taken_at for m in analysis.snapshots(store)}
+
+
+def test_dumps_with_one_mtime_are_refused_before_anything_is_written(tmp_path: Path) -> None:
+    # GIVEN the five boot-1 dumps as a fresh clone leaves them: one mtime for all
+    dumps = copies(tmp_path / "d", {f"snap-{i}.txt": real("6.12", 1, i) for i in range(5)})
+    store = tmp_path / "store"
+
+    # WHEN imported the README's old way
+    result = invoke("import", *map(str, dumps), "--host", "vm", "--store", str(store))
+
+    # THEN exit 2, the message names them and says how to give times, and nothing is written
+    assert result.exit_code == ExitCode.USAGE, result.stdout
+    assert "snap-0.txt" in result.stderr and "and 2 more" in result.stderr
+    assert "--at T --every 60s" in result.stderr
+    assert result.stdout == ""
+    assert not (store / "snapshots").exists()
+
+
+def test_at_every_spaces_shell_glob_order_naturally(tmp_path: Path) -> None:
+    # GIVEN snap-1, snap-2, snap-10 in the order a shell sorts snap-*.txt
+    names = {"snap-1.txt": real("6.12", 1, 0), "snap-2.txt": real("6.12", 1, 1)}
+    names["snap-10.txt"] = real("6.12", 1, 2)
+    dumps = copies(tmp_path / "d", names)
+    shell_order = sorted(map(str, dumps))
+    assert [Path(p).name for p in shell_order] == ["snap-1.txt", "snap-10.txt", "snap-2.txt"]
+    store = tmp_path / "store"
+
+    # WHEN imported with --at and --every
+    result = invoke(
+        "import", *shell_order, "--at", "2026-11-26T14:50:00Z", "--every", "60s",
+        "--host", "vm", "--store", str(store),
+    )  # fmt: skip
+
+    # THEN they are a minute apart in natural order, and a note says so
+    assert result.exit_code == 0, result.stderr
+    assert "natural order" in result.stderr
+    assert stored(store) == {
+        "snap-1.txt": T0,
+        "snap-2.txt": T0 + timedelta(minutes=1),
+        "snap-10.txt": T0 + timedelta(minutes=2),
+    }
+
+
+def test_times_come_from_file_names(tmp_path: Path) -> None:
+    # GIVEN dumps named the common ways, all with one mtime
+    dumps = copies(
+        tmp_path / "d",
+        {
+            "allocinfo-2026-11-26T14:52:35Z.txt": real("6.12", 1, 0),
+            "host7_20261126_145300.txt": real("6.12", 1, 1),
+            "2026-11-26_14-54-05.txt": real("6.12", 1, 2),
+            "snap-1764168755.txt": real("6.12", 1, 3),  # Unix seconds
+        },
+    )
+    store = tmp_path / "store"
+
+    # WHEN imported without --at
+    result = invoke("import", *map(str, dumps), "--host", "vm", "--store", str(store))
+
+    # THEN each has the time its name gives (1764168755 s is 2025-11-26 14:52:35 UTC)
+    assert result.exit_code == 0, result.stderr
+    assert "(from its file name)" in result.stderr
+    assert stored(store) == {
+        "allocinfo-2026-11-26T14:52:35Z.txt": datetime(2026, 11, 26, 14, 52, 35, tzinfo=UTC),
+        "host7_20261126_145300.txt": datetime(2026, 11, 26, 14, 53, 0, tzinfo=UTC),
+        "2026-11-26_14-54-05.txt": datetime(2026, 11, 26, 14, 54, 5, tzinfo=UTC),
+        "snap-1764168755.txt": datetime(2025, 11, 26, 14, 52, 35, tzinfo=UTC),
+    }
+
+
+def test_a_folder_is_imported_in_natural_order_leaving_out_what_is_not_a_dump(
+    tmp_path: Path,
+) -> None:
+    # GIVEN the boot-1 folder as shipped: five dumps and meta.json
+    folder = real("6.12", 1, 0).parent
+    store = tmp_path / "store"
+
+    # WHEN the folder is imported
+    result = invoke(
+        "import", str(folder), "--at", "2026-11-26T14:50Z", "--every", "1m",
+        "--host", "vm", "--store", str(store),
+    )  # fmt: skip
+
+    # THEN every dump is there, a minute apart in order, and meta.json is named as left out
+    assert result.exit_code == 0, result.stderr
+    assert "left out meta.json" in result.stderr
+    assert stored(store) == {f"snap-{i}.txt": T0 + timedelta(minutes=i) for i in range(5)}
+
+
+def test_a_taken_instant_is_refused_and_the_same_dump_reimports(tmp_path: Path) -> None:
+    # GIVEN a store holding snap-1 at T0
+    store = tmp_path / "store"
+    first = invoke("import", str(real("6.12", 1, 1)), "--at", "2026-11-26T14:50Z",
+                   "--host", "vm", "--store", str(store))  # fmt: skip
+    assert first.exit_code == 0, first.stderr
+    [sid] = first.stdout.split()
+
+    # WHEN another dump is imported at that instant for that host
+    other = invoke("import", str(real("6.12", 1, 0)), "--at", "2026-11-26T14:50Z",
+                   "--host", "vm", "--store", str(store))  # fmt: skip
+
+    # THEN exit 2 naming the snapshot there, and the store is unchanged
+    assert other.exit_code == ExitCode.USAGE
+    assert sid in other.stderr and "--at" in other.stderr
+    assert [m.snapshot_id for m in analysis.snapshots(store)] == [sid]
+
+    # AND the same dump imported again the same way is the same snapshot, once
+    again = invoke("import", str(real("6.12", 1, 1)), "--at", "2026-11-26T14:50Z",
+                   "--host", "vm", "--store", str(store))  # fmt: skip
+    assert again.exit_code == 0 and again.stdout.split() == [sid]
+    assert [m.snapshot_id for m in analysis.snapshots(store)] == [sid]
+
+    # AND another host may have a snapshot at that instant
+    elsewhere = invoke("import", str(real("6.12", 1, 0)), "--at", "2026-11-26T14:50Z",
+                       "--host", "db", "--store", str(store))  # fmt: skip
+    assert elsewhere.exit_code == 0, elsewhere.stderr
+
+
+def test_writer_refuses_a_taken_instant_under_its_lock(store_dir: Path) -> None:
+    # GIVEN a store with one snapshot of host vm at T0
+    def at_t0(path: Path) -> Snapshot:
+        raw = source.read_dump(str(path))
+        return capture.snapshot(raw, host="vm", at=T0)
+
+    writing.write(store_dir, at_t0(real("6.12", 1, 1)))
+
+    # WHEN another snapshot of vm at T0 is written exclusively, THEN it is refused
+    with pytest.raises(UsageError, match="another time"):
+        writing.write(store_dir, at_t0(real("6.12", 1, 2)), exclusive=True)
+    # AND the same one is accepted (a re-import)
+    writing.write(store_dir, at_t0(real("6.12", 1, 1)), exclusive=True)
+    assert len(analysis.snapshots(store_dir)) == 1
+
+
+def test_readme_store_gives_a_meaningful_diff_first_latest(tmp_path: Path) -> None:
+    # GIVEN the README's "Try it" import on dumps with one mtime
+    dumps = copies(tmp_path / "d", {f"snap-{i}.txt": real("6.12", 1, i) for i in range(5)})
+    store = tmp_path / "demo"
+    imported = invoke("import", *map(str, dumps), "--at", "2026-11-26T14:50Z", "--every", "60s",
+                      "--host", "vm", "--store", str(store))  # fmt: skip
+    assert imported.exit_code == 0, imported.stderr
+
+    # WHEN diffing first and latest
+    result = invoke("diff", "first", "latest", "--store", str(store), "--format", "json")
+
+    # THEN it compares snap-0 with snap-4, whose totals are the sums of their rows
+    assert result.exit_code == 0, result.stderr
+    totals = json.loads(result.stdout)["totals"]
+    assert totals["bytes_before"] == sum(r.bytes for r in oracle.rows(real("6.12", 1, 0)))
+    assert totals["bytes_after"] == sum(r.bytes for r in oracle.rows(real("6.12", 1, 4)))
+    assert totals["bytes_before"] != totals["bytes_after"]

@@ -7,6 +7,7 @@ import gzip
 import io
 import lzma
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -27,7 +28,11 @@ def zstd(data: bytes) -> bytes:
     return bytes(sink.getvalue())
 
 
-COMPRESS = {".gz": gzip.compress, ".xz": lzma.compress, ".zst": zstd}
+COMPRESS: dict[str, Callable[[bytes], bytes]] = {
+    ".gz": gzip.compress,
+    ".xz": lzma.compress,
+    ".zst": zstd,
+}
 
 
 @pytest.mark.parametrize("suffix", sorted(COMPRESS))

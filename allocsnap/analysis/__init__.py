@@ -9,6 +9,8 @@ from allocsnap.analysis.compare import (
     DiffResult,
     ShowResult,
     Totals,
+    comparable,
+    counted_nothing,
     diff,
     epoch_warnings,
     is_dump,
@@ -42,6 +44,7 @@ from allocsnap.analysis.windows import (
     outliers,
     tags,
     top,
+    window_filters,
     window_snapshots,
 )
 
@@ -62,6 +65,8 @@ __all__ = [
     "Window",
     "WindowResult",
     "diff",
+    "comparable",
+    "counted_nothing",
     "epoch_warnings",
     "epochs",
     "growth",
@@ -78,5 +83,6 @@ __all__ = [
     "taken_at_text",
     "top",
     "totals",
+    "window_filters",
     "window_snapshots",
 ]

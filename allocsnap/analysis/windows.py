@@ -60,6 +60,22 @@ class Epochs:
     first_at: datetime
     last_at: datetime
     warnings: tuple[str, ...]
+    # the narrowest filter the window's snapshots were taken with, when they differ: the
+    # analyses keep only what it keeps, so no series starts or ends at a filter change
+    narrower: Filter | None = None
+
+    def narrowed(self, keep: Filter) -> Filter:
+        """Return ``keep`` with the window's narrower value bounds and accuracy added."""
+        n = self.narrower
+        if n is None:
+            return keep
+        return replace(
+            keep,
+            accurate=keep.accurate if keep.accurate is not None else n.accurate,
+            min_size=max((v for v in (keep.min_size, n.min_size) if v is not None), default=None),
+            max_size=min((v for v in (keep.max_size, n.max_size) if v is not None), default=None),
+            nonzero=keep.nonzero or n.nonzero,
+        )
 
 
 @dataclass(frozen=True)
@@ -147,8 +163,9 @@ def leaks(
     if settings.max_points < 2:
         raise UsageError("--max-points must be at least 2")
     with query.connect(layout.open_store(store_dir)) as con:
-        tag_ids = _tag_ids(con, keep)
         span = _epochs(con, store_dir, window)
+        keep = span.narrowed(keep)
+        tag_ids = _tag_ids(con, keep, span.narrower)
         rows = query.run(
             con,
             "leaks",
@@ -232,18 +249,57 @@ def _bound(text: str | None) -> tuple[datetime | None, float | None]:
         ) from None
 
 
-def _tag_ids(con: query.Connection, keep: Filter) -> list[int] | None:
-    """Return the ids of the tags the filter's call-site parts keep, or None when all are kept.
+def _tag_ids(con: query.Connection, keep: Filter, also: Filter | None = None) -> list[int] | None:
+    """Return the ids of the tags the filter's call-site parts keep (and those of ``also``),
+    or None when all are kept.
 
     Accuracy is a property of a row, not of a call site, so it is applied by the queries.
     """
-    by_site = replace(keep, accurate=None, min_size=None, max_size=None, nonzero=False)
-    if by_site.is_empty():
+    sites = [
+        replace(f, accurate=None, min_size=None, max_size=None, nonzero=False)
+        for f in (keep, also)
+        if f is not None
+    ]
+    sites = [f for f in sites if not f.is_empty()]
+    if not sites:
         return None
     table = query.run(con, "tags")
-    mask = filters.tag_mask(table, by_site)
-    ids: list[int] = (table if mask is None else table.filter(mask))["tag_id"].to_pylist()
+    for by_site in sites:
+        mask = filters.tag_mask(table, by_site)
+        table = table if mask is None else table.filter(mask)
+    ids: list[int] = table["tag_id"].to_pylist()
     return ids
+
+
+def window_filters(store_dir: remote.Location, window: Window | None = None) -> list[str]:
+    """Return the filters a window's counting snapshots were taken with ('' for none)."""
+    with query.connect(layout.open_store(store_dir)) as con:
+        return _window_filters(con, window or Window())
+
+
+def _window_filters(con: query.Connection, window: Window) -> list[str]:
+    found: list[str] = query.run(con, "window_filters", **window.params())["filter"].to_pylist()
+    return found
+
+
+def _narrowest(con: query.Connection, window: Window) -> tuple[Filter | None, str | None]:
+    """Return the filter a window is compared under when its snapshots' filters differ, and
+    what to say; refuse (exit 2) filters of which none is contained by all the others."""
+    texts = _window_filters(con, window)
+    if len(texts) < 2:
+        return None, None
+    kept = [Filter.from_canonical(t) for t in texts]
+    narrowest = next((f for f in kept if all(other.contains(f) for other in kept)), None)
+    shown = ", ".join(repr(t) if t else "no filter" for t in texts)
+    if narrowest is None:
+        raise UsageError(
+            f"the window's snapshots were taken with filters none of which is within all the "
+            f"others ({shown}): narrow the window (--since/--until, --host) to one filter"
+        )
+    return narrowest, (
+        f"the window's snapshots were taken with different filters ({shown}): all compared "
+        f"under {narrowest.canonical()!r}, the narrowest"
+    )
 
 
 def _selection(tag_ids: list[int] | None, keep: Filter, grouping: Grouping) -> dict[str, object]:
@@ -291,6 +347,8 @@ def _epochs(con: query.Connection, store_dir: remote.Location, window: Window) -
             f"{off} snapshots taken with profiling off (vm.mem_profiling=0) were left out: "
             "counters are frozen then, and counting after it is a new epoch"
         )
+    narrower, said = _narrowest(con, window)
+    warnings += [said] if said is not None else []
     changed = counting.filter(pc.greater(counting["module_sets"], 1))["epoch"].to_pylist()
     if changed:
         warnings.append(
@@ -303,6 +361,7 @@ def _epochs(con: query.Connection, store_dir: remote.Location, window: Window) -
         first_at=pc.min(counting["first_at"]).as_py(),
         last_at=pc.max(counting["last_at"]).as_py(),
         warnings=tuple(warnings),
+        narrower=narrower,
     )
 
 
@@ -340,8 +399,9 @@ def growth(
     grouping = grouping or Grouping()
     split_at, split_back = _bound(split)
     with query.connect(layout.open_store(store_dir)) as con:
-        tag_ids = _tag_ids(con, keep)
         span = _epochs(con, store_dir, window)
+        keep = span.narrowed(keep)
+        tag_ids = _tag_ids(con, keep, span.narrower)
         rows = query.run(
             con,
             "growth",
@@ -373,8 +433,9 @@ def top(
     keep = keep or Filter()
     grouping = grouping or Grouping()
     with query.connect(layout.open_store(store_dir)) as con:
-        tag_ids = _tag_ids(con, keep)
         span = _epochs(con, store_dir, window)
+        keep = span.narrowed(keep)
+        tag_ids = _tag_ids(con, keep, span.narrower)
         rows = query.run(
             con,
             "top",
@@ -408,8 +469,9 @@ def history(
     else:
         regex = re.escape(pattern)
     with query.connect(layout.open_store(store_dir)) as con:
-        tag_ids = _tag_ids(con, keep)
         span = _epochs(con, store_dir, window)
+        keep = span.narrowed(keep)
+        tag_ids = _tag_ids(con, keep, span.narrower)
         rows = query.run(
             con,
             "history",
@@ -472,8 +534,9 @@ def outliers(
     else:
         regex = re.escape(pattern or "")
     with query.connect(layout.open_store(store_dir)) as con:
-        tag_ids = _tag_ids(con, keep)
         span = _epochs(con, store_dir, window)
+        keep = span.narrowed(keep)
+        tag_ids = _tag_ids(con, keep, span.narrower)
         rows = query.run(
             con,
             "outliers",

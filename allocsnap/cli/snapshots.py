@@ -238,6 +238,13 @@ def show(
     keep = make_filter(module, function, file, line, min_size, max_size, accurate, nonzero)
     snap_ = analysis.load(snapshot, store_dir, lenient=lenient, host=host)
     result = analysis.show(snap_, keep=keep, grouping=grouping, sort=sort, top_n=top)
+    if snap_.meta.profiling == 0 or analysis.counted_nothing(snap_):
+        state = "counted nothing: every counter is 0" if analysis.counted_nothing(snap_) else ""
+        typer.echo(
+            f"note: snapshot {snap_.meta.snapshot_id} was taken with profiling off "
+            f"(vm.mem_profiling=0){'; it ' + state if state else ': counters frozen'}",
+            err=True,
+        )
     render(tables.show_report(result, grouping), fmt, sys.stdout)
 
 
@@ -295,6 +302,6 @@ def diff(
         per_hour=not (analysis.is_dump(before) or analysis.is_dump(after)),
     )
     for warning in result.warnings:
-        if fmt in (Format.csv, Format.json):
+        if fmt in (Format.csv, Format.json) or warning in result.comparability:
             typer.echo(f"warning: {warning}", err=True)
     render(tables.diff_report(result, grouping), fmt, sys.stdout)

@@ -50,7 +50,8 @@ def test_missing_store_is_exit_4_with_one_line(tmp_path: Path) -> None:
     result = invoke("ls", "--store", str(absent))
     assert result.exit_code == ExitCode.NO_STORE
     assert result.stdout == ""
-    assert result.stderr == f"Error: no snapshots in {absent}\n"
+    assert result.stderr.startswith(f"Error: store {absent} does not exist")
+    assert result.stderr.count("\n") == 1
 
     # AND a diff of names against it fails the same way
     result = invoke("diff", "before", "after", "--store", str(absent))

@@ -279,3 +279,10 @@ def upload(
         f"{done.removed} superseded removed",
         err=True,
     )
+    if done.units == 0 and done.present == 0:
+        typer.echo(
+            f"note: nothing to upload: only closed hours that were compacted are uploaded, the "
+            f"rest stays local; run 'allocsnap compact --store {store_dir}' for the closed "
+            "hours, or wait for the current one to close (a recorder compacts it then)",
+            err=True,
+        )

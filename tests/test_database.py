@@ -318,7 +318,7 @@ def test_refresh_sees_new_snapshots_and_close_ends_the_connection(real_store: Pa
 
 
 def test_a_missing_store_is_store_not_found(tmp_path: Path) -> None:
-    with pytest.raises(StoreNotFound, match="no snapshots"):
+    with pytest.raises(StoreNotFound, match="absent does not exist"):
         allocsnap.open(tmp_path / "absent")
 
 

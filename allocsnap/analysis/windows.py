@@ -82,7 +82,7 @@ class Epochs:
 class LeakSettings:
     """The thresholds of ``leaks`` (docs/analyses.md explains each one)."""
 
-    max_points: int = 120
+    max_points: int | None = 120  # None: every snapshot
     blocks: int = 10
     min_points: int = 8
     min_growth: int = 1 << 20
@@ -160,8 +160,8 @@ def leaks(
     keep = keep or Filter()
     grouping = grouping or Grouping()
     settings = settings or LeakSettings()
-    if settings.max_points < 2:
-        raise UsageError("--max-points must be at least 2")
+    if settings.max_points is not None and settings.max_points < 2:
+        raise UsageError("--max-points must be 0 (every snapshot) or at least 2")
     with query.connect(layout.open_store(store_dir)) as con:
         span = _epochs(con, store_dir, window)
         keep = span.narrowed(keep)
@@ -386,10 +386,12 @@ def growth(
     split: str | None = None,
     keep: Filter | None = None,
     grouping: Grouping | None = None,
-    max_points: int = 200,
+    max_points: int | None = 200,
     top_n: int | None = 20,
 ) -> WindowResult:
     """Return per group the median of the window's later part against its earlier part, per hour.
+
+    Each part is read at ``max_points`` snapshots at most, or all of them (None).
 
     ``split`` is where the later part starts: a time, a duration back from the newest snapshot,
     or None for the middle of the window.
@@ -412,7 +414,7 @@ def growth(
             min_size=keep.min_size,
             max_size=keep.max_size,
             nonzero=keep.nonzero,
-            max_points=max(2, max_points),
+            max_points=max(2, max_points) if max_points is not None else None,
             top_n=top_n or None,
         )
     return WindowResult(epochs=span, rows=rows)

@@ -50,7 +50,7 @@ def record(
         str, typer.Option("--interval", help="Time between snapshots (10s, 1m).")
     ] = "10s",
     count: Annotated[
-        int | None, typer.Option("--count", help="Stop after this many snapshots.")
+        int | None, typer.Option("--count", min=1, help="Stop after this many snapshots.")
     ] = None,
     duration: Annotated[
         str | None, typer.Option("--duration", help="Stop after this long (2h, 30m).")

@@ -9,9 +9,10 @@ one mtime, and a diff between two snapshots at one time compares nothing).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -125,6 +126,44 @@ def _refuse_shared_times(dated: list[Dated]) -> None:
             )
 
 
+@dataclass(frozen=True)
+class Reboot:
+    """A reboot inferred between two dumps: most call sites' calls fell at once."""
+
+    before: str
+    after: str
+    fell: int  # call sites whose calls fell
+    of: int  # call sites with calls in the earlier dump and present in both
+
+
+REBOOT_MIN_SITES = 20  # fewer shared call sites with calls say nothing either way
+REBOOT_SHARE = 0.6  # measured: 0.97-0.99 across a reboot; at most 0.27 within a boot (an unload)
+
+
+def reboot_between(old: Snapshot, new: Snapshot) -> tuple[int, int] | None:
+    """Return (sites whose calls fell, sites compared) when ``new`` looks like a later boot."""
+    before, after = _calls_by_site(old), _calls_by_site(new)
+    shared = [tag for tag, calls in before.items() if calls > 0 and tag in after]
+    fell = sum(1 for tag in shared if after[tag] < before[tag])
+    if len(shared) >= REBOOT_MIN_SITES and fell >= REBOOT_SHARE * len(shared):
+        return fell, len(shared)
+    return None
+
+
+def _calls_by_site(snap: Snapshot) -> dict[int, int]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rows = snap.samples
+    calls = pc.cast(rows["calls"], pa.int64(), safe=False)  # underflowed counters: negative
+    summed = (
+        pa.table({"tag_id": rows["tag_id"], "calls": calls})
+        .group_by("tag_id")
+        .aggregate([("calls", "sum")])
+    )
+    return dict(zip(summed["tag_id"].to_pylist(), summed["calls_sum"].to_pylist(), strict=True))
+
+
 def import_dumps(
     root: Path,
     dated: Sequence[Dated],
@@ -133,6 +172,9 @@ def import_dumps(
     name: str | None,
     labels: dict[str, str],
     lenient: bool,
+    boot: str | None = None,
+    kernel: str | None = None,
+    on_reboot: Callable[[Reboot, str], None] = lambda reboot, boot_id: None,
     on_written: Callable[[Dated, Snapshot], None],
 ) -> None:
     """Parse every dump and check its instant against the store, then write them all.
@@ -140,18 +182,45 @@ def import_dumps(
     Nothing is written when a dump is not readable, does not parse, or would take the
     instant of another snapshot of ``host`` in the store; re-importing the same dump the same
     way finds its own snapshot there and rewrites it unchanged.
+
+    ``boot`` and ``kernel`` are recorded with every dump. Without ``boot``, a reboot between
+    two dumps (in time order) is inferred when most call sites' calls fell at once; the dumps
+    of the run then get one inferred boot id per boot (``…-inferred``), so windows see epochs.
     """
     if name is not None and len(dated) > 1:
         raise UsageError("--name names one snapshot: import one dump with it")
     stdin: dict[str, source.RawRead] = {}
+    boots: dict[str, str | None] = dict.fromkeys((d.dump for d in dated), boot)
 
     def snapshot_of(d: Dated) -> Snapshot:
         raw = stdin.get(d.dump) or source.read_dump(d.dump)
         if d.dump == "-":
             stdin[d.dump] = raw
+        raw = replace(raw, boot_id=boots[d.dump], kernel=kernel or raw.kernel)
         return capture.snapshot(raw, name=name, host=host, at=d.at, labels=labels, lenient=lenient)
 
-    for d in dated:  # first pass: read, parse and check; keep nothing but stdin
+    if boot is None and len(dated) > 1:  # first pass: read and parse all, infer reboots
+        in_time = sorted(dated, key=lambda d: d.at)
+        reboots: list[Reboot] = []
+        previous: Snapshot | None = None
+        for d in in_time:
+            snap = snapshot_of(d)
+            if previous is not None and (fell := reboot_between(previous, snap)) is not None:
+                reboots.append(Reboot(str(previous.meta.origin), d.dump, *fell))
+            previous = snap
+        if reboots:
+            starts = {r.after for r in reboots}
+            current = ""
+            for d in in_time:
+                if not current or d.dump in starts:
+                    digest = hashlib.blake2b(
+                        f"{host}\0{d.dump}\0{d.at.isoformat()}".encode(), digest_size=4
+                    )
+                    current = f"{digest.hexdigest()}-inferred"  # epochs name boots by 8 chars
+                boots[d.dump] = current
+            for r in reboots:
+                on_reboot(r, str(boots[r.after]))
+    for d in dated:  # read, parse and check each against the store; keep nothing but stdin
         meta = snapshot_of(d).meta
         taken = writing.holder(root, meta.host, meta.taken_at) if root.exists() else None
         if taken is not None and taken["snapshot_id"] != meta.snapshot_id:

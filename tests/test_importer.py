@@ -195,3 +195,54 @@ def test_readme_store_gives_a_meaningful_diff_first_latest(tmp_path: Path) -> No
     assert totals["bytes_before"] == sum(r.bytes for r in oracle.rows(real("6.12", 1, 0)))
     assert totals["bytes_after"] == sum(r.bytes for r in oracle.rows(real("6.12", 1, 4)))
     assert totals["bytes_before"] != totals["bytes_after"]
+
+
+# -- epochs of imported dumps (case 4) -------------------------------------------------------
+
+
+def test_a_reboot_between_dumps_is_inferred_and_splits_epochs(tmp_path: Path) -> None:
+    # GIVEN two dumps of boot-1 and then two of boot-3 (another boot of the same VM)
+    dumps = [real("6.12", 1, 3), real("6.12", 1, 4), real("6.12", 3, 1), real("6.12", 3, 2)]
+    store = tmp_path / "store"
+
+    # WHEN imported as one host an hour apart, without --boot
+    result = invoke("import", *map(str, dumps), "--at", "2026-11-26T10:00Z", "--every", "1h",
+                    "--host", "vm", "--store", str(store))  # fmt: skip
+
+    # THEN a reboot is inferred before boot-3's first dump and said, and each boot is an epoch
+    assert result.exit_code == 0, result.stderr
+    assert f"reboot inferred before {dumps[2]}" in result.stderr
+    boots = [m.boot_id for m in analysis.snapshots(store)]
+    assert boots[0] == boots[1] != boots[2] == boots[3]
+    assert all(b is not None and b.endswith("-inferred") for b in boots)
+    assert len(analysis.epochs(store).rows) == 2
+
+
+def test_no_reboot_is_inferred_within_one_boot(tmp_path: Path) -> None:
+    # GIVEN boot-1's five dumps, modules loaded and unloaded among them
+    store = tmp_path / "store"
+    result = invoke("import", str(real("6.12", 1, 0).parent), "--at", "2026-11-26T10:00Z",
+                    "--every", "1h", "--host", "vm", "--store", str(store))  # fmt: skip
+
+    # THEN no reboot is inferred: one epoch, and its module loads and unloads are seen
+    assert result.exit_code == 0, result.stderr
+    assert "reboot" not in result.stderr
+    assert [m.boot_id for m in analysis.snapshots(store)] == [None] * 5
+    epochs = analysis.epochs(store)
+    assert epochs.rows.num_rows == 1
+    assert epochs.rows["module_sets"].to_pylist() == [2]  # without, then with ext4 & co.
+
+
+def test_boot_and_kernel_are_recorded(tmp_path: Path) -> None:
+    # GIVEN dumps whose boot and kernel the user knows
+    store = tmp_path / "store"
+    result = invoke("import", str(real("6.12", 1, 3)), str(real("6.12", 3, 2)),
+                    "--at", "2026-11-26T10:00Z", "--every", "1h", "--host", "vm",
+                    "--boot", "847023cf", "--kernel", "6.12.117-allocsnap",
+                    "--store", str(store))  # fmt: skip
+
+    # THEN both carry them, and nothing is inferred
+    assert result.exit_code == 0, result.stderr
+    assert "reboot" not in result.stderr
+    metas = analysis.snapshots(store)
+    assert [(m.boot_id, m.kernel) for m in metas] == [("847023cf", "6.12.117-allocsnap")] * 2

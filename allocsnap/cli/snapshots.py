@@ -125,6 +125,17 @@ def import_(
     ] = None,
     host: Annotated[str, typer.Option("--host", help="Host the dump came from.")] = "unknown",
     name: Annotated[str | None, typer.Option("--name", help="Name for the snapshot.")] = None,
+    boot: Annotated[
+        str | None,
+        typer.Option(
+            "--boot",
+            help="Boot the dumps come from (any text; /proc/sys/kernel/random/boot_id); "
+            "default: reboots inferred from the counters.",
+        ),
+    ] = None,
+    kernel: Annotated[
+        str | None, typer.Option("--kernel", help="Kernel release of the dumps (uname -r).")
+    ] = None,
     label: Labels = None,
     lenient: Lenient = False,
 ) -> None:
@@ -170,6 +181,13 @@ def import_(
         name=name,
         labels=parse_labels(label),
         lenient=lenient,
+        boot=boot,
+        kernel=kernel,
+        on_reboot=lambda r, boot_id: typer.echo(
+            f"note: reboot inferred before {r.after}: calls fell at {r.fell:,} of {r.of:,} "
+            f"call sites since {r.before}; its boot is {boot_id} (give --boot to name boots)",
+            err=True,
+        ),
         on_written=written,
     )
 

@@ -92,7 +92,7 @@ def snapshot(
         profiling=profiling,
         filter=keep.canonical(),
         read_s=raw.read_s,
-        modules=raw.modules,
+        modules=raw.modules if raw.modules is not None else _modules_in(raw, parsed.samples),
         labels=dict(labels or {}),
         origin=raw.origin if raw.source == "file" else None,
         notes=notes + parsed.notes,
@@ -114,6 +114,14 @@ def _never_counted(
     return tuple(
         source.NEVER_COUNTED_NOTE if note == source.PROFILING_OFF_NOTE else note for note in notes
     )
+
+
+def _modules_in(raw: source.RawRead, rows: pa.Table) -> tuple[str, ...] | None:
+    """Return a saved dump's modules as its ``[module]`` rows show them (inferred: a module
+    without an allocation site has no row), so that windows see loads and unloads."""
+    if raw.source not in ("file", "stdin"):
+        return None
+    return tuple(sorted(m for m in pc.unique(rows["module"]).to_pylist() if m is not None))
 
 
 def _all_zero(rows: pa.Table) -> bool:

@@ -246,3 +246,27 @@ def test_boot_and_kernel_are_recorded(tmp_path: Path) -> None:
     assert "reboot" not in result.stderr
     metas = analysis.snapshots(store)
     assert [(m.boot_id, m.kernel) for m in metas] == [("847023cf", "6.12.117-allocsnap")] * 2
+
+
+def test_snapshots_at_one_instant_list_naturally_and_do_not_resolve_silently(
+    store_dir: Path, tmp_path: Path
+) -> None:
+    # GIVEN a store written before one instant per host: snap-10 and snap-2 of vm at T0
+    dumps = copies(
+        tmp_path / "d", {"snap-10.txt": real("6.12", 1, 2), "snap-2.txt": real("6.12", 1, 1)}
+    )
+    snaps = [capture.snapshot(source.read_dump(str(p)), host="vm", at=T0) for p in dumps]
+    for snap in snaps:
+        writing.write(store_dir, snap)  # not exclusive: as an older allocsnap wrote
+    by_id = sorted(snaps, key=lambda s: s.meta.snapshot_id)
+    assert [Path(str(s.meta.origin)).name for s in by_id] == ["snap-10.txt", "snap-2.txt"]
+
+    # WHEN listed, THEN the tie is in the natural order of the names, not the ids'
+    assert [Path(str(m.origin)).name for m in analysis.snapshots(store_dir)] == [
+        "snap-2.txt",
+        "snap-10.txt",
+    ]
+
+    # AND 'latest' names both rather than picking one
+    with pytest.raises(UsageError, match="ambiguous.*both taken at"):
+        analysis.resolve(store_dir, "latest")

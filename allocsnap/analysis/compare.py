@@ -108,7 +108,10 @@ def snapshots(store_dir: remote.Location, host: Hosts = None) -> list[SnapshotMe
     no_bounds = dict.fromkeys(("since_at", "until_at", "since_back", "until_back"))
     with query.connect(layout.open_store(store_dir)) as con:
         rows = query.run(con, "snapshots", host=filters.hosts_regex(host), **no_bounds)
-    return [SnapshotMeta.from_row(row) for row in rows.to_pylist()]
+    metas = [SnapshotMeta.from_row(row) for row in rows.to_pylist()]
+    # ties in time (other hosts, or a store written before one instant per host) in the
+    # natural order of the dumps' names: snap-2 before snap-10
+    return sorted(metas, key=lambda m: (m.taken_at, m.host, units.natural_key(m.origin or "")))
 
 
 def resolve(store_dir: remote.Location, ref: str, host: Hosts = None) -> SnapshotMeta:
@@ -137,6 +140,13 @@ def _resolve(
         rows = query.run(con, "resolve", kind=kind, ref=text, at=at, host=pattern).to_pylist()
         if kind == "id" and len(rows) > 1:
             raise UsageError(f"snapshot id prefix {ref!r} is ambiguous (several match)")
+        if len(rows) > 1 and rows[0]["taken_at"] == rows[1]["taken_at"]:
+            one, other = rows[0], rows[1]
+            raise UsageError(
+                f"{ref!r} is ambiguous: snapshots {one['snapshot_id']} ({one['host']}) and "
+                f"{other['snapshot_id']} ({other['host']}) were both taken at "
+                f"{taken_at_text(one['taken_at'])}: give an id, or --host"
+            )
         if rows:
             return SnapshotMeta.from_row(rows[0])
     if attempts[-1][0] == "time":

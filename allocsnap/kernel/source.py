@@ -117,20 +117,21 @@ class _Reader(Protocol):
 
 
 def _read_text(f: _Reader, name: str) -> bytes:
-    """Return the text of a dump stream, decompressed if it is gzip, xz or zstd."""
+    """Return the text of a dump stream, decompressed if it is gzip, xz or zstd.
+
+    The one place a dump's bytes are read: a bound on their size belongs here, where it
+    applies to the decompressed text.
+    """
     head = _head(f)
     stream: _Reader = _Prefixed(head, f)
     kind = compressed(head)
-    if kind is not None:
-        stream = _decompressing(stream, kind, name)
+    if kind is None:
+        text = stream.read()
+    else:
         try:
-            head = stream.read(HEAD)
-            rest = stream.read()
+            text = _decompressing(stream, kind, name).read()
         except (OSError, EOFError, lzma.LZMAError) as e:  # pyarrow's errors are OSErrors
             raise AllocsnapError(f"{name}: damaged {kind} stream: {e}") from e
-        text = head + rest
-    else:
-        text = stream.read()
     what = not_text(text[:HEAD])
     if what is not None:
         raise AllocsnapError(f"{name} is not a /proc/allocinfo text dump: {what}")

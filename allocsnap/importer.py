@@ -80,7 +80,9 @@ def natural_order(dumps: list[str]) -> tuple[list[str], str | None]:
     would put snap-10 before snap-2. Any other order is kept as given.
     """
     natural = sorted(dumps, key=natural_key)
-    if dumps == sorted(dumps) and dumps != natural:
+    # bash sorts by the locale's collation: bytes under C, punctuation ignored under en_US
+    collated = sorted(dumps, key=lambda d: (re.sub(r"[\W_]", "", d).casefold(), d))
+    if dumps in (sorted(dumps), collated) and dumps != natural:
         return natural, "dumps spaced in the natural order of their names (snap-2 before snap-10)"
     return dumps, None
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from allocsnap import analysis
+from allocsnap import analysis, importer
 from allocsnap.cli import app
 from allocsnap.errors import ExitCode, UsageError
 from allocsnap.kernel import capture, source
@@ -270,3 +270,18 @@ def test_snapshots_at_one_instant_list_naturally_and_do_not_resolve_silently(
     # AND 'latest' names both rather than picking one
     with pytest.raises(UsageError, match="ambiguous.*both taken at"):
         analysis.resolve(store_dir, "latest")
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        ["d/snap-1.txt", "d/snap-10.txt", "d/snap-2.txt"],  # bash under LC_COLLATE=C
+        ["d/snap-10.txt", "d/snap-1.txt", "d/snap-2.txt"],  # bash under en_US.UTF-8
+    ],
+)
+def test_a_shell_globs_order_is_made_natural(given: list[str]) -> None:
+    assert importer.natural_order(given)[0] == ["d/snap-1.txt", "d/snap-2.txt", "d/snap-10.txt"]
+
+
+def test_an_order_chosen_by_hand_is_kept() -> None:
+    assert importer.natural_order(["d/b.txt", "d/a.txt"]) == (["d/b.txt", "d/a.txt"], None)

@@ -286,3 +286,17 @@ def test_a_shell_globs_order_is_made_natural(given: list[str]) -> None:
 
 def test_an_order_chosen_by_hand_is_kept() -> None:
     assert importer.natural_order(["d/b.txt", "d/a.txt"]) == (["d/b.txt", "d/a.txt"], None)
+
+
+def test_snap_of_two_dumps_with_one_mtime_keeps_the_first(tmp_path: Path) -> None:
+    # GIVEN two dumps with one mtime, taken into a store with snap --source (time: the mtime)
+    one, two = copies(tmp_path / "d", {"a.txt": real("6.12", 1, 1), "b.txt": real("6.12", 1, 2)})
+    store = tmp_path / "store"
+    first = invoke("snap", "--source", str(one), "--host", "vm", "--store", str(store))
+    assert first.exit_code == 0, first.stderr
+
+    # WHEN the second is taken the same way, THEN it is refused and the store holds one
+    second = invoke("snap", "--source", str(two), "--host", "vm", "--store", str(store))
+    assert second.exit_code == ExitCode.USAGE
+    assert "one snapshot per instant" in second.stderr and "import --at" in second.stderr
+    assert [m.snapshot_id for m in analysis.snapshots(store)] == first.stdout.split()

@@ -92,7 +92,9 @@ def snap(
         single_file.write_snapshot_file(output, snapshot)
         where = str(output)
     else:
-        writing.write(local(store_dir, "take snapshots"), snapshot)
+        # a dump's time is its mtime: one host, one snapshot per instant (as for import)
+        exclusive = meta.source in ("file", "stdin")
+        writing.write(local(store_dir, "take snapshots"), snapshot, exclusive=exclusive)
         where = str(store_dir)
     for note in meta.notes:
         typer.echo(f"note: {note}", err=True)

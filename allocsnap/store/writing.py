@@ -168,9 +168,10 @@ class Writer:
                 if taken is not None and taken["snapshot_id"] != meta.snapshot_id:
                     raise UsageError(
                         f"{meta.origin or meta.source}: the store holds snapshot "
-                        f"{taken['snapshot_id']} of host {meta.host} at "
-                        f"{meta.taken_at.isoformat()} already "
-                        f"({taken['origin'] or 'recorded'}); give this one another time (--at)"
+                        f"{taken['snapshot_id']} of host {meta.host} taken at "
+                        f"{meta.taken_at:%Y-%m-%d %H:%M:%S} UTC already "
+                        f"({taken['origin'] or 'recorded'}), and a host has one snapshot per "
+                        "instant: give this one another time (allocsnap import --at)"
                     )
             if tags_path.name not in self._tagsets:
                 if not tags_path.exists():

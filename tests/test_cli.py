@@ -165,9 +165,21 @@ def check_csv_against_reader(stdout: str, before: Path, after: Path, top: int) -
     ]
 
 
-def test_snap_names_then_diff_with_store_option(store_dir: Path) -> None:
+def minutes_apart(tmp_path: Path, *captures: Path) -> list[Path]:
+    """Copy captures with mtimes a minute apart: a clone gives them one, and a host has one
+    snapshot per instant (snap --source takes a dump's time from its mtime)."""
+    copies = []
+    for i, capture in enumerate(captures):
+        copy = tmp_path / f"{i}-{capture.name}"
+        copy.write_bytes(capture.read_bytes())
+        os.utime(copy, (1_765_000_000 + 60 * i, 1_765_000_000 + 60 * i))
+        copies.append(copy)
+    return copies
+
+
+def test_snap_names_then_diff_with_store_option(store_dir: Path, tmp_path: Path) -> None:
     # GIVEN two dumps snapped into a store under names
-    b, a = real("6.12", 1, 2), real("6.12", 1, 3)
+    b, a = minutes_apart(tmp_path, real("6.12", 1, 2), real("6.12", 1, 3))
     first = invoke("snap", "--source", str(b), "--name", "before", "--store", str(store_dir))
     second = invoke("snap", "--source", str(a), "--name", "after", "--store", str(store_dir))
 
@@ -184,10 +196,10 @@ def test_snap_names_then_diff_with_store_option(store_dir: Path) -> None:
     check_csv_against_reader(out, b, a, 15)
 
 
-def test_snap_then_diff_with_env_store(store_dir: Path) -> None:
+def test_snap_then_diff_with_env_store(store_dir: Path, tmp_path: Path) -> None:
     # GIVEN ALLOCSNAP_STORE instead of --store
     env = {"ALLOCSNAP_STORE": str(store_dir)}
-    b, a = real("6.12", 1, 0), real("6.12", 1, 1)
+    b, a = minutes_apart(tmp_path, real("6.12", 1, 0), real("6.12", 1, 1))
     ok(invoke("snap", "--source", str(b), "--name", "before", **env))
     ok(invoke("snap", "--source", str(a), "--name", "after", **env))
 

@@ -17,6 +17,7 @@ from allocsnap.cli import app
 from allocsnap.errors import ExitCode, UsageError
 from allocsnap.kernel import capture, source
 from allocsnap.model import Snapshot
+from allocsnap.present import page_data
 from allocsnap.store import writing
 from tests import oracle
 from tests.conftest import real
@@ -300,3 +301,15 @@ def test_snap_of_two_dumps_with_one_mtime_keeps_the_first(tmp_path: Path) -> Non
     assert second.exit_code == ExitCode.USAGE
     assert "one snapshot per instant" in second.stderr and "import --at" in second.stderr
     assert [m.snapshot_id for m in analysis.snapshots(store)] == first.stdout.split()
+
+
+def test_the_report_sees_module_events_of_imported_dumps(tmp_path: Path) -> None:
+    # GIVEN boot-1 imported: ext4 & co. loaded before snap-3 and unloaded before snap-4
+    store = tmp_path / "store"
+    result = invoke("import", str(real("6.12", 1, 0).parent), "--at", "2026-11-26T10:00Z",
+                    "--every", "1h", "--host", "vm", "--store", str(store))  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+
+    # WHEN the report's data is gathered, THEN it marks the load and the unload
+    data = page_data.gather(store)
+    assert len([m for m in data.markers if m.kind == "modules"]) == 2

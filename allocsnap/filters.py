@@ -142,16 +142,26 @@ def _all(masks: list[pa.ChunkedArray]) -> pa.ChunkedArray | None:
     return mask
 
 
-def kept_tag_ids(keep: Filter, tags: Callable[[], pa.Table]) -> list[int] | None:
-    """Return the ids of the tags the filter's call-site parts keep, or None when all are kept;
-    ``tags()`` reads the tags table (DuckDB's or Spark's) only when a part is given.
+def kept_tag_ids(
+    keep: Filter, tags: Callable[[], pa.Table], also: Filter | None = None
+) -> list[int] | None:
+    """Return the ids of the tags the filter's call-site parts keep (and ``also``'s, when
+    given: the window's narrowest), or None when all are kept; ``tags()`` reads the tags table
+    (DuckDB's or Spark's) only when a part is given.
 
     Accuracy and sizes are properties of a row, not of a call site: the queries apply them.
     """
-    by_site = replace(keep, accurate=None, min_size=None, max_size=None, nonzero=False)
-    if by_site.is_empty():
+    sites = [
+        replace(f, accurate=None, min_size=None, max_size=None, nonzero=False)
+        for f in (keep, also)
+        if f is not None
+    ]
+    sites = [f for f in sites if not f.is_empty()]
+    if not sites:
         return None
     table = tags()
-    mask = tag_mask(table, by_site)
-    ids: list[int] = (table if mask is None else table.filter(mask))["tag_id"].to_pylist()
+    for by_site in sites:
+        mask = tag_mask(table, by_site)
+        table = table if mask is None else table.filter(mask)
+    ids: list[int] = table["tag_id"].to_pylist()
     return ids

@@ -82,6 +82,54 @@ class Filter:
             parts.append("nonzero")
         return " ".join(parts)
 
+    @classmethod
+    def from_canonical(cls, text: str) -> Filter:
+        """Return the filter a snapshot's metadata records (``canonical``'s inverse)."""
+        values: dict[str, Any] = {}
+        last = None
+        for token in text.split(" ") if text else []:
+            key, sep, value = token.partition("=")
+            if sep and key in _VALUED:
+                values[key] = value
+                last = key
+            elif token in ("accurate", "inaccurate"):
+                values["accurate"] = token == "accurate"
+            elif token == "nonzero":
+                values["nonzero"] = True
+            elif last is not None:  # a glob with a space in it
+                values[last] += f" {token}"
+        for key in ("line", "min_size", "max_size"):
+            if key in values:
+                values[key] = int(values[key])
+        return cls(**values)
+
+    def contains(self, other: Filter) -> bool:
+        """Return True when every row ``other`` keeps is kept by this filter too.
+
+        Globs are compared as text: a glob contains itself (and no filter contains all rows).
+        """
+        for name in ("module", "function", "file", "line", "accurate"):
+            mine = getattr(self, name)
+            if mine is not None and mine != getattr(other, name):
+                return False
+        if self.min_size is not None and (other.min_size is None or other.min_size < self.min_size):
+            return False
+        if self.max_size is not None and (other.max_size is None or other.max_size > self.max_size):
+            return False
+        return not self.nonzero or other.nonzero
+
+
+def narrower(a: Filter, b: Filter) -> Filter | None:
+    """Return whichever of two filters the other contains, or None when neither does."""
+    if a.contains(b):
+        return b
+    if b.contains(a):
+        return a
+    return None
+
+
+_VALUED = ("module", "function", "file", "line", "min_size", "max_size")
+
 
 @dataclass(frozen=True)
 class SnapshotMeta:

@@ -228,8 +228,8 @@ def leaks(
     keep = keep or Filter()
     grouping = grouping or analysis.Grouping()
     settings = settings or analysis.LeakSettings()
-    if settings.max_points < 2:
-        raise UsageError("--max-points must be at least 2")
+    if settings.max_points is None or settings.max_points < 2:
+        raise UsageError("--max-points must be at least 2 on Spark (every point is not offered)")
     run(spark, "window_snapshots", **window.params()).createOrReplaceTempView("window_snapshots")
     params: dict[str, Any] = {
         "tag_ids": tag_ids(spark, keep),

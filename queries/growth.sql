@@ -19,7 +19,7 @@
 -- $min_size    BIGINT       keep a group when either median is at least this, or NULL
 -- $max_size    BIGINT       keep a group when either median is at most this, or NULL
 -- $nonzero     BOOLEAN      keep a group only when either median is non-zero
--- $max_points  INTEGER      snapshots read per part (at least 2)
+-- $max_points  INTEGER      snapshots read per part (at least 2), or NULL for all
 -- $top_n       BIGINT       groups returned, or NULL for all
 with
 
@@ -71,7 +71,7 @@ picked as (
         d.side
     from sided as d
     inner join side_spans as p on d.side = p.side
-    qualify row_number() over (
+    qualify $max_points is null or row_number() over (
         partition by
             d.side,
             d.host,

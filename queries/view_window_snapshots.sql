@@ -4,8 +4,9 @@
 -- all; a plain name matches itself); each bound is an absolute time or a number of seconds back
 -- from the newest snapshot of those hosts (not the wall clock), or NULL (open).
 -- An epoch is a span where counters are comparable: one host, one boot (boot_id, or the kernel
--- release when the boot is unknown), between two stretches of vm.mem_profiling=0. Snapshots
--- taken with profiling off have counting = false: their counters are frozen.
+-- release when the boot is unknown; a boot id that import inferred from the counters ends in
+-- '-inferred', and the epoch's name says so), between two stretches of vm.mem_profiling=0.
+-- Snapshots taken with profiling off have counting = false: their counters are frozen.
 create or replace macro window_snapshots(
     host_pattern, since_at, until_at, since_back_s, until_back_s
 ) as table
@@ -77,6 +78,7 @@ select
     modules,
     date,
     host || ' ' || coalesce(left(boot_id, 8), kernel, 'boot unknown')
+    || case when boot_id like '%-inferred' then ' (inferred)' else '' end
     || case when off_before > 0 then ' on#' || off_before else '' end as epoch,
     profiling is distinct from 0 as counting
 from numbered

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 import allocsnap
 from allocsnap import analysis
 from allocsnap.cli import app
-from allocsnap.errors import EpochWarning, QueryError, StoreNotFound
+from allocsnap.errors import EpochWarning, QueryError, StoreNotFound, UsageError
 from allocsnap.store import writing
 from tests import oracle
 from tests.conftest import real
@@ -327,14 +327,16 @@ def test_refresh_sees_new_snapshots_and_close_ends_the_connection(real_store: Pa
     assert db.arrow("select count(*) as n from snapshots").to_pylist() == [{"n": 8}]
     db.refresh()
     assert db.arrow("select count(*) as n from snapshots").to_pylist() == [{"n": 9}]
-    assert db.snapshot("first").taken_at == T0
+    assert db.snapshot("first", host="late").taken_at == T0
+    with pytest.raises(UsageError, match="'first' is ambiguous"):  # vm's first is at T0 too
+        db.snapshot("first")
     db.close()
     with pytest.raises(QueryError, match="closed"):
         db.sql("select 1")
 
 
 def test_a_missing_store_is_store_not_found(tmp_path: Path) -> None:
-    with pytest.raises(StoreNotFound, match="no snapshots"):
+    with pytest.raises(StoreNotFound, match="absent does not exist"):
         allocsnap.open(tmp_path / "absent")
 
 

@@ -496,3 +496,21 @@ def test_threads_sharing_a_remote_file_each_read_at_their_own_position(tmp_path:
     assert shared.tell() == 0  # this thread has not moved
     shared.seek(-2, 2)
     assert shared.read() == bytes([254, 255])
+
+
+def test_an_upload_with_nothing_compacted_says_what_is_uploaded(s3: Server, tmp_path: Path) -> None:
+    # GIVEN a store of imported dumps, none compacted yet
+    root = tmp_path / "store"
+    import_captures(root)
+
+    # WHEN uploaded, THEN nothing goes, and stderr says what is uploaded and how to get there
+    result = invoke("upload", "--to", f"s3://{BUCKET}/uncompacted", "--store", str(root))
+    assert result.exit_code == 0, result.stderr
+    assert "uploaded 0 compacted file(s)" in result.stderr
+    assert "only closed hours that were compacted are uploaded" in result.stderr
+    assert f"allocsnap compact --store {root}" in result.stderr
+
+    # AND after compact, the upload copies them
+    ok(invoke("compact", "--store", str(root)))
+    again = invoke("upload", "--to", f"s3://{BUCKET}/uncompacted", "--store", str(root))
+    assert "note: nothing to upload" not in again.stderr

@@ -16,7 +16,7 @@ from allocsnap.analysis import query
 from allocsnap.errors import StoreError, StoreNotFound
 from allocsnap.kernel import capture, source
 from allocsnap.model import SCHEMA_VERSION, Snapshot
-from allocsnap.store import layout, single_file, writing
+from allocsnap.store import housekeeping, layout, single_file, writing
 from tests import oracle
 from tests.conftest import real
 
@@ -185,11 +185,29 @@ def test_writing_into_a_non_store_folder_is_refused(tmp_path: Path) -> None:
         layout.open_store(tmp_path)
 
 
-def test_missing_or_empty_store(tmp_path: Path) -> None:
-    # GIVEN no store, and an empty folder, THEN both say there are no snapshots
-    for root in (tmp_path / "absent", tmp_path):
-        with pytest.raises(StoreNotFound, match="no snapshots in"):
-            analysis.snapshots(root)
+def test_missing_file_foreign_and_empty_stores_have_their_own_messages(tmp_path: Path) -> None:
+    # GIVEN a missing folder, a file, a folder of other things, an empty folder and a store
+    # whose snapshots were all pruned
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "notes.txt").write_text("x")
+    (tmp_path / "empty").mkdir()
+    pruned = tmp_path / "pruned"
+    writing.write(pruned, snapshot_of(real("6.12", 1, 0)))
+    housekeeping.prune(pruned, timedelta(0), now=datetime(2100, 1, 1, tzinfo=UTC))
+
+    # THEN each says what is wrong, all with exit code 4
+    expected = {
+        "absent": "does not exist",
+        "file": "is a file, not a store directory",
+        "foreign": "is not an allocsnap store",
+        "empty": "no snapshots in",
+        "pruned": "no snapshots in",
+    }
+    for name, message in expected.items():
+        with pytest.raises(StoreNotFound, match=message) as e:
+            analysis.snapshots(tmp_path / name)
+        assert e.value.exit_code == 4
 
 
 @pytest.mark.slow

@@ -21,7 +21,8 @@ from bench.generate import _hard
 from bench.verdicts import REAL_PLANTS, planted, real_store, site_text
 from tests.test_trends import GROWER, Site, mann_kendall, write_series
 
-MAX_POINTS = analysis.LeakSettings.max_points
+MAX_POINTS = 120  # the default --max-points (LeakSettings.max_points; None would mean all)
+assert analysis.LeakSettings.max_points == MAX_POINTS
 DUMPS = 200  # bench/data/vm-7.3.4-idle-1s.txt.xz, stamped a minute apart by real_store
 PIPE = next(p for p in REAL_PLANTS if p.kind == "buried")
 STAIRS = next(p for p in REAL_PLANTS if p.kind == "stairs")

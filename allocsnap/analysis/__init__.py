@@ -9,6 +9,8 @@ from allocsnap.analysis.compare import (
     DiffResult,
     ShowResult,
     Totals,
+    comparable,
+    counted_nothing,
     diff,
     epoch_warnings,
     is_dump,
@@ -44,6 +46,7 @@ from allocsnap.analysis.windows import (
     outliers,
     tags,
     top,
+    window_filters,
     window_snapshots,
 )
 
@@ -66,6 +69,8 @@ __all__ = [
     "Window",
     "WindowResult",
     "diff",
+    "comparable",
+    "counted_nothing",
     "epoch_warnings",
     "epochs",
     "growth",
@@ -83,5 +88,6 @@ __all__ = [
     "taken_at_text",
     "top",
     "totals",
+    "window_filters",
     "window_snapshots",
 ]

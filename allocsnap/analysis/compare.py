@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from allocsnap import filters, units
+from allocsnap import filters, model, units
 from allocsnap.analysis import query, session
 from allocsnap.analysis.grouping import Grouping
 from allocsnap.analysis.session import Store
@@ -49,6 +49,9 @@ class DiffResult:
     warnings: tuple[str, ...]
     rows: pa.Table  # queries/diff.sql columns
     changed: int  # groups that changed, before --top cut the list
+    # the warnings on what is compared (one snapshot twice, a narrowed filter, a dump that
+    # counted nothing): the CLI prints these on stderr whatever the output format
+    comparability: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,10 @@ def snapshots(store_dir: Store, host: Hosts = None) -> list[SnapshotMeta]:
     no_bounds = dict.fromkeys(("since_at", "until_at", "since_back", "until_back"))
     with session.connection(store_dir) as con:
         rows = query.run(con, "snapshots", host=filters.hosts_regex(host), **no_bounds)
-    return [SnapshotMeta.from_row(row) for row in rows.to_pylist()]
+    metas = [SnapshotMeta.from_row(row) for row in rows.to_pylist()]
+    # ties in time (other hosts, or a store written before one instant per host) in the
+    # natural order of the dumps' names: snap-2 before snap-10
+    return sorted(metas, key=lambda m: (m.taken_at, m.host, units.natural_key(m.origin or "")))
 
 
 def resolve(store_dir: Store, ref: str, host: Hosts = None) -> SnapshotMeta:
@@ -136,6 +142,13 @@ def _resolve(con: query.Connection, store_dir: Store, ref: str, host: Hosts) -> 
         rows = query.run(con, "resolve", kind=kind, ref=text, at=at, host=pattern).to_pylist()
         if kind == "id" and len(rows) > 1:
             raise UsageError(f"snapshot id prefix {ref!r} is ambiguous (several match)")
+        if len(rows) > 1 and rows[0]["taken_at"] == rows[1]["taken_at"]:
+            one, other = rows[0], rows[1]
+            raise UsageError(
+                f"{ref!r} is ambiguous: snapshots {one['snapshot_id']} ({one['host']}) and "
+                f"{other['snapshot_id']} ({other['host']}) were both taken at "
+                f"{taken_at_text(one['taken_at'])}: give an id, or --host"
+            )
         if rows:
             return SnapshotMeta.from_row(rows[0])
     if attempts[-1][0] == "time":
@@ -179,8 +192,12 @@ def diff(
     """
     keep = keep or Filter()
     grouping = grouping or Grouping()
+    narrower, comparability = comparable(before, after)
     before_rows = _tag_filtered(before.samples, keep)
     after_rows = _tag_filtered(after.samples, keep)
+    if narrower is not None:  # no GONE row and no total from a filter difference alone
+        before_rows = filters.apply(before_rows, narrower)
+        after_rows = filters.apply(after_rows, narrower)
     hours = (after.meta.taken_at - before.meta.taken_at).total_seconds() / 3600
     with query.connect() as con:
         query.register(con, "before_rows", before_rows)
@@ -204,9 +221,65 @@ def diff(
         after=after.meta,
         before_totals=totals(before_rows),
         after_totals=totals(after_rows),
-        warnings=epoch_warnings(before, after),
+        warnings=comparability + epoch_warnings(before, after),
         rows=rows.drop_columns(["changed_groups"]),
         changed=changed,
+        comparability=comparability,
+    )
+
+
+def comparable(before: Snapshot, after: Snapshot) -> tuple[Filter | None, tuple[str, ...]]:
+    """Return the filter two snapshots are compared under, and what to say about them.
+
+    Both sides the same snapshot, or one that counted nothing, is said. Snapshots taken with
+    different filters are compared under the narrower one when it contains the other (None:
+    no filter to add); when neither does, nothing they share can be told apart from what
+    the filters dropped, and a ``UsageError`` names both.
+    """
+    said = []
+    if before.meta.snapshot_id == after.meta.snapshot_id and before.meta.host == after.meta.host:
+        said.append(
+            f"both sides are the same snapshot ({before.meta.snapshot_id}): there is nothing "
+            "to compare"
+        )
+    for label, snap in (("earlier", before), ("later", after)):
+        if snap.meta.profiling == 0:
+            said.append(
+                f"profiling was off (vm.mem_profiling=0) at the {label} snapshot: counters frozen"
+            )
+        elif counted_nothing(snap):
+            said.append(
+                f"the {label} snapshot ({snap.meta.snapshot_id}) counted nothing: every counter "
+                "is 0 (taken with profiling off, vm.mem_profiling=0 or never)"
+            )
+    old, new = before.meta.filter, after.meta.filter
+    if old == new:
+        return None, tuple(said)
+    narrower = model.narrower(Filter.from_canonical(old), Filter.from_canonical(new))
+    if narrower is None:
+        raise UsageError(
+            f"the snapshots were taken with filters neither of which contains the other "
+            f"({_filter_text(old)} before, {_filter_text(new)} after): compare snapshots "
+            "taken with the same filter, or one of them with none"
+        )
+    said.append(
+        f"the snapshots were taken with different filters ({_filter_text(old)} before, "
+        f"{_filter_text(new)} after): both compared under {_filter_text(narrower.canonical())}"
+    )
+    return narrower, tuple(said)
+
+
+def _filter_text(canonical: str) -> str:
+    return repr(canonical) if canonical else "no filter"
+
+
+def counted_nothing(snap: Snapshot) -> bool:
+    """Return True when a snapshot has rows and every counter is 0 (profiling off or never on)."""
+    rows = snap.samples
+    return bool(
+        rows.num_rows
+        and not pc.any(pc.not_equal(rows["bytes"], 0)).as_py()
+        and not pc.any(pc.not_equal(rows["calls"], 0)).as_py()
     )
 
 
@@ -250,11 +323,12 @@ def epoch_warnings(old: Snapshot, new: Snapshot) -> tuple[str, ...]:
         )
     elif before.kernel and after.kernel and before.kernel != after.kernel:
         warnings.append(f"different kernels: {before.kernel} and {after.kernel}")
-    for label, meta in (("earlier", before), ("later", after)):
-        if meta.profiling == 0:
-            warnings.append(
-                f"profiling was off (vm.mem_profiling=0) at the {label} snapshot: counters frozen"
-            )
+    if (before.source == "ioctl") != (after.source == "ioctl"):
+        sources = " and ".join(_source_text(m) for m in (before, after))
+        warnings.append(
+            f"different sources: {sources} (the same counters, read two ways; "
+            "the ioctl leaves out rows the kernel filtered)"
+        )
     if before.profiling == 0 and after.profiling == 1:
         warnings.append("profiling was switched on in between: counts start from that moment")
     modules_before, modules_after = set(_modules_present(old)), set(_modules_present(new))
@@ -271,6 +345,10 @@ def epoch_warnings(old: Snapshot, new: Snapshot) -> tuple[str, ...]:
     if after.taken_at < before.taken_at:
         warnings.append("the 'after' snapshot is older than the 'before' one")
     return tuple(warnings)
+
+
+def _source_text(meta: SnapshotMeta) -> str:
+    return "the ioctl" if meta.source == "ioctl" else f"text ({meta.source})"
 
 
 def _modules_present(snap: Snapshot) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import pyarrow as pa
@@ -60,6 +60,22 @@ class Epochs:
     first_at: datetime
     last_at: datetime
     warnings: tuple[str, ...]
+    # the narrowest filter the window's snapshots were taken with, when they differ: the
+    # analyses keep only what it keeps, so no series starts or ends at a filter change
+    narrower: Filter | None = None
+
+    def narrowed(self, keep: Filter) -> Filter:
+        """Return ``keep`` with the window's narrower value bounds and accuracy added."""
+        n = self.narrower
+        if n is None:
+            return keep
+        return replace(
+            keep,
+            accurate=keep.accurate if keep.accurate is not None else n.accurate,
+            min_size=max((v for v in (keep.min_size, n.min_size) if v is not None), default=None),
+            max_size=min((v for v in (keep.max_size, n.max_size) if v is not None), default=None),
+            nonzero=keep.nonzero or n.nonzero,
+        )
 
     @property
     def counting(self) -> int:
@@ -71,7 +87,7 @@ class Epochs:
 class LeakSettings:
     """The thresholds of ``leaks`` (docs/analyses.md explains each one)."""
 
-    max_points: int = 120
+    max_points: int | None = 120  # None: every snapshot
     blocks: int = 10
     min_points: int = 8
     min_growth: int = 1 << 20
@@ -147,8 +163,8 @@ def leaks(
     """Return the groups that grow persistently inside each epoch of a window, steepest first;
     with ``fleet``, one row per group: on how many hosts, and which, it leaks."""
     settings = settings or LeakSettings()
-    if settings.max_points < 2:
-        raise UsageError("--max-points must be at least 2")
+    if settings.max_points is not None and settings.max_points < 2:
+        raise UsageError("--max-points must be 0 (every snapshot) or at least 2")
     keep = keep or Filter()
     span, rows = _run_window(
         store_dir,
@@ -156,7 +172,7 @@ def leaks(
         window,
         keep,
         grouping,
-        **_sizes(keep),
+        sizes=True,
         max_points=settings.max_points,
         blocks=settings.blocks,
         min_points=settings.min_points,
@@ -194,26 +210,27 @@ def _run_window(
     window: Window | None,
     keep: Filter | None,
     grouping: Grouping | None,
+    *,
+    sizes: bool = False,
     **params: object,
 ) -> tuple[Epochs, pa.Table]:
     """Run ``queries/<name>.sql`` over a window, as every window analysis does: the defaults,
-    one connection, the tag filter's ids, the epochs (which raise when the window is empty),
-    then the query with the window, selection and the analysis's own parameters."""
+    one connection, the epochs (which raise when the window is empty), the tag filter's ids
+    under the window's narrowest filter, then the query with the window, the selection, the
+    size filters when ``sizes`` (queries whose rows are a snapshot's values) and the
+    analysis's own parameters."""
     window = window or Window()
-    keep = keep or Filter()
     grouping = grouping or Grouping()
     with session.connection(store) as con:
-        tag_ids = _tag_ids(con, keep)
         span = _epochs(con, store, window)
+        keep = span.narrowed(keep or Filter())  # snapshots taken with different filters
+        tag_ids = _tag_ids(con, keep, span.narrower)
+        if sizes:
+            params.update(min_size=keep.min_size, max_size=keep.max_size, nonzero=keep.nonzero)
         rows = query.run(
             con, name, **window.params(), **_selection(tag_ids, keep, grouping), **params
         )
     return span, rows
-
-
-def _sizes(keep: Filter) -> dict[str, object]:
-    """Return the size filters of the queries whose rows are a snapshot's values."""
-    return {"min_size": keep.min_size, "max_size": keep.max_size, "nonzero": keep.nonzero}
 
 
 def _key_pattern(pattern: str) -> str:
@@ -271,12 +288,44 @@ def _bound(text: str | None) -> tuple[datetime | None, float | None]:
         ) from None
 
 
-def _tag_ids(con: query.Connection, keep: Filter) -> list[int] | None:
-    """Return the ids of the tags the filter's call-site parts keep, or None when all are kept.
+def _tag_ids(con: query.Connection, keep: Filter, also: Filter | None = None) -> list[int] | None:
+    """Return the ids of the tags the filter's call-site parts keep (and those of ``also``),
+    or None when all are kept.
 
     Accuracy is a property of a row, not of a call site, so it is applied by the queries.
     """
-    return filters.kept_tag_ids(keep, lambda: query.run(con, "tags"))
+    return filters.kept_tag_ids(keep, lambda: query.run(con, "tags"), also)
+
+
+def window_filters(store_dir: Store, window: Window | None = None) -> list[str]:
+    """Return the filters a window's counting snapshots were taken with ('' for none)."""
+    with session.connection(store_dir) as con:
+        return _window_filters(con, window or Window())
+
+
+def _window_filters(con: query.Connection, window: Window) -> list[str]:
+    found: list[str] = query.run(con, "window_filters", **window.params())["filter"].to_pylist()
+    return found
+
+
+def _narrowest(con: query.Connection, window: Window) -> tuple[Filter | None, str | None]:
+    """Return the filter a window is compared under when its snapshots' filters differ, and
+    what to say; refuse (exit 2) filters of which none is contained by all the others."""
+    texts = _window_filters(con, window)
+    if len(texts) < 2:
+        return None, None
+    kept = [Filter.from_canonical(t) for t in texts]
+    narrowest = next((f for f in kept if all(other.contains(f) for other in kept)), None)
+    shown = ", ".join(repr(t) if t else "no filter" for t in texts)
+    if narrowest is None:
+        raise UsageError(
+            f"the window's snapshots were taken with filters none of which is within all the "
+            f"others ({shown}): narrow the window (--since/--until, --host) to one filter"
+        )
+    return narrowest, (
+        f"the window's snapshots were taken with different filters ({shown}): all compared "
+        f"under {narrowest.canonical()!r}, the narrowest"
+    )
 
 
 def _selection(tag_ids: list[int] | None, keep: Filter, grouping: Grouping) -> dict[str, object]:
@@ -324,6 +373,8 @@ def _epochs(con: query.Connection, store_dir: Store, window: Window) -> Epochs:
             f"{off} snapshots taken with profiling off (vm.mem_profiling=0) were left out: "
             "counters are frozen then, and counting after it is a new epoch"
         )
+    narrower, said = _narrowest(con, window)
+    warnings += [said] if said is not None else []
     changed = counting.filter(pc.greater(counting["module_sets"], 1))["epoch"].to_pylist()
     if changed:
         warnings.append(
@@ -336,6 +387,7 @@ def _epochs(con: query.Connection, store_dir: Store, window: Window) -> Epochs:
         first_at=pc.min(counting["first_at"]).as_py(),
         last_at=pc.max(counting["last_at"]).as_py(),
         warnings=tuple(warnings),
+        narrower=narrower,
     )
 
 
@@ -360,10 +412,12 @@ def growth(
     split: str | None = None,
     keep: Filter | None = None,
     grouping: Grouping | None = None,
-    max_points: int = 200,
+    max_points: int | None = 200,
     top_n: int | None = 20,
 ) -> WindowResult:
     """Return per group the median of the window's later part against its earlier part, per hour.
+
+    Each part is read at ``max_points`` snapshots at most, or all of them (None).
 
     ``split`` is where the later part starts: a time, a duration back from the newest snapshot,
     or None for the middle of the window.
@@ -376,10 +430,10 @@ def growth(
         window,
         keep,
         grouping,
-        **_sizes(keep),
+        sizes=True,
         split_at=split_at,
         split_back=split_back,
-        max_points=max(2, max_points),
+        max_points=max(2, max_points) if max_points is not None else None,
         top_n=top_n or None,
     )
     return WindowResult(epochs=span, rows=rows)
@@ -403,7 +457,7 @@ def top(
         window,
         keep,
         grouping,
-        **_sizes(keep),
+        sizes=True,
         top_n=top_n or None,
         max_points=max_points,
     )

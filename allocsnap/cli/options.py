@@ -39,7 +39,7 @@ Store = Annotated[
     ),
 ]
 OutputFormat = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
-Top = Annotated[int, typer.Option("--top", "-n", help="Rows to show; 0 shows all.")]
+Top = Annotated[int, typer.Option("--top", "-n", min=0, help="Rows to show; 0 shows all.")]
 By = Annotated[
     str, typer.Option("--by", help="Group by tag, function, file, module or dir[:N] (sums first).")
 ]

@@ -44,7 +44,7 @@ def record(
         str, typer.Option("--interval", help="Time between snapshots (10s, 1m).")
     ] = "10s",
     count: Annotated[
-        int | None, typer.Option("--count", help="Stop after this many snapshots.")
+        int | None, typer.Option("--count", min=1, help="Stop after this many snapshots.")
     ] = None,
     duration: Annotated[
         str | None, typer.Option("--duration", help="Stop after this long (2h, 30m).")
@@ -141,18 +141,51 @@ def compact(
 @app.command()
 def prune(
     older_than: Annotated[
-        str, typer.Option("--older-than", help="Delete snapshots older than this (7d, 12h).")
+        str,
+        typer.Option(
+            "--older-than",
+            help="Delete snapshots taken longer than this before now, the wall clock (7d, 12h); "
+            "a unit is required.",
+        ),
     ],
     store_dir: Store = DEFAULT_STORE,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would be deleted; delete nothing.")
+    ] = False,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Allow a prune that deletes every snapshot.")
+    ] = False,
 ) -> None:
     """Delete snapshots older than a duration, a whole compacted file at a time.
 
-    Example: allocsnap prune --older-than 7d --store /var/lib/allocsnap
+    Age counts from the wall clock (now), not from the newest snapshot as --since does in the
+    window analyses: on a store of old imported dumps, --older-than 7d can delete them all.
+    A prune that would empty the store stops (exit 2) unless --all is given.
+
+    Example: allocsnap prune --older-than 7d --dry-run --store /var/lib/allocsnap
     """
     from allocsnap.store import housekeeping
     from allocsnap.units import format_size, parse_duration
 
-    done = housekeeping.prune(local(store_dir, "prune"), parse_duration(older_than))
+    root = local(store_dir, "prune")
+    age = parse_duration(older_than)
+    plan = housekeeping.prune(root, age, dry_run=True)
+    for where, count, newest in plan.gone if dry_run else []:
+        typer.echo(f"{where}\t{count}\t{newest:%Y-%m-%d %H:%M:%S} UTC")
+    if dry_run:
+        typer.echo(
+            f"would prune {plan.snapshots} snapshots in {len(plan.gone)} file(s), "
+            f"keep {plan.kept}; nothing deleted (--dry-run)",
+            err=True,
+        )
+        return
+    if plan.snapshots and not plan.kept and not everything:
+        raise UsageError(
+            f"--older-than {older_than} would delete all {plan.snapshots} snapshots of "
+            f"{store_dir} (age counts from now, the wall clock): give --all to mean it, or "
+            "see what would go with --dry-run"
+        )
+    done = housekeeping.prune(root, age)
     typer.echo(f"pruned {done.snapshots} snapshots ({format_size(done.bytes_before)})", err=True)
 
 
@@ -235,3 +268,10 @@ def upload(
         f"{done.removed} superseded removed",
         err=True,
     )
+    if done.units == 0 and done.present == 0:
+        typer.echo(
+            f"note: nothing to upload: only closed hours that were compacted are uploaded, the "
+            f"rest stays local; run 'allocsnap compact --store {store_dir}' for the closed "
+            "hours, or wait for the current one to close (a recorder compacts it then)",
+            err=True,
+        )

@@ -37,7 +37,9 @@ def report(
     since: Since = None,
     until: Until = None,
     host: Hosts = None,
-    top: Annotated[int, typer.Option("--top", "-n", help="Rows per table.")] = 10,
+    top: Annotated[
+        int, typer.Option("--top", "-n", min=0, help="Rows per table; 0 shows all.")
+    ] = 10,
     store_dir: Store = DEFAULT_STORE,
 ) -> None:
     """Write an overview of a store window: totals over time with reboots and profiling-off
@@ -51,11 +53,8 @@ def report(
     Example: allocsnap report --since 1d --format markdown > issue.md
     """
     from allocsnap import analysis
-    from allocsnap.errors import UsageError
     from allocsnap.present import page_data, page_html, page_text
 
-    if top < 1:
-        raise UsageError("--top must be at least 1")
     data = page_data.gather(
         store_dir, analysis.Window(since, until, tuple(host) if host else None), top_n=top
     )

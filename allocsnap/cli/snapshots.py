@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from allocsnap.model import Filter
 from allocsnap.store.remote import local
 
+if TYPE_CHECKING:
+    from allocsnap.model import Snapshot
+
 
 @app.command()
 @filter_options()
@@ -78,7 +81,9 @@ def snap(
         single_file.write_snapshot_file(output, snapshot)
         where = str(output)
     else:
-        writing.write(local(store_dir, "take snapshots"), snapshot)
+        # a dump's time is its mtime: one host, one snapshot per instant (as for import)
+        exclusive = meta.source in ("file", "stdin")
+        writing.write(local(store_dir, "take snapshots"), snapshot, exclusive=exclusive)
         where = str(store_dir)
     for note in meta.notes:
         typer.echo(f"note: {note}", err=True)
@@ -92,43 +97,99 @@ def snap(
 
 @app.command("import")
 def import_(
-    dumps: Annotated[list[str], typer.Argument(help="Saved text dumps, or '-' for stdin.")],
+    dumps: Annotated[
+        list[str],
+        typer.Argument(help="Saved text dumps (also .gz, .xz, .zst), folders of them, or '-'."),
+    ],
     store_dir: Store = DEFAULT_STORE,
     at: Annotated[
         str | None,
-        typer.Option("--at", help="When the dump was taken (ISO 8601, UTC); default: its mtime."),
+        typer.Option(
+            "--at",
+            help="When the dump was taken (ISO 8601, UTC); default: a time in its file name, "
+            "else its mtime.",
+        ),
+    ] = None,
+    every: Annotated[
+        str | None,
+        typer.Option("--every", help="With --at: space the dumps this far apart (60s, 5m)."),
     ] = None,
     host: Annotated[str, typer.Option("--host", help="Host the dump came from.")] = "unknown",
     name: Annotated[str | None, typer.Option("--name", help="Name for the snapshot.")] = None,
+    boot: Annotated[
+        str | None,
+        typer.Option(
+            "--boot",
+            help="Boot the dumps come from (any text; /proc/sys/kernel/random/boot_id); "
+            "default: reboots inferred from the counters.",
+        ),
+    ] = None,
+    kernel: Annotated[
+        str | None, typer.Option("--kernel", help="Kernel release of the dumps (uname -r).")
+    ] = None,
     label: Labels = None,
     lenient: Lenient = False,
 ) -> None:
     """Import saved /proc/allocinfo text dumps (from a bug report, another host) into a store.
 
+    Each dump's time is --at (spaced by --every), a time in its file name
+    (2026-11-26T14:52:35Z, 20261126_145235, Unix seconds), or its mtime; two dumps of one host
+    at one time are refused before anything is written.
+
     Example: allocsnap import day0.txt day4.txt --host db7 --label ticket=1234 --store leak/
+
+    Example: allocsnap import dumps/ --at 2026-11-26T14:00Z --every 60s --host vm --store demo
     """
-    from allocsnap.kernel import capture, source
-    from allocsnap.store import writing
-    from allocsnap.units import parse_time
+    from allocsnap import importer
+    from allocsnap.units import parse_duration, parse_time
 
     root = local(store_dir, "import dumps")
     when = parse_time(at) if at is not None else None
-    for dump in dumps:
-        snapshot = capture.snapshot(
-            source.read_dump(dump),
-            name=name,
-            host=host,
-            at=when,
-            labels=parse_labels(label),
-            lenient=lenient,
-        )
-        writing.write(root, snapshot)
-        for note in snapshot.meta.notes:
-            typer.echo(f"note: {dump}: {note}", err=True)
+    step = parse_duration(every) if every is not None else None
+    files, notes = importer.expand(dumps)
+    if step is not None:
+        files, order = importer.natural_order(files)
+        notes += [order] if order is not None else []
+    for note in notes:
+        typer.echo(f"note: {note}", err=True)
+    dated = importer.dates(files, at=when, every=step)
+
+    def written(d: importer.Dated, snapshot: Snapshot) -> None:
+        meta = snapshot.meta
+        for note in meta.notes:
+            typer.echo(f"note: {d.dump}: {note}", err=True)
         typer.echo(
-            f"{dump}: snapshot {snapshot.meta.snapshot_id}, {snapshot.meta.rows:,} rows", err=True
+            f"{d.dump}: snapshot {meta.snapshot_id}, {meta.rows:,} rows, taken at "
+            f"{meta.taken_at:%Y-%m-%d %H:%M:%S} UTC (from {_TIME_FROM[d.why]})",
+            err=True,
         )
-        typer.echo(snapshot.meta.snapshot_id)
+        typer.echo(meta.snapshot_id)
+
+    importer.import_dumps(
+        root,
+        dated,
+        host=host,
+        name=name,
+        labels=parse_labels(label),
+        lenient=lenient,
+        boot=boot,
+        kernel=kernel,
+        on_reboot=lambda r, boot_id: typer.echo(
+            f"note: reboot inferred before {r.after}: calls fell at {r.fell:,} of {r.of:,} "
+            f"call sites since {r.before}; its boot is {boot_id} (give --boot to name boots)",
+            err=True,
+        ),
+        on_written=written,
+    )
+
+
+_TIME_FROM = {
+    "--at": "--at",
+    "--every": "--at and --every",
+    "file name": "its file name",
+    "mtime": "its mtime",
+    "stdin": "the time it was read",
+}
 
 
 @app.command()
@@ -180,6 +241,13 @@ def show(
     grouping = analysis.Grouping.parse(by)
     snap_ = analysis.load(snapshot, store_dir, lenient=lenient, host=host)
     result = analysis.show(snap_, keep=keep, grouping=grouping, sort=sort, top_n=top)
+    if snap_.meta.profiling == 0 or analysis.counted_nothing(snap_):
+        state = "counted nothing: every counter is 0" if analysis.counted_nothing(snap_) else ""
+        typer.echo(
+            f"note: snapshot {snap_.meta.snapshot_id} was taken with profiling off "
+            f"(vm.mem_profiling=0){'; it ' + state if state else ': counters frozen'}",
+            err=True,
+        )
     render(tables.show_report(result, grouping), fmt, sys.stdout)
 
 
@@ -231,6 +299,6 @@ def diff(
         per_hour=not (analysis.is_dump(before) or analysis.is_dump(after)),
     )
     for warning in result.warnings:
-        if fmt in (Format.csv, Format.json):
+        if fmt in (Format.csv, Format.json) or warning in result.comparability:
             typer.echo(f"warning: {warning}", err=True)
     render(tables.diff_report(result, grouping), fmt, sys.stdout)

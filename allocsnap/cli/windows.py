@@ -43,8 +43,22 @@ WindowBy = Annotated[
     ),
 ]
 MaxPoints = Annotated[
-    int, typer.Option("--max-points", help="Snapshots read per epoch (evenly spaced in time).")
+    int,
+    typer.Option(
+        "--max-points", help="Snapshots read per epoch (evenly spaced in time); 0: all of them."
+    ),
 ]
+
+
+def points(value: int, option: str = "--max-points") -> int | None:
+    """Return a --max-points value for the library: None (all) for 0; refuse 1 and negatives."""
+    from allocsnap.errors import UsageError
+
+    if value == 0:
+        return None
+    if value < 2:
+        raise UsageError(f"{option} must be 0 (every snapshot) or at least 2, not {value}")
+    return value
 
 
 @app.command()
@@ -64,7 +78,10 @@ def leaks(
         str, typer.Option("--min-growth", help="Floor: total growth over the series.")
     ] = "1M",
     confidence: Annotated[
-        float, typer.Option("--confidence", help="Mann–Kendall confidence that it increases.")
+        float,
+        typer.Option(
+            "--confidence", help="Mann–Kendall confidence that it increases, above 0 and below 1."
+        ),
     ] = 0.99,
     max_points: MaxPoints = 120,
     fail_on_leak: Annotated[
@@ -87,14 +104,18 @@ def leaks(
     Example: allocsnap leaks --fleet --host 'web*'   (per call site: the hosts it leaks on)
     """
     from allocsnap import analysis
-    from allocsnap.errors import ExitCode
+    from allocsnap.errors import ExitCode, UsageError
     from allocsnap.present import window_tables
     from allocsnap.present.render import render
     from allocsnap.units import parse_size
 
+    if not 0 < confidence < 1:
+        raise UsageError(
+            f"--confidence must be above 0 and below 1 (0.99 is 99%), not {confidence}"
+        )
     grouping = analysis.Grouping.parse(by, window=True)
     settings = analysis.LeakSettings(
-        max_points=max_points,
+        max_points=points(max_points),
         min_growth=parse_size(min_growth),
         min_rate=parse_size(min_rate),
         min_confidence=confidence,
@@ -143,7 +164,7 @@ def growth(
         split=split,
         keep=keep,
         grouping=grouping,
-        max_points=max_points,
+        max_points=points(max_points),
         top_n=top,
     )
     _warn_if_data(result.epochs.warnings, fmt)
@@ -180,17 +201,13 @@ def top(
 
     grouping = analysis.Grouping.parse(by, window=True)
     window = analysis.Window(since, until, tuple(host) if host else None)
-    if max_points == 1 or max_points < 0:
-        from allocsnap.errors import UsageError
-
-        raise UsageError("--max-points must be at least 2, or 0 for every snapshot")
     result = analysis.top(
         store_dir,
         window,
         keep=keep,
         grouping=grouping,
         top_n=top,
-        max_points=max_points or None,
+        max_points=points(max_points),
     )
     _warn_if_data(result.epochs.warnings, fmt)
     render(window_tables.top_report(result, grouping), fmt, sys.stdout)
@@ -208,10 +225,11 @@ def history(
     by: WindowBy = "tag",
     fmt: OutputFormat = Format.table,
     store_dir: Store = DEFAULT_STORE,
-    points: Annotated[
+    series: Annotated[
         int | None,
         typer.Option(
-            "--points", help="Snapshots per epoch; default 200 in a table, all in CSV/JSON."
+            "--points",
+            help="Snapshots per epoch; 0: all; default 200 in a table, all in CSV/JSON.",
         ),
     ] = None,
     *,
@@ -236,9 +254,9 @@ def history(
     grouping = analysis.Grouping.parse(by, window=True)
     raw = fmt in (Format.csv, Format.json)
     window = analysis.Window(since, until, tuple(host) if host else None)
-    max_points = points if points is not None else (None if raw else 200)
+    per_epoch = points(series, "--points") if series is not None else (None if raw else 200)
     result = analysis.history(
-        store_dir, pattern, window, keep=keep, grouping=grouping, max_points=max_points or None
+        store_dir, pattern, window, keep=keep, grouping=grouping, max_points=per_epoch
     )
     _warn_if_data(result.epochs.warnings, fmt)
     render(window_tables.history_report(result, grouping, points=raw), fmt, sys.stdout)
@@ -265,7 +283,9 @@ def outliers(
     store_dir: Store = DEFAULT_STORE,
     min_score: Annotated[
         float,
-        typer.Option("--min-score", help="Robust score (MADs from the median) of an outlier."),
+        typer.Option(
+            "--min-score", min=0.0, help="Robust score (MADs from the median) of an outlier."
+        ),
     ] = 3.5,
     min_gap: Annotated[
         str, typer.Option("--min-gap", help="... and its bytes at least this far from the median.")
@@ -275,7 +295,7 @@ def outliers(
         typer.Option("--min-rate", help="... or its growth per hour this far from the median."),
     ] = "64K",
     min_hosts: Annotated[
-        int, typer.Option("--min-hosts", help="Fewest hosts with the group to score it.")
+        int, typer.Option("--min-hosts", min=2, help="Fewest hosts with the group to score it.")
     ] = 3,
     every_host: Annotated[
         bool, typer.Option("--all", help="Show every scored host, not only the outliers.")

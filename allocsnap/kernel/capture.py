@@ -20,6 +20,10 @@ from allocsnap.kernel import ioctl, parse, source
 from allocsnap.model import Filter, Snapshot, SnapshotMeta
 
 UNKNOWN_HOST = "unknown"
+COUNTED_NOTHING_NOTE = (
+    "every counter is 0: taken with profiling off (vm.mem_profiling=0, or never on); recorded "
+    "as profiling off, so windows leave it out"
+)
 
 Parser = Callable[..., parse.ParsedAllocinfo]
 """``parse.parse`` or a drop-in such as ``fastparse.CachedParser`` (the recorder's)."""
@@ -71,8 +75,12 @@ def snapshot(
     # stored times and partition dates are UTC; a naive time is taken as UTC (units.parse_time)
     taken_at = taken_at.replace(tzinfo=UTC) if taken_at.tzinfo is None else taken_at.astimezone(UTC)
     host = host or raw.host or UNKNOWN_HOST
+    profiling, notes = raw.profiling, _never_counted(raw.notes, raw.profiling, parsed.samples)
+    if profiling is None and _all_zero(parsed.samples):  # a dump: no sysctl was read with it
+        profiling, notes = 0, (*notes, COUNTED_NOTHING_NOTE)
     meta = SnapshotMeta(
-        snapshot_id=snapshot_id or _snapshot_id(host, raw.boot_id, taken_at, name, raw.text),
+        snapshot_id=snapshot_id
+        or _snapshot_id(host, raw.boot_id, taken_at, name, raw.text, keep.canonical()),
         taken_at=taken_at,
         host=host,
         source=raw.source,
@@ -81,13 +89,13 @@ def snapshot(
         boottime_s=raw.boottime_s,
         boot_id=raw.boot_id,
         kernel=raw.kernel,
-        profiling=raw.profiling,
+        profiling=profiling,
         filter=keep.canonical(),
         read_s=raw.read_s,
-        modules=raw.modules,
+        modules=raw.modules if raw.modules is not None else _modules_in(raw, parsed.samples),
         labels=dict(labels or {}),
         origin=raw.origin if raw.source == "file" else None,
-        notes=_never_counted(raw.notes, raw.profiling, parsed.samples) + parsed.notes,
+        notes=notes + parsed.notes,
         skipped_lines=parsed.skipped_lines,
     )
     return Snapshot(meta=with_totals(meta, samples), samples=samples)
@@ -101,15 +109,27 @@ def _never_counted(
     6.10–6.12 booted with ``sysctl.vm.mem_profiling=never`` keep /proc/allocinfo with every
     row at 0 (docs/allocinfo.md): "frozen" would mislead; nothing was ever counted.
     """
-    if profiling != 0 or rows.num_rows == 0:
-        return notes
-    if (
-        pc.any(pc.not_equal(rows["bytes"], 0)).as_py()
-        or pc.any(pc.not_equal(rows["calls"], 0)).as_py()
-    ):
+    if profiling != 0 or not _all_zero(rows):
         return notes
     return tuple(
         source.NEVER_COUNTED_NOTE if note == source.PROFILING_OFF_NOTE else note for note in notes
+    )
+
+
+def _modules_in(raw: source.RawRead, rows: pa.Table) -> tuple[str, ...] | None:
+    """Return a saved dump's modules as its ``[module]`` rows show them (inferred: a module
+    without an allocation site has no row), so that windows see loads and unloads."""
+    if raw.source not in ("file", "stdin"):
+        return None
+    return tuple(sorted(m for m in pc.unique(rows["module"]).to_pylist() if m is not None))
+
+
+def _all_zero(rows: pa.Table) -> bool:
+    """Return True when a table has rows and every counter in it is 0."""
+    return bool(
+        rows.num_rows
+        and not pc.any(pc.not_equal(rows["bytes"], 0)).as_py()
+        and not pc.any(pc.not_equal(rows["calls"], 0)).as_py()
     )
 
 
@@ -123,11 +143,21 @@ def with_totals(meta: SnapshotMeta, samples: pa.Table) -> SnapshotMeta:
 
 
 def _snapshot_id(
-    host: str, boot_id: str | None, taken_at: datetime, name: str | None, text: bytes
+    host: str,
+    boot_id: str | None,
+    taken_at: datetime,
+    name: str | None,
+    text: bytes,
+    kept: str = "",
 ) -> str:
-    """Return a 12-hex-digit id; the same dump imported twice the same way gets the same id."""
+    """Return a 12-hex-digit id; the same dump imported twice the same way gets the same id.
+
+    A filter is part of it (when there is one): one read kept two ways is two snapshots.
+    """
     digest = hashlib.blake2b(digest_size=6)
     for part in (host, boot_id or "", taken_at.isoformat(), name or ""):
         digest.update(part.encode() + b"\0")
+    if kept:
+        digest.update(b"filter\0" + kept.encode() + b"\0")
     digest.update(text)
     return digest.hexdigest()

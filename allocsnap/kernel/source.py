@@ -8,6 +8,9 @@ and how to fix it; the kernel facts are in ../shared/docs/allocinfo.md §4.
 from __future__ import annotations
 
 import errno
+import gzip
+import io
+import lzma
 import os
 import socket
 import sys
@@ -15,9 +18,9 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from allocsnap.errors import AllocinfoUnavailable, UsageError
+from allocsnap.errors import AllocinfoUnavailable, AllocsnapError, UsageError
 
 ALLOCINFO = Path("/proc/allocinfo")
 PROC = Path("/proc")
@@ -91,16 +94,124 @@ def read_kernel(path: Path | None = None) -> RawRead:
 
 
 def read_dump(path: str) -> RawRead:
-    """Read a saved text dump from a file, or from stdin when ``path`` is ``-``."""
+    """Read a saved text dump from a file, or from stdin when ``path`` is ``-``.
+
+    A gzip, xz or zstd stream is decompressed as it is read; other binary input is refused
+    with what it looks like.
+    """
     if path == "-":
-        return RawRead(text=sys.stdin.buffer.read(), source="stdin", taken_at=datetime.now(UTC))
+        text = _read_text(sys.stdin.buffer, "stdin")
+        return RawRead(text=text, source="stdin", taken_at=datetime.now(UTC))
     try:
         file = Path(path)
-        text = file.read_bytes()
-        mtime = datetime.fromtimestamp(file.stat().st_mtime, UTC)
+        with open(file, "rb") as f:
+            text = _read_text(f, path)
+            mtime = datetime.fromtimestamp(os.fstat(f.fileno()).st_mtime, UTC)
     except OSError as e:
         raise UsageError(f"cannot read {path}: {e.strerror}") from e
     return RawRead(text=text, source="file", origin=path, taken_at=mtime)
+
+
+class _Reader(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+def _read_text(f: _Reader, name: str) -> bytes:
+    """Return the text of a dump stream, decompressed if it is gzip, xz or zstd.
+
+    The one place a dump's bytes are read: a bound on their size belongs here, where it
+    applies to the decompressed text.
+    """
+    head = _head(f)
+    stream: _Reader = _Prefixed(head, f)
+    kind = compressed(head)
+    if kind is None:
+        text = stream.read()
+    else:
+        try:
+            text = _decompressing(stream, kind, name).read()
+        except (OSError, EOFError, lzma.LZMAError) as e:  # pyarrow's errors are OSErrors
+            raise AllocsnapError(f"{name}: damaged {kind} stream: {e}") from e
+    what = not_text(text[:HEAD])
+    if what is not None:
+        raise AllocsnapError(f"{name} is not a /proc/allocinfo text dump: {what}")
+    return text
+
+
+HEAD = 4096  # bytes looked at to tell what a file is
+_MAGIC = {b"\x1f\x8b": "gzip", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
+_LOOKS_LIKE = {
+    b"PAR1": "looks like a Parquet file: read it with allocsnap show FILE.parquet",
+    b"\x7fELF": "looks like an ELF executable",
+    b"PK\x03\x04": "looks like a zip archive: unzip it and give the dump inside",
+    b"BZh": "looks like bzip2 data: decompress it with bunzip2 first",
+    b"\x89PNG": "looks like a PNG image",
+    b"%PDF": "looks like a PDF document",
+}
+
+
+def compressed(head: bytes) -> str | None:
+    """Return gzip, xz or zstd when a file starts with that format's magic, else None."""
+    return next((kind for magic, kind in _MAGIC.items() if head.startswith(magic)), None)
+
+
+def not_text(head: bytes) -> str | None:
+    """Return what the first bytes of a file look like when they are not allocinfo text."""
+    for magic, what in _LOOKS_LIKE.items():
+        if head.startswith(magic):
+            return what
+    if head[257:262] == b"ustar":
+        return "looks like a tar archive: extract it (tar xf) and give the dump inside"
+    try:
+        head.decode("utf-8") if len(head) < HEAD else head[: HEAD - 4].decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    else:
+        if b"\0" not in head:
+            return None
+    return f"binary data (starts with {head[:8].hex(' ')})"
+
+
+def _head(f: _Reader) -> bytes:
+    """Return the first bytes of a stream (several reads: a pipe hands out what it has)."""
+    parts, size = [], 0
+    while size < 8 and (chunk := f.read(8 - size)):
+        parts.append(chunk)
+        size += len(chunk)
+    return b"".join(parts)
+
+
+class _Prefixed(io.RawIOBase):
+    """A stream that hands out ``head`` and then the rest of ``f``."""
+
+    def __init__(self, head: bytes, f: _Reader) -> None:
+        self._head, self._f = head, f
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._head:
+            n = min(len(buffer), len(self._head))
+            buffer[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._f.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _decompressing(f: _Reader, kind: str, name: str) -> _Reader:
+    """Return a stream of ``f`` decompressed (gzip and xz by the stdlib, zstd by pyarrow)."""
+    if kind == "gzip":
+        return gzip.GzipFile(fileobj=cast(Any, f), mode="rb")
+    if kind == "xz":
+        return lzma.LZMAFile(cast(Any, f), "rb")
+    import pyarrow as pa
+
+    if not pa.Codec.is_available("zstd"):
+        raise AllocsnapError(f"{name} is zstd-compressed: decompress it with zstd -d first")
+    return cast(_Reader, pa.CompressedInputStream(pa.PythonFile(f, mode="r"), "zstd"))
 
 
 def loaded_modules() -> tuple[str, ...] | None:

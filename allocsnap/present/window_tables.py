@@ -64,8 +64,12 @@ def leaks_report(result: analysis.LeaksResult, grouping: analysis.Grouping) -> R
     header = window_header(result.epochs)
     header.append(
         f"floors: {format_size(s.min_rate)}/hour and {format_size(s.min_growth)} of growth; "
-        f"Mann–Kendall confidence {100 * s.min_confidence:g}%, up to {s.max_points} points "
-        "per epoch"
+        f"Mann–Kendall confidence {100 * s.min_confidence:g}%, "
+        + (
+            f"up to {s.max_points} points per epoch"
+            if s.max_points
+            else "every point of each epoch"
+        )
     )
     if result.fleet:
         return _fleet_report(result, grouping, header)

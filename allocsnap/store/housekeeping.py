@@ -34,10 +34,15 @@ class Housekeeping:
     bytes_after: int = 0
     temp_removed: int = 0
     notes: list[str] = field(default_factory=list)
+    kept: int = 0  # snapshots a prune left
+    gone: list[tuple[str, int, datetime]] = field(default_factory=list)  # pruned: file, n, newest
 
 
-def prune(root: Path, older_than: timedelta, now: datetime | None = None) -> Housekeeping:
-    """Remove snapshots taken more than ``older_than`` before ``now``, a whole file at a time.
+def prune(
+    root: Path, older_than: timedelta, now: datetime | None = None, *, dry_run: bool = False
+) -> Housekeeping:
+    """Remove snapshots taken more than ``older_than`` before ``now`` (the wall clock), a
+    whole file at a time; with ``dry_run``, only say what would go (``gone``, ``kept``).
 
     A compacted file goes once its newest snapshot is old enough, so up to one hour (or one day)
     more than asked may be kept.
@@ -48,12 +53,18 @@ def prune(root: Path, older_than: timedelta, now: datetime | None = None) -> Hou
     for partition in partitions(root):
         with writer_lock(root):
             for f in live(partition):
-                if f.last < cutoff:
+                if f.last >= cutoff:
+                    done.kept += len(f.ids)
+                    continue
+                where = f"{partition.relative_to(root / 'snapshots')}/{f.path.name}"
+                done.gone.append((where, len(f.ids), f.last))
+                done.snapshots += len(f.ids)
+                if not dry_run:
                     done.bytes_before += remove_pair(root, partition, f.path.name)
-                    done.snapshots += len(f.ids)
                     done.files_removed += 2
-            remove_empty(partition)
-            remove_empty(root / "samples" / partition.relative_to(root / "snapshots"))
+            if not dry_run:
+                remove_empty(partition)
+                remove_empty(root / "samples" / partition.relative_to(root / "snapshots"))
     return done
 
 

@@ -113,10 +113,19 @@ def list_store(filesystem: pafs.FileSystem, root: str, name: str) -> StoreFiles:
 
     marker = filesystem.get_file_info(f"{root}/{MARKER}")
     if marker.type != pafs.FileType.File:
-        if filesystem.get_file_info(root).type == pafs.FileType.Directory and any(
+        kind = filesystem.get_file_info(root).type
+        if kind == pafs.FileType.Directory and any(
             filesystem.get_file_info(pafs.FileSelector(root, allow_not_found=True))
         ):
             raise StoreNotFound(f"{name} is not an allocsnap store (no {MARKER})")
+        if isinstance(filesystem, pafs.LocalFileSystem):  # object stores have no folders
+            if kind == pafs.FileType.NotFound:
+                raise StoreNotFound(
+                    f"store {name} does not exist (snap, import or record create it; "
+                    "--store or $ALLOCSNAP_STORE name another)"
+                )
+            if kind == pafs.FileType.File:
+                raise StoreNotFound(f"store {name} is a file, not a store directory")
         raise StoreNotFound(f"no snapshots in {name}")
     with filesystem.open_input_stream(marker.path) as f:
         check_version(_parse_marker(f.read(), f"{name}/{MARKER}"), name)

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from allocsnap.errors import StoreError
+from allocsnap.errors import StoreError, UsageError
 from allocsnap.model import Snapshot, SnapshotMeta
 from allocsnap.store.durable import atomic_write, atomic_write_data, why
 from allocsnap.store.layout import (
@@ -76,9 +76,32 @@ _ROW_PATCHED = {
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def write(root: Path, snap: Snapshot) -> Path:
-    """Add a snapshot to the store at ``root`` (created if needed); return its snapshots file."""
-    return Writer(root).add(snap)
+def write(root: Path, snap: Snapshot, *, exclusive: bool = False) -> Path:
+    """Add a snapshot to the store at ``root`` (created if needed); return its snapshots file.
+
+    ``exclusive`` refuses a snapshot of a host at an instant that holds another one already.
+    """
+    return Writer(root, exclusive=exclusive).add(snap)
+
+
+def holder(root: Path, host: str, at: datetime) -> dict[str, Any] | None:
+    """Return the snapshots row (id, origin) of ``host``'s snapshot taken at ``at``, or None.
+
+    Reads the partition's snapshots files: for imports, not the recorder's hot path.
+    """
+    import pyarrow.parquet as pq
+
+    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    folder = root / "snapshots" / partition_of(host, at)
+    for path in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
+        try:
+            rows = pq.read_table(path, columns=["snapshot_id", "taken_at", "origin"])
+        except (OSError, pa.ArrowException) as e:
+            raise StoreError(f"cannot read {path}: {why(e)}") from e
+        for row in rows.to_pylist():
+            if row["taken_at"] == at:
+                return dict(row)
+    return None
 
 
 class Writer:
@@ -91,9 +114,10 @@ class Writer:
     ``patch`` is False.
     """
 
-    def __init__(self, root: Path, *, patch: bool = True) -> None:
+    def __init__(self, root: Path, *, patch: bool = True, exclusive: bool = False) -> None:
         ensure_store(root)
         self.root = root
+        self.exclusive = exclusive
         self.bytes_written = 0
         self._tagsets: set[str] = set()
         self._tags: _Tags | None = None  # of the last tag_id array seen
@@ -139,6 +163,16 @@ class Writer:
         except pa.ArrowException as e:
             raise StoreError(f"cannot write {samples_path}: {why(e)}") from e
         with writer_lock(self.root):
+            if self.exclusive:
+                taken = holder(self.root, meta.host, meta.taken_at)
+                if taken is not None and taken["snapshot_id"] != meta.snapshot_id:
+                    raise UsageError(
+                        f"{meta.origin or meta.source}: the store holds snapshot "
+                        f"{taken['snapshot_id']} of host {meta.host} taken at "
+                        f"{meta.taken_at:%Y-%m-%d %H:%M:%S} UTC already "
+                        f"({taken['origin'] or 'recorded'}), and a host has one snapshot per "
+                        "instant: give this one another time (allocsnap import --at)"
+                    )
             if tags_path.name not in self._tagsets:
                 if not tags_path.exists():
                     tags = _tag_table(samples)

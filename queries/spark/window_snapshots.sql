@@ -88,6 +88,7 @@ select
     modules,
     date,
     host || ' ' || coalesce(left(boot_id, 8), kernel, 'boot unknown')
+    || case when boot_id like '%-inferred' then ' (inferred)' else '' end
     || case when off_before > 0 then ' on#' || cast(off_before as string) else '' end as epoch,
     profiling is distinct from 0 as counting
 from numbered

@@ -1,0 +1,315 @@
+"""import: each dump's time (--at, --every, its name, its mtime), folders, natural order, and
+never two snapshots of one host at one instant (issue 15, case 1)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from allocsnap import analysis, importer
+from allocsnap.cli import app
+from allocsnap.errors import ExitCode, UsageError
+from allocsnap.kernel import capture, source
+from allocsnap.model import Snapshot
+from allocsnap.present import page_data
+from allocsnap.store import writing
+from tests import oracle
+from tests.conftest import real
+
+runner = CliRunner()
+T0 = datetime(2026, 11, 26, 14, 50, tzinfo=UTC)
+CLONE_MTIME = 1_765_000_000  # one second for every file, as a git clone or cp -r gives
+
+
+def invoke(*args: str) -> Result:
+    return runner.invoke(app, list(args))
+
+
+def copies(folder: Path, names: dict[str, Path]) -> list[Path]:
+    """Copy captures under new names, all with one mtime; return them in the order given."""
+    folder.mkdir(exist_ok=True)
+    out = []
+    for name, capture_path in names.items():
+        shutil.copyfile(capture_path, folder / name)
+        os.utime(folder / name, (CLONE_MTIME, CLONE_MTIME))
+        out.append(folder / name)
+    return out
+
+
+def stored(store: Path) -> dict[str, datetime]:
+    """Return each stored snapshot's origin file name and time."""
+    return {Path(m.origin or "").name: m.taken_at for m in analysis.snapshots(store)}
+
+
+def test_dumps_with_one_mtime_are_refused_before_anything_is_written(tmp_path: Path) -> None:
+    # GIVEN the five boot-1 dumps as a fresh clone leaves them: one mtime for all
+    dumps = copies(tmp_path / "d", {f"snap-{i}.txt": real("6.12", 1, i) for i in range(5)})
+    store = tmp_path / "store"
+
+    # WHEN imported the README's old way
+    result = invoke("import", *map(str, dumps), "--host", "vm", "--store", str(store))
+
+    # THEN exit 2, the message names them and says how to give times, and nothing is written
+    assert result.exit_code == ExitCode.USAGE, result.stdout
+    assert "snap-0.txt" in result.stderr and "and 2 more" in result.stderr
+    assert "--at T --every 60s" in result.stderr
+    assert result.stdout == ""
+    assert not (store / "snapshots").exists()
+
+
+def test_at_every_spaces_shell_glob_order_naturally(tmp_path: Path) -> None:
+    # GIVEN snap-1, snap-2, snap-10 in the order a shell sorts snap-*.txt
+    names = {"snap-1.txt": real("6.12", 1, 0), "snap-2.txt": real("6.12", 1, 1)}
+    names["snap-10.txt"] = real("6.12", 1, 2)
+    dumps = copies(tmp_path / "d", names)
+    shell_order = sorted(map(str, dumps))
+    assert [Path(p).name for p in shell_order] == ["snap-1.txt", "snap-10.txt", "snap-2.txt"]
+    store = tmp_path / "store"
+
+    # WHEN imported with --at and --every
+    result = invoke(
+        "import", *shell_order, "--at", "2026-11-26T14:50:00Z", "--every", "60s",
+        "--host", "vm", "--store", str(store),
+    )  # fmt: skip
+
+    # THEN they are a minute apart in natural order, and a note says so
+    assert result.exit_code == 0, result.stderr
+    assert "natural order" in result.stderr
+    assert stored(store) == {
+        "snap-1.txt": T0,
+        "snap-2.txt": T0 + timedelta(minutes=1),
+        "snap-10.txt": T0 + timedelta(minutes=2),
+    }
+
+
+def test_times_come_from_file_names(tmp_path: Path) -> None:
+    # GIVEN dumps named the common ways, all with one mtime
+    dumps = copies(
+        tmp_path / "d",
+        {
+            "allocinfo-2026-11-26T14:52:35Z.txt": real("6.12", 1, 0),
+            "host7_20261126_145300.txt": real("6.12", 1, 1),
+            "2026-11-26_14-54-05.txt": real("6.12", 1, 2),
+            "snap-1764168755.txt": real("6.12", 1, 3),  # Unix seconds
+        },
+    )
+    store = tmp_path / "store"
+
+    # WHEN imported without --at
+    result = invoke("import", *map(str, dumps), "--host", "vm", "--store", str(store))
+
+    # THEN each has the time its name gives (1764168755 s is 2025-11-26 14:52:35 UTC)
+    assert result.exit_code == 0, result.stderr
+    assert "(from its file name)" in result.stderr
+    assert stored(store) == {
+        "allocinfo-2026-11-26T14:52:35Z.txt": datetime(2026, 11, 26, 14, 52, 35, tzinfo=UTC),
+        "host7_20261126_145300.txt": datetime(2026, 11, 26, 14, 53, 0, tzinfo=UTC),
+        "2026-11-26_14-54-05.txt": datetime(2026, 11, 26, 14, 54, 5, tzinfo=UTC),
+        "snap-1764168755.txt": datetime(2025, 11, 26, 14, 52, 35, tzinfo=UTC),
+    }
+
+
+def test_a_folder_is_imported_in_natural_order_leaving_out_what_is_not_a_dump(
+    tmp_path: Path,
+) -> None:
+    # GIVEN the boot-1 folder as shipped: five dumps and meta.json
+    folder = real("6.12", 1, 0).parent
+    store = tmp_path / "store"
+
+    # WHEN the folder is imported
+    result = invoke(
+        "import", str(folder), "--at", "2026-11-26T14:50Z", "--every", "1m",
+        "--host", "vm", "--store", str(store),
+    )  # fmt: skip
+
+    # THEN every dump is there, a minute apart in order, and meta.json is named as left out
+    assert result.exit_code == 0, result.stderr
+    assert "left out meta.json" in result.stderr
+    assert stored(store) == {f"snap-{i}.txt": T0 + timedelta(minutes=i) for i in range(5)}
+
+
+def test_a_taken_instant_is_refused_and_the_same_dump_reimports(tmp_path: Path) -> None:
+    # GIVEN a store holding snap-1 at T0
+    store = tmp_path / "store"
+    first = invoke("import", str(real("6.12", 1, 1)), "--at", "2026-11-26T14:50Z",
+                   "--host", "vm", "--store", str(store))  # fmt: skip
+    assert first.exit_code == 0, first.stderr
+    [sid] = first.stdout.split()
+
+    # WHEN another dump is imported at that instant for that host
+    other = invoke("import", str(real("6.12", 1, 0)), "--at", "2026-11-26T14:50Z",
+                   "--host", "vm", "--store", str(store))  # fmt: skip
+
+    # THEN exit 2 naming the snapshot there, and the store is unchanged
+    assert other.exit_code == ExitCode.USAGE
+    assert sid in other.stderr and "--at" in other.stderr
+    assert [m.snapshot_id for m in analysis.snapshots(store)] == [sid]
+
+    # AND the same dump imported again the same way is the same snapshot, once
+    again = invoke("import", str(real("6.12", 1, 1)), "--at", "2026-11-26T14:50Z",
+                   "--host", "vm", "--store", str(store))  # fmt: skip
+    assert again.exit_code == 0 and again.stdout.split() == [sid]
+    assert [m.snapshot_id for m in analysis.snapshots(store)] == [sid]
+
+    # AND another host may have a snapshot at that instant
+    elsewhere = invoke("import", str(real("6.12", 1, 0)), "--at", "2026-11-26T14:50Z",
+                       "--host", "db", "--store", str(store))  # fmt: skip
+    assert elsewhere.exit_code == 0, elsewhere.stderr
+
+
+def test_writer_refuses_a_taken_instant_under_its_lock(store_dir: Path) -> None:
+    # GIVEN a store with one snapshot of host vm at T0
+    def at_t0(path: Path) -> Snapshot:
+        raw = source.read_dump(str(path))
+        return capture.snapshot(raw, host="vm", at=T0)
+
+    writing.write(store_dir, at_t0(real("6.12", 1, 1)))
+
+    # WHEN another snapshot of vm at T0 is written exclusively, THEN it is refused
+    with pytest.raises(UsageError, match="another time"):
+        writing.write(store_dir, at_t0(real("6.12", 1, 2)), exclusive=True)
+    # AND the same one is accepted (a re-import)
+    writing.write(store_dir, at_t0(real("6.12", 1, 1)), exclusive=True)
+    assert len(analysis.snapshots(store_dir)) == 1
+
+
+def test_readme_store_gives_a_meaningful_diff_first_latest(tmp_path: Path) -> None:
+    # GIVEN the README's "Try it" import on dumps with one mtime
+    dumps = copies(tmp_path / "d", {f"snap-{i}.txt": real("6.12", 1, i) for i in range(5)})
+    store = tmp_path / "demo"
+    imported = invoke("import", *map(str, dumps), "--at", "2026-11-26T14:50Z", "--every", "60s",
+                      "--host", "vm", "--store", str(store))  # fmt: skip
+    assert imported.exit_code == 0, imported.stderr
+
+    # WHEN diffing first and latest
+    result = invoke("diff", "first", "latest", "--store", str(store), "--format", "json")
+
+    # THEN it compares snap-0 with snap-4, whose totals are the sums of their rows
+    assert result.exit_code == 0, result.stderr
+    totals = json.loads(result.stdout)["totals"]
+    assert totals["bytes_before"] == sum(r.bytes for r in oracle.rows(real("6.12", 1, 0)))
+    assert totals["bytes_after"] == sum(r.bytes for r in oracle.rows(real("6.12", 1, 4)))
+    assert totals["bytes_before"] != totals["bytes_after"]
+
+
+# -- epochs of imported dumps (case 4) -------------------------------------------------------
+
+
+def test_a_reboot_between_dumps_is_inferred_and_splits_epochs(tmp_path: Path) -> None:
+    # GIVEN two dumps of boot-1 and then two of boot-3 (another boot of the same VM)
+    dumps = [real("6.12", 1, 3), real("6.12", 1, 4), real("6.12", 3, 1), real("6.12", 3, 2)]
+    store = tmp_path / "store"
+
+    # WHEN imported as one host an hour apart, without --boot
+    result = invoke("import", *map(str, dumps), "--at", "2026-11-26T10:00Z", "--every", "1h",
+                    "--host", "vm", "--store", str(store))  # fmt: skip
+
+    # THEN a reboot is inferred before boot-3's first dump and said, and each boot is an epoch
+    assert result.exit_code == 0, result.stderr
+    assert f"reboot inferred before {dumps[2]}" in result.stderr
+    boots = [m.boot_id for m in analysis.snapshots(store)]
+    assert boots[0] == boots[1] != boots[2] == boots[3]
+    assert all(b is not None and b.endswith("-inferred") for b in boots)
+    epochs = analysis.epochs(store).rows["epoch"].to_pylist()
+    assert len(epochs) == 2 and all(e.endswith("(inferred)") for e in epochs)
+
+
+def test_no_reboot_is_inferred_within_one_boot(tmp_path: Path) -> None:
+    # GIVEN boot-1's five dumps, modules loaded and unloaded among them
+    store = tmp_path / "store"
+    result = invoke("import", str(real("6.12", 1, 0).parent), "--at", "2026-11-26T10:00Z",
+                    "--every", "1h", "--host", "vm", "--store", str(store))  # fmt: skip
+
+    # THEN no reboot is inferred: one epoch, and its module loads and unloads are seen
+    assert result.exit_code == 0, result.stderr
+    assert "reboot" not in result.stderr
+    assert [m.boot_id for m in analysis.snapshots(store)] == [None] * 5
+    epochs = analysis.epochs(store)
+    assert epochs.rows.num_rows == 1
+    assert epochs.rows["module_sets"].to_pylist() == [2]  # without, then with ext4 & co.
+
+
+def test_boot_and_kernel_are_recorded(tmp_path: Path) -> None:
+    # GIVEN dumps whose boot and kernel the user knows
+    store = tmp_path / "store"
+    result = invoke("import", str(real("6.12", 1, 3)), str(real("6.12", 3, 2)),
+                    "--at", "2026-11-26T10:00Z", "--every", "1h", "--host", "vm",
+                    "--boot", "847023cf", "--kernel", "6.12.117-allocsnap",
+                    "--store", str(store))  # fmt: skip
+
+    # THEN both carry them, and nothing is inferred
+    assert result.exit_code == 0, result.stderr
+    assert "reboot" not in result.stderr
+    metas = analysis.snapshots(store)
+    assert [(m.boot_id, m.kernel) for m in metas] == [("847023cf", "6.12.117-allocsnap")] * 2
+
+
+def test_snapshots_at_one_instant_list_naturally_and_do_not_resolve_silently(
+    store_dir: Path, tmp_path: Path
+) -> None:
+    # GIVEN a store written before one instant per host: snap-10 and snap-2 of vm at T0
+    dumps = copies(
+        tmp_path / "d", {"snap-10.txt": real("6.12", 1, 2), "snap-2.txt": real("6.12", 1, 1)}
+    )
+    snaps = [capture.snapshot(source.read_dump(str(p)), host="vm", at=T0) for p in dumps]
+    for snap in snaps:
+        writing.write(store_dir, snap)  # not exclusive: as an older allocsnap wrote
+    by_id = sorted(snaps, key=lambda s: s.meta.snapshot_id)
+    assert [Path(str(s.meta.origin)).name for s in by_id] == ["snap-10.txt", "snap-2.txt"]
+
+    # WHEN listed, THEN the tie is in the natural order of the names, not the ids'
+    assert [Path(str(m.origin)).name for m in analysis.snapshots(store_dir)] == [
+        "snap-2.txt",
+        "snap-10.txt",
+    ]
+
+    # AND 'latest' names both rather than picking one
+    with pytest.raises(UsageError, match="ambiguous.*both taken at"):
+        analysis.resolve(store_dir, "latest")
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        ["d/snap-1.txt", "d/snap-10.txt", "d/snap-2.txt"],  # bash under LC_COLLATE=C
+        ["d/snap-10.txt", "d/snap-1.txt", "d/snap-2.txt"],  # bash under en_US.UTF-8
+    ],
+)
+def test_a_shell_globs_order_is_made_natural(given: list[str]) -> None:
+    assert importer.natural_order(given)[0] == ["d/snap-1.txt", "d/snap-2.txt", "d/snap-10.txt"]
+
+
+def test_an_order_chosen_by_hand_is_kept() -> None:
+    assert importer.natural_order(["d/b.txt", "d/a.txt"]) == (["d/b.txt", "d/a.txt"], None)
+
+
+def test_snap_of_two_dumps_with_one_mtime_keeps_the_first(tmp_path: Path) -> None:
+    # GIVEN two dumps with one mtime, taken into a store with snap --source (time: the mtime)
+    one, two = copies(tmp_path / "d", {"a.txt": real("6.12", 1, 1), "b.txt": real("6.12", 1, 2)})
+    store = tmp_path / "store"
+    first = invoke("snap", "--source", str(one), "--host", "vm", "--store", str(store))
+    assert first.exit_code == 0, first.stderr
+
+    # WHEN the second is taken the same way, THEN it is refused and the store holds one
+    second = invoke("snap", "--source", str(two), "--host", "vm", "--store", str(store))
+    assert second.exit_code == ExitCode.USAGE
+    assert "one snapshot per instant" in second.stderr and "import --at" in second.stderr
+    assert [m.snapshot_id for m in analysis.snapshots(store)] == first.stdout.split()
+
+
+def test_the_report_sees_module_events_of_imported_dumps(tmp_path: Path) -> None:
+    # GIVEN boot-1 imported: ext4 & co. loaded before snap-3 and unloaded before snap-4
+    store = tmp_path / "store"
+    result = invoke("import", str(real("6.12", 1, 0).parent), "--at", "2026-11-26T10:00Z",
+                    "--every", "1h", "--host", "vm", "--store", str(store))  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+
+    # WHEN the report's data is gathered, THEN it marks the load and the unload
+    data = page_data.gather(store)
+    assert len([m for m in data.markers if m.kind == "modules"]) == 2

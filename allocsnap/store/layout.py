@@ -14,6 +14,8 @@ generation that holds its samples, so readers switch over at one rename (docs/re
 from __future__ import annotations
 
 import json
+import os
+import stat
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,9 +25,9 @@ import pyarrow as pa
 
 from allocsnap import __version__
 from allocsnap.errors import StoreError, StoreNotFound
-from allocsnap.model import SAMPLE_SCHEMA, SCHEMA_VERSION, SNAPSHOT_SCHEMA
+from allocsnap.model import SAMPLE_SCHEMA, SCHEMA_VERSION, SNAPSHOT_SCHEMA, check_host
 from allocsnap.store import remote
-from allocsnap.store.durable import atomic_write_bytes, why
+from allocsnap.store.durable import DIR_MODE, atomic_write_bytes, check_tree, open_folder, why
 from allocsnap.store.remote import Location, Remote
 
 if TYPE_CHECKING:
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 MARKER = "allocsnap-store.json"
 RECORDER_LOCK = "recorder.lock"
 WRITER_LOCK = "writer.lock"
+_MARKER_BYTES = 1 << 16  # a marker is a few lines of JSON
 STORE_MIN_VERSION = 2  # schema 1 stores had no generations: their views would double-count
 TAG_COLUMNS = ["tag_id", "file", "line", "module", "function"]
 STORE_SAMPLE_COLUMNS = [
@@ -119,7 +122,7 @@ def list_store(filesystem: pafs.FileSystem, root: str, name: str) -> StoreFiles:
             raise StoreNotFound(f"{name} is not an allocsnap store (no {MARKER})")
         raise StoreNotFound(f"no snapshots in {name}")
     with filesystem.open_input_stream(marker.path) as f:
-        check_version(_parse_marker(f.read(), f"{name}/{MARKER}"), name)
+        check_version(_parse_marker(f.read(_MARKER_BYTES), f"{name}/{MARKER}"), name)
     snapshots = _table_files(filesystem, f"{root}/snapshots", partitioned=True)
     if not snapshots:
         raise StoreNotFound(f"no snapshots in {name}")
@@ -157,27 +160,30 @@ def _table_files(
 
 def partition_of(host: str, taken_at: datetime) -> str:
     """Return the ``host=H/date=D`` partition of a snapshot."""
-    if "/" in host or host.startswith(".") or not host:
-        raise StoreError(f"host name {host!r} cannot name a partition")
+    check_host(host)  # a name with '=', '/', '%' or '\\' would be read back as another
     # readers find a snapshot's files by its UTC date
     utc = taken_at if taken_at.tzinfo is None else taken_at.astimezone(UTC)
     return f"host={host}/date={utc.date().isoformat()}"
 
 
 def ensure_store(root: Path) -> None:
-    """Create the store at ``root`` if needed; refuse a foreign folder or another version."""
+    """Create the store at ``root`` if needed (0700); refuse a foreign folder or another
+    version, and, run as root, a store another user owns or may write (``check_owner``)."""
     marker = root / MARKER
+    if not root.is_dir():
+        try:
+            root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot create store {root}: {e.strerror}") from e
+    os.close(open_folder(root, root))  # refuses a store root must not write to
+    check_tree(root)
     if marker.is_file():
         check_version(_marker_version(root), str(root))
         return
-    if root.is_dir() and any(p.name != MARKER for p in root.iterdir()):
+    if any(p.name != MARKER for p in root.iterdir()):
         raise StoreError(f"{root} exists and is not an allocsnap store; choose another --store")
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise StoreError(f"cannot create store {root}: {e.strerror}") from e
     content = {"schema_version": SCHEMA_VERSION, "created_by": f"allocsnap {__version__}"}
-    atomic_write_bytes(json.dumps(content, indent=1).encode() + b"\n", marker)
+    atomic_write_bytes(json.dumps(content, indent=1).encode() + b"\n", marker, root=root)
 
 
 def check_store(root: Path) -> None:
@@ -188,11 +194,7 @@ def check_store(root: Path) -> None:
 
 
 def _marker_version(root: Path) -> int:
-    marker = root / MARKER
-    try:
-        return _parse_marker(marker.read_bytes(), str(marker))
-    except OSError as e:
-        raise StoreError(f"{marker} is damaged: {e}") from e
+    return _parse_marker(read_marker(root), str(root / MARKER))
 
 
 def _parse_marker(content: bytes, where: str) -> int:
@@ -200,6 +202,21 @@ def _parse_marker(content: bytes, where: str) -> int:
         return int(json.loads(content)["schema_version"])
     except (ValueError, KeyError, TypeError) as e:
         raise StoreError(f"{where} is damaged: {e}") from e
+
+
+def read_marker(root: Path) -> bytes:
+    """Return the marker file's bytes: a regular file, read up to a bound, never a link."""
+    marker = root / MARKER
+    try:
+        fd = os.open(marker, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise StoreError(f"{marker} is not a regular file; remove it")
+            return os.read(fd, _MARKER_BYTES)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise StoreError(f"{marker} is damaged: {why(e)}") from e
 
 
 def check_version(version: int, where: str, *, oldest: int = STORE_MIN_VERSION) -> None:

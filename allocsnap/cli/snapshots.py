@@ -22,12 +22,15 @@ from allocsnap.cli.options import (
     MaxSize,
     MinSize,
     ModuleGlob,
+    Name,
     Nonzero,
     OutputFormat,
     Store,
     Top,
+    check_host,
     make_filter,
     parse_labels,
+    valid,
 )
 from allocsnap.present.render import Format
 from allocsnap.store.remote import local
@@ -35,7 +38,7 @@ from allocsnap.store.remote import local
 
 @app.command()
 def snap(
-    name: Annotated[str | None, typer.Option("--name", help="Name to find it by later.")] = None,
+    name: Name = None,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Write one snapshot file instead of the store."),
@@ -109,8 +112,15 @@ def import_(
         str | None,
         typer.Option("--at", help="When the dump was taken (ISO 8601, UTC); default: its mtime."),
     ] = None,
-    host: Annotated[str, typer.Option("--host", help="Host the dump came from.")] = "unknown",
-    name: Annotated[str | None, typer.Option("--name", help="Name for the snapshot.")] = None,
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host",
+            callback=valid(check_host),
+            help="Host the dump came from (A-Z a-z 0-9 . _ -).",
+        ),
+    ] = "unknown",
+    name: Name = None,
     label: Labels = None,
     lenient: Lenient = False,
 ) -> None:

@@ -51,7 +51,10 @@ def atomic_write_data(parts: Sequence[Buffer], path: Path, *, root: Path | None 
     """
     views = [memoryview(part).cast("B") for part in parts]
     size = sum(view.nbytes for view in views)
-    folder = open_folder(path.parent, root, create=True)
+    try:
+        folder = open_folder(path.parent, root, create=True)
+    except StoreError as e:
+        raise StoreError(f"cannot write {path}: {e}") from e
     tmp = temp_name(path.name)
     try:
         _write_durably(folder, tmp, views)

@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from allocsnap import analysis, units
 from allocsnap.analysis import query
-from allocsnap.errors import EpochWarning
+from allocsnap.errors import EpochWarning, UsageError
 from allocsnap.model import Filter, SnapshotMeta
 from allocsnap.store import layout, remote
 
@@ -52,10 +52,18 @@ class Database:
     """A store opened for SQL and the analyses; close it, or use it in a ``with`` block."""
 
     def __init__(
-        self, store_dir: str | os.PathLike[str] | remote.Location = "allocsnap-data"
+        self,
+        store_dir: str | os.PathLike[str] | remote.Location = "allocsnap-data",
+        *,
+        sandbox: bool = False,
     ) -> None:
+        """Open the store; ``sandbox`` limits SQL to reading its files (``allocsnap sql``
+        without ``--unsafe``: docs/commands.md), and ``refresh`` is then refused."""
         self.path = remote.location(store_dir)  # a directory, or a remote.Remote (s3://…)
-        self._con = query.open_connection(layout.open_store(self.path), explore=True)
+        self.sandbox = sandbox
+        self._con = query.open_connection(
+            layout.open_store(self.path), explore=True, sandbox=sandbox
+        )
 
     # -- SQL -------------------------------------------------------------------------------------
 
@@ -80,6 +88,8 @@ class Database:
     def refresh(self) -> None:
         """Point the views at the store's files as they are now (a recorder added snapshots,
         compaction replaced files); views and macros of your own stay."""
+        if self.sandbox:
+            raise UsageError("a sandboxed Database reads the files listed at open: open anew")
         query.refresh(self._con, layout.open_store(self.path), explore=True)
 
     def close(self) -> None:

@@ -28,11 +28,21 @@ def sql(
     ] = None,
     fmt: OutputFormat = Format.table,
     store_dir: Store = DEFAULT_STORE,
+    unsafe: Annotated[
+        bool,
+        typer.Option(
+            "--unsafe",
+            help="Let the SQL read and write any file you can (COPY TO, read_csv, ATTACH, "
+            "extensions); by default it reads the store's files only.",
+        ),
+    ] = False,
 ) -> None:
     """Run any SQL over the store's views and macros (docs/sql.md) and print the rows.
 
     Views: snapshots, tags, samples, series (one row per call site per snapshot), latest,
     deltas (per epoch). Several statements run in turn; the last one's rows are printed.
+    The SQL reads the store's files and nothing else unless --unsafe is given: it runs with
+    your rights (root's under sudo), and a query file may come from someone else.
 
     Example: allocsnap sql "select host, count(*) as snapshots from snapshots group by host"
 
@@ -49,6 +59,6 @@ def sql(
         text = query_text
     else:
         raise UsageError("give the SQL as QUERY or with --query-file, not both or neither")
-    with Database(store_dir) as db:
+    with Database(store_dir, sandbox=not unsafe) as db:
         rows = db.arrow(text)
     render(tables.sql_report(rows), fmt, sys.stdout)

@@ -3,6 +3,7 @@ old file or the new one, never a part (docs/recorder.md, "Crash safety")."""
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import stat
@@ -145,18 +146,19 @@ def open_folder(path: Path, root: Path | None = None, *, create: bool = False) -
         fd = os.open(base, _FOLDER)
     except OSError as e:
         raise StoreError(f"cannot open {base}: {why(e)}") from e
-    where = base
+    # the recorder comes here twice a snapshot: paths are only made for messages
+    checked = root is not None and as_root()
     try:
-        if root is not None:
-            check_owner(fd, where, root)
-        for part in parts:
-            where = where / part
+        if checked:
+            check_owner(fd, base, root)
+        for i, part in enumerate(parts):
             parent, fd = fd, -1
             try:
-                fd = _open_below(parent, part, where, create)
+                fd = _open_below(parent, part, base, parts[: i + 1], create)
             finally:
                 os.close(parent)
-            check_owner(fd, where, root)
+            if checked and (problem := _owner_problem(fd)) is not None:
+                raise _owner_error(problem, base.joinpath(*parts[: i + 1]), root)
     except BaseException:
         if fd >= 0:
             os.close(fd)
@@ -164,11 +166,12 @@ def open_folder(path: Path, root: Path | None = None, *, create: bool = False) -
     return fd
 
 
-def _open_below(parent: int, name: str, where: Path, create: bool) -> int:
+def _open_below(parent: int, name: str, base: Path, parts: tuple[str, ...], create: bool) -> int:
     for attempt in range(2):
         try:
             return os.open(name, _FOLDER | os.O_NOFOLLOW, dir_fd=parent)
         except FileNotFoundError:
+            where = base.joinpath(*parts)
             if not create or attempt:
                 raise StoreError(f"cannot open {where}: it does not exist") from None
             try:
@@ -178,6 +181,7 @@ def _open_below(parent: int, name: str, where: Path, create: bool) -> int:
             except OSError as e:
                 raise StoreError(f"cannot create {where}: {why(e)}") from e
         except OSError as e:
+            where = base.joinpath(*parts)
             if _is_link(parent, name):
                 raise StoreError(
                     f"{where} is a symbolic link: allocsnap follows none inside a store; "
@@ -205,28 +209,49 @@ def check_owner(fd: int, where: Path, root: Path | None) -> None:
     """Refuse, when running as root, a store folder (or file) that another user owns or that
     group or others may write: whoever can change it can make root write anywhere (ssh refuses
     such key folders for the same reason)."""
-    if os.geteuid() != 0:
+    if not as_root():
         return
+    problem = _owner_problem(fd)
+    if problem is not None:
+        raise _owner_error(problem, where, root)
+
+
+def check_owner_stat(st: os.stat_result, where: Path, root: Path | None) -> None:
+    """``check_owner`` of a file whose status the caller has at hand."""
+    if as_root() and (st.st_uid != 0 or st.st_mode & 0o022):
+        raise _owner_error(st, where, root)
+
+
+@functools.cache
+def as_root() -> bool:
+    """Return True when this process runs as root (asked once: allocsnap never changes it)."""
+    return os.geteuid() == 0
+
+
+def _owner_problem(fd: int) -> os.stat_result | None:
     st = os.fstat(fd)
+    return st if st.st_uid != 0 or st.st_mode & 0o022 else None
+
+
+def _owner_error(st: os.stat_result, where: Path, root: Path | None) -> StoreError:
     store = root or where
     if st.st_uid != 0:
-        raise StoreError(
+        return StoreError(
             f"{where} is owned by uid {st.st_uid}, not root: a user who owns a folder of a store "
             f"root writes to can send root's writes elsewhere; if the store is yours, fix it "
             f"with: chown -R root: {store} && chmod -R go-w {store}"
         )
-    if st.st_mode & 0o022:
-        raise StoreError(
-            f"{where} is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o}): "
-            f"another user could plant links in it; fix it with: chmod -R go-w {store}"
-        )
+    return StoreError(
+        f"{where} is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o}): "
+        f"another user could plant links in it; fix it with: chmod -R go-w {store}"
+    )
 
 
 def check_tree(root: Path) -> None:
     """Refuse, when running as root, a store holding a symlink anywhere, or a folder that
     another user owns or group or others may write (``check_owner``): what prune and recovery
     delete, and readers read, stays inside the store. A few thousand entries a year of data."""
-    if os.geteuid() != 0:
+    if not as_root():
         return
     folders = [root]
     while folders:

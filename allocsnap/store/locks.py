@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import IO
 
 from allocsnap.errors import StoreError, StoreLocked
-from allocsnap.store.durable import FILE_MODE, check_owner, open_folder, why
+from allocsnap.store.durable import FILE_MODE, open_folder, why
+from allocsnap.store.durable import check_owner_stat as check_owner
 from allocsnap.store.layout import RECORDER_LOCK, WRITER_LOCK, ensure_store
 
 # read and written, created when missing, never truncated here, never through a symlink
@@ -81,7 +82,7 @@ def _open_lock(root: Path, name: str) -> Iterator[IO[str]]:
             raise StoreError(
                 f"lock {path} is not a plain file (a hard link, a device or a pipe?); remove it"
             )
-        check_owner(fd, path, root)
+        check_owner(st, path, root)
         f = os.fdopen(fd, "r+")
     except BaseException:
         os.close(fd)

@@ -318,3 +318,10 @@ def test_sql_unsafe_lets_the_user_write_a_file(one_store: Path, tmp_path: Path) 
     result = invoke("sql", "--unsafe", "--store", one_store, text)
     assert result.exit_code == 0, result.output
     assert pq.read_table(target).to_pylist() == [{"n": len(oracle.rows(real("6.12", 1, 3)))}]
+
+
+def test_sql_query_file_is_read_with_a_bound(one_store: Path) -> None:
+    # GIVEN the old code read --query-file /dev/zero until the memory ran out
+    result = invoke("sql", "--store", one_store, "--query-file", "/dev/zero")
+    assert result.exit_code == ExitCode.USAGE
+    assert "/dev/zero: more than 1,048,576 characters of SQL" in result.output

@@ -11,6 +11,8 @@ from allocsnap.cli.core import DEFAULT_STORE, app
 from allocsnap.cli.options import OutputFormat, Store
 from allocsnap.present.render import Format
 
+MAX_QUERY_CHARS = 1 << 20  # a query file of a megabyte is not a query
+
 
 @app.command()
 def sql(
@@ -54,7 +56,9 @@ def sql(
     from allocsnap.present.render import render
 
     if query_file is not None and query_text is None:
-        text = query_file.read()
+        text = query_file.read(MAX_QUERY_CHARS + 1)  # bounded: --query-file /dev/zero
+        if len(text) > MAX_QUERY_CHARS:
+            raise UsageError(f"{query_file.name}: more than {MAX_QUERY_CHARS:,} characters of SQL")
     elif query_text is not None and query_file is None:
         text = query_text
     else:

@@ -16,7 +16,7 @@ import stat
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -26,7 +26,7 @@ from allocsnap.cli import app
 from allocsnap.errors import StoreError
 from allocsnap.kernel import capture, source
 from allocsnap.model import Snapshot
-from allocsnap.store import durable, layout, locks, writing
+from allocsnap.store import compaction, durable, layout, locks, merge, writing
 from tests.conftest import real
 
 AT = datetime(2026, 11, 26, 14, 0, 5, tzinfo=UTC)
@@ -275,3 +275,49 @@ def test_store_files_are_0600_and_folders_0700_whatever_the_umask(tmp_path: Path
     assert len(modes) > 8
     assert {p: m for p, m in modes.items() if m != (0o700 if (store / p).is_dir() else 0o600)} == {}
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
+
+
+def _two_snapshots(store: Path) -> None:
+    raw = source.RawRead(text=real("6.12", 1, 3).read_bytes(), source="file", taken_at=AT)
+    for minutes in (0, 1):
+        writing.write(store, capture.snapshot(raw, host="vm1", at=AT + timedelta(minutes=minutes)))
+
+
+def _modes(store: Path) -> dict[str, int]:
+    return {str(p.relative_to(store)): stat.S_IMODE(p.lstat().st_mode) for p in store.rglob("*")}
+
+
+def test_compaction_and_merge_write_0600_files_in_0700_folders(tmp_path: Path) -> None:
+    # GIVEN a store whose 14:00 hour is closed, compacted, then merged into another store
+    store, dest = tmp_path / "store", tmp_path / "dest"
+    _two_snapshots(store)
+    old = os.umask(0o022)
+    try:
+        done = compaction.compact(store, AT + timedelta(hours=2), days=False, grace_s=0)
+        merge.merge([store], dest)
+    finally:
+        os.umask(old)
+    assert done.units == 1
+    # THEN the compacted and the merged files are root's alone
+    for root in (store, dest):
+        modes = _modes(root)
+        assert any(name.endswith("-g1.parquet") for name in modes)
+        wrong = {n: m for n, m in modes.items() if m != (0o700 if (root / n).is_dir() else 0o600)}
+        assert wrong == {}
+
+
+def test_compaction_writes_no_merged_file_through_a_partition_link(
+    tmp_path: Path, world: Path, no_owner_check: None
+) -> None:
+    # GIVEN a root-owned store whose samples partition is a link to a folder elsewhere
+    store = tmp_path / "store"
+    _two_snapshots(store)
+    (partition,) = (store / "samples" / "host=vm1").iterdir()
+    elsewhere = world / "elsewhere"
+    partition.rename(elsewhere)
+    partition.symlink_to(elsewhere)
+    before = sorted(p.name for p in elsewhere.iterdir())
+    # WHEN the closed hour is compacted, THEN the link is refused and nothing lands there
+    with pytest.raises(StoreError, match="is a symbolic link"):
+        compaction.compact(store, AT + timedelta(hours=2), days=False, grace_s=0)
+    assert sorted(p.name for p in elsewhere.iterdir()) == before

@@ -9,6 +9,7 @@ with unpredictable names) follows no link either.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -321,3 +322,49 @@ def test_compaction_writes_no_merged_file_through_a_partition_link(
     with pytest.raises(StoreError, match="is a symbolic link"):
         compaction.compact(store, AT + timedelta(hours=2), days=False, grace_s=0)
     assert sorted(p.name for p in elsewhere.iterdir()) == before
+
+
+def nobody_reads(path: Path) -> bool:
+    """Return True when the user nobody (group nogroup) can read ``path``."""
+    argv = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "cat", str(path)]
+    return subprocess.run(argv, capture_output=True, check=False).returncode == 0
+
+
+def test_a_store_is_unreadable_to_other_users(world: Path) -> None:
+    store = world / "store"
+    writing.write(store, snapshot())
+    samples = next((store / "samples").rglob("*.parquet"))
+    assert not nobody_reads(samples)
+
+
+def test_a_store_given_a_group_is_readable_by_it_now_and_later(world: Path) -> None:
+    # GIVEN a store with a snapshot, then given the group nogroup (as --group nogroup does)
+    store = world / "store"
+    writing.write(store, snapshot())
+    layout.ensure_store(store, "nogroup")
+    # WHEN more snapshots come, from a writer that knows nothing of the group, and compaction
+    _two_snapshots(store)
+    compaction.compact(store, AT + timedelta(hours=2), days=False, grace_s=0)
+    # THEN every file is 0640 and every folder 0750, of group nogroup (the lock files aside)
+    data = [p for p in store.rglob("*") if not p.name.endswith(".lock")]
+    assert any(p.name.endswith("-g1.parquet") for p in data)
+    wrong = [
+        str(p)
+        for p in [store, *data]
+        if p.stat().st_gid != 65534
+        or stat.S_IMODE(p.stat().st_mode) != (0o750 if p.is_dir() else 0o640)
+    ]
+    assert wrong == []
+    # AND nobody, of that group, reads them; the marker keeps the setting
+    assert nobody_reads(next((store / "samples").rglob("*-g1.parquet")))
+    assert json.loads((store / layout.MARKER).read_text())["group"] == "nogroup"
+
+
+def test_an_unknown_group_is_a_usage_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["import", str(real("6.12", 1, 3)), "--store", str(tmp_path / "s"), "--group", "no-such"],
+    )
+    assert result.exit_code == 2
+    assert "no group 'no-such'" in result.output
+    assert not (tmp_path / "s").exists()

@@ -125,6 +125,14 @@ Hosts = Annotated[
         help="Only these hosts: a name or a glob ('web*'); repeatable.",
     ),
 ]
+Group = Annotated[
+    str | None,
+    typer.Option(
+        "--group",
+        help="Let this group read the store from now on (files 0640, folders 0750); a setting "
+        "the store keeps. By default a store is root's alone, as /proc/allocinfo is.",
+    ),
+]
 Name = Annotated[
     str | None,
     typer.Option(
@@ -164,3 +172,11 @@ def parse_labels(labels: list[str] | None) -> dict[str, str]:
     from allocsnap.units import parse_label
 
     return dict(parse_label(text) for text in labels or [])
+
+
+def store_group(root: Path, group: str | None) -> None:
+    """Apply ``--group`` to a store before it is written (nothing without one)."""
+    if group is not None:
+        from allocsnap.store.layout import ensure_store
+
+        ensure_store(root, group)

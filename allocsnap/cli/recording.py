@@ -16,6 +16,7 @@ from allocsnap.cli.options import (
     Accurate,
     FileGlob,
     FunctionGlob,
+    Group,
     Host,
     Labels,
     Line,
@@ -27,6 +28,7 @@ from allocsnap.cli.options import (
     Store,
     make_filter,
     parse_labels,
+    store_group,
 )
 from allocsnap.errors import UsageError
 from allocsnap.present.render import Format
@@ -66,6 +68,7 @@ def record(
         ),
     ] = "auto",
     store_dir: Store = DEFAULT_STORE,
+    group: Group = None,
     upload_to: Annotated[
         str | None,
         typer.Option(
@@ -114,6 +117,7 @@ def record(
         upload=remote_store(upload_to, "--upload").url if upload_to is not None else None,
     )
     root = local(store_dir, "record")
+    store_group(root, group)
     tty = sys.stderr.isatty()
     if sys.argv[1:2] == ["record"]:
         # A process started to record becomes a lean one without typer and pydantic (13 MB

@@ -14,6 +14,7 @@ from allocsnap.cli.options import (
     By,
     FileGlob,
     FunctionGlob,
+    Group,
     Host,
     Hosts,
     Labels,
@@ -30,6 +31,7 @@ from allocsnap.cli.options import (
     check_host,
     make_filter,
     parse_labels,
+    store_group,
     valid,
 )
 from allocsnap.present.render import Format
@@ -52,6 +54,7 @@ def snap(
         ),
     ] = "auto",
     store_dir: Store = DEFAULT_STORE,
+    group: Group = None,
     host: Host = None,
     label: Labels = None,
     lenient: Lenient = False,
@@ -76,8 +79,8 @@ def snap(
     from allocsnap.store import single_file, writing
     from allocsnap.units import format_size
 
-    if output is None:
-        local(store_dir, "take snapshots")  # an s3:// store is refused before the kernel is read
+    if output is None:  # an s3:// store is refused before the kernel is read
+        store_group(local(store_dir, "take snapshots"), group)
     keep = make_filter(module, function, file, line, min_size, max_size, accurate, nonzero)
     snapshot = capture.snapshot(
         capture.read(source_spec, keep),
@@ -123,6 +126,7 @@ def import_(
     name: Name = None,
     label: Labels = None,
     lenient: Lenient = False,
+    group: Group = None,
 ) -> None:
     """Import saved /proc/allocinfo text dumps (from a bug report, another host) into a store.
 
@@ -133,6 +137,7 @@ def import_(
     from allocsnap.units import parse_time
 
     root = local(store_dir, "import dumps")
+    store_group(root, group)
     when = parse_time(at) if at is not None else None
     for dump in dumps:
         snapshot = capture.snapshot(

@@ -20,6 +20,8 @@ from allocsnap.store.patching import Buffer
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "write_statistics": True}
 FILE_MODE = 0o600  # what the kernel shows root only stays root's (docs/storage.md)
 DIR_MODE = 0o700
+SHARED_FILE_MODE = 0o640  # a store with a group (allocsnap record --group adm)
+SHARED_DIR_MODE = 0o750
 NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
@@ -58,7 +60,7 @@ def atomic_write_data(parts: Sequence[Buffer], path: Path, *, root: Path | None 
         raise StoreError(f"cannot write {path}: {e}") from e
     tmp = temp_name(path.name)
     try:
-        _write_durably(folder, tmp, views)
+        _write_durably(folder, tmp, views, root)
         os.replace(tmp, path.name, src_dir_fd=folder, dst_dir_fd=folder)
         os.fsync(folder)
     except OSError as e:
@@ -69,9 +71,10 @@ def atomic_write_data(parts: Sequence[Buffer], path: Path, *, root: Path | None 
     return size
 
 
-def _write_durably(folder: int, name: str, views: list[memoryview]) -> None:
+def _write_durably(folder: int, name: str, views: list[memoryview], root: Path | None) -> None:
     fd = os.open(name, NEW_FILE, FILE_MODE, dir_fd=folder)
     try:
+        share(fd, root, folder=False)
         while views:  # writev may write less than asked: go on from where it stopped
             done = os.writev(fd, views)
             while views and done >= views[0].nbytes:
@@ -108,6 +111,7 @@ def create_file(path: Path, root: Path | None = None) -> BinaryIO:
     folder = open_folder(path.parent, root, create=True)
     try:
         fd = os.open(path.name, NEW_FILE, FILE_MODE, dir_fd=folder)
+        share(fd, root, folder=False)
     except OSError as e:
         raise StoreError(f"cannot create {path}: {why(e)}") from e
     finally:
@@ -169,7 +173,10 @@ def open_folder(path: Path, root: Path | None = None, *, create: bool = False) -
 def _open_below(parent: int, name: str, base: Path, parts: tuple[str, ...], create: bool) -> int:
     for attempt in range(2):
         try:
-            return os.open(name, _FOLDER | os.O_NOFOLLOW, dir_fd=parent)
+            fd = os.open(name, _FOLDER | os.O_NOFOLLOW, dir_fd=parent)
+            if attempt:  # made here: a group-readable store's group
+                _share_new(fd, base)
+            return fd
         except FileNotFoundError:
             where = base.joinpath(*parts)
             if not create or attempt:
@@ -189,6 +196,57 @@ def _open_below(parent: int, name: str, base: Path, parts: tuple[str, ...], crea
                 ) from e
             raise StoreError(f"cannot open {where}: {why(e)}") from e
     raise AssertionError("unreachable")
+
+
+_GROUPS: dict[str, int] = {}
+"""Store root -> the group that may read it (a store setting: layout.ensure_store)."""
+
+
+def set_group(root: Path, gid: int | None) -> None:
+    """Make the files and folders created from now on in the store at ``root`` readable by the
+    group ``gid`` (0640, 0750), or by root alone (None: 0600, 0700)."""
+    if gid is None:
+        _GROUPS.pop(str(root), None)
+    else:
+        _GROUPS[str(root)] = gid
+
+
+def share(fd: int, root: Path | None, *, folder: bool) -> None:
+    """Give a file or folder just created in ``root`` the store's group, if it has one."""
+    gid = _GROUPS.get(str(root)) if root is not None else None
+    if gid is not None:
+        os.fchown(fd, -1, gid)
+        os.fchmod(fd, SHARED_DIR_MODE if folder else SHARED_FILE_MODE)
+
+
+def share_tree(root: Path, gid: int) -> None:
+    """Give every folder and file of the store at ``root`` the group ``gid`` (0750, 0640):
+    a store given a group later is readable by it whole. Links were refused before."""
+    for folder, _dirs, files in os.walk(root):
+        for path, mode in [(folder, SHARED_DIR_MODE)] + [
+            (os.path.join(folder, name), SHARED_FILE_MODE) for name in files
+        ]:
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            except FileNotFoundError:  # a temp file renamed, a partition pruned meanwhile
+                continue
+            except OSError as e:
+                raise StoreError(f"cannot give {path} the group {gid}: {why(e)}") from e
+            try:
+                os.fchown(fd, -1, gid)
+                os.fchmod(fd, mode)
+            except OSError as e:
+                raise StoreError(f"cannot give {path} the group {gid}: {why(e)}") from e
+            finally:
+                os.close(fd)
+
+
+def _share_new(fd: int, root: Path) -> None:
+    try:
+        share(fd, root, folder=True)
+    except OSError as e:
+        os.close(fd)
+        raise StoreError(f"cannot give a new folder of {root} its group: {why(e)}") from e
 
 
 def _is_link(folder: int, name: str) -> bool:

@@ -24,10 +24,18 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from allocsnap import __version__
-from allocsnap.errors import StoreError, StoreNotFound
+from allocsnap.errors import StoreError, StoreNotFound, UsageError
 from allocsnap.model import SAMPLE_SCHEMA, SCHEMA_VERSION, SNAPSHOT_SCHEMA, check_host
 from allocsnap.store import remote
-from allocsnap.store.durable import DIR_MODE, atomic_write_bytes, check_tree, open_folder, why
+from allocsnap.store.durable import (
+    DIR_MODE,
+    atomic_write_bytes,
+    check_tree,
+    open_folder,
+    set_group,
+    share_tree,
+    why,
+)
 from allocsnap.store.remote import Location, Remote
 
 if TYPE_CHECKING:
@@ -166,10 +174,16 @@ def partition_of(host: str, taken_at: datetime) -> str:
     return f"host={host}/date={utc.date().isoformat()}"
 
 
-def ensure_store(root: Path) -> None:
+def ensure_store(root: Path, group: str | None = None) -> None:
     """Create the store at ``root`` if needed (0700); refuse a foreign folder or another
-    version, and, run as root, a store another user owns or may write (``check_owner``)."""
+    version, and, run as root, a store another user owns or may write (``check_owner``).
+
+    ``group`` makes the store readable by that group from now on (its files 0640, folders
+    0750; a store setting kept in the marker, docs/storage.md); without it, the store's own
+    setting holds.
+    """
     marker = root / MARKER
+    wanted = _gid(group) if group is not None else None  # an unknown group changes nothing
     if not root.is_dir():
         try:
             root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
@@ -178,12 +192,30 @@ def ensure_store(root: Path) -> None:
     os.close(open_folder(root, root))  # refuses a store root must not write to
     check_tree(root)
     if marker.is_file():
-        check_version(_marker_version(root), str(root))
-        return
-    if any(p.name != MARKER for p in root.iterdir()):
+        content = _marker_content(root)
+        check_version(_version_of(content, str(marker)), str(root))
+    elif any(p.name != MARKER for p in root.iterdir()):
         raise StoreError(f"{root} exists and is not an allocsnap store; choose another --store")
-    content = {"schema_version": SCHEMA_VERSION, "created_by": f"allocsnap {__version__}"}
-    atomic_write_bytes(json.dumps(content, indent=1).encode() + b"\n", marker, root=root)
+    else:
+        content = {"schema_version": SCHEMA_VERSION, "created_by": f"allocsnap {__version__}"}
+    if wanted is not None and content.get("group") != group:
+        content["group"] = group
+        set_group(root, wanted)
+        atomic_write_bytes(json.dumps(content, indent=1).encode() + b"\n", marker, root=root)
+        share_tree(root, wanted)
+        return
+    set_group(root, _gid(content["group"]) if content.get("group") else None)
+    if not marker.is_file():
+        atomic_write_bytes(json.dumps(content, indent=1).encode() + b"\n", marker, root=root)
+
+
+def _gid(group: str) -> int:
+    import grp
+
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise UsageError(f"no group {group!r} on this host (see /etc/group)") from None
 
 
 def check_store(root: Path) -> None:
@@ -195,6 +227,24 @@ def check_store(root: Path) -> None:
 
 def _marker_version(root: Path) -> int:
     return _parse_marker(read_marker(root), str(root / MARKER))
+
+
+def _marker_content(root: Path) -> dict[str, Any]:
+    where = str(root / MARKER)
+    try:
+        content = json.loads(read_marker(root))
+    except ValueError as e:
+        raise StoreError(f"{where} is damaged: {e}") from e
+    if not isinstance(content, dict):
+        raise StoreError(f"{where} is damaged: not a JSON object")
+    return content
+
+
+def _version_of(content: dict[str, Any], where: str) -> int:
+    try:
+        return int(content["schema_version"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise StoreError(f"{where} is damaged: {e}") from e
 
 
 def _parse_marker(content: bytes, where: str) -> int:

@@ -50,7 +50,8 @@ def atomic_write_data(parts: Sequence[Buffer], path: Path, *, root: Path | None 
     size in bytes.
 
     With ``root`` (the store ``path`` is in), no symlink below ``root`` is followed and missing
-    folders are created 0700 (``open_folder``); the file is 0600 either way.
+    folders are created 0700 (``open_folder``); the file is 0600 either way (0640 and 0750 in
+    a store given a group: ``set_group``).
     """
     views = [memoryview(part).cast("B") for part in parts]
     size = sum(view.nbytes for view in views)
@@ -106,12 +107,18 @@ def temp_path(path: Path) -> Path:
 
 
 def create_file(path: Path, root: Path | None = None) -> BinaryIO:
-    """Create a new file (never an existing one, never through a symlink), mode 0600, and
-    return it open for writing; its folder is opened as ``open_folder`` does."""
+    """Create a new file (never an existing one, never through a symlink), mode 0600 (or the
+    store's group's 0640), and return it open for writing; its folder is opened as
+    ``open_folder`` does."""
     folder = open_folder(path.parent, root, create=True)
     try:
         fd = os.open(path.name, NEW_FILE, FILE_MODE, dir_fd=folder)
-        share(fd, root, folder=False)
+        try:
+            share(fd, root, folder=False)
+        except OSError:
+            os.close(fd)
+            _discard_at(folder, path.name)
+            raise
     except OSError as e:
         raise StoreError(f"cannot create {path}: {why(e)}") from e
     finally:

@@ -189,33 +189,40 @@ def ensure_store(root: Path, group: str | None = None) -> None:
             root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
         except OSError as e:
             raise StoreError(f"cannot create store {root}: {e.strerror}") from e
-    os.close(open_folder(root, root))  # refuses a store root must not write to
-    check_tree(root)
-    if marker.is_file():
+    if marker.is_file():  # read with a bound, never through a link: before any check
         content = _marker_content(root)
         check_version(_version_of(content, str(marker)), str(root))
     elif any(p.name != MARKER for p in root.iterdir()):
         raise StoreError(f"{root} exists and is not an allocsnap store; choose another --store")
     else:
         content = {"schema_version": SCHEMA_VERSION, "created_by": f"allocsnap {__version__}"}
+    # a store's folders only: --store /tmp or / is refused above, not walked or blamed here
+    os.close(open_folder(root, root))  # refuses a store root must not write to
+    check_tree(root)
     if wanted is not None and content.get("group") != group:
         content["group"] = group
         set_group(root, wanted)
         atomic_write_bytes(json.dumps(content, indent=1).encode() + b"\n", marker, root=root)
         share_tree(root, wanted)
         return
-    set_group(root, _gid(content["group"]) if content.get("group") else None)
+    kept = content.get("group")
+    set_group(root, _gid(kept, marker) if isinstance(kept, str) and kept else None)
     if not marker.is_file():
         atomic_write_bytes(json.dumps(content, indent=1).encode() + b"\n", marker, root=root)
 
 
-def _gid(group: str) -> int:
+def _gid(group: str, marker: Path | None = None) -> int:
     import grp
 
     try:
         return grp.getgrnam(group).gr_gid
     except KeyError:
-        raise UsageError(f"no group {group!r} on this host (see /etc/group)") from None
+        if marker is None:
+            raise UsageError(f"no group {group!r} on this host (see /etc/group)") from None
+        raise StoreError(
+            f"{marker} lets group {group!r} read the store, and this host has no such group: "
+            "create it, or give the store another with --group"
+        ) from None
 
 
 def check_store(root: Path) -> None:

@@ -368,3 +368,14 @@ def test_an_unknown_group_is_a_usage_error(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "no group 'no-such'" in result.output
     assert not (tmp_path / "s").exists()
+
+
+def test_a_shared_folder_that_is_no_store_is_named_as_such_not_blamed(world: Path) -> None:
+    # GIVEN a world-writable folder with other files in it, as /tmp (sticky, 1777)
+    shared = world / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    (shared / "someone-elses").write_text("x")
+    # WHEN root is pointed at it, THEN it is not a store: no chmod advice for /tmp, no walk
+    with pytest.raises(StoreError, match="exists and is not an allocsnap store"):
+        layout.ensure_store(shared)

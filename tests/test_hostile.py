@@ -15,6 +15,7 @@ import re
 import shutil
 import stat
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -335,6 +336,17 @@ def test_a_store_is_unreadable_to_other_users(world: Path) -> None:
     writing.write(store, snapshot())
     samples = next((store / "samples").rglob("*.parquet"))
     assert not nobody_reads(samples)
+    # AND allocsnap run by that user says why and what to do
+    argv = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable]
+    done = subprocess.run(
+        [*argv, "-m", "allocsnap", "ls", "--store", str(store)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "permission denied; a store is root's alone" in done.stderr
+    assert "--group" in done.stderr
 
 
 def test_a_store_given_a_group_is_readable_by_it_now_and_later(world: Path) -> None:

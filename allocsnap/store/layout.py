@@ -107,6 +107,12 @@ def open_store(where: Location) -> StoreFiles:
         except OSError as e:
             raise remote.error(where, e) from e
         return replace(files, filesystem=s3)
+    if where.is_dir() and not os.access(where, os.R_OK | os.X_OK):
+        raise StoreError(
+            f"cannot read {where}: permission denied; a store is root's alone (0700, as "
+            "/proc/allocinfo is 0400): read it with sudo, or let a group of yours read it with "
+            "--group (docs/storage.md)"
+        )
     try:
         return list_store(pafs.LocalFileSystem(), str(where), str(where))
     except OSError as e:

@@ -42,18 +42,20 @@ def dump_text() -> bytes:
 # -- case 3: every source read is bounded --------------------------------------------------------
 
 
+def _one_gib() -> None:
+    """Limit a child to 1 GiB of address space: an unbounded read fails there, not the host."""
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+
 def test_record_from_dev_zero_fails_fast_without_filling_memory() -> None:
     # GIVEN a child allowed 1 GiB of address space (the old code read /dev/zero until the
     # OOM killer came, at 24 GB)
-    def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
-
     # WHEN it takes a snapshot of /dev/zero
     done = subprocess.run(
         [sys.executable, "-m", "allocsnap", "snap", "-o", "/dev/null", "--source", "/dev/zero"],
         capture_output=True,
         text=True,
-        preexec_fn=limit,
+        preexec_fn=_one_gib,
         timeout=120,
         check=False,
     )
@@ -321,7 +323,16 @@ def test_sql_unsafe_lets_the_user_write_a_file(one_store: Path, tmp_path: Path) 
 
 
 def test_sql_query_file_is_read_with_a_bound(one_store: Path) -> None:
-    # GIVEN the old code read --query-file /dev/zero until the memory ran out
-    result = invoke("sql", "--store", one_store, "--query-file", "/dev/zero")
-    assert result.exit_code == ExitCode.USAGE
-    assert "/dev/zero: more than 1,048,576 characters of SQL" in result.output
+    # GIVEN the old code read --query-file /dev/zero until the memory ran out: a child with
+    # 1 GiB of address space
+    done = subprocess.run(
+        [sys.executable, "-m", "allocsnap", "sql", "--store", str(one_store)]
+        + ["--query-file", "/dev/zero"],
+        capture_output=True,
+        text=True,
+        preexec_fn=_one_gib,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == ExitCode.USAGE, done.stderr
+    assert "/dev/zero: more than 1,048,576 characters of SQL" in done.stderr

@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from allocsnap import analysis, units
 from allocsnap.analysis import query
-from allocsnap.errors import EpochWarning
+from allocsnap.errors import EpochWarning, UsageError
 from allocsnap.model import Filter, SnapshotMeta
 from allocsnap.store import remote
 
@@ -52,10 +52,16 @@ class Database:
     """A store opened for SQL and the analyses; close it, or use it in a ``with`` block."""
 
     def __init__(
-        self, store_dir: str | os.PathLike[str] | remote.Location = "allocsnap-data"
+        self,
+        store_dir: str | os.PathLike[str] | remote.Location = "allocsnap-data",
+        *,
+        sandbox: bool = False,
     ) -> None:
+        """Open the store; ``sandbox`` limits SQL to reading its files (``allocsnap sql``
+        without ``--unsafe``: docs/commands.md), and ``refresh`` is then refused."""
         self.path = remote.location(store_dir)  # a directory, or a remote.Remote (s3://…)
-        self._session = analysis.Session(self.path, explore=True)  # every analysis shares it
+        self.sandbox = sandbox
+        self._session = analysis.Session(self.path, explore=True, sandbox=sandbox)  # shared
         self._con = self._session.con
 
     # -- SQL -------------------------------------------------------------------------------------
@@ -86,6 +92,8 @@ class Database:
     def refresh(self) -> None:
         """Point the views at the store's files as they are now (a recorder added snapshots,
         compaction replaced files); views and macros of your own stay."""
+        if self.sandbox:
+            raise UsageError("a sandboxed Database reads the files listed at open: open anew")
         self._session.refresh()
 
     def close(self) -> None:

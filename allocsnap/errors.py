@@ -40,6 +40,11 @@ class ParseError(AllocsnapError):
         super().__init__(f"{source}: line {line_number}: {why}: {shown!r}")
 
 
+class InputTooLarge(AllocsnapError):
+    """A dump or stream larger than any allocinfo text, or with a line longer than any row
+    (``/dev/zero``, an endless pipe): refused before it fills the memory."""
+
+
 class AllocinfoUnavailable(AllocsnapError):
     """/proc/allocinfo is absent, unreadable or gone."""
 

@@ -14,33 +14,93 @@ from dataclasses import replace
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from allocsnap.errors import UsageError
 from allocsnap.model import Filter
 
 BUILT_IN = "built-in"
 """``--module built-in`` keeps built-in code (module names never contain '-')."""
 
 
+MAX_GLOB_CHARS = 1024
+_CLASSES = (
+    "alnum alpha blank cntrl digit graph lower print punct space upper xdigit".split()
+)  # the POSIX classes RE2 knows, as [[:alpha:]] in a glob
+
+
 def glob_to_regex(glob: str) -> str:
-    """Return an anchored RE2 regular expression equivalent to a shell glob."""
+    """Return an anchored RE2 regular expression equivalent to a shell glob: ``*``, ``?``,
+    ``[abc]``, ``[a-z]``, ``[!a]`` (or ``[^a]``), ``[[:alpha:]]``; everything else is literal.
+
+    Raise ``UsageError`` for what is no glob (a range backwards, a ``[`` never closed, an
+    unknown class), rather than let the regular expression engine fail on it.
+    """
+    if len(glob) > MAX_GLOB_CHARS or "\0" in glob:
+        raise UsageError(
+            f"glob {_shown(glob)} is not allowed: at most {MAX_GLOB_CHARS} characters, no NUL"
+        )
     out = ["^"]
     i = 0
     while i < len(glob):
         c = glob[i]
-        if c == "*":
-            out.append(".*")
-        elif c == "?":
-            out.append(".")
-        elif c == "[" and (end := glob.find("]", i + 2)) != -1:
-            body = glob[i + 1 : end]
-            if body.startswith("!"):
-                body = "^" + body[1:]
-            out.append("[" + body.replace("\\", "\\\\") + "]")
-            i = end
-        else:
-            out.append(re.escape(c))
+        if c == "[":
+            bracket, i = _bracket(glob, i)
+            out.append(bracket)
+            continue
+        out.append(".*" if c == "*" else "." if c == "?" else re.escape(c))
         i += 1
     out.append("$")
     return "".join(out)
+
+
+def _bracket(glob: str, start: int) -> tuple[str, int]:
+    """Return the RE2 class of the bracket expression at ``glob[start]`` and where it ends."""
+    i = start + 1
+    negate = i < len(glob) and glob[i] in "!^"
+    i += negate
+    items = []
+    first = True
+    while True:
+        if i >= len(glob):
+            raise UsageError(
+                f"glob {_shown(glob)}: the '[' at {start + 1} is never closed by ']' (a ']' "
+                "right after '[' or '[!' is a literal one; write [[] for a literal '[')"
+            )
+        c = glob[i]
+        if c == "]" and not first:
+            break
+        first = False
+        if glob.startswith(("[:", "[=", "[."), i):
+            end = glob.find(glob[i + 1] + "]", i + 2)
+            name = glob[i + 2 : end]
+            if glob[i + 1] != ":" or end < 0 or name not in _CLASSES:
+                raise UsageError(
+                    f"glob {_shown(glob)}: unknown character class at {i + 1}; the classes are "
+                    + ", ".join(f"[:{c}:]" for c in _CLASSES)
+                )
+            items.append(f"[:{name}:]")
+            i = end + 2
+            continue
+        if glob.startswith("-", i + 1) and i + 2 < len(glob) and glob[i + 2] != "]":
+            low, high = c, glob[i + 2]
+            if low > high:
+                raise UsageError(
+                    f"glob {_shown(glob)}: the range {low}-{high} runs backwards; write "
+                    f"{high}-{low}"
+                )
+            items.append(f"{_in_class(low)}-{_in_class(high)}")
+            i += 3
+            continue
+        items.append(_in_class(c))
+        i += 1
+    return "[" + ("^" if negate else "") + "".join(items) + "]", i + 1
+
+
+def _in_class(c: str) -> str:
+    return "\\" + c if c in "\\]^-[" else c
+
+
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= 40 else text[:37] + "...")
 
 
 def hosts_regex(globs: str | Sequence[str] | None) -> str | None:

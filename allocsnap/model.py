@@ -8,11 +8,14 @@ describes the read travels beside it in ``SnapshotMeta``.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
+
+from allocsnap.errors import UsageError
 
 SCHEMA_VERSION = 3
 """Version of the on-disk layout; bumped on any incompatible change (docs/storage.md).
@@ -35,6 +38,49 @@ SAMPLE_SCHEMA = pa.schema(
         pa.field("extras", pa.string()),  # unknown key:value tokens, raw, or NULL
     ]
 )
+
+
+# -- input bounds (docs/storage.md, "Names"; docs/commands.md, "Saved dumps") ---------------
+
+MAX_DUMP_BYTES = 16 << 20
+"""The largest text dump or stream read: real dumps are ~3,400 lines and ~400 KB (a kernel with
+many modules, ~1 MB); the parser holds about ten times the text in memory."""
+MAX_LINE_BYTES = 4096
+"""The longest dump line read: the kernel's rows are under 300 bytes (a path, a function)."""
+NAME_CHARS = "A-Z a-z 0-9 . _ -"
+MAX_HOST_CHARS = 253  # a DNS name's limit: every host name fits
+MAX_NAME_CHARS = 64
+RESERVED_NAMES = ("first", "latest")
+"""Snapshot references the resolver reads before names (analysis.compare): never names."""
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+
+
+def check_host(host: str) -> str:
+    """Return ``host`` if it may name a host (a store partition, ``host=H``); else raise
+    ``UsageError`` naming the allowed characters."""
+    return _check("host name", host, MAX_HOST_CHARS)
+
+
+def check_snapshot_name(name: str) -> str:
+    """Return ``name`` if it may name a snapshot; else raise ``UsageError``. ``first`` and
+    ``latest`` are references to other snapshots, so they are refused."""
+    _check("snapshot name", name, MAX_NAME_CHARS)
+    if name.lower() in RESERVED_NAMES:
+        raise UsageError(
+            f"snapshot name {name!r} is reserved: {' and '.join(RESERVED_NAMES)} always mean "
+            "the oldest and newest snapshot; choose another --name"
+        )
+    return name
+
+
+def _check(what: str, text: str, longest: int) -> str:
+    if 0 < len(text) <= longest and _NAME.fullmatch(text):
+        return text
+    shown = repr(text if len(text) <= 40 else text[:37] + "...")
+    raise UsageError(
+        f"{what} {shown} is not allowed: use 1 to {longest} of {NAME_CHARS}, not starting "
+        "with '.' or '-'"
+    )
 
 
 def tag_id(module: str | None, file: str, line: int, function: str) -> int:

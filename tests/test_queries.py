@@ -22,7 +22,10 @@ from tests.conftest import real
 from tests.test_analysis import snap
 
 # Queries that are helpers of other functions rather than analyses of their own.
-HELPERS = {"snapshot_samples": "used by analysis.load() to read one stored snapshot"}
+HELPERS = {
+    "snapshot_samples": "used by analysis.load() to read one stored snapshot",
+    "sandbox": "used by query.open_connection() for allocsnap sql without --unsafe",
+}
 
 NAMES = query.names()
 

@@ -99,7 +99,13 @@ def load_all(
 
 def is_dump(ref: str) -> bool:
     """Return True when a reference is a saved text dump (or stdin), whose time is a guess."""
-    return ref == "-" or (Path(ref).is_file() and not single_file.is_parquet(Path(ref)))
+    if ref == "-":
+        return True
+    path = Path(ref)
+    if path.is_file():
+        return not single_file.is_parquet(path)
+    # a pipe (bash's <(...)) or a device: read as a stream, with source.read_dump's bounds
+    return path.exists() and not path.is_dir()
 
 
 def snapshots(store_dir: Store, host: Hosts = None) -> list[SnapshotMeta]:

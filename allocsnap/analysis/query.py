@@ -103,7 +103,7 @@ def translated_errors() -> Iterator[None]:
 
 
 def open_connection(
-    store: StoreFiles | None = None, *, explore: bool = False
+    store: StoreFiles | None = None, *, explore: bool = False, sandbox: bool = False
 ) -> duckdb.DuckDBPyConnection:
     """Return a new connection with allocsnap's macros, and a store's views when one is given.
 
@@ -111,11 +111,16 @@ def open_connection(
     (``queries/explore_*.sql``: series, latest, deltas, dir_totals, movers, new_and_vanished;
     docs/sql.md). The analyses do not read them, and creating them costs about 50 ms on a
     one-day store, so their connections leave them out. The caller closes the connection.
+
+    ``sandbox`` (for SQL from the user: ``allocsnap sql``) lets the connection read the
+    store's files and nothing else (``queries/sandbox.sql``); it cannot be refreshed.
     """
     con = duckdb.connect()
     try:
         if store is not None:
-            _register_files(con, store)
+            paths = _register_files(con, store)
+            if sandbox:
+                _statements(con, "sandbox", paths=[path for table in paths for path in table])
         _define(con, _kinds(store is not None, explore))
     except duckdb.IOException as e:
         con.close()
@@ -153,6 +158,16 @@ def run(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> pa.Table:
         raise QueryError(f"query {name}: {_first_line(e)}") from e
 
 
+def _statements(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> None:
+    """Run ``queries/<name>.sql`` statement by statement, each with the ``$params`` it uses
+    (DuckDB binds parameters in the last statement of a text only)."""
+    for statement in sql(name).split(";\n"):
+        body = "\n".join(line for line in statement.splitlines() if not line.startswith("--"))
+        if body.strip():
+            used = used_params_in(body, "$")
+            con.execute(body, {key: params[key] for key in used} or None)
+
+
 def relation(con: duckdb.DuckDBPyConnection, text: str, /, **params: Any) -> Relation:
     """Return the DuckDB relation of any SQL text (the user's own), with bound ``$params``.
 
@@ -161,6 +176,8 @@ def relation(con: duckdb.DuckDBPyConnection, text: str, /, **params: Any) -> Rel
     """
     try:
         return con.sql(text, params=params or None)
+    except duckdb.PermissionException as e:
+        raise QueryError(_refused(e)) from e
     except duckdb.IOException as e:
         raise StoreError(_first_line(e)) from e
     except duckdb.Error as e:
@@ -172,6 +189,8 @@ def run_text(con: duckdb.DuckDBPyConnection, text: str, /, **params: Any) -> pa.
     rel = relation(con, text, **params)
     try:
         return rel.to_arrow_table()
+    except duckdb.PermissionException as e:
+        raise QueryError(_refused(e)) from e
     except duckdb.IOException as e:
         raise StoreError(_first_line(e)) from e
     except duckdb.Error as e:
@@ -189,6 +208,10 @@ def intervals_as_text(con: duckdb.DuckDBPyConnection, rows: pa.Table) -> pa.Tabl
     return rows
 
 
+def _refused(e: BaseException) -> str:
+    return f"{_first_line(e)} (SQL reads only the store's files here; allocsnap sql --unsafe)"
+
+
 def _first_line(e: BaseException) -> str:
     """Return the line of a DuckDB error that says what failed: its first, or for an error
     raised in Python code that DuckDB called (a remote store's file system, reading a file
@@ -199,8 +222,9 @@ def _first_line(e: BaseException) -> str:
     return f"reading the store failed: {remote.why(Exception(lines[-1]))}"
 
 
-def _register_files(con: duckdb.DuckDBPyConnection, files: StoreFiles) -> None:
-    """Register the store's files under the names the views read (paths never enter SQL)."""
+def _register_files(con: duckdb.DuckDBPyConnection, files: StoreFiles) -> list[list[str]]:
+    """Register the store's files under the names the views read (paths never enter SQL);
+    return their names as DuckDB opens them."""
     paths = [files.snapshots, files.samples, files.tags]
     if files.filesystem is not None:
         paths = _through_filesystem(con, files, paths)
@@ -211,6 +235,7 @@ def _register_files(con: duckdb.DuckDBPyConnection, files: StoreFiles) -> None:
         samples = samples.project("*, null::bigint as unit_bytes")
     samples.create_view("sample_files")
     con.read_parquet(paths[2], union_by_name=True).create_view("tag_files")
+    return paths
 
 
 def _through_filesystem(

@@ -20,11 +20,11 @@ from allocsnap.store.remote import Location
 class Session:
     """A store's files as listed once, and a connection whose views read them."""
 
-    def __init__(self, where: Location, *, explore: bool = False) -> None:
+    def __init__(self, where: Location, *, explore: bool = False, sandbox: bool = False) -> None:
         self.location = where
         self.explore = explore
         self.files = layout.open_store(where)
-        self.con = query.open_connection(self.files, explore=explore)
+        self.con = query.open_connection(self.files, explore=explore, sandbox=sandbox)
 
     def refresh(self) -> None:
         """List the store again and point the views at its files as they are now."""

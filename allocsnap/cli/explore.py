@@ -11,6 +11,8 @@ from allocsnap.cli.core import DEFAULT_STORE, app
 from allocsnap.cli.options import OutputFormat, Store
 from allocsnap.present.render import Format
 
+MAX_QUERY_CHARS = 1 << 20  # a query file of a megabyte is not a query
+
 
 @app.command()
 def sql(
@@ -28,11 +30,21 @@ def sql(
     ] = None,
     fmt: OutputFormat = Format.table,
     store_dir: Store = DEFAULT_STORE,
+    unsafe: Annotated[
+        bool,
+        typer.Option(
+            "--unsafe",
+            help="Let the SQL read and write any file you can (COPY TO, read_csv, ATTACH, "
+            "extensions); by default it reads the store's files only.",
+        ),
+    ] = False,
 ) -> None:
     """Run any SQL over the store's views and macros (docs/sql.md) and print the rows.
 
     Views: snapshots, tags, samples, series (one row per call site per snapshot), latest,
     deltas (per epoch). Several statements run in turn; the last one's rows are printed.
+    The SQL reads the store's files and nothing else unless --unsafe is given: it runs with
+    your rights (root's under sudo), and a query file may come from someone else.
 
     Example: allocsnap sql "select host, count(*) as snapshots from snapshots group by host"
 
@@ -44,11 +56,13 @@ def sql(
     from allocsnap.present.render import render
 
     if query_file is not None and query_text is None:
-        text = query_file.read()
+        text = query_file.read(MAX_QUERY_CHARS + 1)  # bounded: --query-file /dev/zero
+        if len(text) > MAX_QUERY_CHARS:
+            raise UsageError(f"{query_file.name}: more than {MAX_QUERY_CHARS:,} characters of SQL")
     elif query_text is not None and query_file is None:
         text = query_text
     else:
         raise UsageError("give the SQL as QUERY or with --query-file, not both or neither")
-    with Database(store_dir) as db:
+    with Database(store_dir, sandbox=not unsafe) as db:
         rows = db.printable(text)
     render(tables.sql_report(rows), fmt, sys.stdout)

@@ -21,6 +21,43 @@ else:
 Command = TypeVar("Command", bound=Callable[..., Any])
 
 
+def valid(check: Callable[[str], object]) -> Callable[[Any], Any]:
+    """Return a typer callback that refuses, as a usage error (exit 2), a value ``check``
+    refuses: names and globs are checked where they come in (docs/commands.md, "Names")."""
+
+    def callback(value: Any) -> Any:
+        from allocsnap.errors import UsageError
+
+        for item in value if isinstance(value, list | tuple) else [value]:
+            if item is None:
+                continue
+            try:
+                check(item)
+            except UsageError as e:
+                raise typer.BadParameter(str(e)) from None
+        return value
+
+    return callback
+
+
+def check_host(value: str) -> object:
+    from allocsnap.model import check_host
+
+    return check_host(value)
+
+
+def check_name(value: str) -> object:
+    from allocsnap.model import check_snapshot_name
+
+    return check_snapshot_name(value)
+
+
+def check_glob(value: str) -> object:
+    from allocsnap.filters import BUILT_IN, glob_to_regex
+
+    return value if value == BUILT_IN else glob_to_regex(value)
+
+
 def _location(value: str | Path) -> Location:
     """Return the store a ``--store`` value names (the remote module imports no pyarrow)."""
     from allocsnap.store.remote import location
@@ -49,10 +86,20 @@ Lenient = Annotated[
 ]
 ModuleGlob = Annotated[
     str | None,
-    typer.Option("--module", help="Module name glob; 'built-in' for code outside modules."),
+    typer.Option(
+        "--module",
+        callback=valid(check_glob),
+        help="Module name glob; 'built-in' for code outside modules.",
+    ),
 ]
-FunctionGlob = Annotated[str | None, typer.Option("--function", help="Function name glob.")]
-FileGlob = Annotated[str | None, typer.Option("--file", help="Source file glob, e.g. 'fs/ext4/*'.")]
+FunctionGlob = Annotated[
+    str | None,
+    typer.Option("--function", callback=valid(check_glob), help="Function name glob."),
+]
+FileGlob = Annotated[
+    str | None,
+    typer.Option("--file", callback=valid(check_glob), help="Source file glob, e.g. 'fs/ext4/*'."),
+]
 Line = Annotated[int | None, typer.Option("--line", help="Source line number.")]
 MinSize = Annotated[
     str | None, typer.Option("--min-size", help="Keep rows with at least this many bytes (1M).")
@@ -68,10 +115,35 @@ Accurate = Annotated[
 ]
 Nonzero = Annotated[bool, typer.Option("--nonzero", help="Keep only rows with live bytes.")]
 Labels = Annotated[list[str] | None, typer.Option("--label", help="Attach key=value (repeatable).")]
-Host = Annotated[str | None, typer.Option("--host", help="Host name to record.")]
+Host = Annotated[
+    str | None,
+    typer.Option(
+        "--host", callback=valid(check_host), help="Host name to record (A-Z a-z 0-9 . _ -)."
+    ),
+]
 Hosts = Annotated[
     list[str] | None,
-    typer.Option("--host", help="Only these hosts: a name or a glob ('web*'); repeatable."),
+    typer.Option(
+        "--host",
+        callback=valid(check_glob),
+        help="Only these hosts: a name or a glob ('web*'); repeatable.",
+    ),
+]
+Group = Annotated[
+    str | None,
+    typer.Option(
+        "--group",
+        help="Let this group read the store from now on (files 0640, folders 0750); a setting "
+        "the store keeps. By default a store is root's alone, as /proc/allocinfo is.",
+    ),
+]
+Name = Annotated[
+    str | None,
+    typer.Option(
+        "--name",
+        callback=valid(check_name),
+        help="Name to find the snapshot by later (A-Z a-z 0-9 . _ -; not first or latest).",
+    ),
 ]
 
 
@@ -156,3 +228,11 @@ def parse_labels(labels: list[str] | None) -> dict[str, str]:
     from allocsnap.units import parse_label
 
     return dict(parse_label(text) for text in labels or [])
+
+
+def store_group(root: Path, group: str | None) -> None:
+    """Apply ``--group`` to a store before it is written (nothing without one)."""
+    if group is not None:
+        from allocsnap.store.layout import ensure_store
+
+        ensure_store(root, group)

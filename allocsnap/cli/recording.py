@@ -13,12 +13,14 @@ import typer
 
 from allocsnap.cli.core import DEFAULT_STORE, app
 from allocsnap.cli.options import (
+    Group,
     Host,
     Labels,
     OutputFormat,
     Store,
     filter_options,
     parse_labels,
+    store_group,
 )
 from allocsnap.errors import UsageError
 from allocsnap.present.render import Format
@@ -60,6 +62,7 @@ def record(
         ),
     ] = "auto",
     store_dir: Store = DEFAULT_STORE,
+    group: Group = None,
     upload_to: Annotated[
         str | None,
         typer.Option(
@@ -102,6 +105,7 @@ def record(
         upload=remote_store(upload_to, "--upload").url if upload_to is not None else None,
     )
     root = local(store_dir, "record")
+    store_group(root, group)
     tty = sys.stderr.isatty()
     if sys.argv[1:2] == ["record"]:
         # A process started to record becomes a lean one without typer and click (they would

@@ -11,15 +11,20 @@ import typer
 from allocsnap.cli.core import DEFAULT_STORE, app
 from allocsnap.cli.options import (
     By,
+    Group,
     Host,
     Hosts,
     Labels,
     Lenient,
+    Name,
     OutputFormat,
     Store,
     Top,
+    check_host,
     filter_options,
     parse_labels,
+    store_group,
+    valid,
 )
 from allocsnap.present.render import Format
 
@@ -34,7 +39,7 @@ if TYPE_CHECKING:
 @app.command()
 @filter_options()
 def snap(
-    name: Annotated[str | None, typer.Option("--name", help="Name to find it by later.")] = None,
+    name: Name = None,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Write one snapshot file instead of the store."),
@@ -48,6 +53,7 @@ def snap(
         ),
     ] = "auto",
     store_dir: Store = DEFAULT_STORE,
+    group: Group = None,
     host: Host = None,
     label: Labels = None,
     lenient: Lenient = False,
@@ -66,8 +72,8 @@ def snap(
     from allocsnap.store import single_file, writing
     from allocsnap.units import format_size
 
-    if output is None:
-        local(store_dir, "take snapshots")  # an s3:// store is refused before the kernel is read
+    if output is None:  # an s3:// store is refused before the kernel is read
+        store_group(local(store_dir, "take snapshots"), group)
     snapshot = capture.snapshot(
         capture.read(source_spec, keep),
         keep=keep,
@@ -114,8 +120,15 @@ def import_(
         str | None,
         typer.Option("--every", help="With --at: space the dumps this far apart (60s, 5m)."),
     ] = None,
-    host: Annotated[str, typer.Option("--host", help="Host the dump came from.")] = "unknown",
-    name: Annotated[str | None, typer.Option("--name", help="Name for the snapshot.")] = None,
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host",
+            callback=valid(check_host),
+            help="Host the dump came from (A-Z a-z 0-9 . _ -).",
+        ),
+    ] = "unknown",
+    name: Name = None,
     boot: Annotated[
         str | None,
         typer.Option(
@@ -129,6 +142,7 @@ def import_(
     ] = None,
     label: Labels = None,
     lenient: Lenient = False,
+    group: Group = None,
 ) -> None:
     """Import saved /proc/allocinfo text dumps (from a bug report, another host) into a store.
 
@@ -144,6 +158,7 @@ def import_(
     from allocsnap.units import parse_duration, parse_time
 
     root = local(store_dir, "import dumps")
+    store_group(root, group)
     when = parse_time(at) if at is not None else None
     step = parse_duration(every) if every is not None else None
     files, notes = importer.expand(dumps)

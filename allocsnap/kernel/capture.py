@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from allocsnap import filters
 from allocsnap.errors import IoctlUnsupported
 from allocsnap.kernel import ioctl, parse, source
-from allocsnap.model import Filter, Snapshot, SnapshotMeta
+from allocsnap.model import Filter, Snapshot, SnapshotMeta, check_host, check_snapshot_name
 
 UNKNOWN_HOST = "unknown"
 COUNTED_NOTHING_NOTE = (
@@ -74,7 +74,9 @@ def snapshot(
     taken_at = at or raw.taken_at
     # stored times and partition dates are UTC; a naive time is taken as UTC (units.parse_time)
     taken_at = taken_at.replace(tzinfo=UTC) if taken_at.tzinfo is None else taken_at.astimezone(UTC)
-    host = host or raw.host or UNKNOWN_HOST
+    host = check_host(host or raw.host or UNKNOWN_HOST)
+    if name is not None:
+        check_snapshot_name(name)
     profiling, notes = raw.profiling, _never_counted(raw.notes, raw.profiling, parsed.samples)
     if profiling is None and _all_zero(parsed.samples):  # a dump: no sysctl was read with it
         profiling, notes = 0, (*notes, COUNTED_NOTHING_NOTE)

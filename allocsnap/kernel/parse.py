@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from allocsnap.errors import ParseError
-from allocsnap.model import SAMPLE_SCHEMA, tag_id
+from allocsnap.model import MAX_LINE_BYTES, SAMPLE_SCHEMA, tag_id
 
 KNOWN_VERSIONS = ("1.0", "2.0")
 
@@ -28,6 +28,10 @@ _ROW = re.compile(
 _HUMAN_SIZE = re.compile(r"^\s*-?\d+(\.\d+)?\s?([KMGTPE]i?B?|[KMGTPE]iB|B)\s", re.IGNORECASE)
 _DMESG = re.compile(r"^\[\s*\d+\.\d+\]")
 _EXTRA_COLUMN = re.compile(r"func:\S+(\s+\S+)*\s+\d+\s*$")
+# C0 and C1 controls but tab, and a carriage return not ending its line: the kernel prints
+# none, and a terminal would obey them when a name is shown (an escape sequence in a dump)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]|\r(?!\n|$)")
+_PLAIN = b"\t\n" + bytes(range(0x20, 0x7F))  # bytes that are never one (the kernel's text)
 _MAX_U64 = 2**64 - 1
 _MAX_U32 = 2**32 - 1
 
@@ -50,6 +54,7 @@ def parse(text: str | bytes, *, source: str = "<text>", lenient: bool = False) -
     ``source`` names the input in error messages. With ``lenient``, bad lines are skipped and
     counted instead (at least one row or a header must remain).
     """
+    raw = text if isinstance(text, bytes) else text.encode("utf-8", errors="surrogatepass")
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
     if not text.strip():
@@ -59,6 +64,11 @@ def parse(text: str | bytes, *, source: str = "<text>", lenient: bool = False) -
     ends_with_newline = lines[-1] == ""
     if ends_with_newline:
         lines.pop()
+    # Two scans at C speed (0.3 ms on a real dump, where a regular expression took 3 to 9);
+    # lines are looked at one by one only when they find something.
+    suspect = (bool(raw.translate(None, _PLAIN)) and _CONTROL.search(text) is not None) or (
+        len(text) > MAX_LINE_BYTES and max(map(len, lines)) > MAX_LINE_BYTES
+    )
 
     version: str | None = None
     notes: list[str] = []
@@ -68,6 +78,11 @@ def parse(text: str | bytes, *, source: str = "<text>", lenient: bool = False) -
     rows_with_trailing_space = 0
 
     for number, line in enumerate(lines, start=1):
+        if suspect and (refused := _not_text(line)) is not None:
+            if not lenient:
+                raise ParseError(source, number, line, refused)
+            skipped.append((number, line, refused))
+            continue
         match = _ROW.match(line)
         if match is None:
             header = _HEADER.match(line)
@@ -152,6 +167,21 @@ def _check_truncated(
     # Every earlier row had the kernel's trailing space, this one has neither it nor a newline.
     if _ROW.match(last) and not last.endswith(" ") and trailing == rows - 1:
         raise ParseError(source, len(lines), last, "truncated last line (no newline at the end)")
+
+
+def _not_text(line: str) -> str | None:
+    """Return why a line cannot be a line of the kernel's text, or None."""
+    if "\0" in line or "\ufffd" in line:
+        return "binary data, not text"
+    if len(line) > MAX_LINE_BYTES:
+        return f"a line longer than {MAX_LINE_BYTES:,} characters, not an allocinfo row"
+    control = _CONTROL.search(line)
+    if control is not None:
+        return (
+            f"control character {control.group()!r} at column {control.start() + 1} (the "
+            "kernel prints none; an edited or corrupted dump?)"
+        )
+    return None
 
 
 def _why_not_a_row(line: str) -> str:

@@ -13,14 +13,17 @@ import io
 import lzma
 import os
 import socket
+import stat
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from allocsnap.errors import AllocinfoUnavailable, AllocsnapError, UsageError
+from allocsnap.errors import AllocinfoUnavailable, AllocsnapError, InputTooLarge, UsageError
+from allocsnap.model import MAX_DUMP_BYTES, MAX_LINE_BYTES
 
 ALLOCINFO = Path("/proc/allocinfo")
 PROC = Path("/proc")
@@ -96,20 +99,71 @@ def read_kernel(path: Path | None = None) -> RawRead:
 def read_dump(path: str) -> RawRead:
     """Read a saved text dump from a file, or from stdin when ``path`` is ``-``.
 
-    A gzip, xz or zstd stream is decompressed as it is read; other binary input is refused
+    A regular file, or a stream (stdin, a pipe, a device), read up to ``MAX_DUMP_BYTES`` with
+    lines of at most ``MAX_LINE_BYTES``: ``/dev/zero`` or an endless pipe fails in a moment
+    with ``InputTooLarge`` rather than fill the memory. A gzip, xz or zstd stream is
+    decompressed as it is read (the bounds apply to its text); other binary input is refused
     with what it looks like.
     """
     if path == "-":
-        text = _read_text(sys.stdin.buffer, "stdin")
+        stdin = sys.stdin.buffer
+        text = _read_text(_Chunks(getattr(stdin, "read1", stdin.read)), "stdin")
         return RawRead(text=text, source="stdin", taken_at=datetime.now(UTC))
     try:
-        file = Path(path)
-        with open(file, "rb") as f:
-            text = _read_text(f, path)
-            mtime = datetime.fromtimestamp(os.fstat(f.fileno()).st_mtime, UTC)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:
         raise UsageError(f"cannot read {path}: {e.strerror}") from e
-    return RawRead(text=text, source="file", origin=path, taken_at=mtime)
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise UsageError(f"cannot read {path}: it is a folder, not a text dump")
+        if stat.S_ISREG(st.st_mode) and st.st_size > MAX_DUMP_BYTES:
+            raise InputTooLarge(f"{path}: {_too_large(st.st_size)}")
+        text = _read_text(_Chunks(lambda n: os.read(fd, n)), path)
+        # a stream's time is now; a file's, when it was last written
+        seconds = st.st_mtime if stat.S_ISREG(st.st_mode) else time.time()
+    except OSError as e:
+        raise UsageError(f"cannot read {path}: {e.strerror}") from e
+    finally:
+        os.close(fd)
+    return RawRead(
+        text=text, source="file", origin=path, taken_at=datetime.fromtimestamp(seconds, UTC)
+    )
+
+
+def read_bounded(read: Callable[[int], bytes], name: str) -> bytes:
+    """Read a stream to its end with ``read(n)``, refusing more than ``MAX_DUMP_BYTES`` or a
+    run of more than ``MAX_LINE_BYTES`` without a newline (checked as it comes: an endless
+    stream stops at the first bound it passes)."""
+    chunks = []
+    total = 0
+    run = 0  # bytes since the last newline
+    while chunk := read(READ_CHUNK):
+        total += len(chunk)
+        if total > MAX_DUMP_BYTES:
+            raise InputTooLarge(f"{name}: {_too_large(total)}")
+        newline = chunk.rfind(b"\n")
+        if newline < 0:
+            run += len(chunk)
+        else:
+            first = chunk.find(b"\n")
+            if run + first > MAX_LINE_BYTES:
+                run += first
+            else:
+                run = len(chunk) - newline - 1
+        if run > MAX_LINE_BYTES:
+            raise InputTooLarge(
+                f"{name}: not a text dump: a line longer than {MAX_LINE_BYTES:,} bytes"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(size: int) -> str:
+    return (
+        f"more than {MAX_DUMP_BYTES >> 20} MiB (read {size:,} bytes): not an allocinfo dump "
+        "(real ones are under 1 MiB)"
+    )
 
 
 class _Reader(Protocol):
@@ -126,10 +180,10 @@ def _read_text(f: _Reader, name: str) -> bytes:
     stream: _Reader = _Prefixed(head, f)
     kind = compressed(head)
     if kind is None:
-        text = stream.read()
+        text = read_bounded(stream.read, name)
     else:
         try:
-            text = _decompressing(stream, kind, name).read()
+            text = read_bounded(_decompressing(stream, kind, name).read, name)
         except (OSError, EOFError, lzma.LZMAError) as e:  # pyarrow's errors are OSErrors
             raise AllocsnapError(f"{name}: damaged {kind} stream: {e}") from e
     what = not_text(text[:HEAD])
@@ -179,6 +233,16 @@ def _head(f: _Reader) -> bytes:
         parts.append(chunk)
         size += len(chunk)
     return b"".join(parts)
+
+
+class _Chunks:
+    """A stream read by a function that returns at most n bytes (os.read, read1)."""
+
+    def __init__(self, read: Callable[[int], bytes]) -> None:
+        self.read_some = read
+
+    def read(self, size: int = -1, /) -> bytes:
+        return self.read_some(size if size >= 0 else READ_CHUNK)
 
 
 class _Prefixed(io.RawIOBase):
@@ -246,8 +310,12 @@ def _read_to_eof(path: Path) -> bytes:
     try:
         with open(path, "rb", buffering=0) as f:
             chunks = []
+            total = 0
             while chunk := f.read(READ_CHUNK):
                 chunks.append(chunk)
+                total += len(chunk)
+                if total > MAX_DUMP_BYTES:  # the kernel's table is ~400 KB; not that file
+                    raise InputTooLarge(f"{path}: {_too_large(total)}")
     except OSError as e:
         raise AllocinfoUnavailable(explain_unavailable(path, e)) from e
     return b"".join(chunks)

@@ -27,7 +27,15 @@ from allocsnap import __version__
 from allocsnap.errors import StoreError
 from allocsnap.model import SCHEMA_VERSION
 from allocsnap.store import child
-from allocsnap.store.durable import atomic_write, atomic_write_bytes, discard, fsync, why
+from allocsnap.store.durable import (
+    atomic_write,
+    atomic_write_bytes,
+    create_file,
+    discard,
+    replace,
+    temp_path,
+    why,
+)
 from allocsnap.store.generations import (
     SnapshotsFile,
     is_hot,
@@ -43,6 +51,7 @@ from allocsnap.store.layout import (
     STORE_SAMPLE_SCHEMA,
     STORE_SNAPSHOT_SCHEMA,
     ensure_store,
+    read_marker,
 )
 from allocsnap.store.locks import writer_lock
 from allocsnap.store.unit_coding import COMPACT_SAMPLE_SCHEMA, UNIT, with_units, without_units
@@ -168,9 +177,11 @@ def _compact_unit(
     parts = [pq.read_table(f.path, schema=STORE_SNAPSHOT_SCHEMA) for f in members]
     names = [_Names.of(part) for part in parts]
     rows = pa.concat_tables(parts)
-    merged = samples_dir / f".{name}.{os.getpid()}.tmp"
+    merged = temp_path(samples_dir / name)
     try:
-        after = _merge_samples(inputs, merged, generation, names=names, shared=_shared_times(rows))
+        after = _merge_samples(
+            inputs, merged, generation, names=names, shared=_shared_times(rows), root=root
+        )
         rows = rows.set_column(
             rows.schema.get_field_index("generation"),
             _GENERATION,
@@ -181,11 +192,10 @@ def _compact_unit(
                 done.notes.append(f"{partition / name}: its inputs changed meanwhile; skipped")
                 return
             _upgrade_marker(root)
-            os.replace(merged, samples_dir / name)
-            fsync(samples_dir)
+            replace(merged, samples_dir / name, root)
             # The commit point: from this rename on, readers use the new generation. The inputs
             # are garbage now, deleted by collect once readers that listed them are done.
-            after += atomic_write(rows, partition / name, _SNAPSHOTS_OPTIONS)
+            after += atomic_write(rows, partition / name, _SNAPSHOTS_OPTIONS, root=root)
     except OSError as e:
         raise StoreError(f"cannot write {samples_dir / name}: {why(e)}") from e
     finally:
@@ -203,11 +213,11 @@ def _upgrade_marker(root: Path) -> None:
     it refuses the store and says to upgrade. Files already there are read either way.
     """
     marker = root / MARKER
-    content = json.loads(marker.read_text())
+    content = json.loads(read_marker(root))
     if int(content.get("schema_version", 0)) >= SCHEMA_VERSION:
         return
     content.update(schema_version=SCHEMA_VERSION, upgraded_by=f"allocsnap {__version__}")
-    atomic_write_bytes(json.dumps(content, indent=1).encode() + b"\n", marker)
+    atomic_write_bytes(json.dumps(content, indent=1).encode() + b"\n", marker, root=root)
 
 
 def _still_live(partition: Path, members: list[SnapshotsFile]) -> bool:
@@ -270,6 +280,7 @@ def _merge_samples(
     *,
     names: list[_Names] | None = None,
     shared: pa.Array | None = None,
+    root: Path | None = None,
 ) -> int:
     """Merge samples files (each sorted by tag) into one sorted temp file; return its size.
 
@@ -288,12 +299,14 @@ def _merge_samples(
             for i in range(0, len(inputs), BATCH):
                 # named by level (inputs shrink 48-fold per level): a part is never its input
                 level = f"{len(inputs)}-{i // BATCH}"
-                part = out.parent / f".{out.name.lstrip('.')}.part{level}.tmp"
+                part = temp_path(out.parent / f"{out.name.lstrip('.')}.part{level}")
                 batch = names[i : i + BATCH] if names else None
-                _merge_samples(inputs[i : i + BATCH], part, generation, _PART_OPTIONS, names=batch)
+                _merge_samples(
+                    inputs[i : i + BATCH], part, generation, _PART_OPTIONS, names=batch, root=root
+                )
                 parts.append(part)
             # the parts carry every id
-            return _merge_samples(parts, out, generation, options, shared=shared)
+            return _merge_samples(parts, out, generation, options, shared=shared, root=root)
         finally:
             for part in parts:
                 discard(part)
@@ -303,23 +316,26 @@ def _merge_samples(
     try:
         settings = options or _COMPACT_OPTIONS
         schema = COMPACT_SAMPLE_SCHEMA if final else STORE_SAMPLE_SCHEMA
-        with pq.ParquetWriter(out, schema, **settings) as writer:
-            for start in range(0, GRID, per_pass):
-                stop = min(start + per_pass, GRID)
-                chunk = _read_range(inputs, edges[start], edges[stop], names)
-                chunk = chunk.sort_by(_SORT).set_column(
-                    chunk.schema.get_field_index("generation"),
-                    _GENERATION,
-                    pa.array(np.full(chunk.num_rows, generation, dtype=np.int32)),
-                )
-                if final:
-                    chunk = with_units(_unnamed(chunk, shared))
-                # One row group per pass, whole grid cells: a row group per cell cost 0.1 B per
-                # row in footers and dictionaries on a small real series (docs/recorder.md).
-                if chunk.num_rows:
-                    writer.write_table(chunk, row_group_size=chunk.num_rows)
-        fsync(out)
-        size = out.stat().st_size
+        # created O_EXCL and never through a symlink, in folders checked from ``root`` down
+        with create_file(out, root) as f:
+            with pq.ParquetWriter(f, schema, **settings) as writer:
+                for start in range(0, GRID, per_pass):
+                    stop = min(start + per_pass, GRID)
+                    chunk = _read_range(inputs, edges[start], edges[stop], names)
+                    chunk = chunk.sort_by(_SORT).set_column(
+                        chunk.schema.get_field_index("generation"),
+                        _GENERATION,
+                        pa.array(np.full(chunk.num_rows, generation, dtype=np.int32)),
+                    )
+                    if final:
+                        chunk = with_units(_unnamed(chunk, shared))
+                    # One row group per pass, whole grid cells: a row group per cell cost 0.1 B per
+                    # row in footers and dictionaries on a small real series (docs/recorder.md).
+                    if chunk.num_rows:
+                        writer.write_table(chunk, row_group_size=chunk.num_rows)
+            f.flush()
+            os.fsync(f.fileno())
+            size = f.tell()
     except (OSError, pa.ArrowException) as e:
         discard(out)
         raise StoreError(f"cannot write {out}: {why(e)}") from e

@@ -14,6 +14,8 @@ generation that holds its samples, so readers switch over at one rename (docs/re
 from __future__ import annotations
 
 import json
+import os
+import stat
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,10 +24,18 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from allocsnap import __version__
-from allocsnap.errors import StoreError, StoreNotFound
-from allocsnap.model import SAMPLE_SCHEMA, SCHEMA_VERSION, SNAPSHOT_SCHEMA
+from allocsnap.errors import StoreError, StoreNotFound, UsageError
+from allocsnap.model import SAMPLE_SCHEMA, SCHEMA_VERSION, SNAPSHOT_SCHEMA, check_host
 from allocsnap.store import remote
-from allocsnap.store.durable import atomic_write_bytes, why
+from allocsnap.store.durable import (
+    DIR_MODE,
+    atomic_write_bytes,
+    check_tree,
+    open_folder,
+    set_group,
+    share_tree,
+    why,
+)
 from allocsnap.store.remote import Location, Remote
 
 if TYPE_CHECKING:
@@ -34,6 +44,7 @@ if TYPE_CHECKING:
 MARKER = "allocsnap-store.json"
 RECORDER_LOCK = "recorder.lock"
 WRITER_LOCK = "writer.lock"
+_MARKER_BYTES = 1 << 16  # a marker is a few lines of JSON
 STORE_MIN_VERSION = 2  # schema 1 stores had no generations: their views would double-count
 TAG_COLUMNS = ["tag_id", "file", "line", "module", "function"]
 STORE_SAMPLE_COLUMNS = [
@@ -96,6 +107,12 @@ def open_store(where: Location) -> StoreFiles:
         except OSError as e:
             raise remote.error(where, e) from e
         return replace(files, filesystem=s3)
+    if where.is_dir() and not os.access(where, os.R_OK | os.X_OK):
+        raise StoreError(
+            f"cannot read {where}: permission denied; a store is root's alone (0700, as "
+            "/proc/allocinfo is 0400): read it with sudo, or let a group of yours read it with "
+            "--group (docs/storage.md)"
+        )
     try:
         return list_store(pafs.LocalFileSystem(), str(where), str(where))
     except OSError as e:
@@ -128,7 +145,7 @@ def list_store(filesystem: pafs.FileSystem, root: str, name: str) -> StoreFiles:
                 raise StoreNotFound(f"store {name} is a file, not a store directory")
         raise StoreNotFound(f"no snapshots in {name}")
     with filesystem.open_input_stream(marker.path) as f:
-        check_version(_parse_marker(f.read(), f"{name}/{MARKER}"), name)
+        check_version(_parse_marker(f.read(_MARKER_BYTES), f"{name}/{MARKER}"), name)
     snapshots = _table_files(filesystem, f"{root}/snapshots", partitioned=True)
     if not snapshots:
         raise StoreNotFound(f"no snapshots in {name}")
@@ -166,27 +183,61 @@ def _table_files(
 
 def partition_of(host: str, taken_at: datetime) -> str:
     """Return the ``host=H/date=D`` partition of a snapshot."""
-    if "/" in host or host.startswith(".") or not host:
-        raise StoreError(f"host name {host!r} cannot name a partition")
+    check_host(host)  # a name with '=', '/', '%' or '\\' would be read back as another
     # readers find a snapshot's files by its UTC date
     utc = taken_at if taken_at.tzinfo is None else taken_at.astimezone(UTC)
     return f"host={host}/date={utc.date().isoformat()}"
 
 
-def ensure_store(root: Path) -> None:
-    """Create the store at ``root`` if needed; refuse a foreign folder or another version."""
+def ensure_store(root: Path, group: str | None = None) -> None:
+    """Create the store at ``root`` if needed (0700); refuse a foreign folder or another
+    version, and, run as root, a store another user owns or may write (``check_owner``).
+
+    ``group`` makes the store readable by that group from now on (its files 0640, folders
+    0750; a store setting kept in the marker, docs/storage.md); without it, the store's own
+    setting holds.
+    """
     marker = root / MARKER
-    if marker.is_file():
-        check_version(_marker_version(root), str(root))
-        return
-    if root.is_dir() and any(p.name != MARKER for p in root.iterdir()):
+    wanted = _gid(group) if group is not None else None  # an unknown group changes nothing
+    if not root.is_dir():
+        try:
+            root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot create store {root}: {e.strerror}") from e
+    if marker.is_file():  # read with a bound, never through a link: before any check
+        content = _marker_content(root)
+        check_version(_version_of(content, str(marker)), str(root))
+    elif any(p.name != MARKER for p in root.iterdir()):
         raise StoreError(f"{root} exists and is not an allocsnap store; choose another --store")
+    else:
+        content = {"schema_version": SCHEMA_VERSION, "created_by": f"allocsnap {__version__}"}
+    # a store's folders only: --store /tmp or / is refused above, not walked or blamed here
+    os.close(open_folder(root, root))  # refuses a store root must not write to
+    check_tree(root)
+    if wanted is not None and content.get("group") != group:
+        content["group"] = group
+        set_group(root, wanted)
+        atomic_write_bytes(json.dumps(content, indent=1).encode() + b"\n", marker, root=root)
+        share_tree(root, wanted)
+        return
+    kept = content.get("group")
+    set_group(root, _gid(kept, marker) if isinstance(kept, str) and kept else None)
+    if not marker.is_file():
+        atomic_write_bytes(json.dumps(content, indent=1).encode() + b"\n", marker, root=root)
+
+
+def _gid(group: str, marker: Path | None = None) -> int:
+    import grp
+
     try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise StoreError(f"cannot create store {root}: {e.strerror}") from e
-    content = {"schema_version": SCHEMA_VERSION, "created_by": f"allocsnap {__version__}"}
-    atomic_write_bytes(json.dumps(content, indent=1).encode() + b"\n", marker)
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        if marker is None:
+            raise UsageError(f"no group {group!r} on this host (see /etc/group)") from None
+        raise StoreError(
+            f"{marker} lets group {group!r} read the store, and this host has no such group: "
+            "create it, or give the store another with --group"
+        ) from None
 
 
 def check_store(root: Path) -> None:
@@ -197,11 +248,25 @@ def check_store(root: Path) -> None:
 
 
 def _marker_version(root: Path) -> int:
-    marker = root / MARKER
+    return _parse_marker(read_marker(root), str(root / MARKER))
+
+
+def _marker_content(root: Path) -> dict[str, Any]:
+    where = str(root / MARKER)
     try:
-        return _parse_marker(marker.read_bytes(), str(marker))
-    except OSError as e:
-        raise StoreError(f"{marker} is damaged: {e}") from e
+        content = json.loads(read_marker(root))
+    except ValueError as e:
+        raise StoreError(f"{where} is damaged: {e}") from e
+    if not isinstance(content, dict):
+        raise StoreError(f"{where} is damaged: not a JSON object")
+    return content
+
+
+def _version_of(content: dict[str, Any], where: str) -> int:
+    try:
+        return int(content["schema_version"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise StoreError(f"{where} is damaged: {e}") from e
 
 
 def _parse_marker(content: bytes, where: str) -> int:
@@ -209,6 +274,21 @@ def _parse_marker(content: bytes, where: str) -> int:
         return int(json.loads(content)["schema_version"])
     except (ValueError, KeyError, TypeError) as e:
         raise StoreError(f"{where} is damaged: {e}") from e
+
+
+def read_marker(root: Path) -> bytes:
+    """Return the marker file's bytes: a regular file, read up to a bound, never a link."""
+    marker = root / MARKER
+    try:
+        fd = os.open(marker, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise StoreError(f"{marker} is not a regular file; remove it")
+            return os.read(fd, _MARKER_BYTES)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise StoreError(f"{marker} is damaged: {why(e)}") from e
 
 
 def check_version(version: int, where: str, *, oldest: int = STORE_MIN_VERSION) -> None:

@@ -3,21 +3,28 @@ the one-recorder-per-store lock."""
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
 from allocsnap.errors import StoreError, StoreLocked
+from allocsnap.store.durable import FILE_MODE, open_folder, why
+from allocsnap.store.durable import check_owner_stat as check_owner
 from allocsnap.store.layout import RECORDER_LOCK, WRITER_LOCK, ensure_store
+
+# read and written, created when missing, never truncated here, never through a symlink
+_LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 @contextmanager
 def writer_lock(root: Path) -> Iterator[None]:
     """Hold the store's writer lock (blocking) while files are added, replaced or removed."""
-    with _open_lock(root / WRITER_LOCK) as f:
+    with _open_lock(root, WRITER_LOCK) as f:
         fcntl.flock(f.fileno(), fcntl.LOCK_EX)
         yield
 
@@ -30,7 +37,7 @@ def recorder_lock(root: Path) -> Iterator[None]:
     simply taken back; the pid in the file is only for the message.
     """
     ensure_store(root)
-    with _open_lock(root / RECORDER_LOCK) as f:
+    with _open_lock(root, RECORDER_LOCK) as f:
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -52,12 +59,33 @@ def recorder_lock(root: Path) -> Iterator[None]:
 
 
 @contextmanager
-def _open_lock(path: Path) -> Iterator[IO[str]]:
+def _open_lock(root: Path, name: str) -> Iterator[IO[str]]:
+    """Open a lock file of the store, created 0600 if missing: never through a symlink, never
+    truncated on opening (a holder's pid stays), and only a regular file of one link (the
+    recorder's lock is rewritten: a hard link would carry that write elsewhere)."""
+    path = root / name
+    folder = open_folder(root, root)
     try:
-        f = open(path, "a+")  # noqa: SIM115  closed below; never truncates a holder's pid
+        fd = os.open(name, _LOCK_FLAGS, FILE_MODE, dir_fd=folder)
     except OSError as e:
-        raise StoreError(f"cannot open lock {path}: {e.strerror}") from e
-    try:
-        yield f
+        if e.errno == errno.ELOOP:
+            raise StoreError(
+                f"lock {path} is a symbolic link: allocsnap follows none inside a store; "
+                "remove it (and check who made it)"
+            ) from e
+        raise StoreError(f"cannot open lock {path}: {why(e)}") from e
     finally:
-        f.close()
+        os.close(folder)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            raise StoreError(
+                f"lock {path} is not a plain file (a hard link, a device or a pipe?); remove it"
+            )
+        check_owner(st, path, root)
+        f = os.fdopen(fd, "r+")
+    except BaseException:
+        os.close(fd)
+        raise
+    with f:
+        yield f

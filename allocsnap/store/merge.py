@@ -189,7 +189,7 @@ def _plan_and_apply(
     # every conflict is found before the first write
     actions = _plan(sources, dest, summary)
     if apply:
-        _apply(actions, progress)
+        _apply(actions, progress, dest)
     return summary
 
 
@@ -389,7 +389,9 @@ def _count_orphans(src: Path, summary: MergeSummary) -> None:
 # -- applying ----------------------------------------------------------------------------------
 
 
-def _apply(actions: Iterable[_Action], progress: Callable[[Progress], None] | None) -> None:
+def _apply(
+    actions: Iterable[_Action], progress: Callable[[Progress], None] | None, root: Path
+) -> None:
     planned = list(actions)
     files_total = sum(len(a.targets) if isinstance(a, _Copy) else 2 for a in planned)
     bytes_total = sum(a.size for a in planned)
@@ -398,33 +400,34 @@ def _apply(actions: Iterable[_Action], progress: Callable[[Progress], None] | No
         if isinstance(action, _Copy):
             # samples before the snapshots file that commits them
             for source, target in zip(action.sources, action.targets, strict=True):
-                bytes_done += copy_durably(source, target)
+                bytes_done += copy_durably(source, target, root)
                 files_done += 1
         else:
-            _rewrite(action)
+            _rewrite(action, root)
             bytes_done += action.size
             files_done += 2
         if progress is not None:
             progress(Progress(files_done, files_total, bytes_done, bytes_total))
 
 
-def copy_durably(source: Path, target: Path) -> int:
-    """Copy a file via temp + fsync + rename; return its size."""
-    tmp = target.parent / f".{target.name}.{os.getpid()}.tmp"
+def copy_durably(source: Path, target: Path, root: Path | None = None) -> int:
+    """Copy a file via temp + fsync + rename; return its size. With ``root`` (the store
+    ``target`` is in), no symlink below it is followed (``durable.open_folder``)."""
+    tmp = durable.temp_path(target)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, tmp)
-        durable.fsync(tmp)
-        size = tmp.stat().st_size
-        os.replace(tmp, target)
-        durable.fsync(target.parent)
+        with open(source, "rb") as src, durable.create_file(tmp, root) as out:
+            shutil.copyfileobj(src, out)
+            out.flush()
+            os.fsync(out.fileno())
+            size = out.tell()
+        durable.replace(tmp, target, root)
         return size
     except OSError as e:
         durable.discard(tmp)
         raise StoreError(f"cannot copy {source} to {target}: {e.strerror or e}") from e
 
 
-def _rewrite(action: _Rewrite) -> None:
+def _rewrite(action: _Rewrite, root: Path | None = None) -> None:
     """Write the samples of the action's snapshots to a new file, then their snapshots rows.
 
     Compacted samples files leave ``snapshot_id`` NULL where ``taken_at`` names the file's one
@@ -433,11 +436,13 @@ def _rewrite(action: _Rewrite) -> None:
     ids = action.rows["snapshot_id"]
     times = action.rows["taken_at"]
     target = action.target_samples
-    tmp = target.parent / f".{target.name}.{os.getpid()}.tmp"
+    tmp = durable.temp_path(target)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
         source = pq.ParquetFile(action.samples)
-        with pq.ParquetWriter(tmp, source.schema_arrow, **_WRITE_OPTIONS) as writer:
+        with (
+            durable.create_file(tmp, root) as out,
+            pq.ParquetWriter(out, source.schema_arrow, **_WRITE_OPTIONS) as writer,
+        ):
             for batch in source.iter_batches(batch_size=_BATCH_ROWS):
                 sid = batch.column("snapshot_id")
                 if pa.types.is_dictionary(sid.type):
@@ -451,9 +456,8 @@ def _rewrite(action: _Rewrite) -> None:
                 if kept.num_rows:
                     writer.write_batch(kept)
         durable.fsync(tmp)
-        os.replace(tmp, target)
-        durable.fsync(target.parent)
+        durable.replace(tmp, target, root)
     except (OSError, pa.ArrowException) as e:
         durable.discard(tmp)
         raise StoreError(f"cannot write {target}: {str(e).splitlines()[0]}") from e
-    durable.atomic_write(action.rows, action.target_snapshots)
+    durable.atomic_write(action.rows, action.target_snapshots, root=root)

@@ -176,10 +176,12 @@ class Writer:
             if tags_path.name not in self._tagsets:
                 if not tags_path.exists():
                     tags = _tag_table(samples)
-                    self.bytes_written += atomic_write(tags, tags_path, _TAG_OPTIONS)
+                    self.bytes_written += atomic_write(
+                        tags, tags_path, _TAG_OPTIONS, root=self.root
+                    )
                 self._tagsets.add(tags_path.name)
-            self.bytes_written += atomic_write_data(hot, samples_path)
-            self.bytes_written += atomic_write_data(snapshots, snapshot_path)
+            self.bytes_written += atomic_write_data(hot, samples_path, root=self.root)
+            self.bytes_written += atomic_write_data(snapshots, snapshot_path, root=self.root)
         return snapshot_path
 
     def _tag_order(self, samples: pa.Table) -> _Tags:

@@ -80,6 +80,7 @@ NOT_HERE = "needs root and a kernel with allocation profiling"
 EXCUSED = {
     "sudo allocsnap snap --name before": NOT_HERE,
     "sudo allocsnap snap --name after": NOT_HERE,
+    'sudo allocsnap snap --name before --group "$(id -gn)"': NOT_HERE,
     "./run-my-workload": "a workload of the reader's",
     "./reproducer": "a workload of the reader's",
     "python3 -m venv .venv && .venv/bin/pip install -q . && .venv/bin/allocsnap snap --name now": (

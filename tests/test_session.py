@@ -14,7 +14,7 @@ from allocsnap import analysis
 from allocsnap.analysis import session
 from allocsnap.present import page_data
 from allocsnap.store import layout
-from tests.test_database import real_store  # noqa: F401  (the fixture)
+from tests.test_database import real_store, real_store_built  # noqa: F401  (the fixtures)
 
 
 @pytest.fixture

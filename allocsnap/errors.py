@@ -58,6 +58,18 @@ class StoreError(AllocsnapError):
     """A store or snapshot file that cannot be read or written."""
 
 
+REPAIR = "run 'allocsnap check --repair' to set damaged files aside"
+"""What to do about a damaged store file, said at the end of a message that names it."""
+
+
+class StoreDamaged(StoreError):
+    """A store file that cannot be read, or whose rows disagree with its snapshots' rows."""
+
+    def __init__(self, message: str, paths: tuple[str, ...] = ()) -> None:
+        self.paths = paths  # the damaged files, for --skip-damaged
+        super().__init__(message)
+
+
 class StoreLocked(StoreError):
     """Another recorder holds the store's lock; the message names its pid."""
 

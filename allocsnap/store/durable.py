@@ -4,6 +4,7 @@ old file or the new one, never a part (docs/recorder.md, "Crash safety")."""
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ def atomic_write(table: pa.Table, path: Path, options: dict[str, Any] | None = N
 def atomic_write_data(parts: Sequence[Buffer], path: Path) -> int:
     """Write an encoded file, given as pieces in order, via temp + fsync + rename; return its
     size in bytes."""
-    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    tmp = temp_path(path)
     views = [memoryview(part).cast("B") for part in parts]
     size = sum(view.nbytes for view in views)
     try:
@@ -43,6 +44,12 @@ def atomic_write_data(parts: Sequence[Buffer], path: Path) -> int:
         discard(tmp)
         raise StoreError(f"cannot write {path}: {why(e)}") from e
     return size
+
+
+def temp_path(path: Path) -> Path:
+    """Return a temp name beside ``path``: ``.{name}.{pid}.{token}.tmp``, owned by this process
+    (recovery removes a temp file only once its pid is gone; docs/storage.md)."""
+    return path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(8)}.tmp"
 
 
 def _write_durably(path: Path, views: list[memoryview]) -> None:

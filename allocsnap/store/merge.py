@@ -417,7 +417,7 @@ def _apply(actions: Iterable[_Action], progress: Callable[[Progress], None] | No
 
 def copy_durably(source: Path, target: Path) -> int:
     """Copy a file via temp + fsync + rename; return its size."""
-    tmp = target.parent / f".{target.name}.{os.getpid()}.tmp"
+    tmp = durable.temp_path(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, tmp)
@@ -440,7 +440,7 @@ def _rewrite(action: _Rewrite) -> None:
     ids = action.rows["snapshot_id"]
     times = action.rows["taken_at"]
     target = action.target_samples
-    tmp = target.parent / f".{target.name}.{os.getpid()}.tmp"
+    tmp = durable.temp_path(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         source = pq.ParquetFile(action.samples)

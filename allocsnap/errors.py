@@ -89,5 +89,10 @@ class EpochWarning(UserWarning):
     what the CLI prints as ``warning:`` lines, issued by ``allocsnap.Database``'s analyses."""
 
 
+class DamagedSkipped(UserWarning):
+    """A damaged store file left out of a read (``--skip-damaged``): what the CLI prints as a
+    ``warning:`` line."""
+
+
 class MergeConflict(StoreError):
     """One host and snapshot id hold different data in a store being merged and the target."""

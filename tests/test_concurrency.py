@@ -219,3 +219,70 @@ def test_compact_beside_prune_never_fails(tmp_path: Path) -> None:
     for code, out, err in results:
         assert code == 0, err
         assert int(out) > 0
+
+
+# -- readers beside compaction and prune (case 6) --------------------------------------------
+
+_FILL_COMPACT_PRUNE_LOOP = """
+import sys, time
+from datetime import datetime, timedelta, UTC
+from pathlib import Path
+from allocsnap.kernel import capture, source
+from allocsnap.store import compaction, housekeeping, writing
+root, until = Path(sys.argv[1]), time.monotonic() + float(sys.argv[2])
+raws = [source.read_dump(d) for d in sys.argv[3:]]
+writer = writing.Writer(root)
+day, rounds = datetime(2026, 11, 1, tzinfo=UTC), 0
+while time.monotonic() < until or rounds < 3:
+    for k in range(6):  # three hours, two snapshots each; dump k % 5
+        writer.add(capture.snapshot(raws[k % 5], host="vm1", at=day + k * timedelta(minutes=30)))
+    # superseded files deleted at once (no grace), then the day pruned whole
+    compaction.compact(root, day + timedelta(days=1), days=False, grace_s=0)
+    compaction.compact(root, day + timedelta(days=1), grace_s=0)
+    housekeeping.prune(root, timedelta(days=1), now=day + timedelta(days=2))
+    day += timedelta(days=1)
+    rounds += 1
+print(rounds)
+"""
+
+
+def test_readers_beside_compaction_and_prune_never_fail(tmp_path: Path) -> None:
+    from allocsnap import analysis
+
+    # GIVEN a store that another process keeps filling, compacting (superseded files deleted
+    # at once) and pruning, beside one snapshot that is never pruned (dump 0, in 2030)
+    root = tmp_path / "store"
+    dumps = [str(real("6.12", 1, i)) for i in range(5)]
+    raws = [source.read_dump(d) for d in dumps]
+    expected = [capture.snapshot(raw, host="vm1").meta for raw in raws]
+    keep = capture.snapshot(raws[0], host="vm1", at=datetime(2030, 1, 1, tzinfo=UTC))
+    writing.write(root, keep)
+    worker = _python(_FILL_COMPACT_PRUNE_LOOP, str(root), "8", *dumps)
+
+    # WHEN readers list the store and diff its first snapshot against the latest meanwhile
+    reads, failures, checked = 0, [], 0
+    try:
+        while worker.poll() is None:
+            try:
+                metas = analysis.snapshots(root)
+                first, latest = analysis.load_all(["first", "latest"], root)
+            except Exception as e:  # noqa: BLE001  every failure is counted, then asserted
+                failures.append(repr(e))
+                continue
+            finally:
+                reads += 1
+            assert metas[-1].snapshot_id == latest.meta.snapshot_id == keep.meta.snapshot_id
+            # the first snapshot read back whole: the dump it came from, by its time of day
+            k = (first.meta.taken_at.hour * 60 + first.meta.taken_at.minute) // 30
+            want = expected[k % 5] if first.meta.snapshot_id != keep.meta.snapshot_id else None
+            if want is not None:
+                got = analysis.totals(first.samples)
+                assert (got.rows, got.bytes) == (want.rows, want.total_bytes)
+                checked += 1
+    finally:
+        out, err = worker.communicate(timeout=120)
+
+    # THEN no read failed, and reads of snapshots that were being compacted were checked
+    assert worker.returncode == 0, err
+    assert failures == []
+    assert reads > 3 and checked > 0 and int(out) >= 3

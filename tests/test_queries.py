@@ -10,7 +10,10 @@ from allocsnap import analysis
 from allocsnap.analysis import query
 
 # Queries that are helpers of other functions rather than analyses of their own.
-HELPERS = {"snapshot_samples": "used by analysis.load() to read one stored snapshot"}
+HELPERS = {
+    "snapshot_samples": "used by analysis.load() to read one stored snapshot",
+    "damaged": "used by the window analyses to check the samples they read",
+}
 
 NAMES = query.names()
 

@@ -17,12 +17,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from allocsnap import filters, units
-from allocsnap.analysis import query
+from allocsnap.analysis import query, reading
 from allocsnap.analysis.grouping import Grouping
 from allocsnap.errors import StoreNotFound, UsageError
 from allocsnap.kernel import capture, source
 from allocsnap.model import SAMPLE_SCHEMA, Filter, Snapshot, SnapshotMeta
-from allocsnap.store import layout, remote, single_file
+from allocsnap.store import remote, single_file
 
 Hosts = str | Sequence[str] | None
 """``--host``: a host name or shell glob, or several; None for every host."""
@@ -83,11 +83,18 @@ def load_all(
             stored.append((i, ref))
     if stored:
         ref = stored[0][1]
+
+        def read(con: query.Connection) -> dict[int, Snapshot]:
+            found = {}
+            for i, ref in stored:
+                meta = _resolve(con, store_dir, ref, host)
+                samples = _stored_samples(con, meta)
+                reading.check_snapshot(meta, samples)
+                found[i] = Snapshot(meta=meta, samples=samples)
+            return found
+
         try:
-            with query.connect(layout.open_store(store_dir)) as con:
-                for i, ref in stored:
-                    meta = _resolve(con, store_dir, ref, host)
-                    loaded[i] = Snapshot(meta=meta, samples=_stored_samples(con, meta))
+            loaded.update(reading.read_store(store_dir, read))
         except StoreNotFound as e:
             raise StoreNotFound(
                 f"{ref!r} is neither a file nor a snapshot in the store: {e}"
@@ -103,16 +110,17 @@ def is_dump(ref: str) -> bool:
 def snapshots(store_dir: remote.Location, host: Hosts = None) -> list[SnapshotMeta]:
     """Return every snapshot in the store (of ``host``, names or globs), oldest first."""
     no_bounds = dict.fromkeys(("since_at", "until_at", "since_back", "until_back"))
-    with query.connect(layout.open_store(store_dir)) as con:
-        rows = query.run(con, "snapshots", host=filters.hosts_regex(host), **no_bounds)
+    rows = reading.read_store(
+        store_dir,
+        lambda con: query.run(con, "snapshots", host=filters.hosts_regex(host), **no_bounds),
+    )
     return [SnapshotMeta.from_row(row) for row in rows.to_pylist()]
 
 
 def resolve(store_dir: remote.Location, ref: str, host: Hosts = None) -> SnapshotMeta:
     """Return the stored snapshot named by first, latest, a name, an id (prefix) or a time,
     among the snapshots of ``host`` (names or globs) when given."""
-    with query.connect(layout.open_store(store_dir)) as con:
-        return _resolve(con, store_dir, ref, host)
+    return reading.read_store(store_dir, lambda con: _resolve(con, store_dir, ref, host))
 
 
 def _resolve(

@@ -11,11 +11,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from allocsnap import filters, units
-from allocsnap.analysis import query
+from allocsnap.analysis import query, reading
 from allocsnap.analysis.grouping import Grouping
 from allocsnap.errors import StoreNotFound, UsageError
 from allocsnap.model import Filter, SnapshotMeta
-from allocsnap.store import layout, remote
+from allocsnap.store import remote
 
 
 @dataclass(frozen=True)
@@ -108,14 +108,12 @@ FLEET_SCHEMA = pa.schema(
 
 def tags(store_dir: remote.Location) -> pa.Table:
     """Return every call site of a store: tag_id, file, line, module and function."""
-    with query.connect(layout.open_store(store_dir)) as con:
-        return query.run(con, "tags")
+    return reading.read_store(store_dir, lambda con: query.run(con, "tags"))
 
 
 def epochs(store_dir: remote.Location, window: Window | None = None) -> Epochs:
     """Return the epochs of a store window; raise ``StoreNotFound`` when it holds no snapshot."""
-    with query.connect(layout.open_store(store_dir)) as con:
-        return _epochs(con, store_dir, window or Window())
+    return reading.read_store(store_dir, lambda con: _epochs(con, store_dir, window or Window()))
 
 
 def window_snapshots(
@@ -123,8 +121,9 @@ def window_snapshots(
 ) -> list[SnapshotMeta]:
     """Return the snapshots of a store window with their metadata, oldest first, picked by the
     same rules as every window analysis (profiling-off snapshots included)."""
-    with query.connect(layout.open_store(store_dir)) as con:
-        rows = query.run(con, "snapshots", **(window or Window()).params())
+    rows = reading.read_store(
+        store_dir, lambda con: query.run(con, "snapshots", **(window or Window()).params())
+    )
     return [SnapshotMeta.from_row(row) for row in rows.to_pylist()]
 
 
@@ -146,9 +145,11 @@ def leaks(
     settings = settings or LeakSettings()
     if settings.max_points < 2:
         raise UsageError("--max-points must be at least 2")
-    with query.connect(layout.open_store(store_dir)) as con:
+
+    def read(con: query.Connection) -> tuple[Epochs, pa.Table]:
         tag_ids = _tag_ids(con, keep)
         span = _epochs(con, store_dir, window)
+        reading.check_window(con, window.params(), settings.max_points)
         rows = query.run(
             con,
             "leaks",
@@ -170,6 +171,9 @@ def leaks(
             max_bend=settings.max_bend,
             max_wander_fall=settings.max_wander_fall,
         )
+        return span, rows
+
+    span, rows = reading.read_store(store_dir, read)
     is_leak = pc.equal(rows["verdict"], "leak")
     found = rows.filter(is_leak)
     if fleet:
@@ -339,9 +343,11 @@ def growth(
     keep = keep or Filter()
     grouping = grouping or Grouping()
     split_at, split_back = _bound(split)
-    with query.connect(layout.open_store(store_dir)) as con:
+
+    def read(con: query.Connection) -> tuple[Epochs, pa.Table]:
         tag_ids = _tag_ids(con, keep)
         span = _epochs(con, store_dir, window)
+        reading.check_window(con, window.params(), None)
         rows = query.run(
             con,
             "growth",
@@ -355,6 +361,9 @@ def growth(
             max_points=max(2, max_points),
             top_n=top_n or None,
         )
+        return span, rows
+
+    span, rows = reading.read_store(store_dir, read)
     return WindowResult(epochs=span, rows=rows)
 
 
@@ -372,9 +381,11 @@ def top(
     window = window or Window()
     keep = keep or Filter()
     grouping = grouping or Grouping()
-    with query.connect(layout.open_store(store_dir)) as con:
+
+    def read(con: query.Connection) -> tuple[Epochs, pa.Table]:
         tag_ids = _tag_ids(con, keep)
         span = _epochs(con, store_dir, window)
+        reading.check_window(con, window.params(), max_points)
         rows = query.run(
             con,
             "top",
@@ -386,6 +397,9 @@ def top(
             top_n=top_n or None,
             max_points=max_points,
         )
+        return span, rows
+
+    span, rows = reading.read_store(store_dir, read)
     return WindowResult(epochs=span, rows=rows)
 
 
@@ -407,9 +421,11 @@ def history(
         regex = filters.glob_to_regex(pattern)
     else:
         regex = re.escape(pattern)
-    with query.connect(layout.open_store(store_dir)) as con:
+
+    def read(con: query.Connection) -> tuple[Epochs, pa.Table]:
         tag_ids = _tag_ids(con, keep)
         span = _epochs(con, store_dir, window)
+        reading.check_window(con, window.params(), max(2, max_points) if max_points else None)
         rows = query.run(
             con,
             "history",
@@ -418,6 +434,9 @@ def history(
             pattern=regex,
             max_points=max(2, max_points) if max_points else None,
         )
+        return span, rows
+
+    span, rows = reading.read_store(store_dir, read)
     if rows.num_rows == 0:
         raise StoreNotFound(f"no {grouping.by} matching {pattern!r} in the window")
     return WindowResult(epochs=span, rows=rows)
@@ -471,9 +490,11 @@ def outliers(
         regex = filters.glob_to_regex(pattern)
     else:
         regex = re.escape(pattern or "")
-    with query.connect(layout.open_store(store_dir)) as con:
+
+    def read(con: query.Connection) -> tuple[Epochs, pa.Table]:
         tag_ids = _tag_ids(con, keep)
         span = _epochs(con, store_dir, window)
+        reading.check_window(con, window.params(), None)
         rows = query.run(
             con,
             "outliers",
@@ -485,6 +506,9 @@ def outliers(
             min_gap=settings.min_gap,
             min_rate=settings.min_rate,
         )
+        return span, rows
+
+    span, rows = reading.read_store(store_dir, read)
     found = pc.sum(rows["outlier"].cast(pa.int64())).as_py() or 0
     if not every_host:
         rows = rows.filter(rows["outlier"])

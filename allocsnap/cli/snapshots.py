@@ -24,6 +24,7 @@ from allocsnap.cli.options import (
     ModuleGlob,
     Nonzero,
     OutputFormat,
+    SkipDamaged,
     Store,
     Top,
     make_filter,
@@ -144,7 +145,10 @@ def import_(
 
 @app.command()
 def ls(
-    store_dir: Store = DEFAULT_STORE, fmt: OutputFormat = Format.table, host: Hosts = None
+    store_dir: Store = DEFAULT_STORE,
+    skip_damaged: SkipDamaged = False,
+    fmt: OutputFormat = Format.table,
+    host: Hosts = None,
 ) -> None:
     """List the snapshots in a store: time, host, kernel, rows and totals.
 
@@ -167,6 +171,7 @@ def show(
     top: Top = 20,
     fmt: OutputFormat = Format.table,
     store_dir: Store = DEFAULT_STORE,
+    skip_damaged: SkipDamaged = False,
     host: Hosts = None,
     lenient: Lenient = False,
     module: ModuleGlob = None,
@@ -211,6 +216,7 @@ def diff(
     ] = "0",
     fmt: OutputFormat = Format.table,
     store_dir: Store = DEFAULT_STORE,
+    skip_damaged: SkipDamaged = False,
     host: Hosts = None,
     lenient: Lenient = False,
     module: ModuleGlob = None,

@@ -21,6 +21,7 @@ from allocsnap.cli.options import (
     ModuleGlob,
     Nonzero,
     OutputFormat,
+    SkipDamaged,
     Store,
     Top,
     make_filter,
@@ -61,6 +62,7 @@ def leaks(
     top: Top = 20,
     fmt: OutputFormat = Format.table,
     store_dir: Store = DEFAULT_STORE,
+    skip_damaged: SkipDamaged = False,
     min_rate: Annotated[
         str, typer.Option("--min-rate", help="Floor: growth per hour (Theil–Sen slope).")
     ] = "64K",
@@ -133,6 +135,7 @@ def growth(
     top: Top = 20,
     fmt: OutputFormat = Format.table,
     store_dir: Store = DEFAULT_STORE,
+    skip_damaged: SkipDamaged = False,
     max_points: MaxPoints = 200,
     module: ModuleGlob = None,
     function: FunctionGlob = None,
@@ -176,6 +179,7 @@ def top(
     top: Top = 20,
     fmt: OutputFormat = Format.table,
     store_dir: Store = DEFAULT_STORE,
+    skip_damaged: SkipDamaged = False,
     module: ModuleGlob = None,
     function: FunctionGlob = None,
     file: FileGlob = None,
@@ -230,6 +234,7 @@ def history(
     by: WindowBy = "tag",
     fmt: OutputFormat = Format.table,
     store_dir: Store = DEFAULT_STORE,
+    skip_damaged: SkipDamaged = False,
     points: Annotated[
         int | None,
         typer.Option(
@@ -288,6 +293,7 @@ def outliers(
     top: Top = 20,
     fmt: OutputFormat = Format.table,
     store_dir: Store = DEFAULT_STORE,
+    skip_damaged: SkipDamaged = False,
     min_score: Annotated[
         float,
         typer.Option("--min-score", help="Robust score (MADs from the median) of an outlier."),

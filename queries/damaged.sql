@@ -10,42 +10,79 @@
 -- $max_points  INTEGER      snapshots read per epoch, or NULL for every one of the window
 with
 
-picked as (
+-- each snapshot's newest row: the generation that holds its samples, and its totals
+live as (
     select
+        host::varchar as host,
         snapshot_id,
-        host,
-        date
-    from
-        window_snapshots_picked(
-            $host, $since_at, $until_at, $since_back, $until_back, $max_points
-        )
+        taken_at,
+        date,
+        generation,
+        rows,
+        total_bytes,
+        total_calls
+    from snapshot_files
+    qualify
+        row_number() over (partition by host, snapshot_id order by generation desc) = 1
 ),
 
+picked as (
+    select l.*
+    from live as l
+    inner join
+        window_snapshots_picked(
+            $host, $since_at, $until_at, $since_back, $until_back, $max_points
+        ) as w
+        on l.host = w.host and l.snapshot_id = w.snapshot_id
+),
+
+-- straight from the files: compacted ones name a snapshot by its time (snapshot_id NULL)
 found as (
     select
-        s.host,
-        s.snapshot_id,
+        host::varchar as host,
+        taken_at,
+        generation,
+        snapshot_id,
         count(*) as rows,
-        sum(s.bytes) as total_bytes,
-        sum(signed_calls(s.calls)) as total_calls
-    from samples as s
-    inner join picked as p on s.snapshot_id = p.snapshot_id and s.host = p.host
-    group by s.host, s.snapshot_id
+        sum(bytes) as total_bytes,
+        sum(signed_calls(coalesce(calls, (bytes // unit_bytes)::ubigint))) as total_calls
+    from sample_files
+    where taken_at in (select p.taken_at from picked as p)
+    group by all
+),
+
+compared as (
+    select
+        p.host,
+        p.snapshot_id,
+        p.date,
+        p.rows as expected_rows,
+        p.total_bytes as expected_bytes,
+        p.total_calls as expected_calls,
+        coalesce(sum(f.rows), 0) as found_rows,
+        coalesce(sum(f.total_bytes), 0) as found_bytes,
+        coalesce(sum(f.total_calls), 0) as found_calls
+    from picked as p
+    left join found as f
+        on
+            p.host = f.host
+            and p.taken_at = f.taken_at
+            and p.generation = f.generation
+            and (f.snapshot_id is null or p.snapshot_id = f.snapshot_id)
+    group by all
 )
 
 select
-    p.host,
-    p.snapshot_id,
-    p.date,
-    n.rows as expected_rows,
-    coalesce(f.rows, 0) as found_rows,
-    n.total_bytes as expected_bytes,
-    coalesce(f.total_bytes, 0) as found_bytes
-from picked as p
-inner join snapshots as n on p.host = n.host and p.snapshot_id = n.snapshot_id
-left join found as f on p.host = f.host and p.snapshot_id = f.snapshot_id
+    host,
+    snapshot_id,
+    date,
+    expected_rows,
+    found_rows,
+    expected_bytes,
+    found_bytes
+from compared
 where
-    coalesce(f.rows, 0) != n.rows
-    or coalesce(f.total_bytes, 0) != n.total_bytes
-    or coalesce(f.total_calls, 0) != n.total_calls
-order by p.host, p.snapshot_id
+    found_rows != expected_rows
+    or found_bytes != expected_bytes
+    or found_calls != expected_calls
+order by host, snapshot_id

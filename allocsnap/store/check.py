@@ -65,11 +65,14 @@ def find_damage(root: Path) -> list[Damage]:
                 rows = pq.read_table(
                     path, columns=["snapshot_id", "taken_at", "generation", *TOTALS]
                 )
+            except FileNotFoundError:  # superseded and removed since listed
+                continue
             except (OSError, pa.ArrowException) as e:
                 found.append(Damage(path, f"cannot be read: {_why(e, path)}", pair))
                 continue
             if not samples.exists():
-                found.append(Damage(samples, f"is missing ({rows.num_rows} snapshot(s))", pair))
+                if path.exists():  # not removed meanwhile with its samples
+                    found.append(Damage(samples, f"is missing ({rows.num_rows} snapshot(s))", pair))
                 continue
             problem = check_samples(samples, rows, known)
             if problem:
@@ -87,6 +90,8 @@ def check_samples(samples: Path, rows: pa.Table, known: pa.Array | None = None) 
     try:
         table = pq.read_table(samples)
         found = samples_totals(table)
+    except FileNotFoundError:  # superseded and removed since listed
+        return None
     except (OSError, pa.ArrowException) as e:
         return f"cannot be read: {_why(e, samples)}"
     if known is not None:

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from allocsnap.errors import StoreError
 from allocsnap.store.durable import fsync, why
-from allocsnap.store.generations import partitions
+from allocsnap.store.generations import partitions, unreadable
 from allocsnap.store.layout import ensure_store
 from allocsnap.store.locks import writer_lock
 from allocsnap.store.unit_coding import UNIT
@@ -54,7 +54,7 @@ def find_damage(root: Path) -> list[Damage]:
         try:
             tag_ids.append(pq.read_table(path)["tag_id"])
         except (OSError, pa.ArrowException, KeyError) as e:
-            found.append(Damage(path, f"cannot be read: {_why(e, path)}", (path,)))
+            found.append(Damage(path, f"cannot be read: {unreadable(e, path)}", (path,)))
     known = pc.unique(pa.chunked_array(tag_ids, pa.int64()).combine_chunks())
     for partition in partitions(root):
         samples_dir = root / "samples" / partition.relative_to(root / "snapshots")
@@ -68,7 +68,7 @@ def find_damage(root: Path) -> list[Damage]:
             except FileNotFoundError:  # superseded and removed since listed
                 continue
             except (OSError, pa.ArrowException) as e:
-                found.append(Damage(path, f"cannot be read: {_why(e, path)}", pair))
+                found.append(Damage(path, f"cannot be read: {unreadable(e, path)}", pair))
                 continue
             if not samples.exists():
                 if path.exists():  # not removed meanwhile with its samples
@@ -93,7 +93,7 @@ def check_samples(samples: Path, rows: pa.Table, known: pa.Array | None = None) 
     except FileNotFoundError:  # superseded and removed since listed
         return None
     except (OSError, pa.ArrowException) as e:
-        return f"cannot be read: {_why(e, samples)}"
+        return f"cannot be read: {unreadable(e, samples)}"
     if known is not None:
         unknown = pc.sum(pc.invert(pc.is_in(table["tag_id"], value_set=known))).as_py() or 0
         if unknown:
@@ -168,12 +168,3 @@ def _free(path: Path) -> Path:
         n += 1
         candidate = path.with_name(f"{path.name}.{n}")
     return candidate
-
-
-def _why(e: BaseException, path: Path) -> str:
-    """Return why a file cannot be read, without its path (the message names it already)."""
-    text = why(e)
-    if str(path) not in text:
-        return text
-    before, after = text.split(str(path), 1)
-    return after.lstrip("'\": ") or before.rstrip("'\" :")

@@ -42,6 +42,7 @@ from allocsnap.store.generations import (
     partition_day,
     partitions,
     single_day_file,
+    unreadable,
 )
 from allocsnap.store.housekeeping import GRACE_S, Housekeeping, collect, prune
 from allocsnap.store.layout import (
@@ -221,7 +222,7 @@ def _merge_unit(
         try:
             parts.append(pq.read_table(f.path, schema=STORE_SNAPSHOT_SCHEMA))
         except pa.ArrowException as e:
-            raise StoreError(f"cannot read {f.path}: {why(e)}; {REPAIR}") from e
+            raise StoreError(f"cannot read {f.path}: {unreadable(e, f.path)}; {REPAIR}") from e
     names = [_Names.of(part) for part in parts]
     rows = pa.concat_tables(parts)
     after = _merge_samples(inputs, merged, generation, names=names, shared=_shared_times(rows))
@@ -375,7 +376,7 @@ def _read_range(
             with pq.ParquetFile(path) as reader:
                 part = _read_part(reader, lo, hi)
         except pa.ArrowException as e:
-            raise StoreError(f"cannot read {path}: {why(e)}; {REPAIR}") from e
+            raise StoreError(f"cannot read {path}: {unreadable(e, path)}; {REPAIR}") from e
         if part is not None:
             parts.append(names[i].fill(part) if names else part)
     if not parts:
@@ -387,7 +388,7 @@ def _input_metadata(path: Path) -> pq.FileMetaData:
     try:
         return pq.read_metadata(path)
     except pa.ArrowException as e:
-        raise StoreError(f"cannot read {path}: {why(e)}; {REPAIR}") from e
+        raise StoreError(f"cannot read {path}: {unreadable(e, path)}; {REPAIR}") from e
 
 
 def _read_part(reader: pq.ParquetFile, lo: int, hi: int) -> pa.Table | None:

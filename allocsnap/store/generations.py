@@ -77,7 +77,7 @@ def read_snapshot_files(partition: Path, damaged: list[Path] | None = None) -> l
             t = pq.read_table(path, columns=["snapshot_id", "taken_at", "generation"])
         except (OSError, pa.ArrowException) as e:
             if damaged is None:
-                raise StoreError(f"cannot read {path}: {why(e)}; {REPAIR}") from e
+                raise StoreError(f"cannot read {path}: {unreadable(e, path)}; {REPAIR}") from e
             damaged.append(path)
             continue
         if t.num_rows == 0:
@@ -93,6 +93,15 @@ def read_snapshot_files(partition: Path, damaged: list[Path] | None = None) -> l
             )
         )
     return files
+
+
+def unreadable(e: BaseException, path: Path) -> str:
+    """Return why ``path`` cannot be read, without the path that pyarrow's message repeats."""
+    text, name = why(e), str(path)
+    if name in text:
+        before, after = text.split(name, 1)
+        text = after.lstrip("'\": ") or before.rstrip("'\" :")
+    return text.rstrip(".")
 
 
 def live_generations(files: Iterable[tuple[Sequence[str], Sequence[int]]]) -> dict[str, int]:

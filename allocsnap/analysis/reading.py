@@ -68,7 +68,14 @@ def read_store(where: remote.Location, body: Callable[[query.Connection], T]) ->
     left_out: dict[str, str] = {}  # path -> why
     vanished = 0
     while True:
-        files = _without(layout.open_store(where), left_out)
+        try:
+            files = _without(layout.open_store(where), left_out)
+        except StoreError as e:
+            # a partition pruned while it was being listed
+            if vanished < RETRIES and isinstance(e.__cause__, FileNotFoundError):
+                vanished += 1
+                continue
+            raise
         try:
             with query.connect(files) as con:
                 return body(con)

@@ -65,6 +65,18 @@ class StoreError(AllocsnapError):
     """A store or snapshot file that cannot be read or written."""
 
 
+REPAIR = "run 'allocsnap check --repair' to set damaged files aside"
+"""What to do about a damaged store file, said at the end of a message that names it."""
+
+
+class StoreDamaged(StoreError):
+    """A store file that cannot be read, or whose rows disagree with its snapshots' rows."""
+
+    def __init__(self, message: str, paths: tuple[str, ...] = ()) -> None:
+        self.paths = paths  # the damaged files, for --skip-damaged
+        super().__init__(message)
+
+
 class StoreLocked(StoreError):
     """Another recorder holds the store's lock; the message names its pid."""
 
@@ -82,6 +94,11 @@ class UsageError(AllocsnapError):
 class EpochWarning(UserWarning):
     """Counters compared across an epoch boundary (a reboot, profiling off, a module unloaded):
     what the CLI prints as ``warning:`` lines, issued by ``allocsnap.Database``'s analyses."""
+
+
+class DamagedSkipped(UserWarning):
+    """A damaged store file left out of a read (``--skip-damaged``): what the CLI prints as a
+    ``warning:`` line."""
 
 
 class MergeConflict(StoreError):

@@ -157,6 +157,9 @@ class _Run:
                 f"recovered: removed {recovered.temp_removed} temp and "
                 f"{recovered.files_removed} unfinished files"
             )
+        if recovered.notes:  # a damaged file: recording goes on, readers will name it too
+            more = f" (and {len(recovered.notes) - 1} more)" if len(recovered.notes) > 1 else ""
+            self.status.message = f"warning: {recovered.notes[0]}{more}"
         self._emit("start")
         start = self.clock()
         if self.target is not None:

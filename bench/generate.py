@@ -157,7 +157,7 @@ def generate(out: Path, config: Config = Config()) -> Truth:
     boots = [_host_hex(config.host, _hex(rng, 32)) for _ in epochs]
     ids = [_host_hex(config.host, _hex(rng, 12)) for _ in range(n)]
     _write_tags(out, tags)
-    _write_snapshots(out, config, times, ids, boots, epochs, values, present, module_rows)
+    _write_snapshots(out, config, times, ids, boots, epochs, values, calls, present, module_rows)
     _write_samples(out, config, tags, times, ids, values, calls, present)
     (out / "truth.json").write_text(truth.to_json())
     return truth
@@ -325,11 +325,14 @@ def _write_snapshots(
     boots: list[str],
     epochs: list[tuple[int, int]],
     values: np.ndarray,
+    calls: np.ndarray,
     present: np.ndarray,
     module_rows: np.ndarray,
 ) -> None:
     live = np.where(present, values, 0)
     totals = live.sum(axis=0)
+    # each row's totals, as readers check them: calls summed as the signed numbers they are
+    calls_totals = np.where(present, calls.astype(np.uint64).astype(np.int64), 0).sum(axis=0)
     rows_present = present.sum(axis=0)
     # one snapshots file per samples file, of the same name and partition: the pairing the
     # store's writer and compaction keep (and merge relies on)
@@ -358,7 +361,7 @@ def _write_snapshots(
                 "notes": [],
                 "rows": int(rows_present[i]),
                 "total_bytes": int(totals[i]),
-                "total_calls": 0,
+                "total_calls": int(calls_totals[i]),
                 "skipped_lines": 0,
                 "schema_version": SCHEMA_VERSION,
                 "generation": 0,

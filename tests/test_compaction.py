@@ -323,7 +323,9 @@ def test_recover_removes_temp_orphan_and_superseded_files(tmp_path: Path) -> Non
     compaction.compact(root, T0 + timedelta(hours=1), days=False, grace_s=0)
     part = root / "samples" / "host=vm1" / "date=2026-11-25"
     # a temp file, samples of a snapshot whose row was never written, and a superseded hot pair
-    (part / ".h14-g1.parquet.999.tmp").write_bytes(b"PAR1 half")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])  # its writer: a process that ended
+    gone.wait()
+    (part / f".h14-g1.parquet.{gone.pid}.tmp").write_bytes(b"PAR1 half")
     orphan = _snap(2, T0.replace(minute=50))
     writing.hot_samples(orphan.samples, orphan.meta)
     durable.atomic_write(writing.hot_samples(orphan.samples, orphan.meta), part / "orphan.parquet")

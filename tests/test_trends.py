@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from allocsnap import analysis
 from allocsnap.cli import app
 from allocsnap.errors import ExitCode
+from allocsnap.kernel import capture
 from allocsnap.model import SAMPLE_SCHEMA, Filter, Snapshot, SnapshotMeta, tag_id
 from allocsnap.present import window_tables
 from allocsnap.store import writing
@@ -78,7 +79,9 @@ def snapshot(
         modules=modules,
         rows=len(rows),
     )
-    return Snapshot(meta=meta, samples=pa.Table.from_pylist(rows, schema=SAMPLE_SCHEMA))
+    samples = pa.Table.from_pylist(rows, schema=SAMPLE_SCHEMA)
+    # a snapshot's row carries its totals, as every writer's does: readers check them
+    return Snapshot(meta=capture.with_totals(meta, samples), samples=samples)
 
 
 def write_series(root: Path, series: list[dict[Site, int]], **kwargs: object) -> None:

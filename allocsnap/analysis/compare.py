@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from allocsnap import filters, model, units
-from allocsnap.analysis import query, session
+from allocsnap.analysis import query, reading
 from allocsnap.analysis.grouping import Grouping
 from allocsnap.analysis.session import Store
 from allocsnap.errors import StoreNotFound, UsageError
@@ -85,11 +85,18 @@ def load_all(
             stored.append((i, ref))
     if stored:
         ref = stored[0][1]
+
+        def read(con: query.Connection) -> dict[int, Snapshot]:
+            found = {}
+            for i, ref in stored:
+                meta = _resolve(con, store_dir, ref, host)
+                samples = _stored_samples(con, meta)
+                reading.check_snapshot(meta, samples)
+                found[i] = Snapshot(meta=meta, samples=samples)
+            return found
+
         try:
-            with session.connection(store_dir) as con:
-                for i, ref in stored:
-                    meta = _resolve(con, store_dir, ref, host)
-                    loaded[i] = Snapshot(meta=meta, samples=_stored_samples(con, meta))
+            loaded.update(reading.read_store(store_dir, read))
         except StoreNotFound as e:
             raise StoreNotFound(
                 f"{ref!r} is neither a file nor a snapshot in the store: {e}"
@@ -111,8 +118,10 @@ def is_dump(ref: str) -> bool:
 def snapshots(store_dir: Store, host: Hosts = None) -> list[SnapshotMeta]:
     """Return every snapshot in the store (of ``host``, names or globs), oldest first."""
     no_bounds = dict.fromkeys(("since_at", "until_at", "since_back", "until_back"))
-    with session.connection(store_dir) as con:
-        rows = query.run(con, "snapshots", host=filters.hosts_regex(host), **no_bounds)
+    rows = reading.read_store(
+        store_dir,
+        lambda con: query.run(con, "snapshots", host=filters.hosts_regex(host), **no_bounds),
+    )
     metas = [SnapshotMeta.from_row(row) for row in rows.to_pylist()]
     # ties in time (other hosts, or a store written before one instant per host) in the
     # natural order of the dumps' names: snap-2 before snap-10
@@ -122,8 +131,7 @@ def snapshots(store_dir: Store, host: Hosts = None) -> list[SnapshotMeta]:
 def resolve(store_dir: Store, ref: str, host: Hosts = None) -> SnapshotMeta:
     """Return the stored snapshot named by first, latest, a name, an id (prefix) or a time,
     among the snapshots of ``host`` (names or globs) when given."""
-    with session.connection(store_dir) as con:
-        return _resolve(con, store_dir, ref, host)
+    return reading.read_store(store_dir, lambda con: _resolve(con, store_dir, ref, host))
 
 
 def resolve_attempts(ref: str) -> list[tuple[str, str | None, datetime | None]]:

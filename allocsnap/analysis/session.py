@@ -2,13 +2,12 @@
 
 Every analysis takes a ``Store``: a location, opened for that one call, or a ``Session`` that
 a caller running several (the report, ``Database``, ``allocsnap sql``) opens once and hands to
-each, so the store is listed and its views registered once.
+each, so the store is listed and its views registered once (``reading.read_store`` lists it
+again only when a read on the session fails: a file gone since, or damage).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import TracebackType
 from typing import TypeAlias
 
@@ -51,14 +50,3 @@ class Session:
 
 Store: TypeAlias = Location | Session
 """What an analysis reads: a store's location, or a session already open on one."""
-
-
-@contextmanager
-def connection(store: Store) -> Iterator[query.Connection]:
-    """Yield the connection of ``store``'s session, or of one opened for this call only."""
-    if isinstance(store, Session):
-        with query.translated_errors():
-            yield store.con
-        return
-    with Session(store) as opened, query.translated_errors():
-        yield opened.con

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from allocsnap import filters, units
-from allocsnap.analysis import query, session
+from allocsnap.analysis import query, reading
 from allocsnap.analysis.grouping import Grouping
 from allocsnap.analysis.session import Store
 from allocsnap.errors import StoreNotFound, UsageError
@@ -132,21 +132,20 @@ FLEET_SCHEMA = pa.schema(
 
 def tags(store_dir: Store) -> pa.Table:
     """Return every call site of a store: tag_id, file, line, module and function."""
-    with session.connection(store_dir) as con:
-        return query.run(con, "tags")
+    return reading.read_store(store_dir, lambda con: query.run(con, "tags"))
 
 
 def epochs(store_dir: Store, window: Window | None = None) -> Epochs:
     """Return the epochs of a store window; raise ``StoreNotFound`` when it holds no snapshot."""
-    with session.connection(store_dir) as con:
-        return _epochs(con, store_dir, window or Window())
+    return reading.read_store(store_dir, lambda con: _epochs(con, store_dir, window or Window()))
 
 
 def window_snapshots(store_dir: Store, window: Window | None = None) -> list[SnapshotMeta]:
     """Return the snapshots of a store window with their metadata, oldest first, picked by the
     same rules as every window analysis (profiling-off snapshots included)."""
-    with session.connection(store_dir) as con:
-        rows = query.run(con, "snapshots", **(window or Window()).params())
+    rows = reading.read_store(
+        store_dir, lambda con: query.run(con, "snapshots", **(window or Window()).params())
+    )
     return [SnapshotMeta.from_row(row) for row in rows.to_pylist()]
 
 
@@ -173,6 +172,7 @@ def leaks(
         keep,
         grouping,
         sizes=True,
+        check_points=settings.max_points,
         max_points=settings.max_points,
         blocks=settings.blocks,
         min_points=settings.min_points,
@@ -212,25 +212,34 @@ def _run_window(
     grouping: Grouping | None,
     *,
     sizes: bool = False,
+    check_points: int | None,
     **params: object,
 ) -> tuple[Epochs, pa.Table]:
     """Run ``queries/<name>.sql`` over a window, as every window analysis does: the defaults,
-    one connection, the epochs (which raise when the window is empty), the tag filter's ids
-    under the window's narrowest filter, then the query with the window, the selection, the
-    size filters when ``sizes`` (queries whose rows are a snapshot's values) and the
-    analysis's own parameters."""
+    the epochs (which raise when the window is empty), the tag filter's ids under the window's
+    narrowest filter, the damage check of the snapshots it reads (``check_points`` per epoch,
+    None: all), then the query with the window, the selection, the size filters when
+    ``sizes`` (queries whose rows are a snapshot's values) and the analysis's own parameters;
+    through ``reading.read_store``, which lists again when files vanish under the read."""
     window = window or Window()
     grouping = grouping or Grouping()
-    with session.connection(store) as con:
+
+    def read(con: query.Connection) -> tuple[Epochs, pa.Table]:
         span = _epochs(con, store, window)
-        keep = span.narrowed(keep or Filter())  # snapshots taken with different filters
-        tag_ids = _tag_ids(con, keep, span.narrower)
+        narrowed = span.narrowed(keep or Filter())  # snapshots taken with different filters
+        tag_ids = _tag_ids(con, narrowed, span.narrower)
+        reading.check_window(con, window.params(), check_points)
+        extra = dict(params)
         if sizes:
-            params.update(min_size=keep.min_size, max_size=keep.max_size, nonzero=keep.nonzero)
+            extra.update(
+                min_size=narrowed.min_size, max_size=narrowed.max_size, nonzero=narrowed.nonzero
+            )
         rows = query.run(
-            con, name, **window.params(), **_selection(tag_ids, keep, grouping), **params
+            con, name, **window.params(), **_selection(tag_ids, narrowed, grouping), **extra
         )
-    return span, rows
+        return span, rows
+
+    return reading.read_store(store, read)
 
 
 def _key_pattern(pattern: str) -> str:
@@ -299,8 +308,7 @@ def _tag_ids(con: query.Connection, keep: Filter, also: Filter | None = None) ->
 
 def window_filters(store_dir: Store, window: Window | None = None) -> list[str]:
     """Return the filters a window's counting snapshots were taken with ('' for none)."""
-    with session.connection(store_dir) as con:
-        return _window_filters(con, window or Window())
+    return reading.read_store(store_dir, lambda con: _window_filters(con, window or Window()))
 
 
 def _window_filters(con: query.Connection, window: Window) -> list[str]:
@@ -431,6 +439,7 @@ def growth(
         keep,
         grouping,
         sizes=True,
+        check_points=None,
         split_at=split_at,
         split_back=split_back,
         max_points=max(2, max_points) if max_points is not None else None,
@@ -458,6 +467,7 @@ def top(
         keep,
         grouping,
         sizes=True,
+        check_points=max_points,
         top_n=top_n or None,
         max_points=max_points,
     )
@@ -482,6 +492,7 @@ def history(
         window,
         keep,
         grouping,
+        check_points=max(2, max_points) if max_points else None,
         pattern=_key_pattern(pattern),
         max_points=max(2, max_points) if max_points else None,
     )
@@ -538,6 +549,7 @@ def outliers(
         window,
         keep,
         grouping,
+        check_points=None,
         pattern=_key_pattern(pattern or ""),
         min_hosts=settings.min_hosts,
         min_score=settings.min_score,

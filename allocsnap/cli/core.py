@@ -7,23 +7,32 @@ with its exit code (docs/commands.md).
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
-from allocsnap.errors import AllocsnapError, report
+from allocsnap.errors import AllocsnapError, DamagedSkipped, report
 
 
 class _Group(TyperGroup):
     """Report every AllocsnapError as one line on stderr and exit with its code."""
 
     def invoke(self, ctx: Any) -> Any:  # typer's bundled click Context
-        try:
-            return super().invoke(ctx)
-        except AllocsnapError as e:
-            raise typer.Exit(report(e, sys.stderr)) from None
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always", DamagedSkipped)
+            try:
+                return super().invoke(ctx)
+            except AllocsnapError as e:
+                raise typer.Exit(report(e, sys.stderr)) from None
+            finally:
+                for w in seen:  # the library's warnings: one line each on stderr
+                    if issubclass(w.category, DamagedSkipped):
+                        typer.echo(f"warning: {w.message}", err=True)
+                    else:
+                        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
 app = typer.Typer(

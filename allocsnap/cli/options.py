@@ -147,6 +147,24 @@ Name = Annotated[
 ]
 
 
+def _skip_damaged(ctx: typer.Context, value: bool) -> bool:
+    if value:
+        from allocsnap.analysis import reading
+
+        ctx.with_resource(reading.skipping_damaged())
+    return value
+
+
+SkipDamaged = Annotated[
+    bool,
+    typer.Option(
+        "--skip-damaged",
+        callback=_skip_damaged,
+        help="Leave out the snapshots of damaged store files, saying which, instead of failing.",
+    ),
+]
+
+
 _FILTER_OPTIONS: dict[str, tuple[Any, object]] = {
     "module": (ModuleGlob, None),
     "function": (FunctionGlob, None),

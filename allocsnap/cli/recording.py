@@ -143,6 +143,46 @@ def compact(
 
 
 @app.command()
+def check(
+    store_dir: Store = DEFAULT_STORE,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair", help="Move damaged files into <store>/quarantine/ (never deleted)."
+        ),
+    ] = False,
+) -> None:
+    """List the store's damaged files; with --repair, set them aside so the rest reads.
+
+    A file is damaged when it cannot be read as Parquet, when its samples disagree with the
+    rows, bytes or calls of the snapshots that commit them, or when a committed snapshot's
+    samples are missing. One line per file on stdout; exit 0 when none is found, 1 when some
+    is (also after --repair moved them).
+
+    Example: allocsnap check --repair --store /var/lib/allocsnap
+    """
+    from allocsnap.store import check as checking
+    from allocsnap.store import layout
+
+    root = local(store_dir, "check")
+    layout.check_store(root)
+    damage = checking.find_damage(root)
+    for d in damage:
+        typer.echo(f"{d.path}: {d.why}")
+    if repair and damage:
+        moved = checking.quarantine(root, damage)
+        typer.echo(f"moved {len(moved)} file(s) into {root / checking.QUARANTINE}", err=True)
+    elif damage:
+        typer.echo(
+            f"{len(damage)} damaged file(s); 'allocsnap check --repair' sets them aside", err=True
+        )
+    else:
+        typer.echo(f"no damaged files in {root}", err=True)
+    if damage:
+        raise typer.Exit(1)
+
+
+@app.command()
 def prune(
     older_than: Annotated[
         str,

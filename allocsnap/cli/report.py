@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from allocsnap.cli.core import DEFAULT_STORE, app
-from allocsnap.cli.options import Hosts, Store
+from allocsnap.cli.options import Hosts, SkipDamaged, Store
 from allocsnap.cli.windows import Since, Until
 
 
@@ -41,6 +41,7 @@ def report(
         int, typer.Option("--top", "-n", min=0, help="Rows per table; 0 shows all.")
     ] = 10,
     store_dir: Store = DEFAULT_STORE,
+    skip_damaged: SkipDamaged = False,
 ) -> None:
     """Write an overview of a store window: totals over time with reboots and profiling-off
     stretches marked, leak candidates with their series, top movers, the diff between the

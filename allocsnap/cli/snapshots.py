@@ -18,6 +18,7 @@ from allocsnap.cli.options import (
     Lenient,
     Name,
     OutputFormat,
+    SkipDamaged,
     Store,
     Top,
     check_host,
@@ -209,7 +210,10 @@ _TIME_FROM = {
 
 @app.command()
 def ls(
-    store_dir: Store = DEFAULT_STORE, fmt: OutputFormat = Format.table, host: Hosts = None
+    store_dir: Store = DEFAULT_STORE,
+    skip_damaged: SkipDamaged = False,
+    fmt: OutputFormat = Format.table,
+    host: Hosts = None,
 ) -> None:
     """List the snapshots in a store: time, host, kernel, rows and totals.
 
@@ -233,6 +237,7 @@ def show(
     top: Top = 20,
     fmt: OutputFormat = Format.table,
     store_dir: Store = DEFAULT_STORE,
+    skip_damaged: SkipDamaged = False,
     host: Hosts = None,
     lenient: Lenient = False,
     *,
@@ -278,6 +283,7 @@ def diff(
     ] = "0",
     fmt: OutputFormat = Format.table,
     store_dir: Store = DEFAULT_STORE,
+    skip_damaged: SkipDamaged = False,
     host: Hosts = None,
     lenient: Lenient = False,
     *,

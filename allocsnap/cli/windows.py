@@ -13,6 +13,7 @@ from allocsnap.cli.options import (
     By,
     Hosts,
     OutputFormat,
+    SkipDamaged,
     Store,
     Top,
     filter_options,
@@ -71,6 +72,7 @@ def leaks(
     top: Top = 20,
     fmt: OutputFormat = Format.table,
     store_dir: Store = DEFAULT_STORE,
+    skip_damaged: SkipDamaged = False,
     min_rate: Annotated[
         str, typer.Option("--min-rate", help="Floor: growth per hour (Theil–Sen slope).")
     ] = "64K",
@@ -144,6 +146,7 @@ def growth(
     top: Top = 20,
     fmt: OutputFormat = Format.table,
     store_dir: Store = DEFAULT_STORE,
+    skip_damaged: SkipDamaged = False,
     max_points: MaxPoints = 200,
     *,
     keep: Filter,
@@ -181,6 +184,7 @@ def top(
     top: Top = 20,
     fmt: OutputFormat = Format.table,
     store_dir: Store = DEFAULT_STORE,
+    skip_damaged: SkipDamaged = False,
     *,
     keep: Filter,
     max_points: Annotated[
@@ -225,6 +229,7 @@ def history(
     by: WindowBy = "tag",
     fmt: OutputFormat = Format.table,
     store_dir: Store = DEFAULT_STORE,
+    skip_damaged: SkipDamaged = False,
     series: Annotated[
         int | None,
         typer.Option(
@@ -281,6 +286,7 @@ def outliers(
     top: Top = 20,
     fmt: OutputFormat = Format.table,
     store_dir: Store = DEFAULT_STORE,
+    skip_damaged: SkipDamaged = False,
     min_score: Annotated[
         float,
         typer.Option(

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from allocsnap import __version__
-from allocsnap.errors import StoreError
+from allocsnap.errors import REPAIR, StoreError
 from allocsnap.model import SCHEMA_VERSION
 from allocsnap.store import child
 from allocsnap.store.durable import (
@@ -43,6 +43,7 @@ from allocsnap.store.generations import (
     partition_day,
     partitions,
     single_day_file,
+    unreadable,
 )
 from allocsnap.store.housekeeping import GRACE_S, Housekeeping, collect, prune
 from allocsnap.store.layout import (
@@ -122,6 +123,8 @@ def compact(
     ensure_store(root)
     for partition in partitions(root):
         with writer_lock(root):
+            if not partition.is_dir():  # pruned since listed: nothing to do
+                continue
             collect(root, partition, grace_s, done)
         day_closed = partition_day(partition) < now.date()
         if not (days and day_closed):  # a closed day goes straight into its day file
@@ -133,7 +136,8 @@ def compact(
                 _compact_unit(root, partition, files, "day", done)
         if done.units and grace_s <= 0:
             with writer_lock(root):
-                collect(root, partition, grace_s, done)
+                if partition.is_dir():
+                    collect(root, partition, grace_s, done)
     return done
 
 
@@ -168,25 +172,20 @@ def _compact_unit(
     name = f"{stem}-g{generation}.parquet"
     samples_dir = root / "samples" / partition.relative_to(root / "snapshots")
     inputs = [samples_dir / f.path.name for f in members]
-    missing = [p for p in inputs if not p.is_file()]
-    if missing:
-        raise StoreError(f"cannot compact {partition}: {missing[0]} is missing; run recovery")
-    before = sum(
-        p.stat().st_size + f.path.stat().st_size for p, f in zip(inputs, members, strict=True)
-    )
-    parts = [pq.read_table(f.path, schema=STORE_SNAPSHOT_SCHEMA) for f in members]
-    names = [_Names.of(part) for part in parts]
-    rows = pa.concat_tables(parts)
     merged = temp_path(samples_dir / name)
     try:
-        after = _merge_samples(
-            inputs, merged, generation, names=names, shared=_shared_times(rows), root=root
-        )
-        rows = rows.set_column(
-            rows.schema.get_field_index("generation"),
-            _GENERATION,
-            pa.array(np.full(rows.num_rows, generation, dtype=np.int32)),
-        ).sort_by([("taken_at", "ascending"), ("snapshot_id", "ascending")])
+        try:
+            before, rows, after = _merge_unit(members, inputs, merged, generation, root)
+        except (StoreError, OSError) as e:
+            # Pruned meanwhile (or compacted by another run): nothing to do. Otherwise an input
+            # of live snapshots is missing or damaged: say which, and how to set it aside.
+            with writer_lock(root):
+                if not _still_live(partition, members):
+                    done.notes.append(f"{partition / name}: its inputs went away; skipped")
+                    return
+            if isinstance(e, StoreError):
+                raise
+            raise StoreError(f"cannot compact {partition}: {why(e)}") from e
         with writer_lock(root):
             if not _still_live(partition, members) or (partition / name).exists():
                 done.notes.append(f"{partition / name}: its inputs changed meanwhile; skipped")
@@ -204,6 +203,36 @@ def _compact_unit(
     done.snapshots += rows.num_rows
     done.bytes_before += before
     done.bytes_after += after
+
+
+def _merge_unit(
+    members: list[SnapshotsFile], inputs: list[Path], merged: Path, generation: int, root: Path
+) -> tuple[int, pa.Table, int]:
+    """Merge the members' samples into ``merged``; return the inputs' size, the members'
+    snapshots rows at ``generation``, and the merged file's size."""
+    missing = [p for p in inputs if not p.is_file()]
+    if missing:
+        raise StoreError(f"{missing[0]} is missing: {REPAIR}")
+    before = sum(
+        p.stat().st_size + f.path.stat().st_size for p, f in zip(inputs, members, strict=True)
+    )
+    parts = []
+    for f in members:
+        try:
+            parts.append(pq.read_table(f.path, schema=STORE_SNAPSHOT_SCHEMA))
+        except pa.ArrowException as e:
+            raise StoreError(f"cannot read {f.path}: {unreadable(e, f.path)}; {REPAIR}") from e
+    names = [_Names.of(part) for part in parts]
+    rows = pa.concat_tables(parts)
+    after = _merge_samples(
+        inputs, merged, generation, names=names, shared=_shared_times(rows), root=root
+    )
+    rows = rows.set_column(
+        rows.schema.get_field_index("generation"),
+        _GENERATION,
+        pa.array(np.full(rows.num_rows, generation, dtype=np.int32)),
+    ).sort_by([("taken_at", "ascending"), ("snapshot_id", "ascending")])
+    return before, rows, after
 
 
 def _upgrade_marker(root: Path) -> None:
@@ -297,7 +326,8 @@ def _merge_samples(
         parts: list[Path] = []
         try:
             for i in range(0, len(inputs), BATCH):
-                # named by level (inputs shrink 48-fold per level): a part is never its input
+                # named by level (inputs shrink 48-fold per level): a part is never its input;
+                # a temp name of this process, so that recovery knows whose it is
                 level = f"{len(inputs)}-{i // BATCH}"
                 part = temp_path(out.parent / f"{out.name.lstrip('.')}.part{level}")
                 batch = names[i : i + BATCH] if names else None
@@ -311,7 +341,7 @@ def _merge_samples(
             for part in parts:
                 discard(part)
     edges = [-(2**63) + i * (2**64 // GRID) for i in range(GRID)] + [2**63]
-    total = sum(pq.read_metadata(p).num_rows for p in inputs)
+    total = sum(_input_metadata(p).num_rows for p in inputs)
     per_pass = max(1, int(CHUNK_ROWS / max(total / GRID, 1)))
     try:
         settings = options or _COMPACT_OPTIONS
@@ -349,13 +379,23 @@ def _read_range(
     parts = []
     for i, path in enumerate(inputs):
         # opened per range: hundreds of open readers would keep hundreds of buffers alive
-        with pq.ParquetFile(path) as reader:
-            part = _read_part(reader, lo, hi)
+        try:
+            with pq.ParquetFile(path) as reader:
+                part = _read_part(reader, lo, hi)
+        except pa.ArrowException as e:
+            raise StoreError(f"cannot read {path}: {unreadable(e, path)}; {REPAIR}") from e
         if part is not None:
             parts.append(names[i].fill(part) if names else part)
     if not parts:
         return STORE_SAMPLE_SCHEMA.empty_table()
     return pa.concat_tables(parts).combine_chunks()
+
+
+def _input_metadata(path: Path) -> pq.FileMetaData:
+    try:
+        return pq.read_metadata(path)
+    except pa.ArrowException as e:
+        raise StoreError(f"cannot read {path}: {unreadable(e, path)}; {REPAIR}") from e
 
 
 def _read_part(reader: pq.ParquetFile, lo: int, hi: int) -> pa.Table | None:

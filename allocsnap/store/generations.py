@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from allocsnap.errors import StoreError
+from allocsnap.errors import REPAIR, StoreError
 from allocsnap.store.durable import why
 from allocsnap.store.locks import writer_lock
 
@@ -68,13 +68,18 @@ def partition_day(partition: Path) -> date:
     return datetime.strptime(partition.name.removeprefix("date="), "%Y-%m-%d").date()
 
 
-def read_snapshot_files(partition: Path) -> list[SnapshotsFile]:
+def read_snapshot_files(partition: Path, damaged: list[Path] | None = None) -> list[SnapshotsFile]:
+    """Return what the partition's snapshots files say. An unreadable one raises, naming it;
+    or, when a ``damaged`` list is given, is added to it and left out."""
     files = []
     for path in sorted(partition.glob("*.parquet")):
         try:
             t = pq.read_table(path, columns=["snapshot_id", "taken_at", "generation"])
         except (OSError, pa.ArrowException) as e:
-            raise StoreError(f"cannot read {path}: {why(e)}") from e
+            if damaged is None:
+                raise StoreError(f"cannot read {path}: {unreadable(e, path)}; {REPAIR}") from e
+            damaged.append(path)
+            continue
         if t.num_rows == 0:
             continue
         times = t["taken_at"]
@@ -88,6 +93,15 @@ def read_snapshot_files(partition: Path) -> list[SnapshotsFile]:
             )
         )
     return files
+
+
+def unreadable(e: BaseException, path: Path) -> str:
+    """Return why ``path`` cannot be read, without the path that pyarrow's message repeats."""
+    text, name = why(e), str(path)
+    if name in text:
+        before, after = text.split(name, 1)
+        text = after.lstrip("'\": ") or before.rstrip("'\" :")
+    return text.rstrip(".")
 
 
 def live_generations(files: Iterable[tuple[Sequence[str], Sequence[int]]]) -> dict[str, int]:

@@ -3,11 +3,14 @@ files once the readers that could still see them are done (docs/recorder.md)."""
 
 from __future__ import annotations
 
+import os
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from allocsnap.errors import REPAIR
 from allocsnap.store.durable import fsync
 from allocsnap.store.generations import (
     is_hot,
@@ -21,6 +24,10 @@ from allocsnap.store.layout import ensure_store
 from allocsnap.store.locks import writer_lock
 
 GRACE_S = 60.0  # replaced files stay this long for readers that already listed them
+# A temp file whose writer's pid is alive is kept, unless it is older than this: pids are
+# reused, and no write of allocsnap's leaves its temp file untouched for a day.
+TEMP_MAX_AGE_S = 86_400.0
+_TOKEN = re.compile(r"[0-9a-f]{16}")
 
 
 @dataclass
@@ -69,27 +76,70 @@ def prune(
 
 
 def recover(root: Path, *, grace_s: float = GRACE_S) -> Housekeeping:
-    """Remove what an interrupted writer left: temp files, superseded and orphaned files."""
+    """Remove what an interrupted writer left: temp files whose writer is gone, superseded and
+    orphaned files.
+
+    Temp files of a live process stay: a compaction merges without the writer lock, so another
+    ``compact`` or a recorder's compaction may be writing them right now (docs/storage.md).
+    """
     done = Housekeeping()
     ensure_store(root)
+    now = time.time()
     with writer_lock(root):
-        for tmp in root.rglob(".*.tmp"):  # no writer is running: we hold the writer lock
-            tmp.unlink(missing_ok=True)
-            done.temp_removed += 1
+        for tmp in root.rglob(".*.tmp"):
+            if abandoned(tmp, now):
+                tmp.unlink(missing_ok=True)
+                done.temp_removed += 1
         for partition in partitions(root):
-            collect(root, partition, grace_s, done)
+            if partition.is_dir():  # not pruned since listed
+                collect(root, partition, grace_s, done)
     return done
+
+
+def temp_owner(name: str) -> int | None:
+    """Return the pid of the process that writes a temp file, from its name: ``.{name}.{pid}.
+    {token}.tmp`` (token: 16 hex digits), or ``.{name}.{pid}.tmp`` of older versions; None when
+    the name carries no pid."""
+    fields = name.split(".")
+    if len(fields) >= 4 and _TOKEN.fullmatch(fields[-2]) and fields[-3].isdigit():
+        return int(fields[-3])
+    if len(fields) >= 3 and fields[-2].isdigit():
+        return int(fields[-2])
+    return None
+
+
+def abandoned(tmp: Path, now: float) -> bool:
+    """Return True when no running process is writing the temp file ``tmp``: its pid is gone,
+    it names none, or it was last written more than ``TEMP_MAX_AGE_S`` ago (a reused pid)."""
+    try:
+        age = now - tmp.lstat().st_mtime
+    except FileNotFoundError:  # renamed into place or removed by its writer meanwhile
+        return False
+    pid = temp_owner(tmp.name)
+    if pid is None or pid <= 0 or age >= TEMP_MAX_AGE_S:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
 
 
 def collect(root: Path, partition: Path, grace_s: float, done: Housekeeping) -> None:
     """Delete replaced snapshots files and samples no snapshots file names, after a grace."""
     now = time.time()
-    files = read_snapshot_files(partition)
+    damaged: list[Path] = []
+    files = read_snapshot_files(partition, damaged)
     live = live_generations((f.ids, f.generations) for f in files)
     # when the newest compaction here was committed: what it replaced is garbage since then
     commits = [f.path.stat().st_mtime for f in files if not is_hot(f)] or [0.0]
     old_enough = now - max(commits) >= grace_s
-    kept = set()
+    # a damaged snapshots file's samples stay: 'allocsnap check --repair' sets both aside
+    kept = {path.name for path in damaged}
+    for path in damaged:
+        done.notes.append(f"cannot read {path}: {REPAIR}")
     for f in files:
         superseded = is_superseded(f.ids, f.generations, live)
         if superseded and old_enough:

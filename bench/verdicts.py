@@ -152,7 +152,9 @@ def _with_plants(snap: Snapshot, adds: dict[int, np.ndarray], k: int) -> Snapsho
     table = samples.set_column(
         column, "bytes", pa.array(values, samples.schema.field("bytes").type)
     )
-    return replace(snap, samples=table)
+    # the snapshot's row carries its totals, as every writer's does (readers check them)
+    meta = replace(snap.meta, total_bytes=int(values.sum()))
+    return replace(snap, meta=meta, samples=table)
 
 
 def site_text(site: tuple[str | None, str, int, str]) -> str:

@@ -73,6 +73,7 @@ SHARES = {
     "stairs": 0.009,
 }
 HARD_SHARES = {"buried": 0.004, "walk": 0.004}  # taken from the "zero" tags when Config.hard
+DECOY_KINDS = ("drift", "walk", "step", "sawtooth", "hump", "noise")
 MODULE_TAGS = 24  # sites of the module that is unloaded and reloaded
 MODULES = ("ext4", "xfs", "nvme", "ice", "kvm", "i915", "btrfs", "nf_conntrack")
 DIRS = ("mm", "fs", "kernel", "net/core", "net/ipv4", "drivers/base", "block", "lib", "security")
@@ -97,6 +98,11 @@ class Config:
     leaky: bool = True
     variant: int = 0
     hard: bool = True  # add the buried leaks and the random walks of HARD_SHARES
+    # at least this many call sites of every decoy kind of DECOY_KINDS (bench/verdicts.py: a
+    # false-positive rate of 2% needs a few hundred of each to be measured); the extra ones
+    # are taken from the "zero" tags and drawn from a generator of their own, so every other
+    # tag's series is the same with or without them
+    decoys: int = 0
 
 
 SMALL = Config(tags=1000, snapshots=720, seed=7, rows_per_file=720, hard=False)
@@ -109,6 +115,7 @@ class Truth:
 
     classes: dict[int, str] = field(default_factory=dict)
     sites: dict[int, str] = field(default_factory=dict)
+    extra: set[int] = field(default_factory=set)  # the decoys added by Config.decoys
 
     def leaks(self) -> set[int]:
         """Return the ids of the tags that leak."""
@@ -139,8 +146,12 @@ def generate(out: Path, config: Config = Config()) -> Truth:
     classes = [truth.classes[int(str(i))] for i in tags["tag_id"]]
     leak_rows = np.array([c in LEAK_CLASSES for c in classes])
     hard_rng = np.random.default_rng([config.seed, 16])
+    extra = [int(str(i)) in truth.extra for i in tags["tag_id"]]
+    extra_rng = np.random.default_rng([config.seed, 63])
     for lo, hi in epochs:
-        values[:, lo:hi] = _series(rng, classes, hi - lo, n, config.interval_s, hard_rng)
+        values[:, lo:hi] = _series(
+            rng, classes, hi - lo, n, config.interval_s, hard_rng, extra, extra_rng
+        )
         if not config.leaky:
             values[leak_rows, lo:hi] = values[leak_rows, lo : lo + 1]
     if config.variant:
@@ -189,6 +200,19 @@ def _tags(rng: np.random.Generator, config: Config) -> tuple[dict[str, list[obje
             for i in picked[at : at + k]:
                 labels[i] = name
             at += k
+    extra = set()
+    if config.decoys:
+        zeros = [i for i, label in enumerate(labels) if label == "zero"]
+        picked = np.random.default_rng([config.seed, 62]).permutation(zeros)
+        at = 0
+        for name in DECOY_KINDS:
+            k = max(0, config.decoys - labels.count(name))
+            if name == "walk" and not config.hard:
+                k = 0
+            for i in picked[at : at + k]:
+                labels[i] = name
+                extra.add(i)
+            at += k
     # the module's sites sort together and carry the module name, like a real module's rows
     names = ("tag_id", "file", "line", "module", "function")
     columns: dict[str, list[object]] = {k: [] for k in names}
@@ -210,6 +234,8 @@ def _tags(rng: np.random.Generator, config: Config) -> tuple[dict[str, list[obje
         columns["module"].append(module)
         columns["function"].append(function)
         truth.classes[tid] = label
+        if i in extra:
+            truth.extra.add(tid)
         mod = f" [{module}]" if module else ""
         truth.sites[tid] = f"{file}:{line}{mod} func:{function}"
     return columns, truth
@@ -222,18 +248,25 @@ def _series(
     total: int,
     interval_s: float,
     hard_rng: np.random.Generator | None = None,
+    extra: list[bool] | None = None,
+    extra_rng: np.random.Generator | None = None,
 ) -> np.ndarray:
-    """Return one epoch's live bytes, one row per tag, from the epoch's first snapshot."""
+    """Return one epoch's live bytes, one row per tag, from the epoch's first snapshot. The
+    rows marked ``extra`` (Config.decoys) draw from ``extra_rng``, the others from ``rng`` and
+    ``hard_rng`` as without them."""
     out = np.zeros((len(classes), n), dtype=np.int64)
     x = np.arange(n, dtype=np.float64) / max(n - 1, 1)  # 0 … 1 over the epoch
     scale = n / total  # a leak grows by about `size` over the whole store, less per epoch
     hard_rng = hard_rng or np.random.default_rng(0)
+    main_rng = rng
     for row, label in enumerate(classes):
         if label == "zero":
             continue
+        added = extra is not None and extra_rng is not None and extra[row]
         if label in HARD_SHARES:
-            out[row] = _hard(hard_rng, label, n, scale)
+            out[row] = _hard(extra_rng if added and extra_rng else hard_rng, label, n, scale)
             continue
+        rng = extra_rng if added and extra_rng else main_rng
         base = float(np.exp(rng.normal(9.5, 2.2)))  # heavy-tailed, median ~13 KiB
         size = float(np.exp(rng.uniform(np.log(2 << 20), np.log(1 << 30))))  # 2 MiB … 1 GiB
         if label in ("steady", "module"):
@@ -439,8 +472,15 @@ def main() -> None:
     parser.add_argument("--snapshots", type=int, default=Config.snapshots)
     parser.add_argument("--seed", type=int, default=Config.seed)
     parser.add_argument("--small", action="store_true", help="the tests' configuration")
+    parser.add_argument(
+        "--decoys", type=int, default=0, help="at least this many of every decoy kind"
+    )
     args = parser.parse_args()
-    config = SMALL if args.small else Config(args.tags, args.snapshots, seed=args.seed)
+    config = (
+        SMALL
+        if args.small
+        else Config(args.tags, args.snapshots, seed=args.seed, decoys=args.decoys)
+    )
     truth = generate(args.out, config)
     print(
         f"{args.out}: {config.tags} tags x {config.snapshots} snapshots, "

@@ -11,13 +11,16 @@ from __future__ import annotations
 import math
 import random
 import statistics
+from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from allocsnap import analysis
-from bench.generate import _hard
+from bench.generate import DECOY_KINDS, Config, _hard, generate
 from bench.verdicts import REAL_PLANTS, planted, real_store, site_text
 from tests.test_trends import GROWER, Site, mann_kendall, write_series
 
@@ -245,3 +248,30 @@ def test_too_few_points_says_so_and_how_confident_it_could_be(tmp_path: Path, n:
     assert row["verdict"] == "too few points"
     assert str(row["reason"]).startswith(f"{n} points: too few to tell (need 8)")
     assert f"at most {100 * reachable:.1f}% at {n} points" in str(row["reason"])
+
+
+def test_bench_decoys_top_up_every_kind_and_leave_the_other_series_alone(tmp_path: Path) -> None:
+    # GIVEN a small generated store, and the same with at least 20 of every decoy kind (the
+    # bench's Config(decoys=200) makes a 2% false-positive rate measurable)
+    small = Config(tags=300, snapshots=60, seed=5, rows_per_file=60)
+    plain = generate(tmp_path / "plain", small)
+    topped = generate(tmp_path / "topped", replace(small, decoys=20))
+    # THEN every decoy kind has at least 20 call sites, taken from the always-zero ones
+    counts = Counter(topped.classes.values())
+    assert all(counts[kind] >= 20 for kind in DECOY_KINDS), counts
+    assert Counter(plain.classes.values())["walk"] < 20
+    assert topped.extra and all(plain.classes[t] == "zero" for t in topped.extra)
+    assert {t: c for t, c in topped.classes.items() if t not in topped.extra} == {
+        t: c for t, c in plain.classes.items() if t not in topped.extra
+    }
+
+    # AND every other call site's series is the same, snapshot for snapshot
+    def values(root: Path) -> dict[tuple[int, str], int]:
+        table = pq.ParquetDataset(root / "samples", partitioning=None).read(
+            columns=["tag_id", "snapshot_id", "bytes"]
+        )
+        rows = zip(*(table[c].to_pylist() for c in ("tag_id", "snapshot_id", "bytes")), strict=True)
+        return {(t, s): b for t, s, b in rows if t not in topped.extra}
+
+    before, after = values(tmp_path / "plain"), values(tmp_path / "topped")
+    assert before and before == after

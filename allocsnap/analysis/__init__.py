@@ -1,8 +1,8 @@
 """One typed function per analysis: what the commands and notebooks call.
 
 ``grouping`` says how rows are summed, ``compare`` loads and compares one or two snapshots (show,
-diff), ``windows`` works over a window of a store inside its epochs (leaks, growth, top,
-history). Callers use the names re-exported here.
+diff), ``window`` is a store window and its epochs, ``windows`` the analyses over one (leaks,
+growth, top, history, outliers). Callers use the names re-exported here.
 """
 
 from allocsnap.analysis.compare import (
@@ -30,24 +30,26 @@ from allocsnap.analysis.grouping import (
     Grouping,
 )
 from allocsnap.analysis.session import Session, Store
+from allocsnap.analysis.window import (
+    Epochs,
+    Window,
+    epochs,
+    tags,
+    window_filters,
+    window_snapshots,
+)
 from allocsnap.analysis.windows import (
     FLEET_SCHEMA,
-    Epochs,
     LeakSettings,
     LeaksResult,
     OutlierSettings,
     OutliersResult,
-    Window,
     WindowResult,
-    epochs,
     growth,
     history,
     leaks,
     outliers,
-    tags,
     top,
-    window_filters,
-    window_snapshots,
 )
 
 __all__ = [

@@ -1,86 +1,18 @@
-"""Analyses over a window of a store, inside its epochs: leaks, growth, top, history."""
+"""Analyses over a window of a store, inside its epochs: leaks, growth, top, history, outliers."""
 
 from __future__ import annotations
 
-import re
 import statistics
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from allocsnap import filters, units
-from allocsnap.analysis import query, reading
 from allocsnap.analysis.grouping import Grouping
 from allocsnap.analysis.session import Store
+from allocsnap.analysis.window import Epochs, Window, bound, key_pattern, run_window
 from allocsnap.errors import StoreNotFound, UsageError
-from allocsnap.model import Filter, SnapshotMeta
-
-
-@dataclass(frozen=True)
-class Window:
-    """A store window: ``--since``/``--until`` and ``--host``.
-
-    A bound is an ISO 8601 time or a duration (``2h``) counted back from the newest snapshot of
-    the window's hosts, not from the wall clock; ``None`` leaves that side open. ``host`` is a
-    host name or a shell glob (``web*``), or several of them; ``None`` keeps every host.
-    """
-
-    since: str | None = None
-    until: str | None = None
-    host: str | tuple[str, ...] | None = None
-
-    @property
-    def hosts(self) -> tuple[str, ...]:
-        """Return the host names or globs the window keeps; empty for all hosts."""
-        if self.host is None:
-            return ()
-        return (self.host,) if isinstance(self.host, str) else tuple(self.host)
-
-    def params(self) -> dict[str, object]:
-        """Return the window as the ``$host``, ``$since_*`` and ``$until_*`` query parameters."""
-        since_at, since_back = _bound(self.since)
-        until_at, until_back = _bound(self.until)
-        return {
-            "host": filters.hosts_regex(self.hosts),
-            "since_at": since_at,
-            "until_at": until_at,
-            "since_back": since_back,
-            "until_back": until_back,
-        }
-
-
-@dataclass(frozen=True)
-class Epochs:
-    """The epochs a window covers (``queries/epochs.sql``) and what a reader must be told."""
-
-    rows: pa.Table
-    snapshots: int  # counting snapshots in the window
-    first_at: datetime
-    last_at: datetime
-    warnings: tuple[str, ...]
-    # the narrowest filter the window's snapshots were taken with, when they differ: the
-    # analyses keep only what it keeps, so no series starts or ends at a filter change
-    narrower: Filter | None = None
-
-    def narrowed(self, keep: Filter) -> Filter:
-        """Return ``keep`` with the window's narrower value bounds and accuracy added."""
-        n = self.narrower
-        if n is None:
-            return keep
-        return replace(
-            keep,
-            accurate=keep.accurate if keep.accurate is not None else n.accurate,
-            min_size=max((v for v in (keep.min_size, n.min_size) if v is not None), default=None),
-            max_size=min((v for v in (keep.max_size, n.max_size) if v is not None), default=None),
-            nonzero=keep.nonzero or n.nonzero,
-        )
-
-    @property
-    def counting(self) -> int:
-        """Return how many of the epochs have snapshots taken with profiling on."""
-        return sum(1 for n in self.rows["snapshots"].to_pylist() if n)
+from allocsnap.model import Filter
 
 
 @dataclass(frozen=True)
@@ -130,25 +62,6 @@ FLEET_SCHEMA = pa.schema(
 )
 
 
-def tags(store_dir: Store) -> pa.Table:
-    """Return every call site of a store: tag_id, file, line, module and function."""
-    return reading.read_store(store_dir, lambda con: query.run(con, "tags"))
-
-
-def epochs(store_dir: Store, window: Window | None = None) -> Epochs:
-    """Return the epochs of a store window; raise ``StoreNotFound`` when it holds no snapshot."""
-    return reading.read_store(store_dir, lambda con: _epochs(con, store_dir, window or Window()))
-
-
-def window_snapshots(store_dir: Store, window: Window | None = None) -> list[SnapshotMeta]:
-    """Return the snapshots of a store window with their metadata, oldest first, picked by the
-    same rules as every window analysis (profiling-off snapshots included)."""
-    rows = reading.read_store(
-        store_dir, lambda con: query.run(con, "snapshots", **(window or Window()).params())
-    )
-    return [SnapshotMeta.from_row(row) for row in rows.to_pylist()]
-
-
 def leaks(
     store_dir: Store,
     window: Window | None = None,
@@ -165,7 +78,7 @@ def leaks(
     if settings.max_points is not None and settings.max_points < 2:
         raise UsageError("--max-points must be 0 (every snapshot) or at least 2")
     keep = keep or Filter()
-    span, rows = _run_window(
+    span, rows = run_window(
         store_dir,
         "leaks",
         window,
@@ -204,52 +117,6 @@ def leaks(
     )
 
 
-def _run_window(
-    store: Store,
-    name: str,
-    window: Window | None,
-    keep: Filter | None,
-    grouping: Grouping | None,
-    *,
-    sizes: bool = False,
-    check_points: int | None,
-    **params: object,
-) -> tuple[Epochs, pa.Table]:
-    """Run ``queries/<name>.sql`` over a window, as every window analysis does: the defaults,
-    the epochs (which raise when the window is empty), the tag filter's ids under the window's
-    narrowest filter, the damage check of the snapshots it reads (``check_points`` per epoch,
-    None: all), then the query with the window, the selection, the size filters when
-    ``sizes`` (queries whose rows are a snapshot's values) and the analysis's own parameters;
-    through ``reading.read_store``, which lists again when files vanish under the read."""
-    window = window or Window()
-    grouping = grouping or Grouping()
-
-    def read(con: query.Connection) -> tuple[Epochs, pa.Table]:
-        span = _epochs(con, store, window)
-        narrowed = span.narrowed(keep or Filter())  # snapshots taken with different filters
-        tag_ids = _tag_ids(con, narrowed, span.narrower)
-        reading.check_window(con, window.params(), check_points)
-        extra = dict(params)
-        if sizes:
-            extra.update(
-                min_size=narrowed.min_size, max_size=narrowed.max_size, nonzero=narrowed.nonzero
-            )
-        rows = query.run(
-            con, name, **window.params(), **_selection(tag_ids, narrowed, grouping), **extra
-        )
-        return span, rows
-
-    return reading.read_store(store, read)
-
-
-def _key_pattern(pattern: str) -> str:
-    """Return the regular expression of a group pattern: a shell glob over the whole key when
-    it has ``*?[``, else a substring (``history``, ``outliers``)."""
-    if any(c in pattern for c in "*?["):
-        return filters.glob_to_regex(pattern)
-    return re.escape(pattern)
-
-
 def _by_key(leaks: pa.Table, of_hosts: int) -> pa.Table:
     """Return one row per key of the leaking series: most hosts first, then steepest."""
     per_key: dict[str, dict[str, float]] = {}
@@ -281,130 +148,6 @@ def _by_key(leaks: pa.Table, of_hosts: int) -> pa.Table:
     return pa.Table.from_pylist(out, schema=FLEET_SCHEMA)
 
 
-def _bound(text: str | None) -> tuple[datetime | None, float | None]:
-    """Return a window bound as (absolute time, None) or (None, seconds back)."""
-    if text is None:
-        return None, None
-    try:
-        return None, units.parse_duration(text).total_seconds()
-    except UsageError:
-        pass
-    try:
-        return units.parse_time(text), None
-    except UsageError:
-        raise UsageError(
-            f"not a time or a duration: {text!r} (try 2h, 30m, 2026-11-26T14:00:00Z)"
-        ) from None
-
-
-def _tag_ids(con: query.Connection, keep: Filter, also: Filter | None = None) -> list[int] | None:
-    """Return the ids of the tags the filter's call-site parts keep (and those of ``also``),
-    or None when all are kept.
-
-    Accuracy is a property of a row, not of a call site, so it is applied by the queries.
-    """
-    return filters.kept_tag_ids(keep, lambda: query.run(con, "tags"), also)
-
-
-def window_filters(store_dir: Store, window: Window | None = None) -> list[str]:
-    """Return the filters a window's counting snapshots were taken with ('' for none)."""
-    return reading.read_store(store_dir, lambda con: _window_filters(con, window or Window()))
-
-
-def _window_filters(con: query.Connection, window: Window) -> list[str]:
-    found: list[str] = query.run(con, "window_filters", **window.params())["filter"].to_pylist()
-    return found
-
-
-def _narrowest(con: query.Connection, window: Window) -> tuple[Filter | None, str | None]:
-    """Return the filter a window is compared under when its snapshots' filters differ, and
-    what to say; refuse (exit 2) filters of which none is contained by all the others."""
-    texts = _window_filters(con, window)
-    if len(texts) < 2:
-        return None, None
-    kept = [Filter.from_canonical(t) for t in texts]
-    narrowest = next((f for f in kept if all(other.contains(f) for other in kept)), None)
-    shown = ", ".join(repr(t) if t else "no filter" for t in texts)
-    if narrowest is None:
-        raise UsageError(
-            f"the window's snapshots were taken with filters none of which is within all the "
-            f"others ({shown}): narrow the window (--since/--until, --host) to one filter"
-        )
-    return narrowest, (
-        f"the window's snapshots were taken with different filters ({shown}): all compared "
-        f"under {narrowest.canonical()!r}, the narrowest"
-    )
-
-
-def _selection(tag_ids: list[int] | None, keep: Filter, grouping: Grouping) -> dict[str, object]:
-    """Return the parameters that pick and group a window query's call sites."""
-    return {
-        "tag_ids": tag_ids,
-        "accurate": keep.accurate,
-        "by": grouping.by,
-        "depth": grouping.depth,
-    }
-
-
-def _epochs(con: query.Connection, store_dir: Store, window: Window) -> Epochs:
-    rows = query.run(con, "epochs", **window.params())
-    counting = rows.filter(pc.greater(rows["snapshots"], 0))
-    if counting.num_rows == 0:
-        what = "with profiling on " if rows.num_rows else ""
-        if window.hosts and not rows.num_rows:
-            names = ", ".join(repr(h) for h in window.hosts)
-            what = f"of a host matching {names} "
-            raise StoreNotFound(
-                f"no snapshots {what}in the window in {store_dir} (allocsnap ls shows its hosts)"
-            )
-        raise StoreNotFound(f"no snapshots {what}in the window in {store_dir}")
-    warnings = []
-    hosts = set(counting["host"].to_pylist())
-    if len(hosts) > 1:
-        # every host has its own epochs; say so only where a host has several
-        several = [h for h in sorted(hosts) if counting["host"].to_pylist().count(h) > 1]
-        if several:
-            warnings.append(
-                f"{len(several)} of the window's {len(hosts)} hosts cross epochs "
-                f"({_some(several)}): counters restart or freeze between them, so each epoch "
-                "is analysed on its own"
-            )
-    elif counting.num_rows > 1:
-        names = ", ".join(counting["epoch"].to_pylist())
-        warnings.append(
-            f"the window crosses {counting.num_rows} epochs ({names}): counters restart or "
-            "freeze between them, so each is analysed on its own"
-        )
-    off = pc.sum(rows["profiling_off"]).as_py() or 0
-    if off:
-        warnings.append(
-            f"{off} snapshots taken with profiling off (vm.mem_profiling=0) were left out: "
-            "counters are frozen then, and counting after it is a new epoch"
-        )
-    narrower, said = _narrowest(con, window)
-    warnings += [said] if said is not None else []
-    changed = counting.filter(pc.greater(counting["module_sets"], 1))["epoch"].to_pylist()
-    if changed:
-        warnings.append(
-            f"modules were loaded or unloaded within {_some(changed)}: their call sites' "
-            "series break there (a vanished row is not a free)"
-        )
-    return Epochs(
-        rows=rows,
-        snapshots=pc.sum(counting["snapshots"]).as_py(),
-        first_at=pc.min(counting["first_at"]).as_py(),
-        last_at=pc.max(counting["last_at"]).as_py(),
-        warnings=tuple(warnings),
-        narrower=narrower,
-    )
-
-
-def _some(names: list[str], shown: int = 6) -> str:
-    """Return the first names, and how many more: a fleet has thousands."""
-    more = len(names) - shown
-    return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
-
-
 @dataclass(frozen=True)
 class WindowResult:
     """Rows of a window analysis (growth, top, history) and the epochs they come from."""
@@ -430,9 +173,9 @@ def growth(
     ``split`` is where the later part starts: a time, a duration back from the newest snapshot,
     or None for the middle of the window.
     """
-    split_at, split_back = _bound(split)
+    split_at, split_back = bound(split)
     keep = keep or Filter()
-    span, rows = _run_window(
+    span, rows = run_window(
         store_dir,
         "growth",
         window,
@@ -460,7 +203,7 @@ def top(
     """Return the groups whose live bytes moved most, up or down, from first to last snapshot of
     each epoch in the window, reading at most ``max_points`` snapshots per epoch (None: all)."""
     keep = keep or Filter()
-    span, rows = _run_window(
+    span, rows = run_window(
         store_dir,
         "top",
         window,
@@ -486,14 +229,14 @@ def history(
     """Return the series (key, epoch, taken_at, bytes, calls, rows) of the groups matching
     ``pattern``: a shell glob over the whole key when it has ``*?[``, else a substring."""
     grouping = grouping or Grouping()
-    span, rows = _run_window(
+    span, rows = run_window(
         store_dir,
         "history",
         window,
         keep,
         grouping,
         check_points=max(2, max_points) if max_points else None,
-        pattern=_key_pattern(pattern),
+        pattern=key_pattern(pattern),
         max_points=max(2, max_points) if max_points else None,
     )
     if rows.num_rows == 0:
@@ -543,14 +286,14 @@ def outliers(
         raise UsageError("outliers compares hosts with each other: --by host has nothing to add")
     if settings.min_hosts < 2:
         raise UsageError("--min-hosts must be at least 2")
-    span, rows = _run_window(
+    span, rows = run_window(
         store_dir,
         "outliers",
         window,
         keep,
         grouping,
         check_points=None,
-        pattern=_key_pattern(pattern or ""),
+        pattern=key_pattern(pattern or ""),
         min_hosts=settings.min_hosts,
         min_score=settings.min_score,
         min_gap=settings.min_gap,

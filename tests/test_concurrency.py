@@ -18,6 +18,9 @@ from allocsnap.kernel import capture, source
 from allocsnap.store import housekeeping, writing
 from tests.conftest import real
 
+# real processes racing for seconds: left out of the fast loop
+pytestmark = pytest.mark.slow
+
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
 

@@ -17,6 +17,9 @@ from allocsnap.model import Snapshot
 from allocsnap.store import compaction, writing
 from tests.conftest import real
 
+# stores damaged and read by the CLI, a second or more each: left out of the fast loop
+pytestmark = pytest.mark.slow
+
 T0 = datetime(2026, 11, 25, 13, 40, tzinfo=UTC)
 PART = "host=vm1/date=2026-11-25"
 

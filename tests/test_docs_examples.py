@@ -245,6 +245,7 @@ def test_every_example_is_run_or_excused() -> None:
     assert not EXPECTED.keys() & EXCUSED.keys()
 
 
+@pytest.mark.slow  # each example starts its own processes
 @pytest.mark.parametrize("block", blocks(), ids=lambda b: f"{b.doc}#{b.number}")
 def test_examples_do_what_the_docs_say(block: Block, clone: Path, tmp_path: Path) -> None:
     # GIVEN a fresh copy of the clone, with what the block's story assumes

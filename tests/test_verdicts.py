@@ -24,6 +24,9 @@ from bench.generate import DECOY_KINDS, Config, _hard, generate
 from bench.verdicts import REAL_PLANTS, planted, real_store, site_text
 from tests.test_trends import GROWER, Site, mann_kendall, write_series
 
+# stores of real series written per case: left out of the fast loop
+pytestmark = pytest.mark.slow
+
 MAX_POINTS = 120  # the default --max-points (LeakSettings.max_points; None would mean all)
 assert analysis.LeakSettings.max_points == MAX_POINTS
 DUMPS = 200  # bench/data/vm-7.3.4-idle-1s.txt.xz, stamped a minute apart by real_store

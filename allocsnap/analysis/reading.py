@@ -39,7 +39,7 @@ from allocsnap.store import layout
 from allocsnap.store.layout import StoreFiles
 
 T = TypeVar("T")
-RETRIES = 5  # fresh listings after files vanished under a read, before the error stands
+RETRIES = 20  # fresh listings after files vanished under a read, before giving up
 
 _skip_damaged: ContextVar[bool] = ContextVar("allocsnap_skip_damaged", default=False)
 
@@ -83,24 +83,24 @@ def read_store(where: Store, body: Callable[[query.Connection], T]) -> T:
             files = _without(layout.open_store(where), left_out)
         except StoreError as e:
             # a partition pruned while it was being listed
-            if vanished < RETRIES and isinstance(e.__cause__, FileNotFoundError):
-                vanished += 1
-                continue
-            raise
+            if not isinstance(e.__cause__, FileNotFoundError):
+                raise
+            vanished = _again(vanished, str(e.__cause__.filename))
+            continue
         try:
             with query.connect(files) as con:
                 return body(con)
         except Mismatch as e:
-            if vanished < RETRIES and _vanished(files):
-                vanished += 1
+            if gone := _gone(files):
+                vanished = _again(vanished, gone)
                 continue
             damaged = dict.fromkeys(_samples_files(files, e.snapshots), e.why)
             if not damaged:
                 ids = ", ".join(sid for _host, sid, _day in e.snapshots[:3])
                 raise StoreDamaged(f"snapshot {ids} is damaged: {e.why}; {REPAIR}") from None
         except (StoreError, QueryError) as e:
-            if vanished < RETRIES and _vanished(files):
-                vanished += 1
+            if gone := _gone(files):
+                vanished = _again(vanished, gone)
                 continue
             damaged = {path: _reason(str(e), path) for path in _named(files, str(e))}
             if not damaged:
@@ -116,6 +116,17 @@ def read_store(where: Store, body: Callable[[query.Connection], T]) -> T:
             for each in _pair(path):
                 left_out[each] = why
             warnings.warn(DamagedSkipped(f"left out damaged file {path}: {why}"), stacklevel=2)
+
+
+def _again(vanished: int, gone: str) -> int:
+    """Count one more reading that files vanished under; past ``RETRIES``, say the store
+    keeps changing (a file compacted or pruned away is never called damaged)."""
+    if vanished < RETRIES:
+        return vanished + 1
+    raise StoreError(
+        f"the store changed under {RETRIES + 1} readings in a row (files compacted or pruned "
+        f"meanwhile, such as {gone}); try again when compaction or prune is done"
+    )
 
 
 def check_snapshot(meta: SnapshotMeta, samples: pa.Table) -> None:
@@ -167,18 +178,18 @@ def _listed(files: StoreFiles) -> list[str]:
     return [*files.snapshots, *files.samples, *files.tags]
 
 
-def _vanished(files: StoreFiles) -> bool:
-    """Return True when a file of the listing is gone (compacted or pruned meanwhile)."""
+def _gone(files: StoreFiles) -> str | None:
+    """Return a file of the listing that is gone (compacted or pruned meanwhile), if any."""
     paths = _listed(files)
     if files.filesystem is None:
-        return not all(os.path.exists(p) for p in paths)
+        return next((p for p in paths if not os.path.exists(p)), None)
     import pyarrow.fs as pafs
 
     try:
         infos = files.filesystem.get_file_info(paths)
     except OSError:
-        return False
-    return any(info.type == pafs.FileType.NotFound for info in infos)
+        return None
+    return next((i.path for i in infos if i.type == pafs.FileType.NotFound), None)
 
 
 def _named(files: StoreFiles, message: str) -> list[str]:

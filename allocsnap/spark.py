@@ -39,11 +39,13 @@ CONF = {
 
 VIEWS = ("view_a_snapshots", "view_samples", "view_tags")  # in creation order
 LEAK_STAGES = (  # queries/spark/leaks_N_*.sql and the view each one's rows are kept as
+    ("leaks_0_keys", "leak_keys"),
     ("leaks_1_series", "leak_tag_series"),
     ("leaks_2_points", "leak_points"),
     ("leaks_3_grown", "leak_grown"),
     ("leaks_4_series_points", "leak_series_points"),
     ("leaks_5_shaped", "leak_shaped"),
+    ("leaks_6_later", "leak_later_low"),
 )
 
 
@@ -230,7 +232,18 @@ def leaks(
     settings = settings or analysis.LeakSettings()
     if settings.max_points is None or settings.max_points < 2:
         raise UsageError("--max-points must be at least 2 on Spark (every point is not offered)")
-    run(spark, "window_snapshots", **window.params()).createOrReplaceTempView("window_snapshots")
+    bounds = window.params()
+    run(spark, "window_snapshots", **bounds).createOrReplaceTempView("window_snapshots")
+    # the same hosts' whole store: the rest of each epoch after a window that ends before it
+    whole = {k: (v if k == "host" else None) for k, v in bounds.items()}
+    run(spark, "window_snapshots", **whole).createOrReplaceTempView("store_snapshots")
+    for whole_store, view in ((False, "leak_picked"), (True, "leak_later_picked")):
+        _stage(
+            spark,
+            "leaks_0_picked",
+            view,
+            {"max_points": settings.max_points, "whole_store": whole_store},
+        )
     params: dict[str, Any] = {
         "tag_ids": tag_ids(spark, keep),
         "accurate": keep.accurate,
@@ -254,6 +267,7 @@ def leaks(
         "min_jump_share": settings.min_jump_share,
         "max_step_lag1": settings.max_step_lag1,
         "short_hours": settings.short_hours,
+        "until_given": window.until is not None,
     }
     for name, view in LEAK_STAGES:
         _stage(spark, name, view, params)

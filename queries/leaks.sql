@@ -5,7 +5,9 @@
 -- that grew past the floors is returned with its verdict ('leak', or why not) and a reason
 -- naming the test that decided: Mann–Kendall (rises?), Theil–Sen (how fast), KPSS on the
 -- residuals around the Theil–Sen line (bounded: a leak), and for the rest the falls, jumps
--- and effective steps (growth² / Σ rise² of the block medians) of a staircase.
+-- and effective steps (growth² / Σ rise² of the block medians) of a staircase. A window that
+-- ends before its epoch does (--until) also reads the rest of the epoch: growth given back
+-- there, later in the same boot, is not a leak.
 -- Every epoch is one host's (column host; by host, the key is the host): a series never sums
 -- two hosts. hosts and leaking_hosts say on how many hosts, and which, the key leaks.
 -- Leaks first, steepest first, then key, epoch and start.
@@ -28,7 +30,8 @@
 -- $min_rate        DOUBLE       floor: Theil–Sen slope and end-to-end rate, bytes per hour
 -- $min_confidence  DOUBLE       Mann–Kendall confidence that the series increases
 -- $min_up_share    DOUBLE       share of steps that do not decrease
--- $max_drawdown    DOUBLE       largest fall of the block medians, as a share of growth
+-- $max_drawdown    DOUBLE       largest fall of the block medians, as a share of growth, inside
+--                               the window or after it in the same epoch
 -- $max_kpss        DOUBLE       KPSS statistic of residuals that stay bounded (0.216: 1% level)
 -- $max_wander_fall DOUBLE       largest fall of the block medians beyond their noise, as a
 --                               share of growth, of a staircase (a random walk falls back)
@@ -51,9 +54,24 @@ picked as (
 epoch_spans as (
     select
         epoch,
-        any_value(host) as host
+        any_value(host) as host,
+        max(taken_at) as last_at
     from picked
     group by epoch
+),
+
+-- the rest of each epoch after a window that ends before it (--until): the snapshots after
+-- the window's end among the $max_points picked over the whole epoch; none when the window is
+-- open-ended (an epoch named otherwise in the whole store, after a window that starts past a
+-- stretch of profiling off, is not followed)
+later_picked as (
+    select
+        l.snapshot_id,
+        l.epoch,
+        row_number() over (partition by l.epoch order by l.taken_at, l.snapshot_id) as idx
+    from window_snapshots_picked($host, null, null, null, null, $max_points) as l
+    inner join epoch_spans as e on l.epoch = e.epoch and l.taken_at > e.last_at
+    where $until_at is not null or $until_back is not null
 ),
 
 keys as (
@@ -237,6 +255,7 @@ block_shape as (
     select
         sid,
         max(last_bytes) - max(first_bytes) as growth,
+        max(last_bytes) as end_level,
         max(peak - bytes) as drawdown,
         -- growth in the window's last half: a fill that stopped holds none of it
         max(last_bytes) - max(bytes) filter (where block = floor(last_block / 2)) as late_growth
@@ -270,6 +289,7 @@ shaped as (
         st.median_step,
         st.step_lag1,
         b.growth as block_growth,
+        b.end_level,
         b.late_growth / nullif(b.growth, 0) as late_share,
         -- the largest fall of the block medians beyond 3 sds of their noise (docs/analyses.md)
         greatest(
@@ -291,6 +311,45 @@ tested_points as (
     from series_points as p
     semi join shaped as s
         on p.sid = s.sid and (s.shape_verdict is null or s.shape_verdict = 'too few points')
+),
+
+-- the judged series' groups in the rest of their epoch, after the window (--until)
+later_points as (
+    select
+        k.key,
+        l.epoch,
+        l.idx,
+        sum(s.bytes) as bytes
+    from samples as s
+    inner join later_picked as l on s.snapshot_id = l.snapshot_id
+    inner join keys as k on s.tag_id = k.tag_id
+    semi join shaped as t on k.key = t.key and l.epoch = t.epoch and t.shape_verdict is null
+    where $accurate is null or s.accurate = $accurate
+    group by k.key, l.epoch, l.idx
+),
+
+-- their lowest level there: the least of $blocks block medians
+later_low as (
+    select
+        key,
+        epoch,
+        min(bytes) as low_bytes,
+        any_value(per_block) as per_block
+    from (
+        select
+            key,
+            epoch,
+            median(bytes) as bytes,
+            any_value(n) / least($blocks, any_value(n)) as per_block
+        from (
+            select
+                *,
+                count(*) over (partition by key, epoch) as n
+            from later_points
+        ) as counted
+        group by key, epoch, floor((idx - 1) * least($blocks, n) / n)
+    ) as blocked
+    group by key, epoch
 ),
 
 -- Mann–Kendall S and Theil–Sen slope over all pairs of a series (at most $max_points points)
@@ -433,6 +492,16 @@ judged as (
         k.kpss,
         f.falls / nullif(s.block_growth, 0) as fall_share,
         jm.jumps / nullif(s.block_growth, 0) as jump_share,
+        -- how far below the window's last block median the rest of the epoch falls, beyond
+        -- 3 sds of the noise of its block medians, as a share of growth (NULL: nothing later)
+        case
+            when ll.key is not null
+                then greatest(
+                    s.end_level - ll.low_bytes
+                    - 3 * 1.2533 * 1.4826 * s.step_mad / sqrt(greatest(ll.per_block, 1)),
+                    0
+                ) / nullif(s.block_growth, 0)
+        end as later_fall_share,
         coalesce(least(pow(s.block_growth, 2) / nullif(jm.squared_rises, 0), s.n - 1), s.n - 1)
             as effective_steps,
         case when $by = 'host' then e.host else s.key end as shown_key,
@@ -441,6 +510,7 @@ judged as (
             when s.shape_verdict is not null then s.shape_verdict
             when s.confidence < $min_confidence then 'no significant trend'
             when s.bytes_per_hour < $min_rate then 'slope below floor'
+            when later_fall_share > $max_drawdown then 'given back after the window'
             when k.kpss <= $max_kpss then 'leak'
             when fall_share > $max_wander_fall then 'drifts (random walk)'
             when effective_steps < 1.5 then 'one or two steps'
@@ -455,6 +525,9 @@ judged as (
     left join kpss as k on s.sid = k.sid
     left join falls as f on s.sid = f.sid
     left join jumps as jm on s.sid = jm.sid
+    -- a series that reaches its window's end, in an epoch that goes on after it
+    left join later_low as ll
+        on s.key = ll.key and s.epoch = ll.epoch and s.last_at = e.last_at
     -- the floors on growth, end to end or of the block medians
     where s.last_bytes - s.first_bytes >= $min_growth or s.block_growth >= $min_growth
 )
@@ -489,6 +562,7 @@ select
     fall_share,
     jump_share,
     step_lag1,
+    later_fall_share,
     case
         when verdict = 'too few points'
             then printf(
@@ -515,6 +589,13 @@ select
             )
         when verdict = 'slope below floor'
             then printf('slope below floor: Theil–Sen %.0f bytes/hour', bytes_per_hour)
+        when verdict = 'given back after the window'
+            then printf(
+                'given back after the window: later in the same boot it falls %.0f%% of its '
+                || 'growth below its level at the window''s end, beyond its noise; '
+                || 'Mann–Kendall z=%.1f in the window',
+                100 * later_fall_share, mk_z
+            )
         when verdict = 'drifts (random walk)' and fall_share > $max_wander_fall
             then printf(
                 'drifts (random walk): KPSS η=%.2f, residuals not bounded, and falls back %.0f%% '

@@ -165,18 +165,23 @@ def _real_values(site: Site) -> list[int]:
 # -- synthetic shapes, one site each among steady ones --------------------------------------
 
 
-def _judged(tmp_path: Path, values: list[int]) -> list[dict[str, object]]:
+def _judged(
+    tmp_path: Path, values: list[int], window: analysis.Window | None = None
+) -> list[dict[str, object]]:
     """Write one growing site (and a steady one) a minute apart; return the judged rows."""
     steady: Site = (None, "mm/steady.c", 1, "steady")
-    write_series(tmp_path, [{GROWER: v, steady: 1 << 20} for v in values])
-    result = analysis.leaks(tmp_path, top_n=0)
+    if not (tmp_path / "snapshots").exists():  # written once, judged over several windows
+        write_series(tmp_path, [{GROWER: v, steady: 1 << 20} for v in values])
+    result = analysis.leaks(tmp_path, window, top_n=0)
     rows: list[dict[str, object]] = result.rows.to_pylist() + result.others.to_pylist()
     assert {r["key"] for r in rows} <= {"mm/leaky.c:10 func:leaky_alloc"}
     return rows
 
 
-def _one(tmp_path: Path, values: list[int]) -> dict[str, object]:
-    rows = _judged(tmp_path, values)
+def _one(
+    tmp_path: Path, values: list[int], window: analysis.Window | None = None
+) -> dict[str, object]:
+    rows = _judged(tmp_path, values, window)
     assert len(rows) == 1
     return rows[0]
 
@@ -237,6 +242,36 @@ def test_a_hump_given_back_inside_the_window_is_not_a_leak(tmp_path: Path) -> No
     # THEN
     assert row["verdict"] == "falls back (sawtooth or freed)"
     assert "gives back" in str(row["reason"])
+
+
+def test_a_hump_given_back_after_the_window_is_not_a_leak(tmp_path: Path) -> None:
+    # GIVEN an hour that climbs 15 MiB with 128 KiB of jitter, then half an hour that gives
+    # 10 MiB of it back, in the same boot
+    rng = random.Random(7)
+    up = [(4 << 20) + i * (256 << 10) + rng.randint(0, 128 << 10) for i in range(60)]
+    values = up + [up[-1] - (k + 1) * (10 << 20) // 30 for k in range(30)]
+    root = tmp_path / "store"
+    # a window that ends at the top: 60 points that rise steadily (z computed here)
+    assert z_of(values[:60]) > 10
+
+    # WHEN judged over that window (it ends 30 minutes before the newest snapshot)
+    row = _one(root, values, analysis.Window(until="30m"))
+
+    # THEN the fall after it, later in the same boot, decides: not a leak, and the reason says
+    # how much of the window's growth was given back (10 of 15 MiB, less the noise allowance)
+    assert row["verdict"] == "given back after the window", row["reason"]
+    assert str(row["reason"]).startswith("given back after the window: later in the same boot")
+    assert 0.5 < float(row["later_fall_share"]) <= 10 / 15  # type: ignore[arg-type]
+    # AND the same window over a series that keeps climbing after it is a leak: what follows
+    # the window only ever takes a verdict away
+    still = up + [up[-1] + (k + 1) * (256 << 10) for k in range(30)]
+    row = _one(tmp_path / "climbing", still, analysis.Window(until="30m"))
+    assert row["verdict"] == "leak", row["reason"]
+    assert float(row["later_fall_share"]) == 0  # type: ignore[arg-type]
+    # AND an open window judges the hump by its fall inside the window, as before
+    row = _one(root, values)
+    assert row["verdict"] == "falls back (sawtooth or freed)"
+    assert row["later_fall_share"] is None
 
 
 @pytest.mark.parametrize("n", [3, 5, 7])

@@ -245,9 +245,10 @@ def _epochs(con: query.Connection, store_dir: Store, window: Window) -> Epochs:
         )
     off = pc.sum(rows["profiling_off"]).as_py() or 0
     if off:
+        taken = "1 snapshot taken" if off == 1 else f"{off:,} snapshots taken"
         warnings.append(
-            f"{off} snapshots taken with profiling off (vm.mem_profiling=0) were left out: "
-            "counters are frozen then, and counting after it is a new epoch"
+            f"{taken} with profiling off (vm.mem_profiling=0) {'was' if off == 1 else 'were'} "
+            "left out: counters are frozen then, and counting after it is a new epoch"
         )
     narrower, said = _narrowest(con, window)
     warnings += [said] if said is not None else []

@@ -8,7 +8,7 @@ directory → file → function tree at the end. ``htmlreport`` and ``textreport
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import pyarrow as pa
@@ -69,6 +69,7 @@ def _gather(store_dir: analysis.Session, window: analysis.Window, top_n: int) ->
     if not counting:
         raise StoreNotFound(f"no snapshots with profiling on in the window in {store_dir}")
     leaks = analysis.leaks(store_dir, window, top_n=top_n)
+    epochs = replace(epochs, warnings=epochs.warnings + short_epochs(epochs, leaks.settings))
     series = {}
     for key in dict.fromkeys(leaks.rows["key"].to_pylist()):
         rows = analysis.history(store_dir, exact_glob(key), window, max_points=SERIES_POINTS).rows
@@ -95,6 +96,24 @@ def _gather(store_dir: analysis.Session, window: analysis.Window, top_n: int) ->
         tree=tree(new.samples, since.samples),
         tree_base=base,
     )
+
+
+def short_epochs(epochs: analysis.Epochs, settings: analysis.LeakSettings) -> tuple[str, ...]:
+    """Return a warning for each epoch of the window that spans less than ``short_hours``:
+    its growth may be a hump that the boot gives back later, which a leak verdict over so short
+    a span cannot see (docs/analyses.md, "Humps")."""
+    out = []
+    for row in epochs.rows.to_pylist():
+        if row["snapshots"] < 2:
+            continue
+        hours = (row["last_at"] - row["first_at"]).total_seconds() / 3600
+        if hours < settings.short_hours:
+            out.append(
+                f"epoch {row['epoch']} spans only {hours:.1f} h (under {settings.short_hours:g} "
+                "h): growth there may be a hump the boot gives back later, so its leak "
+                "verdicts are tentative"
+            )
+    return tuple(out)
 
 
 def newest_epoch_start(metas: list[SnapshotMeta]) -> SnapshotMeta:

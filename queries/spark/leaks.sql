@@ -1,18 +1,19 @@
 -- Leak candidates of a store window: per group and epoch, a trend verdict that holds on any
--- window (docs/analyses.md): queries/leaks.sql for Spark, stage 6 of 6, with the same
+-- window (docs/analyses.md): queries/leaks.sql for Spark, stage 7 of 7, with the same
 -- statistics, thresholds, verdicts, reasons and order. Every series that grew past the floors
 -- is returned, with its verdict: 'leak', or why not. Statistics: Mann–Kendall S, variance with
 -- ties, z and one-sided confidence; the Theil–Sen slope; KPSS on the residuals around the
 -- Theil–Sen line; the falls of 2 × :blocks block medians beyond their noise; and stage 5's
 -- shape tests. Leaks first, steepest first, then key, epoch and start. Every epoch is one
 -- host's (column host; by host, the key is the host); hosts and leaking_hosts say on how many
--- hosts, and which, the key leaks. Reads leak_series_points (stage 4), leak_shaped (stage 5)
--- and window_snapshots.
+-- hosts, and which, the key leaks. Reads leak_series_points (stage 4), leak_shaped (stage 5),
+-- leak_later_low (stage 6) and window_snapshots.
 -- :blocks           INT            blocks whose medians smooth a series
 -- :min_points       INT            shortest series given a trend test
 -- :min_growth       BIGINT         floor: growth end to end or of the block medians, bytes
 -- :min_rate         DOUBLE         floor: Theil–Sen slope, bytes per hour
 -- :min_confidence   DOUBLE         Mann–Kendall confidence that the series increases
+-- :max_drawdown     DOUBLE         fall after the window in the same epoch, as a share of growth
 -- :max_kpss         DOUBLE         KPSS statistic of residuals that stay bounded
 -- :max_wander_fall  DOUBLE         falls of the finer block medians beyond their noise, as a
 --                                  share of growth, of a staircase (a random walk falls back)
@@ -182,7 +183,8 @@ falls as (
 epoch_hosts as (
     select
         epoch,
-        any_value(host) as host
+        any_value(host) as host,
+        max(case when counting then taken_at end) as last_at
     from window_snapshots
     group by epoch
 ),
@@ -228,12 +230,36 @@ judged as (
             least(try_divide(pow(s.block_growth, 2), nullif(jm.squared_rises, 0)), s.n - 1),
             s.n - 1
         ) as effective_steps,
+        -- how far below the window's last block median the rest of the epoch falls, beyond
+        -- 3 sds of the noise of its block medians, as a share of growth (NULL: nothing later)
+        case
+            when ll.key is not null
+                then try_divide(
+                    greatest(
+                        s.end_level - ll.low_bytes
+                        - 3 * 1.2533 * 1.4826 * s.step_mad / sqrt(greatest(ll.per_block, 1)),
+                        0
+                    ),
+                    nullif(s.block_growth, 0)
+                )
+        end as later_fall_share,
         e.host,
         case when :by = 'host' then e.host else s.key end as shown_key,
         case
             when s.shape_verdict is not null then s.shape_verdict
             when s.confidence < :min_confidence then 'no significant trend'
             when s.bytes_per_hour < :min_rate then 'slope below floor'
+            when
+                ll.key is not null
+                and try_divide(
+                    greatest(
+                        s.end_level - ll.low_bytes
+                        - 3 * 1.2533 * 1.4826 * s.step_mad / sqrt(greatest(ll.per_block, 1)),
+                        0
+                    ),
+                    nullif(s.block_growth, 0)
+                ) > :max_drawdown
+                then 'given back after the window'
             when k.kpss <= :max_kpss then 'leak'
             when try_divide(f.falls, nullif(s.block_growth, 0)) > :max_wander_fall
                 then 'drifts (random walk)'
@@ -261,6 +287,9 @@ judged as (
     left join kpss as k on s.sid = k.sid
     left join falls as f on s.sid = f.sid
     left join jumps as jm on s.sid = jm.sid
+    -- a series that reaches its window's end, in an epoch that goes on after it
+    left join leak_later_low as ll
+        on s.key = ll.key and s.epoch = ll.epoch and s.last_at = e.last_at
     -- the floors on growth, end to end or of the block medians
     where s.last_bytes - s.first_bytes >= :min_growth or s.block_growth >= :min_growth
 ),
@@ -305,6 +334,7 @@ select
     fall_share,
     jump_share,
     step_lag1,
+    later_fall_share,
     case
         when verdict = 'too few points'
             then format_string(
@@ -333,6 +363,13 @@ select
         when verdict = 'slope below floor'
             then format_string(
                 'slope below floor: Theil–Sen %.0f bytes/hour', bround(bytes_per_hour, 0)
+            )
+        when verdict = 'given back after the window'
+            then format_string(
+                'given back after the window: later in the same boot it falls %.0f%% of its '
+                || 'growth below its level at the window''s end, beyond its noise; '
+                || 'Mann–Kendall z=%.1f in the window',
+                bround(100 * later_fall_share, 0), bround(mk_z, 1)
             )
         when verdict = 'drifts (random walk)' and fall_share > :max_wander_fall
             then format_string(

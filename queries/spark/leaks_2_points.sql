@@ -1,43 +1,8 @@
--- Leaks, stage 2 of 6: the points of each candidate group and epoch, and the unbroken
+-- Leaks, stage 2 of 7: the points of each candidate group and epoch, and the unbroken
 -- stretches they fall in (a group's series breaks where its rows vanish: a module unloaded
--- is not a free). Reads leak_tag_series (stage 1) and tags.
--- :tag_ids          ARRAY<BIGINT>  tags kept by the tag filters, or NULL for all
--- :by               STRING         tag | function | file | module | dir | host ('': stage 6 puts
---                                  each epoch's host in its place)
--- :depth            INT            directories kept by dir
+-- is not a free). Reads leak_tag_series (stage 1) and leak_keys (stage 0).
 -- :min_growth       BIGINT         floor: growth of the block medians, bytes
 with
-
-keys as (
-    select
-        tag_id,
-        case :by
-            when 'function' then function
-            when 'file' then file
-            when 'module' then coalesce(module, '(built-in)')
-            when 'host' then ''
-            when 'dir'
-                then
-                    array_join(
-                        slice(
-                            split(regexp_replace(file, '^([.]/)+', ''), '/'),
-                            1,
-                            least(
-                                :depth, size(split(regexp_replace(file, '^([.]/)+', ''), '/')) - 1
-                            )
-                        ),
-                        '/'
-                    )
-            else concat(
-                file, ':', cast(line as string), coalesce(concat(' [', module, ']'), ''),
-                ' func:', function
-            )
-        end as key
-    from tags
-    where
-        cast(:tag_ids as array<bigint>) is null
-        or array_contains(cast(:tag_ids as array<bigint>), tag_id)
-),
 
 -- a group grows by no more than the sum of its members' ranges: most groups stop here
 candidate_keys as (
@@ -45,7 +10,7 @@ candidate_keys as (
         k.key,
         t.epoch
     from leak_tag_series as t
-    inner join keys as k on t.tag_id = k.tag_id
+    inner join leak_keys as k on t.tag_id = k.tag_id
     group by k.key, t.epoch
     having sum(t.max_bytes - t.min_bytes) >= :min_growth
 ),
@@ -56,7 +21,7 @@ candidate_series as (
         t.epoch,
         t.points
     from leak_tag_series as t
-    inner join keys as k on t.tag_id = k.tag_id
+    inner join leak_keys as k on t.tag_id = k.tag_id
     left semi join candidate_keys as c on k.key = c.key and t.epoch = c.epoch
 ),
 

@@ -1,4 +1,4 @@
--- Leaks, stage 3 of 6: each unbroken stretch as a series, kept when its range reaches the
+-- Leaks, stage 3 of 7: each unbroken stretch as a series, kept when its range reaches the
 -- floors (most stop here, before any pairwise work). Reads leak_points (stage 2).
 -- :min_size         BIGINT         keep a series whose largest value is at least this, or NULL
 -- :max_size         BIGINT         keep a series whose smallest value is at most this, or NULL

@@ -1,4 +1,4 @@
--- Leaks, stage 4 of 6: the points of the series that grew, numbered from 0, time in hours.
+-- Leaks, stage 4 of 7: the points of the series that grew, numbered from 0, time in hours.
 -- Reads leak_points (stage 2) and leak_grown (stage 3).
 with
 

@@ -1,4 +1,4 @@
--- Leaks, stage 5 of 6: the cheap shape tests, on steps and :blocks block medians (growth,
+-- Leaks, stage 5 of 7: the cheap shape tests, on steps and :blocks block medians (growth,
 -- drawdown beyond the noise); only series that pass them (or are
 -- too short for them) get the pairwise statistics of stage 6. Reads leak_series_points
 -- (stage 4) and leak_grown (stage 3).
@@ -91,6 +91,7 @@ block_shape as (
     select
         sid,
         max(last_bytes) - max(first_bytes) as growth,
+        max(last_bytes) as end_level,
         max(peak - bytes) as drawdown,
         -- growth in the window's last half: a fill that stopped holds none of it
         max(last_bytes) - max(case when block = floor(last_block / 2) then bytes end)
@@ -112,6 +113,7 @@ shaped as (
         st.median_step,
         st.step_lag1,
         b.growth as block_growth,
+        b.end_level,
         try_divide(b.late_growth, nullif(b.growth, 0)) as late_share,
         try_divide(
             greatest(

@@ -1,0 +1,84 @@
+-- Leaks, stage 0 (twice): the snapshots that leaks reads, at most :max_points per epoch,
+-- evenly spaced in time (the first of each of :max_points equal time buckets; the epoch's first
+-- and last snapshots included), numbered by idx within their epoch. Run over window_snapshots
+-- for the window (leak_picked), and over store_snapshots, the same hosts' whole store, for
+-- the rest of each epoch after a window that ends before it (leak_later_picked, stage 6).
+-- :max_points       INT            snapshots read per epoch (at least 2)
+-- :whole_store      BOOLEAN        read store_snapshots rather than window_snapshots
+with
+
+chosen as (
+    select *
+    from window_snapshots
+    where not :whole_store
+    union all
+    select *
+    from store_snapshots
+    where :whole_store
+),
+
+counting_snapshots as (
+    select
+        snapshot_id,
+        taken_at,
+        host,
+        date,
+        epoch
+    from chosen
+    where counting
+),
+
+epoch_spans as (
+    select
+        epoch,
+        min(taken_at) as first_at,
+        max(taken_at) as last_at
+    from counting_snapshots
+    group by epoch
+),
+
+-- the first snapshot of each of :max_points equal time buckets per epoch (the epoch's first
+-- and last snapshots included)
+bucketed as (
+    select
+        c.snapshot_id,
+        c.taken_at,
+        c.host,
+        c.date,
+        c.epoch,
+        floor(
+            (unix_micros(c.taken_at) - unix_micros(e.first_at))
+            / greatest(unix_micros(e.last_at) - unix_micros(e.first_at), 1)
+            * (:max_points - 1)
+        ) as bucket
+    from counting_snapshots as c
+    inner join epoch_spans as e on c.epoch = e.epoch
+),
+
+first_in_bucket as (
+    select
+        snapshot_id,
+        taken_at,
+        host,
+        date,
+        epoch
+    from (
+        select
+            *,
+            row_number() over (
+                partition by epoch, bucket order by taken_at, snapshot_id
+            ) as in_bucket
+        from bucketed
+    ) as numbered
+    where in_bucket = 1
+),
+
+picked as (
+    select
+        *,
+        row_number() over (partition by epoch order by taken_at, snapshot_id) as idx
+    from first_in_bucket
+)
+
+select *
+from picked

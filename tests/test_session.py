@@ -80,3 +80,19 @@ def test_a_session_reads_what_a_fresh_listing_reads(real_store: Path) -> None:  
 
     # THEN the answer is the same
     assert shared.equals(analysis.top(real_store).rows)
+
+
+def test_the_analyses_take_a_store_path_as_text(real_store: Path) -> None:  # noqa: F811
+    # GIVEN a store named as a notebook names it: a string (the old code failed with
+    # "'str' object has no attribute 'is_dir'")
+    where = str(real_store)
+
+    # WHEN the library's analyses read it by that name
+    metas = analysis.snapshots(where)  # type: ignore[arg-type]
+    leaks = analysis.leaks(where, top_n=0)  # type: ignore[arg-type]
+    top = analysis.top(where, top_n=3)  # type: ignore[arg-type]
+
+    # THEN they read the same store as through its Path: the eight captures written to it
+    assert len(metas) == 8 == len(analysis.snapshots(real_store))
+    assert leaks.found == analysis.leaks(real_store, top_n=0).found
+    assert top.rows.to_pylist() == analysis.top(real_store, top_n=3).rows.to_pylist()

@@ -91,10 +91,13 @@ class StoreFiles:
     listed: dict[str, Any] = field(default_factory=dict)  # path -> pyarrow FileInfo (size, mtime)
 
 
-def open_store(where: Location) -> StoreFiles:
-    """Return the table files of an existing store, local or remote; raise ``StoreNotFound``
-    if it has none."""
+def open_store(where: Location | str | os.PathLike[str]) -> StoreFiles:
+    """Return the table files of an existing store, local or remote (a path, or its text as
+    a notebook gives it: ``"data"``, ``"s3://bucket/prefix"``); raise ``StoreNotFound`` if it
+    has none."""
     import pyarrow.fs as pafs  # here: the recorder, which imports this module, needs none
+
+    where = remote.location(where)
 
     if isinstance(where, Remote):
         s3, root = remote.filesystem(where)

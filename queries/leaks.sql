@@ -82,20 +82,46 @@ keys as (
     where $tag_ids::bigint[] is null or list_contains($tag_ids::bigint[], tag_id)
 ),
 
--- one pass over the samples: per tag and epoch, its range and its points
+-- the snapshots read: the window's, and those of the rest of its epochs
+read_snapshots as (
+    select
+        snapshot_id,
+        epoch,
+        idx,
+        taken_at,
+        false as later
+    from picked
+    union all
+    select
+        snapshot_id,
+        epoch,
+        idx,
+        null as taken_at,
+        true as later
+    from later_picked
+),
+
+-- one pass over the samples: per tag and epoch, its range and its points in the window, and
+-- its points after it
 tag_series as materialized (
     select
         s.tag_id,
         p.epoch,
-        min(s.bytes) as min_bytes,
-        max(s.bytes) as max_bytes,
-        list({ 'idx': p.idx, 'taken_at': p.taken_at, 'bytes': s.bytes }) as points
+        min(s.bytes) filter (where not p.later) as min_bytes,
+        max(s.bytes) filter (where not p.later) as max_bytes,
+        list({ 'idx': p.idx, 'taken_at': p.taken_at, 'bytes': s.bytes }) filter (
+            where not p.later
+        ) as points,
+        list({ 'idx': p.idx, 'bytes': s.bytes }) filter (where p.later) as later_points
     from samples as s
-    inner join picked as p on s.snapshot_id = p.snapshot_id
+    inner join read_snapshots as p on s.snapshot_id = p.snapshot_id
     where $accurate is null or s.accurate = $accurate
     group by s.tag_id, p.epoch
     -- by tag, a tag is its own group: drop the flat ones now rather than carry their points
-    having $by != 'tag' or max(s.bytes) - min(s.bytes) >= $min_growth
+    having
+        $by != 'tag'
+        or max(s.bytes) filter (where not p.later) - min(s.bytes) filter (where not p.later)
+        >= $min_growth
 ),
 
 -- a group grows by no more than the sum of its members' ranges: most groups stop here
@@ -316,16 +342,22 @@ tested_points as (
 -- the judged series' groups in the rest of their epoch, after the window (--until)
 later_points as (
     select
-        k.key,
-        l.epoch,
-        l.idx,
-        sum(s.bytes) as bytes
-    from samples as s
-    inner join later_picked as l on s.snapshot_id = l.snapshot_id
-    inner join keys as k on s.tag_id = k.tag_id
-    semi join shaped as t on k.key = t.key and l.epoch = t.epoch and t.shape_verdict is null
-    where $accurate is null or s.accurate = $accurate
-    group by k.key, l.epoch, l.idx
+        m.key,
+        m.epoch,
+        m.point.idx,
+        sum(m.point.bytes) as bytes
+    from (
+        select
+            k.key,
+            t.epoch,
+            unnest(t.later_points) as point
+        from tag_series as t
+        inner join keys as k on t.tag_id = k.tag_id
+        semi join
+            shaped as j
+            on k.key = j.key and t.epoch = j.epoch and j.shape_verdict is null
+    ) as m
+    group by m.key, m.epoch, m.point.idx
 ),
 
 -- their lowest level there: the least of $blocks block medians

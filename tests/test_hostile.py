@@ -391,3 +391,41 @@ def test_a_shared_folder_that_is_no_store_is_named_as_such_not_blamed(world: Pat
     # WHEN root is pointed at it, THEN it is not a store: no chmod advice for /tmp, no walk
     with pytest.raises(StoreError, match="exists and is not an allocsnap store"):
         layout.ensure_store(shared)
+
+
+def test_merge_reads_no_source_file_through_a_planted_link(
+    nobodys_store: Path, victim: Path, tmp_path: Path
+) -> None:
+    # GIVEN a store that nobody prepared for root to merge, whose samples file nobody replaced
+    # with a link to a root-only file (the old code copied that file into root's store)
+    (samples,) = (nobodys_store / "samples").rglob("*.parquet")
+    as_nobody("rm", samples)
+    as_nobody("ln", "-s", victim, samples)
+    dest = tmp_path / "dest"
+
+    # WHEN root merges it, THEN the link is refused by name, before anything is written
+    with pytest.raises(StoreError, match="is a symbolic link") as caught:
+        merge.merge([nobodys_store], dest)
+    assert str(samples) in str(caught.value)
+    copied = [p for p in dest.rglob("*") if p.is_file() and p.read_bytes() == PRECIOUS]
+    assert copied == []
+    assert not (dest / "samples").exists() or not any((dest / "samples").rglob("*.parquet"))
+
+
+def test_merge_opens_no_source_file_through_a_link_even_unchecked(
+    tmp_path: Path, victim: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a root-owned source store whose samples file is a link to a root-only file, and
+    # the link check switched off: what remains is how merge opens what it copies
+    source = tmp_path / "source"
+    writing.write(source, snapshot())
+    (samples,) = (source / "samples").rglob("*.parquet")
+    samples.unlink()
+    samples.symlink_to(victim)
+    monkeypatch.setattr(durable, "check_tree", lambda root, owners=True: None)
+    dest = tmp_path / "dest"
+
+    # WHEN root merges it, THEN opening the link fails (O_NOFOLLOW) and nothing is copied
+    with pytest.raises(StoreError, match="cannot copy|cannot read|cannot write"):
+        merge.merge([source], dest)
+    assert [p for p in dest.rglob("*") if p.is_file() and p.read_bytes() == PRECIOUS] == []

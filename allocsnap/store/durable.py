@@ -312,10 +312,12 @@ def _owner_error(st: os.stat_result, where: Path, root: Path | None) -> StoreErr
     )
 
 
-def check_tree(root: Path) -> None:
-    """Refuse, when running as root, a store holding a symlink anywhere, or a folder that
-    another user owns or group or others may write (``check_owner``): what prune and recovery
-    delete, and readers read, stays inside the store. A few thousand entries a year of data."""
+def check_tree(root: Path, *, owners: bool = True) -> None:
+    """Refuse, when running as root, a store holding a symlink anywhere, or (``owners``) a
+    folder that another user owns or group or others may write (``check_owner``): what prune
+    and recovery delete, and readers read, stays inside the store. A few thousand entries a
+    year of data. ``owners=False`` checks only for links: a store that root reads but never
+    writes (a merge's source, which another user may own)."""
     if not as_root():
         return
     folders = [root]
@@ -334,6 +336,9 @@ def check_tree(root: Path) -> None:
                     "remove it (and check who made it)"
                 )
             if entry.is_dir(follow_symlinks=False):
+                if not owners:
+                    folders.append(Path(entry.path))
+                    continue
                 try:
                     fd = os.open(entry.path, _FOLDER | os.O_NOFOLLOW)
                 except FileNotFoundError:
@@ -345,6 +350,11 @@ def check_tree(root: Path) -> None:
                 finally:
                     os.close(fd)
                 folders.append(Path(entry.path))
+
+
+def open_read(path: Path) -> BinaryIO:
+    """Open a file for reading without following a link in its last component."""
+    return os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb")
 
 
 def _discard_at(folder: int, name: str) -> None:

@@ -201,6 +201,8 @@ def _check_source(src: Path, dest: Path) -> None:
             f"the one that holds {layout.MARKER}"
         )
     layout.check_store(src)
+    # root copies what it reads into a store of its own: never through a link in the source
+    durable.check_tree(src, owners=False)
     if src.resolve() == dest.resolve():
         raise UsageError(f"{src} is the destination store itself; name another --store")
 
@@ -350,7 +352,8 @@ def _rewrite_name(path: Path, sids: list[str], taken: set[str]) -> str:
 
 def _read_rows(path: Path, columns: list[str] | None = None) -> pa.Table:
     try:
-        return pq.read_table(path, columns=columns, schema=layout.STORE_SNAPSHOT_SCHEMA)
+        with durable.open_read(path) as f:
+            return pq.read_table(f, columns=columns, schema=layout.STORE_SNAPSHOT_SCHEMA)
     except (OSError, pa.ArrowException) as e:
         raise StoreError(f"cannot read {path}: {str(e).splitlines()[0]}") from e
 
@@ -415,7 +418,7 @@ def copy_durably(source: Path, target: Path, root: Path | None = None) -> int:
     ``target`` is in), no symlink below it is followed (``durable.open_folder``)."""
     tmp = durable.temp_path(target)
     try:
-        with open(source, "rb") as src, durable.create_file(tmp, root) as out:
+        with durable.open_read(source) as src, durable.create_file(tmp, root) as out:
             shutil.copyfileobj(src, out)
             out.flush()
             os.fsync(out.fileno())
@@ -438,8 +441,9 @@ def _rewrite(action: _Rewrite, root: Path | None = None) -> None:
     target = action.target_samples
     tmp = durable.temp_path(target)
     try:
-        source = pq.ParquetFile(action.samples)
         with (
+            durable.open_read(action.samples) as read,
+            pq.ParquetFile(read) as source,
             durable.create_file(tmp, root) as out,
             pq.ParquetWriter(out, source.schema_arrow, **_WRITE_OPTIONS) as writer,
         ):

@@ -1,0 +1,82 @@
+"""What ``allocsnap export`` and ``allocsnap serve`` expose from a store: a snapshot (the newest
+by default), the one before it in the same boot for growth, and the leak verdicts of its boot
+from ``leaks``; ``openmetrics.exposition`` writes them as text."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from allocsnap import openmetrics
+from allocsnap.analysis import compare, windows
+from allocsnap.analysis.session import Session, Store
+from allocsnap.analysis.window import Window
+from allocsnap.errors import StoreNotFound
+from allocsnap.model import Snapshot, SnapshotMeta
+
+
+def newest(store: Store, host: compare.Hosts = None) -> SnapshotMeta:
+    """Return the newest snapshot of a store (of ``host``, a name or glob, when given)."""
+    return compare.resolve(store, "latest", host)
+
+
+def exposition(
+    store: Store,
+    ref: str = "latest",
+    *,
+    host: compare.Hosts = None,
+    limits: openmetrics.Limits | None = None,
+) -> openmetrics.Exposition:
+    """Return the metrics of the snapshot ``ref`` names (a store reference, a snapshot file or a
+    text dump) as OpenMetrics text; from a store, with growth since the snapshot before it in
+    the same boot and the leak verdicts of its boot up to it."""
+    limits = limits or openmetrics.Limits()
+    if compare.is_dump(ref) or Path(ref).is_file():
+        return openmetrics.exposition(compare.load(ref, store), limits=limits)
+    opened = Session(store) if not isinstance(store, Session) else nullcontext(store)
+    with opened as session:
+        snap = compare.load(ref, session, host=host)
+        previous = _previous(session, snap.meta)
+        leaks = _leaks(session, snap.meta)
+    return openmetrics.exposition(snap, previous, leaks, limits)
+
+
+def _previous(session: Session, meta: SnapshotMeta) -> Snapshot | None:
+    """Return the snapshot just before ``meta`` of its host, when it is of the same boot and
+    was taken with profiling on; else None (no growth to tell)."""
+    just_before = (meta.taken_at - timedelta(microseconds=1)).astimezone(UTC).isoformat()
+    try:
+        before = compare.resolve(session, just_before, meta.host)
+    except StoreNotFound:
+        return None
+    if before.boot_id != meta.boot_id or before.profiling == 0:
+        return None
+    return compare.load(before.snapshot_id, session, host=meta.host)
+
+
+def _leaks(session: Session, meta: SnapshotMeta) -> openmetrics.Leaks | None:
+    """Return the leak verdicts of the series that reach the snapshot, over its host's store up
+    to it (each epoch judged on its own, so only its boot's series reach it); None when the
+    window has no snapshot taken with profiling on."""
+    window = Window(until=meta.taken_at.isoformat(), host=meta.host)
+    try:
+        result = windows.leaks(session, window, top_n=None)
+    except StoreNotFound:
+        return None
+
+    def current(row: dict[str, object]) -> bool:
+        last = row["last_at"]
+        return isinstance(last, datetime) and _utc(last) == _utc(meta.taken_at)
+
+    found = [r for r in result.rows.to_pylist() if current(r)]
+    grown = [r for r in result.others.to_pylist() if current(r) and r["bytes_per_hour"] is not None]
+    series = tuple(
+        openmetrics.LeakSeries(r["key"], float(r["bytes_per_hour"]), r["verdict"] == "leak")
+        for r in found + grown
+    )
+    return openmetrics.Leaks(found=len(found), series=series)
+
+
+def _utc(when: datetime) -> datetime:
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)

@@ -1,0 +1,242 @@
+"""``allocsnap serve``: ``/metrics`` over HTTP for Prometheus, from a store or from the kernel.
+
+The standard library's ``ThreadingHTTPServer`` (no new dependency). Each scrape costs little
+and at most so much: the exposition is cached per snapshot (a store is asked only for its
+newest snapshot's id, and not more often than ``min_interval``; the kernel is read at most
+once per ``min_interval``), one computation runs at a time, only ``GET``/``HEAD /metrics`` is
+answered (404 for any other path), connections are capped and each gets a socket timeout, and
+requests are bounded by the standard library's limits (a 64 KiB request line, 100 headers).
+It listens on a loopback address unless told otherwise (``allow_remote``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import FrameType
+from typing import Any, TextIO
+from urllib.parse import urlsplit
+
+from allocsnap import openmetrics
+from allocsnap.analysis import metrics
+from allocsnap.analysis.compare import Hosts
+from allocsnap.analysis.session import Store
+from allocsnap.errors import AllocsnapError, UsageError
+from allocsnap.kernel import capture
+from allocsnap.model import Snapshot
+
+DEFAULT_PORT = 9476
+MAX_CONNECTIONS = 8  # scrapes served at once; more are closed at once (Prometheus retries)
+SOCKET_TIMEOUT_S = 10.0  # a client that sends nothing holds a thread this long at most
+
+
+@dataclass(frozen=True)
+class Listen:
+    """Where to listen: an address and a port (0: any free port)."""
+
+    host: str
+    port: int
+
+    @property
+    def family(self) -> socket.AddressFamily:
+        return socket.AF_INET6 if ":" in self.host else socket.AF_INET
+
+    def url(self, port: int | None = None) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port if port is None else port}/metrics"
+
+
+def parse_listen(text: str, *, allow_remote: bool = False) -> Listen:
+    """Return the address ``--listen`` names (``127.0.0.1:9476``, ``[::1]:9476``, ``:9476``
+    for loopback); refuse one that is not loopback unless ``allow_remote``."""
+    host, colon, port = text.rpartition(":")
+    if not colon or not port.isdigit() or int(port) > 65535:
+        raise UsageError(f"--listen {text!r}: give ADDRESS:PORT, e.g. 127.0.0.1:{DEFAULT_PORT}")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    host = host or "127.0.0.1"
+    if host == "localhost":
+        host = "127.0.0.1"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise UsageError(
+            f"--listen {text!r}: give an IP address (127.0.0.1, ::1, 0.0.0.0), not a name"
+        ) from None
+    if not address.is_loopback and not allow_remote:
+        raise UsageError(
+            f"--listen {text!r} is not a loopback address: anyone who can reach it reads the "
+            "kernel's allocation profile; give --allow-remote to mean it"
+        )
+    return Listen(str(address), int(port))
+
+
+class Exporter:
+    """The exposition of the newest snapshot, recomputed only when it changes."""
+
+    def __init__(self, min_interval: float) -> None:
+        self.min_interval = min_interval
+        self.lock = threading.Lock()
+        self.checked = -float("inf")  # monotonic time of the last look at the source
+        self.cached: openmetrics.Exposition | None = None
+        self.computed = 0  # expositions computed (not served from the cache)
+
+    def get(self) -> openmetrics.Exposition:
+        """Return the exposition as OpenMetrics text, from the cache when it is current."""
+        with self.lock:  # one computation at a time; the others wait and get its result
+            now = time.monotonic()
+            if self.cached is None or now - self.checked >= self.min_interval:
+                self.cached = self.refresh(self.cached)
+                self.checked = time.monotonic()
+            return self.cached
+
+    def refresh(self, cached: openmetrics.Exposition | None) -> openmetrics.Exposition:
+        raise NotImplementedError
+
+
+class StoreExporter(Exporter):
+    """A store's newest snapshot (of a host), with its growth and leak verdicts."""
+
+    def __init__(
+        self, store: Store, host: Hosts, limits: openmetrics.Limits, min_interval: float
+    ) -> None:
+        super().__init__(min_interval)
+        self.store, self.host, self.limits = store, host, limits
+        self.snapshot: tuple[str, str] | None = None  # host and id of the cached one
+
+    def refresh(self, cached: openmetrics.Exposition | None) -> openmetrics.Exposition:
+        newest = metrics.newest(self.store, self.host)
+        if cached is not None and (newest.host, newest.snapshot_id) == self.snapshot:
+            return cached
+        exposition = metrics.exposition(
+            self.store, newest.snapshot_id, host=newest.host, limits=self.limits
+        )
+        self.snapshot = (newest.host, newest.snapshot_id)
+        self.computed += 1
+        return exposition
+
+
+class SourceExporter(Exporter):
+    """A read of the kernel (or a dump) per scrape, growth since the read before."""
+
+    def __init__(
+        self, spec: str, host: str | None, limits: openmetrics.Limits, min_interval: float
+    ) -> None:
+        super().__init__(min_interval)
+        self.spec, self.host, self.limits = spec, host, limits
+        self.previous: Snapshot | None = None
+
+    def refresh(self, cached: openmetrics.Exposition | None) -> openmetrics.Exposition:
+        snap = capture.snapshot(capture.read(self.spec), host=self.host)
+        exposition = openmetrics.exposition(snap, self.previous, limits=self.limits)
+        self.previous = snap
+        self.computed += 1
+        return exposition
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, listen: Listen, exporter: Exporter, log: TextIO) -> None:
+        self.address_family = listen.family
+        self.exporter = exporter
+        self.log = log
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        super().__init__((listen.host, listen.port), _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):
+            self.shutdown_request(request)  # too many at once: closed, not queued
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    server_version = "allocsnap"
+    timeout = SOCKET_TIMEOUT_S
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        self._reply(body=True)
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._reply(body=False)
+
+    def _reply(self, *, body: bool) -> None:
+        if urlsplit(self.path).path != "/metrics":
+            self.send_error(404, "only /metrics is served here")
+            return
+        try:
+            exposition = self.server.exporter.get()
+        except AllocsnapError as e:
+            print(f"allocsnap serve: {e}", file=self.server.log, flush=True)
+            self._send(500, f"allocsnap: {e}\n".encode(), "text/plain; charset=utf-8", body)
+            return
+        if "application/openmetrics-text" not in self.headers.get("Accept", ""):
+            exposition = exposition.prometheus()
+        self._send(200, exposition.text.encode(), exposition.content_type, body)
+
+    def _send(self, code: int, data: bytes, kind: str, body: bool) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if body:
+            self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        """No line per scrape: errors are said where they happen."""
+
+
+def serve(
+    listen: Listen,
+    exporter: Exporter,
+    *,
+    on_ready: Callable[[str], None] | None = None,
+    log: TextIO = sys.stderr,
+) -> None:
+    """Serve ``/metrics`` until SIGINT or SIGTERM; ``on_ready`` gets the URL once listening
+    (with the port chosen when ``listen`` asked for port 0)."""
+    try:
+        server = _Server(listen, exporter, log)
+    except OSError as e:
+        raise UsageError(f"cannot listen on {listen.url()}: {e.strerror or e}") from e
+    with server, _stopping(server):
+        if on_ready is not None:
+            on_ready(listen.url(server.server_address[1]))
+        server.serve_forever()
+
+
+@contextmanager
+def _stopping(server: ThreadingHTTPServer) -> Iterator[None]:
+    """Stop serving on SIGINT and SIGTERM (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(_signum: int, _frame: FrameType | None) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)

@@ -205,6 +205,14 @@ class _Handler(BaseHTTPRequestHandler):
         """No line per scrape: errors are said where they happen."""
 
 
+def server(listen: Listen, exporter: Exporter, log: TextIO = sys.stderr) -> ThreadingHTTPServer:
+    """Return the HTTP server of ``/metrics``, bound and listening (not yet serving)."""
+    try:
+        return _Server(listen, exporter, log)
+    except OSError as e:
+        raise UsageError(f"cannot listen on {listen.url()}: {e.strerror or e}") from e
+
+
 def serve(
     listen: Listen,
     exporter: Exporter,
@@ -214,14 +222,10 @@ def serve(
 ) -> None:
     """Serve ``/metrics`` until SIGINT or SIGTERM; ``on_ready`` gets the URL once listening
     (with the port chosen when ``listen`` asked for port 0)."""
-    try:
-        server = _Server(listen, exporter, log)
-    except OSError as e:
-        raise UsageError(f"cannot listen on {listen.url()}: {e.strerror or e}") from e
-    with server, _stopping(server):
+    with server(listen, exporter, log) as http, _stopping(http):
         if on_ready is not None:
-            on_ready(listen.url(server.server_address[1]))
-        server.serve_forever()
+            on_ready(listen.url(http.server_address[1]))
+        http.serve_forever()
 
 
 @contextmanager

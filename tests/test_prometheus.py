@@ -388,3 +388,82 @@ def test_serve_refuses_an_address_that_is_not_loopback(address: str, store: Path
     assert result.exit_code == 2
     assert result.stdout == ""
     assert "--allow-remote" in result.stderr or "not a name" in result.stderr
+
+
+ALERTS = Path(__file__).parent.parent / "docs" / "allocsnap-alerts.yml"
+SITE = "fs/ext4/super.c:1391 [ext4] func:ext4_alloc_inode"
+RULE_TESTS = """\
+rule_files:
+  - {rules}
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      # judged a leak from minute 10 on, at 1 MiB/hour
+      - series: 'allocsnap_leak_detected{{{at},call_site="{site}"}}'
+        values: '0x9 1x50'
+      - series: 'allocsnap_leak_rate_bytes_per_hour{{{at},call_site="{site}"}}'
+        values: '1048576x60'
+      # steeper, but not judged a leak: no alert
+      - series: 'allocsnap_leak_detected{{{at},call_site="mm/a.c:1 func:a"}}'
+        values: '0x60'
+      - series: 'allocsnap_leak_rate_bytes_per_hour{{{at},call_site="mm/a.c:1 func:a"}}'
+        values: '99999999x60'
+      # the last snapshot was taken at time 0, and profiling is on
+      - series: 'allocsnap_snapshot_timestamp_seconds{{{at}}}'
+        values: '0x60'
+      - series: 'allocsnap_profiling_enabled{{{at}}}'
+        values: '1x60'
+    alert_rule_test:
+      - eval_time: 30m
+        alertname: KernelAllocationLeak
+        exp_alerts: []
+      - eval_time: 45m
+        alertname: KernelAllocationLeak
+        exp_alerts:
+          - exp_labels:
+              severity: warning
+              job: allocsnap
+              instance: db7:9476
+              call_site: {site}
+            exp_annotations:
+              summary: Kernel allocations leak at {site} on db7:9476
+              description: >-
+                allocsnap leaks judges {site} leaking, growing by 1MiB per hour.
+                Look closer with allocsnap history '{site}' on the host.
+      - eval_time: 40m
+        alertname: AllocsnapSnapshotsStale
+        exp_alerts:
+          - exp_labels:
+              severity: warning
+              job: allocsnap
+              instance: db7:9476
+            exp_annotations:
+              summary: No new allocsnap snapshot on db7:9476 for 15 minutes
+              description: >-
+                The newest snapshot is 40m 0s old: check the allocsnap recorder and
+                /proc/allocinfo on the host.
+      - eval_time: 40m
+        alertname: AllocsnapProfilingOff
+        exp_alerts: []
+"""
+
+
+def test_the_example_alerting_rules_pass_promtool_and_fire(tmp_path: Path) -> None:
+    # GIVEN the example rule file of the docs
+    promtool = binary("promtool")
+    check = subprocess.run(
+        [promtool, "check", "rules", str(ALERTS)], capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "SUCCESS: 3 rules found" in check.stdout
+
+    # WHEN promtool runs it over series shaped like allocsnap's
+    tests = tmp_path / "alerts-test.yml"
+    at = 'job="allocsnap",instance="db7:9476"'
+    tests.write_text(RULE_TESTS.format(rules=ALERTS, site=SITE, at=at))
+    done = subprocess.run([promtool, "test", "rules", str(tests)], capture_output=True, text=True)
+
+    # THEN the leak alert fires only for the site judged a leak, after its 30 minutes, and the
+    # stale-snapshot alert fires when the snapshots stop
+    assert done.returncode == 0, done.stdout + done.stderr

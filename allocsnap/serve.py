@@ -1,9 +1,10 @@
 """``allocsnap serve``: ``/metrics`` over HTTP for Prometheus, from a store or from the kernel.
 
 The standard library's ``ThreadingHTTPServer`` (no new dependency). Each scrape costs little
-and at most so much: the exposition is cached per snapshot (a store is asked only for its
-newest snapshot's id, and not more often than ``min_interval``; the kernel is read at most
-once per ``min_interval``), one computation runs at a time, only ``GET``/``HEAD /metrics`` is
+and at most so much: the exposition is cached per snapshot (a store is listed, and asked for
+its newest snapshot only when its snapshots files changed, not more often than
+``min_interval``; the kernel is read at most once per ``min_interval``; leak verdicts are
+reused for ``leaks_every``), one computation runs at a time, only ``GET``/``HEAD /metrics`` is
 answered (404 for any other path), connections are capped and each gets a socket timeout, and
 requests are bounded by the standard library's limits (a 64 KiB request line, 100 headers).
 It listens on a loopback address unless told otherwise (``allow_remote``).
@@ -28,10 +29,11 @@ from urllib.parse import urlsplit
 from allocsnap import openmetrics
 from allocsnap.analysis import metrics
 from allocsnap.analysis.compare import Hosts
-from allocsnap.analysis.session import Store
 from allocsnap.errors import AllocsnapError, UsageError
 from allocsnap.kernel import capture
-from allocsnap.model import Snapshot
+from allocsnap.model import Snapshot, SnapshotMeta
+from allocsnap.store import layout
+from allocsnap.store.remote import Location
 
 DEFAULT_PORT = 9476
 MAX_CONNECTIONS = 8  # scrapes served at once; more are closed at once (Prometheus retries)
@@ -105,22 +107,52 @@ class StoreExporter(Exporter):
     """A store's newest snapshot (of a host), with its growth and leak verdicts."""
 
     def __init__(
-        self, store: Store, host: Hosts, limits: openmetrics.Limits, min_interval: float
+        self,
+        store: Location,
+        host: Hosts,
+        limits: openmetrics.Limits,
+        min_interval: float,
+        leaks_every: float = 0.0,
     ) -> None:
         super().__init__(min_interval)
         self.store, self.host, self.limits = store, host, limits
+        self.leaks_every = leaks_every  # seconds a boot's leak verdicts are reused for
+        self.leaks: tuple[str, str | None, float, openmetrics.Leaks | None] | None = None
+        self.listing: object = None  # the snapshots files as last seen: names, sizes, times
         self.snapshot: tuple[str, str] | None = None  # host and id of the cached one
 
     def refresh(self, cached: openmetrics.Exposition | None) -> openmetrics.Exposition:
-        newest = metrics.newest(self.store, self.host)
-        if cached is not None and (newest.host, newest.snapshot_id) == self.snapshot:
+        # a listing of the store costs far less than asking DuckDB for the newest snapshot:
+        # while the snapshots files are the same, so is the newest snapshot
+        files = layout.open_store(self.store)
+        infos = [files.listed.get(p) for p in files.snapshots]
+        listing = [
+            (p, getattr(i, "size", None), getattr(i, "mtime_ns", None))
+            for p, i in zip(files.snapshots, infos, strict=True)
+        ]
+        if cached is not None and listing == self.listing:
             return cached
-        exposition = metrics.exposition(
-            self.store, newest.snapshot_id, host=newest.host, limits=self.limits
-        )
-        self.snapshot = (newest.host, newest.snapshot_id)
-        self.computed += 1
-        return exposition
+        newest = metrics.newest(self.store, self.host)
+        if cached is None or (newest.host, newest.snapshot_id) != self.snapshot:
+            cached = self._compute(newest)
+            self.snapshot = (newest.host, newest.snapshot_id)
+            self.computed += 1
+        self.listing = listing  # only once answered: a failure is tried again next time
+        return cached
+
+    def _compute(self, newest: SnapshotMeta) -> openmetrics.Exposition:
+        """Return the exposition of ``newest``: the leak verdicts, the costly part, are those
+        computed for an earlier snapshot of its boot within ``leaks_every``."""
+        reused = None
+        if self.leaks is not None:
+            host, boot, at, verdicts = self.leaks
+            fresh = time.monotonic() - at < self.leaks_every
+            if fresh and (host, boot) == (newest.host, newest.boot_id) and verdicts is not None:
+                reused = verdicts
+        found = metrics.gather(self.store, newest.snapshot_id, host=newest.host, leaks=reused)
+        if reused is None:
+            self.leaks = (newest.host, newest.boot_id, time.monotonic(), found.leaks)
+        return openmetrics.exposition(found.snapshot, found.previous, found.leaks, self.limits)
 
 
 class SourceExporter(Exporter):

@@ -178,3 +178,27 @@ def test_the_kernel_is_read_at_most_once_per_min_interval(tmp_path: Path) -> Non
         server.close()
     # THEN it was read once
     assert exporter.computed == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("leaks_every", "judged"), [(3600.0, 1), (0.0, 2)])
+def test_leak_verdicts_are_reused_within_leaks_every(
+    store: Path, leaks_every: float, judged: int
+) -> None:
+    # GIVEN a server that judges leaks at most once an hour (or every snapshot)
+    exporter = serve.StoreExporter(store, None, LIMITS, min_interval=0, leaks_every=leaks_every)
+    times = set()
+    exporter.get()
+    assert exporter.leaks is not None
+    times.add(exporter.leaks[2])
+
+    # WHEN a new snapshot of the same boot arrives
+    later = snap(real("6.12", 1, 2), at=T0 + timedelta(minutes=20), with_meta=True, host="vm-a")
+    writing.write(store, later)
+    text = exporter.get().text
+    times.add(exporter.leaks[2])
+
+    # THEN the exposition is the new snapshot's, with verdicts judged once (or again)
+    assert exporter.computed == 2
+    assert len(times) == judged
+    assert "allocsnap_leaks 0" in text

@@ -5,6 +5,7 @@ from ``leaks``; ``openmetrics.exposition`` writes them as text."""
 from __future__ import annotations
 
 from contextlib import nullcontext
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,6 +22,15 @@ def newest(store: Store, host: compare.Hosts = None) -> SnapshotMeta:
     return compare.resolve(store, "latest", host)
 
 
+@dataclass(frozen=True)
+class Gathered:
+    """What an exposition of a stored snapshot is made of."""
+
+    snapshot: Snapshot
+    previous: Snapshot | None  # the snapshot before it of the same host and boot
+    leaks: openmetrics.Leaks | None  # the verdicts of its boot up to it
+
+
 def exposition(
     store: Store,
     ref: str = "latest",
@@ -31,15 +41,27 @@ def exposition(
     """Return the metrics of the snapshot ``ref`` names (a store reference, a snapshot file or a
     text dump) as OpenMetrics text; from a store, with growth since the snapshot before it in
     the same boot and the leak verdicts of its boot up to it."""
-    limits = limits or openmetrics.Limits()
     if compare.is_dump(ref) or Path(ref).is_file():
         return openmetrics.exposition(compare.load(ref, store), limits=limits)
+    found = gather(store, ref, host=host)
+    return openmetrics.exposition(found.snapshot, found.previous, found.leaks, limits)
+
+
+def gather(
+    store: Store,
+    ref: str = "latest",
+    *,
+    host: compare.Hosts = None,
+    leaks: openmetrics.Leaks | None = None,
+) -> Gathered:
+    """Return a stored snapshot, the one before it of the same boot, and its boot's leak
+    verdicts (``leaks`` when given: verdicts computed earlier are reused)."""
     opened = Session(store) if not isinstance(store, Session) else nullcontext(store)
     with opened as session:
         snap = compare.load(ref, session, host=host)
         previous = _previous(session, snap.meta)
-        leaks = _leaks(session, snap.meta)
-    return openmetrics.exposition(snap, previous, leaks, limits)
+        verdicts = leaks if leaks is not None else _leaks(session, snap.meta)
+    return Gathered(snap, previous, verdicts)
 
 
 def _previous(session: Session, meta: SnapshotMeta) -> Snapshot | None:

@@ -104,6 +104,14 @@ def serve(
             "between get the last answer.",
         ),
     ] = "5s",
+    leaks_every: Annotated[
+        str,
+        typer.Option(
+            "--leaks-every",
+            help="Judge leaks again at most this often (the costly part); new snapshots in "
+            "between carry the verdicts before.",
+        ),
+    ] = "5m",
 ) -> None:
     """Serve /metrics for Prometheus from a store's newest snapshot, or from the kernel.
 
@@ -126,7 +134,8 @@ def serve(
     if source_spec is not None:
         exporter = serving.SourceExporter(source_spec, None, limits, every)
     else:
-        exporter = serving.StoreExporter(store_dir, host, limits, every)
+        verdicts_for = parse_duration(leaks_every).total_seconds()
+        exporter = serving.StoreExporter(store_dir, host, limits, every, verdicts_for)
     try:
         exporter.get()
     except UsageError:

@@ -1,0 +1,172 @@
+"""The cost of a Prometheus scrape of ``allocsnap serve``, against exporting every call site.
+
+A store of real dumps (bench/data/vm-7.3.4-idle-1s.txt.xz, an idle 7.3.4 guest, stamped 10 s
+apart as the recorder would) is served by ``allocsnap serve``'s server on a free loopback port,
+in this process, and scraped over HTTP:
+
+- **cached**: the newest snapshot is unchanged since the last scrape (the common case when the
+  recorder's interval is longer than the scrape interval): a lookup of the newest id, then the
+  cached text;
+- **new snapshot**: a new snapshot arrived since the last scrape: the exposition is computed
+  (load it and the one before, leaks over the boot, the text);
+- **--source**: a dump read and parsed on each scrape, as ``serve --source`` reads the kernel.
+
+CPU is this process's (server and client both: an upper bound), per scrape, median of the
+runs. The alternative is the obvious script: ``awk`` turning every row of the dump into two
+series (bytes and calls), as a textfile; its CPU is awk's own (children's rusage). Series are
+counted from the text (lines with a value).
+
+Usage: python -m bench.scrape [--snapshots 60] [--scrapes 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import lzma
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from allocsnap import openmetrics, serve  # noqa: E402
+from allocsnap.kernel import capture, source  # noqa: E402
+from allocsnap.model import Snapshot  # noqa: E402
+from allocsnap.store import writing  # noqa: E402
+from bench.size import REAL_SERIES, START, split_dumps  # noqa: E402
+
+AWK = r"""
+NR > 2 && $3 ~ /:[0-9]+$/ {
+    site = $3; for (i = 4; i <= NF; i++) site = site " " $i
+    gsub(/\\/, "\\\\", site); gsub(/"/, "\\\"", site)
+    printf "allocinfo_bytes{site=\"%s\"} %s\n", site, $1
+    printf "allocinfo_calls{site=\"%s\"} %s\n", site, $2
+}
+"""
+
+
+def series(text: str) -> int:
+    """Return the lines of an exposition that carry a value."""
+    return sum(1 for line in text.splitlines() if line and not line.startswith("#"))
+
+
+def snapshot(text: bytes, k: int) -> Snapshot:
+    raw = source.RawRead(
+        text=text, source="file", taken_at=START + timedelta(seconds=10 * k), boot_id="b1"
+    )
+    return capture.snapshot(raw, host="vm")
+
+
+def scrape(port: int) -> bytes:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("GET", "/metrics", headers={"Accept": "application/openmetrics-text"})
+        body = conn.getresponse().read()
+    finally:
+        conn.close()
+    return body
+
+
+def cpu_ms(action: object, runs: int) -> tuple[float, float]:
+    """Return the median CPU and wall milliseconds of ``action()`` over ``runs``."""
+    cpu, wall = [], []
+    for _ in range(runs):
+        c, w = time.process_time(), time.perf_counter()
+        action()  # type: ignore[operator]
+        cpu.append((time.process_time() - c) * 1000)
+        wall.append((time.perf_counter() - w) * 1000)
+    return statistics.median(cpu), statistics.median(wall)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--snapshots", type=int, default=60)
+    parser.add_argument("--scrapes", type=int, default=30)
+    args = parser.parse_args(argv)
+    dumps = split_dumps(lzma.decompress(REAL_SERIES.read_bytes()))
+    n = min(args.snapshots, len(dumps) - args.scrapes)
+    with tempfile.TemporaryDirectory() as work:
+        root = Path(work) / "store"
+        for k in range(n):
+            writing.write(root, snapshot(dumps[k], k))
+        exporter = serve.StoreExporter(root, None, openmetrics.Limits(), min_interval=0)
+        http = serve.server(serve.Listen("127.0.0.1", 0), exporter)
+        port = http.server_address[1]
+        threading.Thread(target=http.serve_forever, daemon=True).start()
+        body = scrape(port)  # the first: computed
+        cached = cpu_ms(lambda: scrape(port), args.scrapes)
+        timed: list[tuple[float, float]] = []
+        for k in range(n, n + args.scrapes):
+            writing.write(root, snapshot(dumps[k], k))  # the recorder's work, not the scrape's
+            timed.append(cpu_ms(lambda: scrape(port), 1))
+        fresh = statistics.median(c for c, _ in timed), statistics.median(w for _, w in timed)
+        assert exporter.computed == 1 + args.scrapes, exporter.computed
+        http.shutdown()
+        http.server_close()
+
+        dump = Path(work) / "dump.txt"
+        dump.write_bytes(dumps[-1])
+        source_exporter = serve.SourceExporter(
+            str(dump), None, openmetrics.Limits(), min_interval=0
+        )
+        from_source = cpu_ms(source_exporter.get, args.scrapes)
+        source_text = source_exporter.get().text
+
+        def run_awk() -> str:
+            return subprocess.run(
+                ["awk", AWK, str(dump)], capture_output=True, text=True, check=True
+            ).stdout
+
+        raw = run_awk()
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        for _ in range(args.scrapes):
+            run_awk()
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        awk_cpu = (
+            (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+            * 1000
+            / args.scrapes
+        )
+        awk_wall = (time.perf_counter() - started) * 1000 / args.scrapes
+        text = body.decode()
+        rows = sum(1 for line in dumps[-1].decode().splitlines() if line[:1] != "#") - 1
+
+    print(f"machine: {os.cpu_count()} cores, load {' '.join(map(str, os.getloadavg()))}")
+    print(f"store: {n} real snapshots (7.3.4 idle guest, {rows:,} rows each), 10 s apart")
+    print(f"scrapes: {args.scrapes} per case, medians")
+    print()
+    print("| what | series | text | CPU per scrape | wall per scrape |")
+    print("| --- | --- | --- | --- | --- |")
+    print(
+        f"| serve, newest snapshot cached | {series(text)} | {len(body) / 1024:.1f} KiB "
+        f"| {cached[0]:.1f} ms | {cached[1]:.1f} ms |"
+    )
+    print(
+        f"| serve, a new snapshot since the last scrape (leaks included) | {series(text)} "
+        f"| {len(body) / 1024:.1f} KiB | {fresh[0]:.0f} ms | {fresh[1]:.0f} ms |"
+    )
+    print(
+        f"| serve --source (read, parse, expose) | {series(source_text)} "
+        f"| {len(source_text) / 1024:.1f} KiB | {from_source[0]:.1f} ms "
+        f"| {from_source[1]:.1f} ms |"
+    )
+    print(
+        f"| alternative: awk, every row as 2 series | {series(raw)} | {len(raw) / 1024:.1f} KiB "
+        f"| {awk_cpu:.1f} ms | {awk_wall:.1f} ms |"
+    )
+    print()
+    print(f"series ratio (serve / every call site): {series(text) / series(raw):.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

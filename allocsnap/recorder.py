@@ -139,7 +139,7 @@ def record(
     stop = threading.Event()
     # malloc hands freed memory back; Arrow's default pool keeps it
     pa.set_memory_pool(pa.system_memory_pool())
-    with locks.recorder_lock(store_dir), _signals(stop):
+    with locks.recorder_lock(store_dir), on_signals(stop.set):
         return _Run(store_dir, plan, report, clock, stop).run()
 
 
@@ -478,14 +478,15 @@ def _with_outage_note(snap: Snapshot, since: datetime, reads: int, why: str) -> 
 
 
 @contextmanager
-def _signals(stop: threading.Event) -> Iterator[None]:
-    """Turn SIGINT and SIGTERM into ``stop`` for the duration (main thread only)."""
+def on_signals(action: Callable[[], None]) -> Iterator[None]:
+    """Run ``action`` on SIGINT and SIGTERM for the duration (main thread only): the recorder
+    sets its stop event, ``allocsnap serve`` shuts its server down."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
+        action()
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:

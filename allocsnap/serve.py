@@ -13,20 +13,17 @@ It listens on a loopback address unless told otherwise (``allow_remote``).
 from __future__ import annotations
 
 import ipaddress
-import signal
 import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
-from allocsnap import openmetrics
+from allocsnap import openmetrics, recorder
 from allocsnap.analysis import metrics
 from allocsnap.analysis.compare import Hosts
 from allocsnap.errors import AllocsnapError, UsageError
@@ -254,25 +251,11 @@ def serve(
 ) -> None:
     """Serve ``/metrics`` until SIGINT or SIGTERM; ``on_ready`` gets the URL once listening
     (with the port chosen when ``listen`` asked for port 0)."""
-    with server(listen, exporter, log) as http, _stopping(http):
+
+    def stop() -> None:  # shutdown() waits for serve_forever: not from the handler's thread
+        threading.Thread(target=http.shutdown, daemon=True).start()
+
+    with server(listen, exporter, log) as http, recorder.on_signals(stop):
         if on_ready is not None:
             on_ready(listen.url(http.server_address[1]))
         http.serve_forever()
-
-
-@contextmanager
-def _stopping(server: ThreadingHTTPServer) -> Iterator[None]:
-    """Stop serving on SIGINT and SIGTERM (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(_signum: int, _frame: FrameType | None) -> None:
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)

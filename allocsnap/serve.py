@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TextIO
 from urllib.parse import urlsplit
@@ -28,7 +28,7 @@ from allocsnap.analysis import metrics
 from allocsnap.analysis.compare import Hosts
 from allocsnap.errors import AllocsnapError, UsageError
 from allocsnap.kernel import capture
-from allocsnap.model import Snapshot, SnapshotMeta
+from allocsnap.model import Snapshot
 from allocsnap.store import layout
 from allocsnap.store.remote import Location
 
@@ -117,6 +117,7 @@ class StoreExporter(Exporter):
         self.leaks: tuple[str, str | None, float, openmetrics.Leaks | None] | None = None
         self.listing: object = None  # the snapshots files as last seen: names, sizes, times
         self.snapshot: tuple[str, str] | None = None  # host and id of the cached one
+        self.last: Snapshot | None = None  # the snapshot read last time
 
     def refresh(self, cached: openmetrics.Exposition | None) -> openmetrics.Exposition:
         # a listing of the store costs far less than asking DuckDB for the newest snapshot:
@@ -129,27 +130,38 @@ class StoreExporter(Exporter):
         ]
         if cached is not None and listing == self.listing:
             return cached
-        newest = metrics.newest(self.store, self.host)
-        if cached is None or (newest.host, newest.snapshot_id) != self.snapshot:
-            cached = self._compute(newest)
-            self.snapshot = (newest.host, newest.snapshot_id)
+        found = self._gather()
+        meta = found.snapshot.meta
+        if cached is None or (meta.host, meta.snapshot_id) != self.snapshot:
+            cached = openmetrics.exposition(
+                found.snapshot, found.previous, found.leaks, self.limits
+            )
+            self.snapshot = (meta.host, meta.snapshot_id)
             self.computed += 1
+        self.last = found.snapshot
         self.listing = listing  # only once answered: a failure is tried again next time
         return cached
 
-    def _compute(self, newest: SnapshotMeta) -> openmetrics.Exposition:
-        """Return the exposition of ``newest``: the leak verdicts, the costly part, are those
-        computed for an earlier snapshot of its boot within ``leaks_every``."""
-        reused = None
-        if self.leaks is not None:
-            host, boot, at, verdicts = self.leaks
-            fresh = time.monotonic() - at < self.leaks_every
-            if fresh and (host, boot) == (newest.host, newest.boot_id) and verdicts is not None:
-                reused = verdicts
-        found = metrics.gather(self.store, newest.snapshot_id, host=newest.host, leaks=reused)
-        if reused is None:
-            self.leaks = (newest.host, newest.boot_id, time.monotonic(), found.leaks)
-        return openmetrics.exposition(found.snapshot, found.previous, found.leaks, self.limits)
+    def _gather(self) -> metrics.Gathered:
+        """Return the newest snapshot, the one before and the leak verdicts, reusing the costly
+        parts: the snapshot read last time when it is the one before, and the verdicts judged
+        within ``leaks_every`` for the same boot."""
+        found = metrics.gather(self.store, host=self.host, known=self.last, judge=False)
+        meta = found.snapshot.meta
+        held = self.leaks
+        if (
+            held is None
+            or held[:2] != (meta.host, meta.boot_id)
+            or time.monotonic() - held[2] >= self.leaks_every
+        ):
+            held = (
+                meta.host,
+                meta.boot_id,
+                time.monotonic(),
+                metrics.leak_verdicts(self.store, meta),
+            )
+            self.leaks = held
+        return replace(found, leaks=held[3])
 
 
 class SourceExporter(Exporter):

@@ -4,7 +4,7 @@ from ``leaks``; ``openmetrics.exposition`` writes them as text."""
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -52,21 +52,32 @@ def gather(
     ref: str = "latest",
     *,
     host: compare.Hosts = None,
-    leaks: openmetrics.Leaks | None = None,
+    known: Snapshot | None = None,
+    judge: bool = True,
 ) -> Gathered:
-    """Return a stored snapshot, the one before it of the same boot, and its boot's leak
-    verdicts (``leaks`` when given: verdicts computed earlier are reused)."""
-    opened = Session(store) if not isinstance(store, Session) else nullcontext(store)
-    with opened as session:
+    """Return a stored snapshot, the one before it of the same boot, and (unless not to
+    ``judge``) its boot's leak verdicts; a snapshot read earlier (``known``) is reused when it
+    is the one before."""
+    with _session(store) as session:
         snap = compare.load(ref, session, host=host)
-        previous = _previous(session, snap.meta)
-        verdicts = leaks if leaks is not None else _leaks(session, snap.meta)
+        previous = _previous(session, snap.meta, known)
+        verdicts = _leaks(session, snap.meta) if judge else None
     return Gathered(snap, previous, verdicts)
 
 
-def _previous(session: Session, meta: SnapshotMeta) -> Snapshot | None:
+def leak_verdicts(store: Store, meta: SnapshotMeta) -> openmetrics.Leaks | None:
+    """Return the leak verdicts of the series that reach a stored snapshot (``gather``'s)."""
+    with _session(store) as session:
+        return _leaks(session, meta)
+
+
+def _session(store: Store) -> AbstractContextManager[Session]:
+    return Session(store) if not isinstance(store, Session) else nullcontext(store)
+
+
+def _previous(session: Session, meta: SnapshotMeta, known: Snapshot | None) -> Snapshot | None:
     """Return the snapshot just before ``meta`` of its host, when it is of the same boot and
-    was taken with profiling on; else None (no growth to tell)."""
+    was taken with profiling on (``known`` if it is that one); else None (no growth to tell)."""
     just_before = (meta.taken_at - timedelta(microseconds=1)).astimezone(UTC).isoformat()
     try:
         before = compare.resolve(session, just_before, meta.host)
@@ -74,6 +85,11 @@ def _previous(session: Session, meta: SnapshotMeta) -> Snapshot | None:
         return None
     if before.boot_id != meta.boot_id or before.profiling == 0:
         return None
+    if known is not None and (known.meta.host, known.meta.snapshot_id) == (
+        before.host,
+        before.snapshot_id,
+    ):
+        return known
     return compare.load(before.snapshot_id, session, host=meta.host)
 
 

@@ -30,7 +30,6 @@ from typer.testing import CliRunner
 from allocsnap import openmetrics, recorder
 from allocsnap.analysis import metrics
 from allocsnap.cli import app
-from allocsnap.model import Filter
 from allocsnap.store import writing
 from tests import oracle
 from tests.conftest import real
@@ -283,15 +282,20 @@ def test_promtool_accepts_every_exposition(store: Path, tmp_path: Path, fmt: str
 
 @pytest.mark.slow
 def test_node_exporter_serves_what_record_textfile_wrote(tmp_path: Path) -> None:
-    # GIVEN a recorder that wrote --textfile twice from a real capture
+    # GIVEN allocsnap record (the lean recorder process it becomes) that wrote --textfile
+    # twice from a real capture
     exporter = binary("prometheus-node-exporter")
     folder = tmp_path / "textfile"
     folder.mkdir()
     textfile = folder / "allocsnap.prom"
-    plan = recorder.Plan(
-        interval=0.05, count=2, source=str(NEWEST), textfile=str(textfile), keep=Filter()
+    argv = [sys.executable, "-m", "allocsnap", "record", "--source", str(NEWEST), "--count", "2"]
+    done = subprocess.run(
+        [*argv, "--interval", "100ms", "--textfile", str(textfile), "--store", str(tmp_path / "s")],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
-    recorder.record(tmp_path / "store", plan)
+    assert done.returncode == 0, done.stderr
     assert stat.S_IMODE(textfile.stat().st_mode) == 0o644
     assert [p.name for p in folder.iterdir()] == ["allocsnap.prom"]  # no temp file left
 

@@ -259,10 +259,23 @@ def serve(
     exporter: Exporter,
     *,
     on_ready: Callable[[str], None] | None = None,
+    on_problem: Callable[[str], None] | None = None,
     log: TextIO = sys.stderr,
 ) -> None:
     """Serve ``/metrics`` until SIGINT or SIGTERM; ``on_ready`` gets the URL once listening
-    (with the port chosen when ``listen`` asked for port 0)."""
+    (with the port chosen when ``listen`` asked for port 0).
+
+    The exposition is computed once first: a bad limit raises ``UsageError``; a source that
+    cannot be read yet (a store the recorder has not written) goes to ``on_problem`` and is
+    served as 500 until it can be.
+    """
+    try:
+        exporter.get()
+    except UsageError:
+        raise
+    except AllocsnapError as e:
+        if on_problem is not None:
+            on_problem(str(e))
 
     def stop() -> None:  # shutdown() waits for serve_forever: not from the handler's thread
         threading.Thread(target=http.shutdown, daemon=True).start()

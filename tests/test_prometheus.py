@@ -471,3 +471,9 @@ def test_the_example_alerting_rules_pass_promtool_and_fire(tmp_path: Path) -> No
     # THEN the leak alert fires only for the site judged a leak, after its 30 minutes, and the
     # stale-snapshot alert fires when the snapshots stop
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_export_takes_a_snapshot_or_a_source_not_both(store: Path) -> None:
+    result = runner.invoke(app, ["export", "first", "--source", str(NEWEST), "--store", str(store)])
+    assert result.exit_code == 2
+    assert "give SNAP ('first') or --source, not both" in result.stderr

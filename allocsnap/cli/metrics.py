@@ -58,9 +58,12 @@ def export(
     """
     from allocsnap import openmetrics
     from allocsnap.analysis import metrics
+    from allocsnap.errors import UsageError
     from allocsnap.kernel import capture
 
     limits = openmetrics.Limits(top_n=top, max_series=max_series)
+    if source_spec is not None and snapshot != "latest":
+        raise UsageError(f"give SNAP ({snapshot!r}) or --source, not both")
     if source_spec is not None:
         snap = capture.snapshot(capture.read(source_spec))
         exposition = openmetrics.exposition(snap, limits=limits)
@@ -124,7 +127,6 @@ def serve(
     """
     from allocsnap import openmetrics
     from allocsnap import serve as serving
-    from allocsnap.errors import AllocsnapError, UsageError
     from allocsnap.units import parse_duration
 
     where = serving.parse_listen(listen, allow_remote=allow_remote)
@@ -136,10 +138,11 @@ def serve(
     else:
         verdicts_for = parse_duration(leaks_every).total_seconds()
         exporter = serving.StoreExporter(store_dir, host, limits, every, verdicts_for)
-    try:
-        exporter.get()
-    except UsageError:
-        raise
-    except AllocsnapError as e:
-        typer.echo(f"warning: {e} (serving anyway: /metrics answers 500 until then)", err=True)
-    serving.serve(where, exporter, on_ready=lambda url: typer.echo(f"serving {url}", err=True))
+    serving.serve(
+        where,
+        exporter,
+        on_ready=lambda url: typer.echo(f"serving {url}", err=True),
+        on_problem=lambda why: typer.echo(
+            f"warning: {why} (serving anyway: /metrics answers 500 until then)", err=True
+        ),
+    )

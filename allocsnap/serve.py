@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from allocsnap import openmetrics, recorder
 from allocsnap.analysis import metrics
 from allocsnap.analysis.compare import Hosts
+from allocsnap.analysis.session import Session
 from allocsnap.errors import AllocsnapError, UsageError
 from allocsnap.kernel import capture
 from allocsnap.model import Snapshot
@@ -99,6 +100,9 @@ class Exporter:
     def refresh(self, cached: openmetrics.Exposition | None) -> openmetrics.Exposition:
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Release what the exporter holds open."""
+
 
 class StoreExporter(Exporter):
     """A store's newest snapshot (of a host), with its growth and leak verdicts."""
@@ -118,6 +122,12 @@ class StoreExporter(Exporter):
         self.listing: object = None  # the snapshots files as last seen: names, sizes, times
         self.snapshot: tuple[str, str] | None = None  # host and id of the cached one
         self.last: Snapshot | None = None  # the snapshot read last time
+        self.session: Session | None = None  # kept open: its macros are made once
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.close()
+            self.session = None
 
     def refresh(self, cached: openmetrics.Exposition | None) -> openmetrics.Exposition:
         # a listing of the store costs far less than asking DuckDB for the newest snapshot:
@@ -146,21 +156,25 @@ class StoreExporter(Exporter):
         """Return the newest snapshot, the one before and the leak verdicts, reusing the costly
         parts: the snapshot read last time when it is the one before, and the verdicts judged
         within ``leaks_every`` for the same boot."""
-        found = metrics.gather(self.store, host=self.host, known=self.last, judge=False)
-        meta = found.snapshot.meta
-        held = self.leaks
-        if (
-            held is None
-            or held[:2] != (meta.host, meta.boot_id)
-            or time.monotonic() - held[2] >= self.leaks_every
-        ):
-            held = (
-                meta.host,
-                meta.boot_id,
-                time.monotonic(),
-                metrics.leak_verdicts(self.store, meta),
-            )
-            self.leaks = held
+        if self.session is None:
+            self.session = Session(self.store)
+        else:
+            self.session.refresh()
+        try:
+            found = metrics.gather(self.session, host=self.host, known=self.last, judge=False)
+            meta = found.snapshot.meta
+            held = self.leaks
+            if (
+                held is None
+                or held[:2] != (meta.host, meta.boot_id)
+                or time.monotonic() - held[2] >= self.leaks_every
+            ):
+                verdicts = metrics.leak_verdicts(self.session, meta)
+                held = (meta.host, meta.boot_id, time.monotonic(), verdicts)
+                self.leaks = held
+        except AllocsnapError:
+            self.close()  # opened afresh next time
+            raise
         return replace(found, leaks=held[3])
 
 
@@ -280,7 +294,10 @@ def serve(
     def stop() -> None:  # shutdown() waits for serve_forever: not from the handler's thread
         threading.Thread(target=http.shutdown, daemon=True).start()
 
-    with server(listen, exporter, log) as http, recorder.on_signals(stop):
-        if on_ready is not None:
-            on_ready(listen.url(http.server_address[1]))
-        http.serve_forever()
+    try:
+        with server(listen, exporter, log) as http, recorder.on_signals(stop):
+            if on_ready is not None:
+                on_ready(listen.url(http.server_address[1]))
+            http.serve_forever()
+    finally:
+        exporter.close()

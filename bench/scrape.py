@@ -107,6 +107,7 @@ def serve_case(
     finally:
         http.shutdown()
         http.server_close()
+        exporter.close()
     fresh = statistics.median(c for c, _ in timed), statistics.median(w for _, w in timed)
     return body, cached, fresh
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from allocsnap import openmetrics
@@ -59,8 +59,15 @@ def gather(
     ``judge``) its boot's leak verdicts; a snapshot read earlier (``known``) is reused when it
     is the one before."""
     with _session(store) as session:
-        snap = compare.load(ref, session, host=host)
-        previous = _previous(session, snap.meta, known)
+        if ref == "latest":  # one listing of the snapshots answers both: the newest, the one before
+            metas = compare.snapshots(session, host)
+            if not metas:  # none of these hosts: resolve says so as everywhere else
+                compare.resolve(session, "latest", host)
+            snap = compare.load_stored(session, metas[-1])
+        else:
+            snap = compare.load(ref, session, host=host)
+            metas = compare.snapshots(session, snap.meta.host)
+        previous = _previous(session, snap.meta, metas, known)
         verdicts = _leaks(session, snap.meta) if judge else None
     return Gathered(snap, previous, verdicts)
 
@@ -75,14 +82,16 @@ def _session(store: Store) -> AbstractContextManager[Session]:
     return Session(store) if not isinstance(store, Session) else nullcontext(store)
 
 
-def _previous(session: Session, meta: SnapshotMeta, known: Snapshot | None) -> Snapshot | None:
-    """Return the snapshot just before ``meta`` of its host, when it is of the same boot and
-    was taken with profiling on (``known`` if it is that one); else None (no growth to tell)."""
-    just_before = (meta.taken_at - timedelta(microseconds=1)).astimezone(UTC).isoformat()
-    try:
-        before = compare.resolve(session, just_before, meta.host)
-    except StoreNotFound:
+def _previous(
+    session: Session, meta: SnapshotMeta, metas: list[SnapshotMeta], known: Snapshot | None
+) -> Snapshot | None:
+    """Return the snapshot just before ``meta`` of its host among ``metas`` (oldest first),
+    when it is of the same boot and was taken with profiling on (``known`` if it is that one);
+    else None (no growth to tell)."""
+    earlier = [m for m in metas if m.host == meta.host and m.taken_at < meta.taken_at]
+    if not earlier:
         return None
+    before = earlier[-1]
     if before.boot_id != meta.boot_id or before.profiling == 0:
         return None
     if known is not None and (known.meta.host, known.meta.snapshot_id) == (
@@ -90,7 +99,7 @@ def _previous(session: Session, meta: SnapshotMeta, known: Snapshot | None) -> S
         before.snapshot_id,
     ):
         return known
-    return compare.load(before.snapshot_id, session, host=meta.host)
+    return compare.load_stored(session, before)
 
 
 def _leaks(session: Session, meta: SnapshotMeta) -> openmetrics.Leaks | None:

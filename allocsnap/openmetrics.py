@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -120,13 +120,11 @@ class Exposition:
 
 @dataclass(frozen=True)
 class _Group:
-    """A call site, or a group of them: its key, live bytes and signed calls."""
+    """A group of call sites: its key, live bytes and signed calls."""
 
     key: str
     bytes: int
     calls: int
-    file: str = ""
-    module: str | None = None
 
 
 def exposition(
@@ -153,9 +151,8 @@ def exposition(
         or previous.meta.taken_at >= meta.taken_at
     ):
         previous = None
-    sites = call_sites(snapshot.samples)
-    before = {g.key: g.bytes for g in call_sites(previous.samples)} if previous else None
-    total = _Group("", sum(g.bytes for g in sites), sum(g.calls for g in sites))
+    sites = _Sites(snapshot.samples)
+    before = _Sites(previous.samples) if previous is not None else None
 
     out = _Writer()
     info = {
@@ -168,9 +165,9 @@ def exposition(
     out.family("allocsnap_snapshot_timestamp_seconds", [({}, meta.taken_at.timestamp())])
     if meta.profiling is not None:
         out.family("allocsnap_profiling_enabled", [({}, meta.profiling)])
-    out.family("allocsnap_call_sites", [({}, len(sites))])
-    out.family("allocsnap_live_bytes", [({}, total.bytes)])
-    out.family("allocsnap_live_allocations", [({}, total.calls)])
+    out.family("allocsnap_call_sites", [({}, sites.table.num_rows)])
+    out.family("allocsnap_live_bytes", [({}, sites.bytes)])
+    out.family("allocsnap_live_allocations", [({}, sites.calls)])
 
     per_site = 3 if before is not None else 2
     # the fixed series: those above, the growth interval, the leak count, and an (other)
@@ -194,42 +191,48 @@ def exposition(
             folded["allocsnap_leak_rate_bytes_per_hour"] = len(wanted) - len(shown_leaks)
 
     # then the call sites: by bytes and by growth, one of each in turn
-    growth = {g.key: g.bytes - (before or {}).get(g.key, 0) for g in sites}
-    if before is not None:
-        for key, was in before.items():
-            growth.setdefault(key, -was)
-    chosen = _top_sites(sites, growth if before is not None else None, limits.top_n)
+    growth = sites.growth(before) if before is not None else None
+    by_growth = (
+        _top(growth.filter(pc.greater(growth["growth"], 0)), "growth", limits.top_n)
+        if growth is not None
+        else []
+    )
+    chosen = _alternate(_top(sites.table, "bytes", limits.top_n), by_growth)
     fits = budget // per_site
     if len(chosen) > fits:
         folded["allocsnap_call_site_live_bytes"] = len(chosen) - fits
         chosen = chosen[:fits]
     budget -= per_site * len(chosen)
-    by_key = {g.key: g for g in sites}  # chosen sites are all here: growth > 0 only
-    shown = sorted(chosen, key=lambda k: (-by_key[k].bytes, k))
-    rest_bytes = total.bytes - sum(by_key[k].bytes for k in shown)
-    rest_calls = total.calls - sum(by_key[k].calls for k in shown)
+    named = _values(sites.table, chosen, ("bytes", "calls"))
+    shown = sorted(chosen, key=lambda k: (-named[k][0], k))
+    rest_bytes = sites.bytes - sum(named[k][0] for k in shown)
+    rest_calls = sites.calls - sum(named[k][1] for k in shown)
     out.family(
         "allocsnap_call_site_live_bytes",
-        [({"call_site": k}, by_key[k].bytes) for k in shown] + [({"call_site": OTHER}, rest_bytes)],
+        [({"call_site": k}, named[k][0]) for k in shown] + [({"call_site": OTHER}, rest_bytes)],
     )
     out.family(
         "allocsnap_call_site_live_allocations",
-        [({"call_site": k}, by_key[k].calls) for k in shown] + [({"call_site": OTHER}, rest_calls)],
+        [({"call_site": k}, named[k][1]) for k in shown] + [({"call_site": OTHER}, rest_calls)],
     )
-    if before is not None and previous is not None:
-        total_growth = total.bytes - sum(before.values())
+    if growth is not None and before is not None and previous is not None:
+        grew = {k: v[0] for k, v in _values(growth, shown, ("growth",)).items()}
+        rest_growth = sites.bytes - before.bytes - sum(grew[k] for k in shown)
         out.family(
             "allocsnap_call_site_growth_bytes",
-            [({"call_site": k}, growth[k]) for k in shown]
-            + [({"call_site": OTHER}, total_growth - sum(growth[k] for k in shown))],
+            [({"call_site": k}, grew[k]) for k in shown] + [({"call_site": OTHER}, rest_growth)],
         )
         interval = (meta.taken_at - previous.meta.taken_at).total_seconds()
         out.family("allocsnap_growth_interval_seconds", [({}, interval)])
 
     # then every top directory and every module, the smallest folded when they do not fit
     for family, label, groups in (
-        ("allocsnap_directory", "directory", _grouped(sites, _directory)),
-        ("allocsnap_module", "module", _grouped(sites, _module)),
+        ("allocsnap_directory", "directory", sites.grouped(sites.directories())),
+        (
+            "allocsnap_module",
+            "module",
+            sites.grouped(pc.fill_null(sites.table["module"], BUILT_IN)),
+        ),
     ):
         kept, rest = _fold(groups, budget // 2)
         budget -= 2 * len(kept)
@@ -255,61 +258,100 @@ def exposition(
     return Exposition(text="\n".join(out.lines) + "\n", series=out.series, folded=folded)
 
 
-def call_sites(samples: pa.Table) -> list[_Group]:
-    """Return every call site's live bytes and signed calls, duplicates of a key summed."""
-    calls = pc.cast(samples["calls"], pa.int64(), safe=False)  # an underflowed u64 is negative
-    table = pa.table(
-        {
-            "file": samples["file"],
-            "line": samples["line"],
-            "module": samples["module"],
-            "function": samples["function"],
-            "bytes": samples["bytes"],
-            "calls": calls,
-        }
-    )
-    summed = table.group_by(["file", "line", "module", "function"], use_threads=False).aggregate(
-        [("bytes", "sum"), ("calls", "sum")]
-    )
-    return [
-        _Group(
-            key=call_site(r["file"], r["line"], r["module"], r["function"]),
-            bytes=r["bytes_sum"],
-            calls=r["calls_sum"],
-            file=r["file"],
-            module=r["module"],
+class _Sites:
+    """Every call site of a snapshot, the rows of a key summed, as Arrow columns (key, file,
+    module, bytes, calls): a few group-bys however many sites, and only the rows chosen
+    become Python values."""
+
+    def __init__(self, samples: pa.Table) -> None:
+        calls = pc.cast(samples["calls"], pa.int64(), safe=False)  # an underflowed u64: < 0
+        rows = pa.table(
+            {
+                "file": samples["file"],
+                "line": samples["line"],
+                "module": samples["module"],
+                "function": samples["function"],
+                "bytes": samples["bytes"],
+                "calls": calls,
+            }
         )
-        for r in summed.to_pylist()
-    ]
+        t = rows.group_by(["file", "line", "module", "function"], use_threads=False).aggregate(
+            [("bytes", "sum"), ("calls", "sum")]
+        )
+        # the key as the kernel prints the call site (and allocsnap show keys it)
+        bracketed = pc.binary_join_element_wise(" [", t["module"], "]", "")
+        module = pc.if_else(pc.is_null(t["module"]), "", bracketed)
+        line = pc.cast(t["line"], pa.string())
+        key = pc.binary_join_element_wise(t["file"], ":", line, module, " func:", t["function"], "")
+        self.table = pa.table(
+            {
+                "key": key,
+                "file": t["file"],
+                "module": t["module"],
+                "bytes": t["bytes_sum"],
+                "calls": t["calls_sum"],
+            }
+        )
+        self.bytes: int = pc.sum(self.table["bytes"]).as_py() or 0
+        self.calls: int = pc.sum(self.table["calls"]).as_py() or 0
+
+    def growth(self, before: _Sites) -> pa.Table:
+        """Return each site's key and its change of bytes since ``before`` (0 there if new)."""
+        was = before.table.select(["key", "bytes"]).rename_columns(["key", "before"])
+        joined = self.table.select(["key", "bytes"]).join(
+            was, keys="key", join_type="left outer", use_threads=False
+        )
+        change = pc.subtract(joined["bytes"], pc.fill_null(joined["before"], 0))
+        return pa.table({"key": joined["key"], "growth": change})
+
+    def directories(self) -> pa.Array:
+        """Return each site's top directory (``./`` prefixes dropped), or ``(none)``."""
+        file = pc.replace_substring_regex(self.table["file"], r"^(\./)+", "")
+        head = pc.struct_field(pc.extract_regex(file, r"^(?P<head>[^/]+)/"), [0])
+        return pc.fill_null(head, NO_DIRECTORY)
+
+    def grouped(self, keys: pa.Array | pa.ChunkedArray) -> list[_Group]:
+        """Return the sites summed per ``keys`` (one per site), largest bytes first."""
+        table = pa.table({"key": keys, "bytes": self.table["bytes"], "calls": self.table["calls"]})
+        summed = table.group_by("key", use_threads=False).aggregate(
+            [("bytes", "sum"), ("calls", "sum")]
+        )
+        groups = [
+            _Group(k, b, c)
+            for k, b, c in zip(
+                summed["key"].to_pylist(),
+                summed["bytes_sum"].to_pylist(),
+                summed["calls_sum"].to_pylist(),
+                strict=True,
+            )
+        ]
+        return sorted(groups, key=lambda g: (-g.bytes, g.key))
 
 
-def call_site(file: str, line: int, module: str | None, function: str) -> str:
-    """Return a call site as the kernel prints it (and ``allocsnap show`` keys it)."""
-    shown = f" [{module}]" if module is not None else ""
-    return f"{file}:{line}{shown} func:{function}"
+def _top(table: pa.Table, column: str, n: int) -> list[str]:
+    """Return the keys of the ``n`` rows largest in ``column``, ties by key."""
+    if n == 0 or table.num_rows == 0:
+        return []
+    order = pc.sort_indices(table, sort_keys=[(column, "descending"), ("key", "ascending")])
+    keys: list[str] = table.take(order[:n])["key"].to_pylist()
+    return keys
 
 
-def _directory(site: _Group) -> str:
-    """Return the top directory of a call site's source file (``./`` prefixes dropped)."""
-    file = site.file
-    while file.startswith("./"):
-        file = file[2:]
-    head, slash, _ = file.partition("/")
-    return head if slash and head else NO_DIRECTORY
+def _values(table: pa.Table, keys: list[str], columns: tuple[str, ...]) -> dict[str, list[int]]:
+    """Return the values in ``columns`` of the rows of ``keys``."""
+    rows = table.filter(pc.is_in(table["key"], pa.array(keys, pa.string())))
+    values = [rows[c].to_pylist() for c in columns]
+    return {k: [v[i] for v in values] for i, k in enumerate(rows["key"].to_pylist())}
 
 
-def _module(site: _Group) -> str:
-    return site.module if site.module is not None else BUILT_IN
-
-
-def _grouped(sites: Iterable[_Group], key_of: Callable[[_Group], str]) -> list[_Group]:
-    """Return the sites summed per ``key_of``, largest bytes first, ties by key."""
-    sums: dict[str, list[int]] = {}
-    for g in sites:
-        s = sums.setdefault(key_of(g), [0, 0])
-        s[0] += g.bytes
-        s[1] += g.calls
-    return sorted((_Group(k, b, c) for k, (b, c) in sums.items()), key=lambda g: (-g.bytes, g.key))
+def _alternate(*ranked: list[str]) -> list[str]:
+    """Return the keys of several rankings, one of each in turn, each key once."""
+    chosen: dict[str, None] = {}
+    for i in range(max((len(r) for r in ranked), default=0)):
+        for keys in ranked:
+            if i < len(keys):
+                chosen.setdefault(keys[i], None)
+    return list(chosen)
 
 
 def _fold(groups: list[_Group], room: int) -> tuple[list[_Group], _Group | None]:
@@ -320,21 +362,6 @@ def _fold(groups: list[_Group], room: int) -> tuple[list[_Group], _Group | None]
     kept = groups[: max(0, room - 1)]
     rest = groups[len(kept) :]
     return kept, _Group(OTHER, sum(g.bytes for g in rest), sum(g.calls for g in rest))
-
-
-def _top_sites(sites: list[_Group], growth: dict[str, int] | None, top_n: int) -> list[str]:
-    """Return the keys of the top call sites by bytes and by growth, one of each in turn."""
-    by_bytes = [g.key for g in sorted(sites, key=lambda g: (-g.bytes, g.key))[:top_n]]
-    by_growth: list[str] = []
-    if growth is not None:
-        rising = sorted((k for k, d in growth.items() if d > 0), key=lambda k: (-growth[k], k))
-        by_growth = rising[:top_n]
-    chosen: dict[str, None] = {}
-    for i in range(max(len(by_bytes), len(by_growth))):
-        for ranked in (by_bytes, by_growth):
-            if i < len(ranked):
-                chosen.setdefault(ranked[i], None)
-    return list(chosen)
 
 
 class _Writer:

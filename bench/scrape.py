@@ -10,7 +10,9 @@ in this process, and scraped over HTTP:
 - **new snapshot**: a new snapshot arrived since the last scrape: the exposition is computed
   (load it and the one before, the text), with the leaks of the boot judged again
   (``--leaks-every 0s``) or their verdicts reused (the default ``5m``);
-- **--source**: a dump read and parsed on each scrape, as ``serve --source`` reads the kernel.
+- **--source**: a dump read and parsed on each scrape, as ``serve --source`` reads the kernel;
+- **record --textfile**: what the recorder adds per snapshot: the exposition of the snapshot it
+  holds in memory (growth since the one before) and the atomic write of the file.
 
 CPU is this process's (server and client both: an upper bound), per scrape, median of the
 runs. The alternative is the obvious script: ``awk`` turning every row of the dump into two
@@ -38,10 +40,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from allocsnap import openmetrics, serve  # noqa: E402
+from allocsnap import openmetrics, recorder, serve  # noqa: E402
 from allocsnap.kernel import capture, source  # noqa: E402
 from allocsnap.model import Snapshot  # noqa: E402
-from allocsnap.store import writing  # noqa: E402
+from allocsnap.store import durable, writing  # noqa: E402
 from bench.size import REAL_SERIES, START, split_dumps  # noqa: E402
 
 AWK = r"""
@@ -136,6 +138,17 @@ def main(argv: list[str] | None = None) -> int:
         from_source = cpu_ms(source_exporter.get, args.scrapes)
         source_text = source_exporter.get().text
 
+        # record --textfile: the exposition of a snapshot in memory, and its atomic write
+        textfile = Path(work) / "allocsnap.prom"
+        pair = [snapshot(dumps[-2], 0), snapshot(dumps[-1], 1)]
+
+        def write_textfile() -> None:
+            exp = openmetrics.exposition(pair[1], pair[0], openmetrics=False)
+            durable.publish(exp.text.encode(), textfile, recorder.TEXTFILE_MODE)
+
+        textfile_cost = cpu_ms(write_textfile, args.scrapes)
+        textfile_text = textfile.read_text()
+
         def run_awk() -> str:
             return subprocess.run(
                 ["awk", AWK, str(dump)], capture_output=True, text=True, check=True
@@ -178,6 +191,11 @@ def main(argv: list[str] | None = None) -> int:
         f"| serve --source (read, parse, expose) | {series(source_text)} "
         f"| {len(source_text) / 1024:.1f} KiB | {from_source[0]:.1f} ms "
         f"| {from_source[1]:.1f} ms |"
+    )
+    print(
+        f"| record --textfile (expose a snapshot in memory, write atomically) "
+        f"| {series(textfile_text)} | {len(textfile_text) / 1024:.1f} KiB "
+        f"| {textfile_cost[0]:.1f} ms | {textfile_cost[1]:.1f} ms |"
     )
     print(
         f"| alternative: awk, every row as 2 series | {series(raw)} | {len(raw) / 1024:.1f} KiB "

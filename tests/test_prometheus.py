@@ -477,3 +477,27 @@ def test_export_takes_a_snapshot_or_a_source_not_both(store: Path) -> None:
     result = runner.invoke(app, ["export", "first", "--source", str(NEWEST), "--store", str(store)])
     assert result.exit_code == 2
     assert "give SNAP ('first') or --source, not both" in result.stderr
+
+
+def test_a_failed_textfile_write_is_said_and_recording_goes_on(tmp_path: Path) -> None:
+    # GIVEN a recorder whose textfile folder disappears after its first snapshot was stored
+    folder = tmp_path / "textfile"
+    folder.mkdir()
+    events: list[tuple[str, str]] = []
+
+    def on_status(status: recorder.Status) -> None:
+        events.append((status.event, status.message))
+        if status.event == "snapshot" and status.taken == 1:
+            folder.rmdir()
+
+    # WHEN it records two snapshots
+    plan = recorder.Plan(
+        interval=0.05, count=2, source=str(NEWEST), textfile=str(folder / "allocsnap.prom")
+    )
+    status = recorder.record(tmp_path / "store", plan, on_status=on_status)
+
+    # THEN each failed write is one event naming the file, and both snapshots were stored
+    failed = [message for event, message in events if event == "textfile-failed"]
+    assert len(failed) == 2
+    assert all(m.startswith(f"textfile not written: cannot write {folder}") for m in failed)
+    assert status.taken == 2

@@ -15,26 +15,36 @@ in this process, and scraped over HTTP:
   holds in memory (growth since the one before) and the atomic write of the file.
 
 CPU is this process's (server and client both: an upper bound), per scrape, median of the
-runs. The alternative is the obvious script: ``awk`` turning every row of the dump into two
+runs. With a ``prometheus`` binary, a real Prometheus then scrapes both ``serve`` and the
+every-call-site text (from a static file server) every second, and its own figures are read
+back: scrape duration, samples per scrape, series stored, samples dropped (duplicates).
+The alternative is the obvious script: ``awk`` turning every row of the dump into two
 series (bytes and calls), as a textfile; its CPU is awk's own (children's rusage). Series are
 counted from the text (lines with a value).
 
-Usage: python -m bench.scrape [--snapshots 60] [--scrapes 30]
+Usage: python -m bench.scrape [--snapshots 60] [--scrapes 30] [--prometheus-seconds 30]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import http.client
+import http.server
+import json
 import lzma
 import os
 import resource
+import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.parse
+import urllib.request
 from datetime import timedelta
 from pathlib import Path
 
@@ -114,10 +124,86 @@ def serve_case(
     return body, cached, fresh
 
 
+def prometheus_side(root: Path, raw: str, work: Path, seconds: float) -> list[str] | None:
+    """Return table rows of what a real Prometheus (scraping every second for ``seconds``)
+    says of each target: scrape duration, samples per scrape, series stored, duplicate
+    samples; None without a ``prometheus`` binary."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        return None
+    exporter = serve.StoreExporter(root, None, openmetrics.Limits(), 0, 300)
+    exporter.get()  # computed before the first scrape, as serve does before it listens
+    ours = serve.server(serve.Listen("127.0.0.1", 0), exporter)
+    folder = work / "raw"
+    folder.mkdir()
+    (folder / "metrics").write_text(raw)
+    handler = functools.partial(_Quiet, directory=str(folder))
+    theirs = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    for server in (ours, theirs):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    targets = {"allocsnap": ours.server_address[1], "every_call_site": theirs.server_address[1]}
+    config = work / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n"
+        + "".join(
+            f"  - job_name: {job}\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
+            for job, port in targets.items()
+        )
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={work / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(seconds)
+
+        def value(promql: str, job: str) -> float:
+            url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode(
+                {"query": promql.replace("JOB", job)}
+            )
+            with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310
+                result = json.loads(response.read())["data"]["result"]
+            return float(result[0]["value"][1]) if result else float("nan")
+
+        rows = []
+        for job in targets:
+            duration = value('quantile_over_time(0.5, scrape_duration_seconds{job="JOB"}[1m])', job)
+            samples = value('scrape_samples_scraped{job="JOB"}', job)
+            stored = value('count({job="JOB",__name__=~"allocsnap_.+|allocinfo_.+"})', job)
+            scrapes = value('count_over_time(up{job="JOB"}[1m])', job)
+            rows.append(
+                f"| {job} | {duration * 1000:.1f} ms | {samples:.0f} | {stored:.0f} "
+                f"| {samples - stored:.0f} | {scrapes:.0f} |"
+            )
+        return rows
+    finally:
+        proc.terminate()
+        proc.wait()
+        for server in (ours, theirs):
+            server.shutdown()
+            server.server_close()
+        exporter.close()
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--snapshots", type=int, default=60)
     parser.add_argument("--scrapes", type=int, default=30)
+    parser.add_argument("--prometheus-seconds", type=float, default=30, help="0: no Prometheus run")
     args = parser.parse_args(argv)
     dumps = split_dumps(lzma.decompress(REAL_SERIES.read_bytes()))
     n = min(args.snapshots, len(dumps) - 2 * args.scrapes)
@@ -166,6 +252,11 @@ def main(argv: list[str] | None = None) -> int:
             / args.scrapes
         )
         awk_wall = (time.perf_counter() - started) * 1000 / args.scrapes
+        side = (
+            prometheus_side(root, raw, Path(work), args.prometheus_seconds)
+            if args.prometheus_seconds > 0
+            else None
+        )
         text = body.decode()
         rows = sum(1 for line in dumps[-1].decode().splitlines() if line[:1] != "#") - 1
 
@@ -203,6 +294,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     print()
     print(f"series ratio (serve / every call site): {series(text) / series(raw):.3f}")
+    if side is not None:
+        print()
+        print(f"a real Prometheus scraping both every second for {args.prometheus_seconds:.0f} s:")
+        print()
+        print(
+            "| target | scrape duration (median) | samples per scrape | series stored "
+            "| dropped | scrapes |"
+        )
+        print("| --- | --- | --- | --- | --- | --- |")
+        print("\n".join(side))
     return 0
 
 

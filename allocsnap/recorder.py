@@ -31,15 +31,27 @@ from typing import NoReturn, TextIO
 
 import pyarrow as pa
 
-from allocsnap import errors, filters
+from allocsnap import errors, filters, openmetrics
 from allocsnap.errors import AllocinfoUnavailable, AllocsnapError, UsageError
 from allocsnap.kernel import capture, fastparse
 from allocsnap.model import Filter, Snapshot
-from allocsnap.store import compaction, generations, housekeeping, locks, remote, upload, writing
+from allocsnap.store import (
+    compaction,
+    durable,
+    generations,
+    housekeeping,
+    locks,
+    remote,
+    upload,
+    writing,
+)
 from allocsnap.units import format_size
 
 UPLOAD_RETRY_MAX_S = 3600.0  # the longest wait between upload attempts while they fail
 UPLOAD_STOP_S = 30.0  # at the stop, an upload still running gets this long, then is ended
+# --textfile: node_exporter runs as another user and must read it; it holds aggregates and the
+# top call sites, which a loopback `allocsnap serve` shows every local user too (docs/guide.md)
+TEXTFILE_MODE = 0o644
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,9 @@ class Plan:
     compact: bool = True  # compact closed hours and days as they close
     upload: str | None = None  # s3://bucket/prefix that compacted hours and days are copied to
     upload_retry_s: float = 60.0  # first wait after a failed upload; doubles up to an hour
+    textfile: str | None = None  # metrics for node_exporter, rewritten after each snapshot
+    top_n: int = openmetrics.DEFAULT_TOP  # call sites by bytes, and by growth, in the textfile
+    max_series: int = openmetrics.DEFAULT_MAX_SERIES  # series in the textfile at most
 
 
 @dataclass
@@ -64,7 +79,7 @@ class Status:
     """The recorder's progress, handed to the callback after every event."""
 
     # start | snapshot | unavailable | compacted | compaction-failed | uploaded | upload-failed
-    # | stop
+    # | textfile-failed | stop
     event: str
     taken: int = 0
     missed: int = 0  # slots that passed while an earlier snapshot was still being taken
@@ -118,11 +133,13 @@ def record(
     """
     if plan.interval <= 0:
         raise UsageError("--interval must be positive")
+    if plan.textfile is not None:
+        check_textfile(Path(plan.textfile))
     report = on_status or (lambda _status: None)
     stop = threading.Event()
     # malloc hands freed memory back; Arrow's default pool keeps it
     pa.set_memory_pool(pa.system_memory_pool())
-    with locks.recorder_lock(store_dir), _signals(stop):
+    with locks.recorder_lock(store_dir), on_signals(stop.set):
         return _Run(store_dir, plan, report, clock, stop).run()
 
 
@@ -147,6 +164,7 @@ class _Run:
         self.uploader: subprocess.Popen[str] | None = None  # an upload running beside us
         self.upload_due: float | None = None  # when the next upload starts (monotonic)
         self.upload_wait = plan.upload_retry_s  # before the next attempt, should this one fail
+        self.previous: Snapshot | None = None  # the last snapshot, for the textfile's growth
 
     def run(self) -> Status:
         recovered = housekeeping.recover(self.root)
@@ -237,6 +255,22 @@ class _Run:
         self.writer.bytes_written = 0
         status.message = ""
         self._emit("snapshot")
+        self._textfile(snap)
+
+    def _textfile(self, snap: Snapshot) -> None:
+        """Write the snapshot's metrics for node_exporter (``--textfile``); a failed write is
+        said and recording goes on (the next snapshot tries again)."""
+        plan = self.plan
+        if plan.textfile is None:
+            return
+        previous, self.previous = self.previous, snap
+        limits = openmetrics.Limits(top_n=plan.top_n, max_series=plan.max_series)
+        try:
+            text = openmetrics.exposition(snap, previous, limits=limits, openmetrics=False).text
+            durable.publish(text.encode(), Path(plan.textfile), TEXTFILE_MODE)
+        except AllocsnapError as e:
+            self.status.message = f"textfile not written: {e}"
+            self._emit("textfile-failed")
 
     def _housekeeping(self) -> None:
         """Once an hour (and at the first snapshot), compact what closed and apply --retain.
@@ -344,6 +378,18 @@ class _Run:
         self.report(self.status)
 
 
+def check_textfile(path: Path) -> None:
+    """Refuse a ``--textfile`` that cannot be written: its folder missing, or a folder itself."""
+    if not path.parent.is_dir():
+        raise UsageError(f"--textfile {path}: the folder {path.parent} does not exist")
+    if path.is_dir() and not path.is_symlink():
+        raise UsageError(f"--textfile {path} is a folder: name a file in it (allocsnap.prom)")
+    if not path.name.endswith(".prom"):
+        raise UsageError(
+            f"--textfile {path}: node_exporter reads only files named *.prom; name it so"
+        )
+
+
 def status_printer(stream: TextIO, tty: bool, every_s: float = 600.0) -> Report:
     """Return a callback that writes the status for people onto ``stream``: a live line on a
     terminal, else a log line now and then, and one line per event."""
@@ -432,14 +478,15 @@ def _with_outage_note(snap: Snapshot, since: datetime, reads: int, why: str) -> 
 
 
 @contextmanager
-def _signals(stop: threading.Event) -> Iterator[None]:
-    """Turn SIGINT and SIGTERM into ``stop`` for the duration (main thread only)."""
+def on_signals(action: Callable[[], None]) -> Iterator[None]:
+    """Run ``action`` on SIGINT and SIGTERM for the duration (main thread only): the recorder
+    sets its stop event, ``allocsnap serve`` shuts its server down."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
+        action()
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -96,6 +96,11 @@ EXCUSED = {
         NOT_HERE + " and an S3 server"
     ),
     "allocsnap leaks --since 7d --store s3://allocsnap/db7": "needs an S3 server (test_remote)",
+    "sudo allocsnap record --retain 7d --textfile "
+    "/var/lib/prometheus/node-exporter/allocsnap.prom": NOT_HERE + " (test_prometheus runs it)",
+    "sudo allocsnap serve --store /var/lib/allocsnap": (
+        "serves until stopped (test_prometheus runs it under a real Prometheus)"
+    ),
     "ALLOCSNAP_STORE=s3://allocsnap/db7 allocsnap diff first latest": "needs an S3 server",
 }
 

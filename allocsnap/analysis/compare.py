@@ -104,6 +104,18 @@ def load_all(
     return [loaded[i] for i in range(len(refs))]
 
 
+def load_stored(store_dir: Store, meta: SnapshotMeta) -> Snapshot:
+    """Return the stored snapshot whose metadata is at hand (from ``snapshots``): only its
+    samples are read, with no reference to resolve."""
+
+    def read(con: query.Connection) -> Snapshot:
+        samples = _stored_samples(con, meta)
+        reading.check_snapshot(meta, samples)
+        return Snapshot(meta=meta, samples=samples)
+
+    return reading.read_store(store_dir, read)
+
+
 def is_dump(ref: str) -> bool:
     """Return True when a reference is a saved text dump (or stdin), whose time is a guess."""
     if ref == "-":

@@ -254,3 +254,23 @@ def store_group(root: Path, group: str | None) -> None:
         from allocsnap.store.layout import ensure_store
 
         ensure_store(root, group)
+
+
+# the metrics exposition (export, serve, record --textfile): docs/commands.md, "Metrics"
+MetricsTop = Annotated[
+    int,
+    typer.Option(
+        "--top",
+        "-n",
+        min=0,
+        help="Call sites named by bytes, and as many by growth; leak series at most.",
+    ),
+]
+MaxSeries = Annotated[
+    int,
+    typer.Option(
+        "--max-series",
+        min=15,  # openmetrics.MIN_SERIES: the totals and an (other) series per family
+        help="Hard limit on the series: more is folded into (other), smallest first.",
+    ),
+]

@@ -16,6 +16,8 @@ from allocsnap.cli.options import (
     Group,
     Host,
     Labels,
+    MaxSeries,
+    MetricsTop,
     OutputFormat,
     Store,
     filter_options,
@@ -73,6 +75,16 @@ def record(
     ] = None,
     host: Host = None,
     label: Labels = None,
+    textfile: Annotated[
+        Path | None,
+        typer.Option(
+            "--textfile",
+            help="After each snapshot, write its metrics to this *.prom file (mode 0644) for "
+            "node_exporter's textfile collector.",
+        ),
+    ] = None,
+    top: MetricsTop = 20,
+    max_series: MaxSeries = 500,
     *,
     keep: Filter,
 ) -> None:
@@ -86,6 +98,8 @@ def record(
     Example: allocsnap record --interval 10s --retain 7d --store /var/lib/allocsnap
 
     Example: allocsnap record --retain 2d --upload s3://allocsnap/db7 --store /var/lib/allocsnap
+
+    Example: allocsnap record --textfile /var/lib/prometheus/node-exporter/allocsnap.prom
     """
     # Before pyarrow loads: its default mimalloc pool keeps more resident than malloc in
     # a long run (docs/recorder.md); a process that imported pyarrow already keeps its pool.
@@ -103,6 +117,9 @@ def record(
         labels=parse_labels(label),
         retain=parse_duration(retain) if retain is not None else None,
         upload=remote_store(upload_to, "--upload").url if upload_to is not None else None,
+        textfile=str(textfile.absolute()) if textfile is not None else None,
+        top_n=top,
+        max_series=max_series,
     )
     root = local(store_dir, "record")
     store_group(root, group)

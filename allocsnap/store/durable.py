@@ -45,23 +45,30 @@ def atomic_write(
     return atomic_write_data([sink.getvalue()], path, root=root)
 
 
-def atomic_write_data(parts: Sequence[Buffer], path: Path, *, root: Path | None = None) -> int:
+def atomic_write_data(
+    parts: Sequence[Buffer],
+    path: Path,
+    *,
+    root: Path | None = None,
+    mode: int | None = None,
+    create: bool = True,
+) -> int:
     """Write an encoded file, given as pieces in order, via temp + fsync + rename; return its
     size in bytes.
 
     With ``root`` (the store ``path`` is in), no symlink below ``root`` is followed and missing
-    folders are created 0700 (``open_folder``); the file is 0600 either way (0640 and 0750 in
-    a store given a group: ``set_group``).
+    folders are created 0700 (``open_folder``; not without ``create``); the file is 0600 (0640
+    and 0750 in a store given a group: ``set_group``), or ``mode`` when given.
     """
     views = [memoryview(part).cast("B") for part in parts]
     size = sum(view.nbytes for view in views)
     try:
-        folder = open_folder(path.parent, root, create=True)
+        folder = open_folder(path.parent, root, create=create)
     except StoreError as e:
         raise StoreError(f"cannot write {path}: {e}") from e
     tmp = temp_name(path.name)
     try:
-        _write_durably(folder, tmp, views, root)
+        _write_durably(folder, tmp, views, root, mode)
         os.replace(tmp, path.name, src_dir_fd=folder, dst_dir_fd=folder)
         os.fsync(folder)
     except OSError as e:
@@ -72,10 +79,14 @@ def atomic_write_data(parts: Sequence[Buffer], path: Path, *, root: Path | None 
     return size
 
 
-def _write_durably(folder: int, name: str, views: list[memoryview], root: Path | None) -> None:
+def _write_durably(
+    folder: int, name: str, views: list[memoryview], root: Path | None, mode: int | None = None
+) -> None:
     fd = os.open(name, NEW_FILE, FILE_MODE, dir_fd=folder)
     try:
         share(fd, root, folder=False)
+        if mode is not None:  # exactly this mode, whatever the umask
+            os.fchmod(fd, mode)
         while views:  # writev may write less than asked: go on from where it stopped
             done = os.writev(fd, views)
             while views and done >= views[0].nbytes:
@@ -90,6 +101,16 @@ def _write_durably(folder: int, name: str, views: list[memoryview], root: Path |
 def atomic_write_bytes(data: bytes, path: Path, *, root: Path | None = None) -> None:
     """Write bytes via temp + fsync + rename."""
     atomic_write_data([data], path, root=root)
+
+
+def publish(data: bytes, path: Path, mode: int) -> None:
+    """Write a file for other programs to read (node_exporter's textfile collector) via temp +
+    fsync + rename, with exactly ``mode``, into its folder, which must exist.
+
+    The temp file is created O_EXCL | O_NOFOLLOW under a random name in that folder, and the
+    rename replaces a symlink planted at ``path`` instead of writing through it.
+    """
+    atomic_write_data([data], path, mode=mode, create=False)
 
 
 def temp_name(name: str) -> str:

@@ -122,7 +122,7 @@ def record(
     stop = threading.Event()
     # malloc hands freed memory back; Arrow's default pool keeps it
     pa.set_memory_pool(pa.system_memory_pool())
-    with locks.recorder_lock(store_dir), _signals(stop):
+    with locks.recorder_lock(store_dir), stopping_on_signals(stop):
         return _Run(store_dir, plan, report, clock, stop).run()
 
 
@@ -432,7 +432,7 @@ def _with_outage_note(snap: Snapshot, since: datetime, reads: int, why: str) -> 
 
 
 @contextmanager
-def _signals(stop: threading.Event) -> Iterator[None]:
+def stopping_on_signals(stop: threading.Event) -> Iterator[None]:
     """Turn SIGINT and SIGTERM into ``stop`` for the duration (main thread only)."""
     if threading.current_thread() is not threading.main_thread():
         yield

@@ -1,6 +1,8 @@
 """``allocsnap loop``: run a command again and again, a snapshot after each run, then judge.
 
-The command runs ``warmup`` times uncounted, then a baseline snapshot (run 0) is taken, then it
+The command runs ``warmup`` times uncounted (each followed by a snapshot that is not stored, so
+that allocsnap's own first-read allocations happen there), then a baseline snapshot (run 0) is
+taken, then it
 runs ``runs`` times, each followed by a settle pause (and, if asked, a write of 3 to
 /proc/sys/vm/drop_caches) and a snapshot through the recorder's capture path (the ioctl where
 the kernel has one, filtered there). The snapshots go into the store named
@@ -24,6 +26,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+import pyarrow as pa
 
 from allocsnap import analysis, filters, recorder
 from allocsnap.errors import AllocinfoUnavailable, UsageError
@@ -134,6 +138,9 @@ def run_loop(
     if plan.runs < 1 or plan.warmup < 0 or plan.settle_s < 0:
         raise UsageError("-n must be at least 1, --warmup and --settle at least 0")
     loop = loop_id or new_loop_id()
+    # allocsnap's own memory is in what it measures: malloc hands freed memory back (with
+    # recorder.trim), Arrow's default pool would keep it and grow with the runs
+    pa.set_memory_pool(pa.system_memory_pool())
     report = on_progress or (lambda _p: None)
     stop = threading.Event()
     done = LoopRun(
@@ -148,7 +155,7 @@ def run_loop(
     keep = _site_filter(plan.keep)
     parser, masks = fastparse.CachedParser(), filters.TagMasks()  # the recorder's, kept warm
 
-    def snapshot(run: int) -> None:
+    def snapshot(run: int, *, store: bool = True) -> None:
         if plan.drop_caches:
             source.drop_caches()
             report(LoopProgress("drop-caches", loop, run))
@@ -163,7 +170,11 @@ def run_loop(
             parser=parser,
             masks=masks,
         )
+        if not store:  # a warm-up run's: our own first-read allocations happen there
+            recorder.trim()
+            return
         writer.add(snap)
+        recorder.trim()  # our own freed heap back to the kernel: it is in what we measure
         elapsed = time.monotonic() - started
         done.snapshot_s.append(elapsed)
         done.source = raw.source
@@ -179,6 +190,7 @@ def run_loop(
             if code != 0:
                 done.failed_run, done.exit_code = -k, code
                 return _stopped(done, "failed", report)
+            snapshot(-k, store=False)
         stop.wait(plan.settle_s)
         snapshot(0)
         for k in range(1, plan.runs + 1):

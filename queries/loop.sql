@@ -178,9 +178,9 @@ judged as (
             when runs < $min_runs then 'too few runs'
             when bytes_per_run < $min_per_run then 'below the floor per run'
             when confidence < $min_confidence then 'no significant trend'
-            when grew_share < $min_grew_share then 'grew in few runs'
             when late_share < $min_late_share then 'stopped growing'
             when drawdown_share > $max_drawdown then 'falls back'
+            when grew_share < $min_grew_share then 'grew in few runs'
             else 'leak'
         end as verdict
     from scored

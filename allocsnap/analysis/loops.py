@@ -31,7 +31,7 @@ class LoopSettings:
     min_per_run: int = 4096  # floor: Theil–Sen bytes per run
     min_runs: int = 4
     min_confidence: float = 0.99
-    min_grew_share: float = 0.5
+    min_grew_share: float = 0.75
     min_late_share: float = 0.5
     max_drawdown: float = 0.5
 

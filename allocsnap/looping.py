@@ -1,11 +1,11 @@
 """``allocsnap loop``: run a command again and again, a snapshot after each run, then judge.
 
-The command runs ``warmup`` times uncounted (each followed by a snapshot that is not stored, so
-that allocsnap's own first-read allocations happen there), then a baseline snapshot (run 0) is
-taken, then it
+The command runs ``warmup`` times uncounted (each followed by a snapshot that is not stored,
+which warms the parser), then a baseline snapshot (run 0) is taken, then it
 runs ``runs`` times, each followed by a settle pause (and, if asked, a write of 3 to
 /proc/sys/vm/drop_caches) and a snapshot through the recorder's capture path (the ioctl where
-the kernel has one, filtered there). The snapshots go into the store named
+the kernel has one, filtered there), taken and stored in a forked child so that allocsnap's own
+memory is not counted as the command's. The snapshots go into the store named
 ``loop-<id>-run-<k>`` with the labels ``loop=<id>`` and ``run=<k>``, so every other command can
 read them later; ``analysis.loop`` judges them on the run axis.
 
@@ -18,22 +18,26 @@ reaches the command too (one process group): it ends the run in flight, which is
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
 import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
 from allocsnap import analysis, filters, recorder
-from allocsnap.errors import AllocinfoUnavailable, UsageError
+from allocsnap.errors import AllocinfoUnavailable, AllocsnapError, UsageError
 from allocsnap.kernel import capture, fastparse, source
-from allocsnap.model import Filter
-from allocsnap.store import writing
+from allocsnap.model import Filter, Snapshot
+from allocsnap.store import child, writing
 
 STDERR_FD = 2  # the command writes here, unbuffered: its output and ours stay in order
 
@@ -139,7 +143,7 @@ def run_loop(
         raise UsageError("-n must be at least 1, --warmup and --settle at least 0")
     loop = loop_id or new_loop_id()
     # allocsnap's own memory is in what it measures: malloc hands freed memory back (with
-    # recorder.trim), Arrow's default pool would keep it and grow with the runs
+    # recorder.trim), Arrow's default pool would keep it
     pa.set_memory_pool(pa.system_memory_pool())
     report = on_progress or (lambda _p: None)
     stop = threading.Event()
@@ -155,14 +159,9 @@ def run_loop(
     keep = _site_filter(plan.keep)
     parser, masks = fastparse.CachedParser(), filters.TagMasks()  # the recorder's, kept warm
 
-    def snapshot(run: int, *, store: bool = True) -> None:
-        if plan.drop_caches:
-            source.drop_caches()
-            report(LoopProgress("drop-caches", loop, run))
-        started = time.monotonic()
-        raw = capture.read(plan.source, keep)
-        snap = capture.snapshot(
-            raw,
+    def take(run: int) -> Snapshot:
+        return capture.snapshot(
+            capture.read(plan.source, keep),
             keep=keep,
             name=analysis.loop_name(loop, run),
             host=plan.host,
@@ -170,15 +169,22 @@ def run_loop(
             parser=parser,
             masks=masks,
         )
-        if not store:  # a warm-up run's: our own first-read allocations happen there
-            recorder.trim()
-            return
+
+    def take_and_store(run: int) -> dict[str, Any]:
+        snap = take(run)
         writer.add(snap)
-        recorder.trim()  # our own freed heap back to the kernel: it is in what we measure
+        return {"rows": snap.meta.rows, "source": snap.meta.source}
+
+    def snapshot(run: int) -> None:
+        if plan.drop_caches:
+            source.drop_caches()
+            report(LoopProgress("drop-caches", loop, run))
+        started = time.monotonic()
+        taken = _in_child(lambda: take_and_store(run))
         elapsed = time.monotonic() - started
         done.snapshot_s.append(elapsed)
-        done.source = raw.source
-        report(LoopProgress("snapshot", loop, run, snapshot_s=elapsed, rows=snap.meta.rows))
+        done.source = taken["source"]
+        report(LoopProgress("snapshot", loop, run, snapshot_s=elapsed, rows=taken["rows"]))
 
     report(LoopProgress("start", loop))
     with recorder.stopping_on_signals(stop):
@@ -190,7 +196,8 @@ def run_loop(
             if code != 0:
                 done.failed_run, done.exit_code = -k, code
                 return _stopped(done, "failed", report)
-            snapshot(-k, store=False)
+            take(-k)  # not stored: warms the parser that each snapshot's child inherits
+            recorder.trim()
         stop.wait(plan.settle_s)
         snapshot(0)
         for k in range(1, plan.runs + 1):
@@ -208,6 +215,47 @@ def run_loop(
             done.runs = k
             done.run_s.append(elapsed)
     return _stopped(done, "done", report)
+
+
+def _in_child(work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run ``work`` in a forked child and return its JSON-able result, or raise its error.
+
+    allocsnap's own memory is in what a snapshot counts: what the child allocates to read,
+    parse and store a snapshot is all freed when it exits, so none of it is counted as the
+    command's in the next run. A signal does not cut the child short (its handler only sets
+    its own copy of the stop flag): the snapshot in flight completes.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        os.close(read_end)
+        code = 0
+        try:
+            try:
+                answer: dict[str, Any] = {"result": work()}
+            except AllocsnapError as e:
+                answer = {"error": str(e), "exit_code": int(e.exit_code)}
+            with os.fdopen(write_end, "w") as out:
+                json.dump(answer, out)
+        except BaseException:  # a bug: its traceback, for its fixer, then out
+            traceback.print_exc()
+            code = 70
+        finally:
+            sys.stderr.flush()
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end) as answers:
+        text = answers.read()
+    _, status = os.waitpid(pid, 0)
+    answer = json.loads(text) if text else {}
+    if "result" in answer:
+        result: dict[str, Any] = answer["result"]
+        return result
+    if "error" in answer:
+        raise child.ChildError(answer["error"], answer["exit_code"])
+    raise AllocsnapError(f"the snapshot failed in its child process (wait status {status})")
 
 
 def _stopped(done: LoopRun, how: str, report: Report) -> LoopRun:

@@ -450,3 +450,24 @@ def test_loop_runs_lists_a_loops_snapshots_by_run(store_dir: Path) -> None:
     ]
     assert [r["taken_at"] for r in runs] == [T0 + timedelta(seconds=2 * k) for k in range(6)]
     assert analysis.loop_runs(store_dir, "ffffffff").num_rows == 0
+
+
+def test_a_kernel_read_failing_mid_loop_is_its_own_error(
+    tmp_path: Path, store_dir: Path, fake_kernel: Path
+) -> None:
+    # GIVEN a command that removes the file the kernel reader reads, in its 4th run (run 2)
+    command = workload(tmp_path, fake_kernel)
+    script = tmp_path / "removing.sh"
+    script.write_text(
+        f'{shlex.join(command)}\n[ "$(cat {tmp_path / "n"})" = 4 ] && rm {fake_kernel}\nexit 0\n'
+    )
+
+    # WHEN looped
+    result = runner.invoke(app, [*loop_cli(store_dir), "--", "sh", str(script)])
+
+    # THEN the snapshot's child reports why it could not read, with that error's exit code
+    assert result.exit_code == ExitCode.UNAVAILABLE
+    assert result.stderr.splitlines()[-1].startswith(f"Error: {fake_kernel} does not exist")
+    # AND the snapshots taken before it stay in the store: the baseline and run 1
+    names = [m.name or "" for m in analysis.snapshots(store_dir)]
+    assert [name.rsplit("-", 2)[1:] for name in names] == [["run", "0"], ["run", "1"]]

@@ -1,9 +1,9 @@
 """The judgement of ``allocsnap loop``: what a command leaks per run, from the loop's snapshots.
 
 The snapshots of one loop carry the labels ``loop=<id>`` and ``run=<k>`` (run 0 is the baseline
-after the warm-up); ``queries/loop.sql`` judges each call site or group on the run axis, not the
-time axis (docs/analyses.md, "Loops"). Any store holding a loop's snapshots can be judged again
-later with other settings.
+after the warm-up); ``queries/loop.sql`` judges each call site or group on the run axis, not
+the time axis (docs/commands.md, ``allocsnap loop``). Any store holding a loop's snapshots can
+be judged again later with other settings.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ RUN_LABEL = "run"
 
 @dataclass(frozen=True)
 class LoopSettings:
-    """The thresholds of the loop's judgement (docs/analyses.md, "Loops")."""
+    """The thresholds of the loop's judgement (docs/commands.md, `allocsnap loop`)."""
 
     min_per_run: int = 4096  # floor: Theil–Sen bytes per run
     min_runs: int = 4

@@ -7,7 +7,9 @@ own (OUT_DIR/store-NAME):
 - ``free``: each run writes the same 1 MiB into tmpfs and removes it;
 - ``cache``: each run reads one large file (page cache), so only its first run allocates;
 - ``module``: each run loads and unloads the ``dummy`` module (skipped, saying why, when the
-  guest has no modprobe or no such module).
+  guest has no modprobe or no such module);
+
+and the leaking command once more as a CI job runs it (a table, ``--fail-on-leak``, ``--junit``).
 
 Then the cost: a loop of ``true`` (no settle) against two ``cat /proc/allocinfo`` and a
 ``diff``. Writes OUT_DIR/results.json: per loop the exit code, the JSON report, stderr, and the
@@ -55,6 +57,27 @@ def loop(name: str, command: str, *options: str) -> dict[str, Any]:
         entry["stdout"] = done.stdout
     results["loops"][name] = entry
     return entry
+
+
+def ci() -> None:
+    """The leaking command as a CI job runs it: a table, --fail-on-leak and a JUnit report."""
+    store, report = OUT / "store-ci", OUT / "loop.xml"
+    argv = [sys.executable, "-m", "allocsnap", "loop", "--store", str(store), "-n", "8"]
+    command = (
+        f"dd if=/dev/zero of={LEAK_DIR}/ci-$(cat /proc/sys/kernel/random/uuid) bs={FILE_SIZE}"
+        " count=2 status=none"
+    )
+    options = ["--settle", "0.5s", "--fail-on-leak", "--junit", str(report)]
+    done = subprocess.run(
+        [*argv, *options, "--", "sh", "-c", command], capture_output=True, text=True
+    )
+    results["ci"] = {
+        "rc": done.returncode,
+        "stdout": done.stdout,
+        "stderr": done.stderr,
+        "argv": ["allocsnap", *argv[3:5], "ci-store", *argv[6:], *options, "--", "sh", "-c"],
+        "command": command,
+    }
 
 
 def cost() -> None:
@@ -109,6 +132,7 @@ def main() -> None:
     )
     files = sorted(LEAK_DIR.iterdir())
     leak["files"] = {"count": len(files), "sizes": sorted({f.stat().st_size for f in files})}
+    ci()
     loop(
         "free",
         "dd if=/dev/zero of=/dev/shm/freed bs=1M count=1 status=none && rm /dev/shm/freed",

@@ -11,13 +11,16 @@ the command did (file sizes and counts), not against allocsnap's own numbers. Sk
 from __future__ import annotations
 
 import json
+import shlex
 import sys
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from allocsnap.errors import ExitCode
 from tests.vm.test_real_kernels import allocsnap_on_host, run_in_vm
 
 pytestmark = pytest.mark.vm
@@ -154,3 +157,20 @@ def test_the_cost_per_run_was_measured(looped: Looped) -> None:
     assert len(cost["snapshot_s"]) == cost["runs"] + 1
     assert cost["source"] == ("ioctl" if looped.version == "7.3" else "procfs")
     assert len(cost["cat_diff_wall_s"]) == 5
+
+
+def test_fail_on_leak_exits_5_with_a_junit_report_naming_the_leak(looped: Looped) -> None:
+    # GIVEN the leaking command looped as a CI job: one 1 MiB file per run, never removed
+    ci = looped.results["ci"]
+
+    # THEN exit 5, the table's first row is tmpfs's page allocation at 1 MiB per run, and the
+    # JUnit report has one failing test case, named after the command, with that call site
+    assert ci["rc"] == ExitCode.LEAK_FOUND, ci["stderr"][-2000:]
+    first = ci["stdout"].split("\n\n")[1].splitlines()[1]
+    assert first.split()[0] == "+1.0" and "shmem" in first
+    suite = ET.parse(looped.out / "loop.xml").getroot()
+    (case,) = suite.iter("testcase")
+    assert case.get("name") == shlex.join(["sh", "-c", ci["command"]])
+    failure = case.find("failure")
+    assert failure is not None and failure.text is not None
+    assert failure.text.startswith("+1.0 MiB per run") and "shmem" in failure.text.splitlines()[0]

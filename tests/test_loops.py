@@ -296,6 +296,15 @@ def workload(tmp_path: Path, target: Path, warmup: int = 2, fail_at: int = 0) ->
     return [sys.executable, str(script), str(BASE), str(target), str(tmp_path / "n"), str(fail_at)]
 
 
+def then(tmp_path: Path, command: list[str], invocation: int, action: str) -> Path:
+    """Return a script that runs ``command``, then ``action`` in its ``invocation``-th run."""
+    script = tmp_path / "then.sh"
+    script.write_text(
+        f'{shlex.join(command)}\n[ "$(cat {tmp_path / "n"})" = {invocation} ] && {action}\nexit 0\n'
+    )
+    return script
+
+
 def loop_cli(store: Path, *args: str) -> list[str]:
     return ["loop", "--store", str(store), "--settle", "0", "--source", "procfs", *args]
 
@@ -403,11 +412,7 @@ def test_sigint_finishes_the_run_and_judges_the_runs_done(
     tmp_path: Path, store_dir: Path, fake_kernel: Path
 ) -> None:
     # GIVEN a command that sends SIGINT to allocsnap (its parent) in its 7th invocation (run 5)
-    command = workload(tmp_path, fake_kernel)
-    script = tmp_path / "interrupting.sh"
-    script.write_text(
-        f'{shlex.join(command)}\n[ "$(cat {tmp_path / "n"})" = 7 ] && kill -INT $PPID\nexit 0\n'
-    )
+    script = then(tmp_path, workload(tmp_path, fake_kernel), 7, "kill -INT $PPID")
 
     # WHEN looped 10 times
     result = runner.invoke(
@@ -456,11 +461,7 @@ def test_a_kernel_read_failing_mid_loop_is_its_own_error(
     tmp_path: Path, store_dir: Path, fake_kernel: Path
 ) -> None:
     # GIVEN a command that removes the file the kernel reader reads, in its 4th run (run 2)
-    command = workload(tmp_path, fake_kernel)
-    script = tmp_path / "removing.sh"
-    script.write_text(
-        f'{shlex.join(command)}\n[ "$(cat {tmp_path / "n"})" = 4 ] && rm {fake_kernel}\nexit 0\n'
-    )
+    script = then(tmp_path, workload(tmp_path, fake_kernel), 4, f"rm {fake_kernel}")
 
     # WHEN looped
     result = runner.invoke(app, [*loop_cli(store_dir), "--", "sh", str(script)])

@@ -5,12 +5,11 @@ that keeps two 512 KiB tmpfs files per run, one that writes and removes 1 MiB, o
 large file into the page cache, one that loads and unloads a module) and the loop's cost beside
 two ``cat``s and a ``diff``. The assertions run here, against what the guest's file system says
 the command did (file sizes and counts), not against allocsnap's own numbers. Skips (fails under
-``CI=true``) as test_real_kernels.py does, through its helpers.
+``CI=true``) as test_real_kernels.py does, through its helpers (one ``Boots`` per module).
 """
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 import xml.etree.ElementTree as ET
@@ -21,7 +20,7 @@ from typing import Any
 import pytest
 
 from allocsnap.errors import ExitCode
-from tests.vm.test_real_kernels import allocsnap_on_host, run_in_vm
+from tests.vm.test_real_kernels import Boots, Guest, allocsnap_on_host
 
 pytestmark = pytest.mark.vm
 
@@ -40,9 +39,19 @@ BIG_FILE = next(
 class Looped:
     """What one boot of loop_guest.py left in its share."""
 
-    version: str
-    out: Path
-    results: dict[str, Any]
+    guest: Guest
+
+    @property
+    def version(self) -> str:
+        return self.guest.version
+
+    @property
+    def out(self) -> Path:
+        return self.guest.out
+
+    @property
+    def results(self) -> dict[str, Any]:
+        return self.guest.results
 
     def loop(self, name: str) -> dict[str, Any]:
         entry: dict[str, Any] = self.results["loops"][name]
@@ -56,39 +65,14 @@ class Looped:
         return report
 
 
-class Boots:
-    """Boots each kernel once per test module, when a test first needs it."""
-
-    def __init__(self, tmp: pytest.TempPathFactory) -> None:
-        self.tmp = tmp
-        self.done: dict[str, Looped] = {}
-        self.failed: dict[str, str] = {}
-
-    def get(self, version: str) -> Looped:
-        if version in self.failed:  # do not boot again for every test
-            pytest.fail(self.failed[version])
-        if version not in self.done:
-            out = self.tmp.mktemp(f"loop-{version}")
-            command = [sys.executable, str(GUEST), str(out), str(BIG_FILE)]
-            run = run_in_vm(version, ["--no-share", "--share", str(out)], command, TIMEOUT_S)
-            if run.returncode != 0:
-                self.failed[version] = (
-                    f"loop_guest.py failed ({run.returncode}): {run.stderr[-3000:]}"
-                )
-                pytest.fail(self.failed[version])
-            results = json.loads((out / "results.json").read_text())
-            self.done[version] = Looped(version, out, results)
-        return self.done[version]
-
-
 @pytest.fixture(scope="module")
 def boots(tmp_path_factory: pytest.TempPathFactory) -> Boots:
-    return Boots(tmp_path_factory)
+    return Boots(tmp_path_factory, GUEST, (str(BIG_FILE),), TIMEOUT_S)
 
 
 @pytest.fixture(scope="module", params=["6.12", "7.3"])
 def looped(request: pytest.FixtureRequest, boots: Boots) -> Looped:
-    return boots.get(request.param)
+    return Looped(boots.get(request.param))
 
 
 def test_a_leak_per_run_is_reported_with_the_bytes_each_run_kept(looped: Looped) -> None:

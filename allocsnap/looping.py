@@ -1,7 +1,7 @@
 """``allocsnap loop``: run a command again and again, a snapshot after each run, then judge.
 
-The command runs ``warmup`` times uncounted (each followed by a snapshot that is not stored,
-which warms the parser), then a baseline snapshot (run 0) is taken, then it
+The command runs ``warmup`` times uncounted, allocsnap warms itself up (snapshots that are not
+stored), then a baseline snapshot (run 0) is taken, then it
 runs ``runs`` times, each followed by a settle pause (and, if asked, a write of 3 to
 /proc/sys/vm/drop_caches) and a snapshot through the recorder's capture path (the ioctl where
 the kernel has one, filtered there), taken and stored in a forked child so that allocsnap's own
@@ -18,6 +18,7 @@ reaches the command too (one process group): it ends the run in flight, which is
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import secrets
@@ -39,6 +40,7 @@ from allocsnap.kernel import capture, fastparse, source
 from allocsnap.model import Filter, Snapshot
 from allocsnap.store import child, writing
 
+OWN_WARMUP = 3  # snapshots taken in children and not stored, before the baseline
 STDERR_FD = 2  # the command writes here, unbuffered: its output and ours stay in order
 
 
@@ -196,8 +198,16 @@ def run_loop(
             if code != 0:
                 done.failed_run, done.exit_code = -k, code
                 return _stopped(done, "failed", report)
-            take(-k)  # not stored: warms the parser that each snapshot's child inherits
-            recorder.trim()
+        # allocsnap's own warm-up, whatever --warmup: a snapshot here warms the parser that
+        # each child inherits; then a few children whose snapshots are not stored, so that the
+        # pages this process writes between forks have been copied once (copy-on-write moves
+        # them from one page-fault call site to another) before the baseline
+        take(0)
+        recorder.trim()
+        gc.collect()
+        gc.freeze()  # the collector no longer writes to every object's page after a fork
+        for _ in range(OWN_WARMUP):
+            _in_child(lambda: {"rows": take(0).meta.rows})
         stop.wait(plan.settle_s)
         snapshot(0)
         for k in range(1, plan.runs + 1):
@@ -259,6 +269,7 @@ def _in_child(work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 
 
 def _stopped(done: LoopRun, how: str, report: Report) -> LoopRun:
+    gc.unfreeze()  # as before the loop, for a caller that goes on
     done.stopped = how
     report(LoopProgress(how, done.loop, done.runs, exit_code=done.exit_code))
     return done

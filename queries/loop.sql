@@ -3,10 +3,12 @@
 -- loop=<id> and run=<k>. Bytes per run is the Theil–Sen slope of bytes over the run number,
 -- with Sen's 95% interval; the confidence is Mann–Kendall's that the series increases. Shape
 -- tests keep out a cache that filled in the first runs and then stayed flat (its last half
--- holds little of its growth), memory that was given back (falls from its peak), and series
--- that grew in few runs. A group whose rows are missing from some of the loop's snapshots (a
--- module loaded or unloaded: a vanished row is not a free) is not judged. Only series whose
--- range reaches the floor are returned: leaks first, most bytes per run first, then key.
+-- holds little of its growth), memory given back (falls from its peak), memory that moves
+-- between the call sites of one function (by tag: the function's sites together do not grow),
+-- and series that grew in few runs. A group whose rows are missing from some of the loop's
+-- snapshots (a module loaded or unloaded: a vanished row is not a free) is not judged. Only
+-- series whose range reaches the floor are returned: leaks first, most bytes per run first,
+-- then key.
 -- $loop            VARCHAR  the loop's id (the label loop=<id> of its snapshots)
 -- $by              VARCHAR  tag | function | file | module | dir
 -- $depth           INTEGER  directories kept by dir
@@ -37,19 +39,33 @@ loop_size as (
 keys as (
     select
         tag_id,
-        group_key($by, $depth, file, line, module, function) as key
+        group_key($by, $depth, file, line, module, function) as key,
+        -- a call site's family: the other sites of its function (by tag only)
+        case
+            when $by = 'tag'
+                then function || ' (' || file || coalesce(' [' || module || ']', '') || ')'
+        end as family
     from tags
 ),
 
-points as (
+tag_points as (
     select
         k.key,
+        k.family,
         r.run,
         sum(s.bytes)::bigint as bytes
     from samples as s
     inner join runs as r on s.snapshot_id = r.snapshot_id and s.taken_at = r.taken_at
     inner join keys as k on s.tag_id = k.tag_id
-    group by k.key, r.run
+    group by k.key, k.family, r.run
+),
+
+points as (
+    select
+        key,
+        run,
+        bytes
+    from tag_points
 ),
 
 -- the range floor first: a series that never moved by a run's floor cannot leak one per run
@@ -139,9 +155,45 @@ ties as (
     group by key
 ),
 
+-- memory that moves between call sites of one function (a page copied on write is counted at
+-- another line of the page-fault path than the page it replaces) is no leak of either site:
+-- the family's own Theil–Sen slope, where the family has several sites
+families as (
+    select distinct
+        t.key,
+        t.family
+    from tag_points as t
+    semi join series as s on t.key = s.key
+    where t.family is not null
+),
+
+family_points as (
+    select
+        t.family,
+        t.run,
+        sum(t.bytes) as bytes,
+        count(distinct t.key) as sites
+    from tag_points as t
+    semi join families as f on t.family = f.family
+    group by t.family, t.run
+),
+
+family_slopes as (
+    select
+        a.family,
+        median((b.bytes - a.bytes) / (b.run - a.run)) as family_per_run,
+        max(a.sites) as sites
+    from family_points as a
+    inner join family_points as b on a.family = b.family and a.run < b.run
+    group by a.family
+    having max(a.sites) > 1
+),
+
 scored as (
     select
         s.*,
+        fs.family_per_run,
+        f.family,
         st.grew_share,
         pr.bytes_per_run,
         pr.mk_s,
@@ -168,6 +220,8 @@ scored as (
     left join pairs as pr on s.key = pr.key
     left join late as lt on s.key = lt.key
     left join ties as t on s.key = t.key
+    left join families as f on s.key = f.key
+    left join family_slopes as fs on f.family = fs.family
 ),
 
 judged as (
@@ -178,6 +232,7 @@ judged as (
             when runs < $min_runs then 'too few runs'
             when bytes_per_run < $min_per_run then 'below the floor per run'
             when confidence < $min_confidence then 'no significant trend'
+            when family_per_run < $min_per_run then 'moves between call sites'
             when late_share < $min_late_share then 'stopped growing'
             when drawdown_share > $max_drawdown then 'falls back'
             when grew_share < $min_grew_share then 'grew in few runs'
@@ -221,6 +276,11 @@ select
             then printf(
                 'no significant trend: Mann–Kendall z=%.1f over %d runs, confidence %.1f%%',
                 mk_z, runs, 100 * confidence
+            )
+        when 'moves between call sites'
+            then printf(
+                'moves between the call sites of %s: together they keep %.0f bytes per run',
+                family, family_per_run
             )
         when 'grew in few runs'
             then printf(

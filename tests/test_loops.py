@@ -472,3 +472,27 @@ def test_a_kernel_read_failing_mid_loop_is_its_own_error(
     # AND the snapshots taken before it stay in the store: the baseline and run 1
     names = [m.name or "" for m in analysis.snapshots(store_dir)]
     assert [name.rsplit("-", 2)[1:] for name in names] == [["run", "0"], ["run", "1"]]
+
+
+def test_memory_moving_between_call_sites_of_one_function_is_not_a_leak(store_dir: Path) -> None:
+    # GIVEN 16 KiB per run moving from one call site of folio_prealloc to another (a page copied
+    # on write is counted at another line than the page it replaces)
+    moved, gone = "mm/memory.c:1291 func:folio_prealloc", "mm/memory.c:1289 func:folio_prealloc"
+
+    def move(run: int) -> dict[str, int]:
+        return {moved: run * (16 << 10), gone: -run * (16 << 10)}
+
+    write_loop(store_dir, "1a2b3c4d", 12, move)
+
+    # WHEN judged by call site
+    judged = analysis.loop(store_dir, "1a2b3c4d")
+
+    # THEN the growing site is no leak: its function as a whole keeps nothing per run
+    row = by_key(judged.others.to_pylist())[moved]
+    assert judged.found == 0
+    assert row["verdict"] == "moves between call sites"
+    assert row["bytes_per_run"] == 16 << 10
+    assert row["reason"] == (
+        "moves between the call sites of folio_prealloc (mm/memory.c): together they keep 0 "
+        "bytes per run"
+    )

@@ -205,6 +205,7 @@ def test_a_module_that_comes_and_goes_is_not_judged(store_dir: Path) -> None:
     assert judged.found == 0
 
 
+@pytest.mark.slow  # a loop of real runs: the full suite, not the fast loop
 def test_grouped_by_directory_the_leak_is_its_directory(store_dir: Path) -> None:
     # GIVEN the planted loop
     write_loop(store_dir, "aa11bb22", 12)
@@ -217,6 +218,7 @@ def test_grouped_by_directory_the_leak_is_its_directory(store_dir: Path) -> None
     assert [(r["key"], r["bytes_per_run"]) for r in leaks] == [("mm", FILE_SIZE * 2)]
 
 
+@pytest.mark.slow  # a loop of real runs: the full suite, not the fast loop
 def test_two_loops_in_one_store_are_judged_apart(store_dir: Path) -> None:
     # GIVEN a leaking loop and a flat one in one store, the flat one an hour later
     write_loop(store_dir, "aa11bb22", 6)
@@ -341,6 +343,7 @@ def test_loop_command_reports_the_leak_per_run(
     assert delta == 8 * FILES_PER_RUN * FILE_SIZE
 
 
+@pytest.mark.slow  # a loop of real runs: the full suite, not the fast loop
 def test_fail_on_leak_exits_5_and_writes_junit(
     tmp_path: Path, store_dir: Path, fake_kernel: Path
 ) -> None:
@@ -369,6 +372,7 @@ def test_fail_on_leak_exits_5_and_writes_junit(
     assert suite.get("failures") == "1"
 
 
+@pytest.mark.slow  # a loop of real runs: the full suite, not the fast loop
 def test_a_failing_command_stops_the_loop_with_its_run_and_code(
     tmp_path: Path, store_dir: Path, fake_kernel: Path
 ) -> None:
@@ -408,6 +412,7 @@ def test_a_command_failing_in_warm_up_is_judged_not_at_all(
     assert capfd.readouterr().err == "workload run 1\n"
 
 
+@pytest.mark.slow  # a loop of real runs: the full suite, not the fast loop
 def test_sigint_finishes_the_run_and_judges_the_runs_done(
     tmp_path: Path, store_dir: Path, fake_kernel: Path
 ) -> None:
@@ -457,6 +462,7 @@ def test_loop_runs_lists_a_loops_snapshots_by_run(store_dir: Path) -> None:
     assert analysis.loop_runs(store_dir, "ffffffff").num_rows == 0
 
 
+@pytest.mark.slow  # a loop of real runs: the full suite, not the fast loop
 def test_a_kernel_read_failing_mid_loop_is_its_own_error(
     tmp_path: Path, store_dir: Path, fake_kernel: Path
 ) -> None:

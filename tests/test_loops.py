@@ -16,7 +16,7 @@ import statistics
 import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -81,15 +81,17 @@ def write_loop(
     change: Callable[[int], dict[str, int]] = planted,
     drop: Callable[[int], tuple[str, ...]] = lambda _run: (),
     base: Path = BASE,
+    at: datetime = T0,
 ) -> None:
-    """Write a loop of ``runs`` runs (and its baseline) as snapshots of the planted capture."""
+    """Write a loop of ``runs`` runs (and its baseline) as snapshots of the planted capture,
+    two seconds apart from ``at``."""
     text = base.read_text()
     writer = writing.Writer(store)
     for run in range(runs + 1):
         raw = source.RawRead(
             text=plant(text, change(run), drop(run)).encode(),
             source="procfs",
-            taken_at=T0 + timedelta(seconds=2 * run),
+            taken_at=at + timedelta(seconds=2 * run),
             boot_id="b7e2c1d4-loop-test",
             kernel="7.3.4-allocsnap",
             profiling=1,
@@ -222,29 +224,7 @@ def test_grouped_by_directory_the_leak_is_its_directory(store_dir: Path) -> None
 def test_two_loops_in_one_store_are_judged_apart(store_dir: Path) -> None:
     # GIVEN a leaking loop and a flat one in one store, the flat one an hour later
     write_loop(store_dir, "aa11bb22", 6)
-
-    def flat(run: int) -> dict[str, int]:
-        return {}
-
-    text = BASE.read_text()
-    writer = writing.Writer(store_dir)
-    for run in range(7):
-        raw = source.RawRead(
-            text=plant(text, planted(6)).encode(),  # where the first loop ended
-            source="procfs",
-            taken_at=T0 + timedelta(hours=1, seconds=run),
-            boot_id="b7e2c1d4-loop-test",
-            kernel="7.3.4-allocsnap",
-            profiling=1,
-        )
-        writer.add(
-            capture.snapshot(
-                raw,
-                name=analysis.loop_name("99887766", run),
-                host="vm",
-                labels=analysis.loop_labels("99887766", run),
-            )
-        )
+    write_loop(store_dir, "99887766", 6, lambda _run: planted(6), at=T0 + timedelta(hours=1))
 
     # THEN each is judged on its own snapshots only
     assert analysis.loop(store_dir, "aa11bb22").found == 1

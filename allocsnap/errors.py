@@ -91,6 +91,11 @@ class UsageError(AllocsnapError):
     exit_code = ExitCode.USAGE
 
 
+class CommandFailed(AllocsnapError):
+    """The command ``allocsnap loop`` runs exited non-zero: the message names the run and its
+    exit code."""
+
+
 class EpochWarning(UserWarning):
     """Counters compared across an epoch boundary (a reboot, profiling off, a module unloaded):
     what the CLI prints as ``warning:`` lines, issued by ``allocsnap.Database``'s analyses."""

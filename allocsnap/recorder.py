@@ -243,7 +243,7 @@ class _Run:
         self.writer.add(snap)
         if self.parser.misses != self.misses:  # a full parse: its garbage back to the system
             self.misses = self.parser.misses
-            _trim()
+            trim()
         status = self.status
         status.last_cpu_ms = (time.process_time() - cpu) * 1000
         status.taken += 1
@@ -313,7 +313,7 @@ class _Run:
             self._emit("compacted")
             if done.units and self.target is not None and self.upload_due is None:
                 self.upload_due = self.clock()
-        _trim()
+        trim()
 
     def _uploads(self) -> None:
         """Start an upload when one is due and none runs; report one that ended.
@@ -446,7 +446,7 @@ def _main(argv: list[str]) -> int:
     return 0
 
 
-def _trim() -> None:
+def trim() -> None:
     """Hand free heap memory back to the system (glibc keeps it otherwise; a no-op elsewhere)."""
     if _LIBC is not None:
         _LIBC.malloc_trim(0)

@@ -83,6 +83,11 @@ EXCUSED = {
     'sudo allocsnap snap --name before --group "$(id -gn)"': NOT_HERE,
     "./run-my-workload": "a workload of the reader's",
     "./reproducer": "a workload of the reader's",
+    "sudo allocsnap loop -n 20 -- ./run-one-test.sh arg1 arg2": NOT_HERE,
+    "sudo allocsnap loop -n 8 --settle 0.5s --fail-on-leak --junit loop.xml -- sh -c 'dd "
+    "if=/dev/zero of=/dev/shm/leak/ci-$(cat /proc/sys/kernel/random/uuid) bs=524288 count=2 "
+    "status=none'": NOT_HERE + " (its output is the 6.12 guest's, tests/vm/test_loop_vm.py)",
+    "echo $?": "the exit code of the loop above, in the guest",
     "python3 -m venv .venv && .venv/bin/pip install -q . && .venv/bin/allocsnap snap --name now": (
         "installs the package and reads this machine's /proc/allocinfo"
     ),

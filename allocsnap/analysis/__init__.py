@@ -2,7 +2,8 @@
 
 ``grouping`` says how rows are summed, ``compare`` loads and compares one or two snapshots (show,
 diff), ``window`` is a store window and its epochs, ``windows`` the analyses over one (leaks,
-growth, top, history, outliers). Callers use the names re-exported here.
+growth, top, history, outliers), ``loops`` the judgement of ``allocsnap loop``'s runs. Callers
+use the names re-exported here.
 """
 
 from allocsnap.analysis.compare import (
@@ -28,6 +29,14 @@ from allocsnap.analysis.grouping import (
     GROUPINGS,
     WINDOW_GROUPINGS,
     Grouping,
+)
+from allocsnap.analysis.loops import (
+    LoopJudgement,
+    LoopSettings,
+    loop,
+    loop_labels,
+    loop_name,
+    loop_runs,
 )
 from allocsnap.analysis.session import Session, Store
 from allocsnap.analysis.window import (
@@ -61,6 +70,8 @@ __all__ = [
     "Grouping",
     "LeakSettings",
     "LeaksResult",
+    "LoopJudgement",
+    "LoopSettings",
     "OutlierSettings",
     "OutliersResult",
     "Session",
@@ -81,6 +92,10 @@ __all__ = [
     "leaks",
     "load",
     "load_all",
+    "loop",
+    "loop_labels",
+    "loop_name",
+    "loop_runs",
     "outliers",
     "resolve",
     "resolve_attempts",

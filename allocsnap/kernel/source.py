@@ -294,6 +294,18 @@ def mem_profiling() -> int | None:
     return 1 if value.strip() in ("1", "Y", "y") else 0
 
 
+def drop_caches() -> None:
+    """Write back dirty data, then have the kernel drop its clean caches: page cache, dentries
+    and inodes (``echo 3 > /proc/sys/vm/drop_caches``); root only."""
+    os.sync()
+    path = PROC / "sys/vm/drop_caches"
+    try:
+        with open(path, "w") as f:
+            f.write("3\n")
+    except OSError as e:
+        raise AllocinfoUnavailable(f"cannot write {path}: {e.strerror}") from e
+
+
 def boot_id() -> str | None:
     """Return this boot's random id, or None when /proc does not have it."""
     return _read_proc("sys/kernel/random/boot_id")

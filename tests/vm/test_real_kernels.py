@@ -184,10 +184,18 @@ class Guest:
 
 
 class Boots:
-    """Boots each kernel once per test module, when a test first needs it."""
+    """Boots each kernel once per test module, when a test first needs it, to run a guest
+    script (guest.py by default) with its share folder and ``args``; it writes results.json."""
 
-    def __init__(self, tmp: pytest.TempPathFactory) -> None:
+    def __init__(
+        self,
+        tmp: pytest.TempPathFactory,
+        script: Path = GUEST,
+        args: tuple[str, ...] = (),
+        timeout: int = MAIN_TIMEOUT_S,
+    ) -> None:
         self.tmp = tmp
+        self.script, self.args, self.timeout = script, args, timeout
         self.done: dict[str, Guest] = {}
         self.failed: dict[str, str] = {}
 
@@ -195,11 +203,12 @@ class Boots:
         if version in self.failed:  # do not boot again for every test
             pytest.fail(self.failed[version])
         if version not in self.done:
-            out = self.tmp.mktemp(f"vm-{version}")
-            command = [sys.executable, str(GUEST), str(out)]
-            run = run_in_vm(version, ["--no-share", "--share", str(out)], command, MAIN_TIMEOUT_S)
+            out = self.tmp.mktemp(f"{self.script.stem}-{version}")
+            command = [sys.executable, str(self.script), str(out), *self.args]
+            run = run_in_vm(version, ["--no-share", "--share", str(out)], command, self.timeout)
             if run.returncode != 0:
-                self.failed[version] = f"guest.py failed ({run.returncode}): {run.stderr[-3000:]}"
+                name = self.script.name
+                self.failed[version] = f"{name} failed ({run.returncode}): {run.stderr[-3000:]}"
                 pytest.fail(self.failed[version])
             results = json.loads((out / "results.json").read_text())
             self.done[version] = Guest(version, out, results, run)

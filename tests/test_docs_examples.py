@@ -214,10 +214,10 @@ def fleet(folder: Path) -> None:
 SETUP: dict[tuple[str, int], Callable[[Path], None]] = {
     ("README.md", 1): before_and_after,
     ("docs/guide.md", 1): before_and_after,
-    ("docs/guide.md", 2): ice_days,
-    ("docs/guide.md", 3): ice_days,
-    ("docs/guide.md", 5): ice_store,
-    ("docs/guide.md", 6): fleet,
+    ("docs/guide.md", 4): ice_days,
+    ("docs/guide.md", 5): ice_days,
+    ("docs/guide.md", 7): ice_store,
+    ("docs/guide.md", 8): fleet,
 }
 
 

@@ -242,7 +242,12 @@ def leaks(
             spark,
             "leaks_0_picked",
             view,
-            {"max_points": settings.max_points, "whole_store": whole_store},
+            {
+                "max_points": settings.max_points,
+                "whole_store": whole_store,
+                "min_growth": settings.min_growth,
+                "min_rate": settings.min_rate,
+            },
         )
     params: dict[str, Any] = {
         "tag_ids": tag_ids(spark, keep),
@@ -266,6 +271,7 @@ def leaks(
         "min_late_share": settings.min_late_share,
         "min_jump_share": settings.min_jump_share,
         "max_step_lag1": settings.max_step_lag1,
+        "min_step_skew_z": settings.min_step_skew_z,
         "short_hours": settings.short_hours,
         "until_given": window.until is not None,
     }

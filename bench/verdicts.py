@@ -24,7 +24,7 @@ window when, in one of its epochs, the window holds at least 40 points of it and
 Mann–Kendall z there is at least 5 (computed here, from the stored values, with numpy, on the
 same evenly spaced points as ``leaks`` reads): the issue's targets are recall >= 0.98 and
 precision >= 0.97 on those rows, and at most 2% false positives per decoy kind. A second
-recall column counts only the eligible leaks that also grew past ``--min-growth`` in the
+recall column counts only the eligible leaks that also grew past the growth floor in the
 window (``leaks`` reports nothing below that floor, by design); it is not the target.
 
 Usage: python -m bench.verdicts [--work DIR] [--markdown]
@@ -208,8 +208,10 @@ def eligible_leaks(
     """Return the leaking call sites that, in some epoch of the window (the store's last
     ``fraction`` of time), have >= 40 points and a Mann–Kendall z >= 5 on the points ``leaks``
     reads (the first snapshot of each of 120 equal time buckets, and the last); those of them
-    that also grew by at least ``--min-growth`` there (median of the last tenth of the points
-    minus median of the first tenth: ``leaks`` reports nothing below that floor, by design);
+    that also grew past the growth floor there (median of the last tenth of the points minus
+    median of the first tenth; the floor is ``--min-growth``, or ``--min-rate`` × the hours of
+    an epoch's part in the window that is too short for it: ``leaks`` reports nothing below
+    it, by design);
     and the most points an epoch has. Read with pyarrow and numpy, not with the SQL under
     test."""
     snaps = pa.concat_tables(
@@ -220,9 +222,12 @@ def eligible_leaks(
     start = end - (end - snaps["taken_at"].min()) * fraction
     window = snaps[snaps["taken_at"] >= start].sort_values(["taken_at", "snapshot_id"])
     picked: dict[str, list[str]] = {}
+    floor_of: dict[str, float] = {}  # the growth floor: min_growth, or min_rate × a shorter span
+    settings = analysis.LeakSettings()
     for boot, group in window.groupby("boot_id", dropna=False):
         t = (group["taken_at"] - group["taken_at"].min()).dt.total_seconds().to_numpy()
         span = max(t[-1], 1e-9)
+        floor_of[str(boot)] = min(settings.min_growth, settings.min_rate * t[-1] / 3600)
         bucket = np.minimum((t / span * MAX_POINTS).astype(int), MAX_POINTS - 1)
         first = np.r_[True, bucket[1:] != bucket[:-1]]
         first[-1] = True
@@ -234,18 +239,17 @@ def eligible_leaks(
     ).read(columns=["snapshot_id", "tag_id", "bytes"])
     frame = samples.to_pandas().set_index(["tag_id", "snapshot_id"])["bytes"]
     found, grown = set(), set()
-    floor = analysis.LeakSettings.min_growth
     for tid, site in ids_of.items():
         try:
             mine = frame.loc[tid]
         except KeyError:
             continue
-        for ids in picked.values():
+        for boot, ids in picked.items():
             ys = mine.reindex(ids).dropna().to_numpy(dtype=np.float64)
             if len(ys) >= 40 and mk_z(ys) >= 5:
                 found.add(site)
                 tenth = len(ys) // 10
-                if np.median(ys[-tenth:]) - np.median(ys[:tenth]) >= floor:
+                if np.median(ys[-tenth:]) - np.median(ys[:tenth]) >= floor_of[boot]:
                     grown.add(site)
     return found, grown, most
 

@@ -26,7 +26,9 @@
 -- $max_points      INTEGER      snapshots read per epoch (at least 2)
 -- $blocks          INTEGER      blocks whose medians smooth a series
 -- $min_points      INTEGER      shortest series given a trend test
--- $min_growth      BIGINT       floor: growth of the block medians, bytes
+-- $min_growth      BIGINT       floor: growth of the block medians, bytes, in a window of an
+--                               epoch that spans at least $min_growth / $min_rate hours; a
+--                               shorter one lowers it to $min_rate × its hours
 -- $min_rate        DOUBLE       floor: Theil–Sen slope and end-to-end rate, bytes per hour
 -- $min_confidence  DOUBLE       Mann–Kendall confidence that the series increases
 -- $min_up_share    DOUBLE       share of steps that do not decrease
@@ -38,7 +40,8 @@
 -- $min_steps       DOUBLE       effective number of steps of a staircase (growth² / Σ rise²)
 -- $min_late_share  DOUBLE       ... its last half at least this share of its growth ...
 -- $min_jump_share  DOUBLE       ... and at least this share of its growth in jumps, ...
--- $max_step_lag1   DOUBLE       ... or steps correlated at most this with the one before
+-- $max_step_lag1   DOUBLE       ... or steps correlated at most this with the one before, ...
+-- $min_step_skew_z DOUBLE       ... or steps skewed up: skewness × √(steps / 6) at least this
 -- $short_hours     DOUBLE       a leak over fewer hours than this is flagged as short
 with
 
@@ -51,11 +54,15 @@ picked as (
         )
 ),
 
+-- per epoch, the growth floor: $min_growth, or what $min_rate adds up to over a shorter span
+-- of the epoch in the window (a fast leak seen for an hour is still a leak)
 epoch_spans as (
     select
         epoch,
         any_value(host) as host,
-        max(taken_at) as last_at
+        max(taken_at) as last_at,
+        least($min_growth, $min_rate * epoch_us(max(taken_at) - min(taken_at)) / 3.6e9)
+            as growth_floor
     from picked
     group by epoch
 ),
@@ -85,19 +92,22 @@ keys as (
 -- the snapshots read: the window's, and those of the rest of its epochs
 read_snapshots as (
     select
-        snapshot_id,
-        epoch,
-        idx,
-        taken_at,
-        false as later
-    from picked
+        p.snapshot_id,
+        p.epoch,
+        p.idx,
+        p.taken_at,
+        false as later,
+        e.growth_floor
+    from picked as p
+    inner join epoch_spans as e on p.epoch = e.epoch
     union all
     select
         snapshot_id,
         epoch,
         idx,
         null as taken_at,
-        true as later
+        true as later,
+        null as growth_floor
     from later_picked
 ),
 
@@ -112,7 +122,8 @@ tag_series as materialized (
         list({ 'idx': p.idx, 'taken_at': p.taken_at, 'bytes': s.bytes }) filter (
             where not p.later
         ) as points,
-        list({ 'idx': p.idx, 'bytes': s.bytes }) filter (where p.later) as later_points
+        list({ 'idx': p.idx, 'bytes': s.bytes }) filter (where p.later) as later_points,
+        max(p.growth_floor) as growth_floor
     from samples as s
     inner join read_snapshots as p on s.snapshot_id = p.snapshot_id
     where $accurate is null or s.accurate = $accurate
@@ -121,7 +132,7 @@ tag_series as materialized (
     having
         $by != 'tag'
         or max(s.bytes) filter (where not p.later) - min(s.bytes) filter (where not p.later)
-        >= $min_growth
+        >= max(p.growth_floor)
 ),
 
 -- a group grows by no more than the sum of its members' ranges: most groups stop here
@@ -132,7 +143,7 @@ candidate_keys as (
     from tag_series as t
     inner join keys as k on t.tag_id = k.tag_id
     group by k.key, t.epoch
-    having sum(t.max_bytes - t.min_bytes) >= $min_growth
+    having sum(t.max_bytes - t.min_bytes) >= max(t.growth_floor)
 ),
 
 candidate_series as (
@@ -212,10 +223,12 @@ grown as (
         s.first_at,
         s.last_at,
         epoch_us(s.last_at - s.first_at) / 3.6e9 as hours,
+        e.growth_floor,
         dense_rank() over (order by s.key, s.epoch, s.stretch) as sid
     from stretches as s
+    inner join epoch_spans as e on s.epoch = e.epoch
     where
-        s.max_bytes - s.min_bytes >= $min_growth
+        s.max_bytes - s.min_bytes >= e.growth_floor
         and (s.max_bytes - s.min_bytes)
         / greatest(epoch_us(s.last_at - s.first_at) / 3.6e9, 1e-9) >= $min_rate
         and ($min_size is null or s.max_bytes >= $min_size)
@@ -245,14 +258,21 @@ steps as (
         case
             when stddev_pop(bytes - prev) > 0 and stddev_pop(prev - prev2) > 0
                 then corr(bytes - prev, prev - prev2)
-        end as step_lag1
+        end as step_lag1,
+        -- the skewness of the steps: about 0 for a random walk's (symmetric), positive for a
+        -- staircase's (jitter, and now and then a step up)
+        case
+            when stddev_pop(bytes - prev) > 0
+                then avg(pow(bytes - prev - mean_step, 3)) / pow(stddev_pop(bytes - prev), 3)
+        end as step_skew
     from (
         select
             sid,
             bytes,
             prev,
             prev2,
-            median(bytes - prev) over (partition by sid) as median_step
+            median(bytes - prev) over (partition by sid) as median_step,
+            avg(bytes - prev) over (partition by sid) as mean_step
         from (
             select
                 sid,
@@ -314,6 +334,7 @@ shaped as (
         st.step_mad,
         st.median_step,
         st.step_lag1,
+        st.step_skew,
         b.growth as block_growth,
         b.end_level,
         b.late_growth / nullif(b.growth, 0) as late_share,
@@ -323,7 +344,7 @@ shaped as (
         ) / nullif(b.growth, 0) as drawdown_share,
         case
             when g.n < $min_points then 'too few points'
-            when b.growth < $min_growth then 'growth below floor'
+            when b.growth < g.growth_floor then 'growth below floor'
             when st.up_share < $min_up_share then 'falls as often as it rises'
             when drawdown_share > $max_drawdown then 'falls back (sawtooth or freed)'
         end as shape_verdict
@@ -524,6 +545,8 @@ judged as (
         k.kpss,
         f.falls / nullif(s.block_growth, 0) as fall_share,
         jm.jumps / nullif(s.block_growth, 0) as jump_share,
+        -- the skewness in units of its sd under symmetric steps, √(6 / steps) (D'Agostino)
+        s.step_skew * sqrt(s.steps / 6.0) as step_skew_z,
         -- how far below the window's last block median the rest of the epoch falls, beyond
         -- 3 sds of the noise of its block medians, as a share of growth (NULL: nothing later)
         case
@@ -548,7 +571,10 @@ judged as (
             when effective_steps < 1.5 then 'one or two steps'
             when effective_steps < $min_steps then 'too few steps to tell'
             when s.late_share < $min_late_share then 'stopped growing'
-            when jump_share < $min_jump_share and s.step_lag1 > $max_step_lag1
+            when
+                jump_share < $min_jump_share
+                and s.step_lag1 > $max_step_lag1
+                and coalesce(step_skew_z, 0) < $min_step_skew_z
                 then 'drifts (random walk)'
             else 'leak'
         end as verdict
@@ -561,7 +587,7 @@ judged as (
     left join later_low as ll
         on s.key = ll.key and s.epoch = ll.epoch and s.last_at = e.last_at
     -- the floors on growth, end to end or of the block medians
-    where s.last_bytes - s.first_bytes >= $min_growth or s.block_growth >= $min_growth
+    where s.last_bytes - s.first_bytes >= s.growth_floor or s.block_growth >= s.growth_floor
 )
 
 select
@@ -594,6 +620,7 @@ select
     fall_share,
     jump_share,
     step_lag1,
+    step_skew,
     later_fall_share,
     case
         when verdict = 'too few points'
@@ -637,8 +664,10 @@ select
         when verdict = 'drifts (random walk)'
             then printf(
                 'drifts (random walk): KPSS η=%.2f, residuals not bounded, steps neither jumps '
-                || '(%.0f%% of growth) nor jitter (lag-1 correlation %.2f); Mann–Kendall z=%.1f',
-                kpss, 100 * jump_share, step_lag1, mk_z
+                || '(%.0f%% of growth) nor jitter (lag-1 correlation %.2f) nor skewed up '
+                || '(skewness %.2f, z=%.1f); Mann–Kendall z=%.1f',
+                kpss, 100 * jump_share, step_lag1, coalesce(step_skew, 0),
+                coalesce(step_skew_z, 0), mk_z
             )
         when verdict = 'too few steps to tell'
             then printf(
@@ -666,9 +695,17 @@ select
                 case when hours < $short_hours then printf('; short: %.1f h', hours) else '' end
             )
         else printf(
-            'staircase that never falls back: KPSS η=%.2f, %.1f effective steps, falls %.0f%% '
-            || 'of its growth beyond its noise; Mann–Kendall z=%.1f%s',
-            kpss, effective_steps, 100 * fall_share, mk_z,
+            'staircase that never falls back: KPSS η=%.2f, %.1f effective steps (%s), falls '
+            || '%.0f%% of its growth beyond its noise; Mann–Kendall z=%.1f%s',
+            kpss, effective_steps,
+            case
+                when jump_share >= $min_jump_share
+                    then printf('%.0f%% of growth in jumps', 100 * jump_share)
+                when step_lag1 <= $max_step_lag1
+                    then printf('jitter between them: lag-1 correlation %.2f', step_lag1)
+                else printf('skewed up: skewness %.2f, z=%.1f', step_skew, step_skew_z)
+            end,
+            100 * fall_share, mk_z,
             case when hours < $short_hours then printf('; short: %.1f h', hours) else '' end
         )
     end as reason

@@ -84,10 +84,15 @@ def snapshot(
     return Snapshot(meta=capture.with_totals(meta, samples), samples=samples)
 
 
-def write_series(root: Path, series: list[dict[Site, int]], **kwargs: object) -> None:
-    """Write one snapshot a minute, through the store's own writer."""
+def write_series(
+    root: Path,
+    series: list[dict[Site, int]],
+    every: timedelta = timedelta(minutes=1),
+    **kwargs: object,
+) -> None:
+    """Write one snapshot ``every`` minute (by default), through the store's own writer."""
     for i, values in enumerate(series):
-        writing.write(root, snapshot(T0 + timedelta(minutes=i), values, **kwargs))  # type: ignore[arg-type]
+        writing.write(root, snapshot(T0 + i * every, values, **kwargs))  # type: ignore[arg-type]
 
 
 def jittery(n: int, seed: int = 3) -> list[dict[Site, int]]:
@@ -467,13 +472,81 @@ def test_growth_split_and_json_leaks(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_grouping_sums_members_before_the_floors(tmp_path: Path) -> None:
-    # GIVEN two sites of one file, each growing 20 KiB a minute: 580 KiB each over 30 minutes
+    # GIVEN two sites of one file, each growing 40 KiB an hour for 19 hours: 760 KiB each
     sites: list[Site] = [(None, "net/core/skb.c", 10, "a"), (None, "net/core/skb.c", 20, "b")]
-    write_series(tmp_path, [dict.fromkeys(sites, (1 << 20) + i * (20 << 10)) for i in range(30)])
+    series = [dict.fromkeys(sites, (1 << 20) + i * (40 << 10)) for i in range(20)]
+    write_series(tmp_path, series, every=timedelta(hours=1))
     # WHEN
     by_tag = analysis.leaks(tmp_path)
     by_file = analysis.leaks(tmp_path, grouping=analysis.Grouping("file"))
-    # THEN each site alone is under the 1 MiB floor; the file, their sum, is over it
+    # THEN each site alone is under the floors (1 MiB over a window past 16 h, 64 KiB/h); the
+    # file, their sum (1.5 MiB at 80 KiB/h), is over both
     assert by_tag.found == 0
     assert by_file.rows["key"].to_pylist() == ["net/core/skb.c"]
-    assert by_file.rows["growth_bytes"].to_pylist() == [2 * 29 * (20 << 10)]
+    assert by_file.rows["growth_bytes"].to_pylist() == [2 * 19 * (40 << 10)]
+
+
+@pytest.mark.slow
+def test_a_short_window_scales_the_growth_floor_to_the_rate_floor(tmp_path: Path) -> None:
+    # GIVEN an hour, a snapshot a minute: a site leaking 512 KiB an hour (12 MiB a day), one
+    # rising 32 KiB an hour (under the 64 KiB/h rate floor), and one growing 512 KiB in a step
+    fast, slow, step = (
+        (None, "fs/fast.c", 1, "f"),
+        (None, "fs/slow.c", 2, "s"),
+        (None, "fs/step.c", 3, "t"),
+    )
+    series = [
+        {
+            fast: (4 << 20) + i * (512 << 10) // 60,
+            slow: (4 << 20) + i * (32 << 10) // 60,
+            step: (4 << 20) + (512 << 10) * (i >= 30),
+        }
+        for i in range(61)
+    ]
+    write_series(tmp_path, series)
+    # WHEN
+    result = analysis.leaks(tmp_path, top_n=0)
+    # THEN the fast leak grew 512 KiB, half the 1 MiB floor, but past what the 64 KiB/h rate
+    # floor adds up to in an hour (64 KiB): it is judged, a leak, flagged short
+    assert result.rows["key"].to_pylist() == ["fs/fast.c:1 func:f"]
+    assert result.rows["growth_bytes"].to_pylist() == [60 * (512 << 10) // 60]
+    assert "short: 1.0 h" in result.rows["reason"][0].as_py()
+    # AND the slow one is under both floors; the step is judged, and is no leak
+    others = dict(
+        zip(result.others["key"].to_pylist(), result.others["verdict"].to_pylist(), strict=True)
+    )
+    assert "fs/slow.c:2 func:s" not in others
+    assert others["fs/step.c:3 func:t"] != "leak"
+
+
+@pytest.mark.slow
+def test_a_staircase_of_small_steps_is_told_from_a_walk_by_its_skewed_steps(tmp_path: Path) -> None:
+    # GIVEN 120 snapshots two minutes apart: a staircase that keeps 100 KiB at about one
+    # snapshot in eight, under 20 KiB of jitter (its steps neither jump past five noise sds
+    # nor anti-correlate), and a random walk that climbs 18 KiB a snapshot on average
+    stairs, walk = (None, "fs/stairs.c", 7, "keep"), (None, "fs/walk.c", 8, "wander")
+    rng = random.Random(0)
+    level, wander, series = 8 << 20, 8 << 20, []
+    for _ in range(120):
+        if rng.random() < 0.12:
+            level += 100 << 10
+        wander += rng.gauss(18 << 10, 40 << 10)
+        series.append({stairs: level + int(rng.gauss(0, 20 << 10)), walk: int(wander)})
+    write_series(tmp_path, series, every=timedelta(minutes=2))
+    # WHEN every point is read
+    result = analysis.leaks(tmp_path, top_n=0, settings=analysis.LeakSettings(max_points=None))
+    # THEN the staircase is a leak, decided by the skewness of its steps (computed here)
+    values = [v[stairs] for v in series]
+    steps = [b - a for a, b in zip(values, values[1:], strict=False)]
+    mean = sum(steps) / len(steps)
+    sd = math.sqrt(sum((d - mean) ** 2 for d in steps) / len(steps))
+    skew = sum((d - mean) ** 3 for d in steps) / len(steps) / sd**3
+    z = skew * math.sqrt(len(steps) / 6)
+    assert z > 2.326
+    assert result.rows["key"].to_pylist() == ["fs/stairs.c:7 func:keep"]
+    assert f"skewed up: skewness {skew:.2f}, z={z:.1f}" in result.rows["reason"][0].as_py()
+    assert result.rows["step_skew"][0].as_py() == pytest.approx(skew, rel=1e-9)
+    # AND the walk, whose steps are symmetric, still drifts
+    (other,) = result.others.to_pylist()
+    assert other["key"] == "fs/walk.c:8 func:wander" and other["verdict"] == "drifts (random walk)"
+    assert "nor skewed up" in other["reason"]

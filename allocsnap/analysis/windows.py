@@ -33,6 +33,7 @@ class LeakSettings:
     min_late_share: float = 0.1
     min_jump_share: float = 0.5
     max_step_lag1: float = -0.2
+    min_step_skew_z: float = 2.326  # one-sided 99% for the skewness of symmetric steps
     short_hours: float = 2.0
 
 
@@ -100,6 +101,7 @@ def leaks(
         min_late_share=settings.min_late_share,
         min_jump_share=settings.min_jump_share,
         max_step_lag1=settings.max_step_lag1,
+        min_step_skew_z=settings.min_step_skew_z,
         short_hours=settings.short_hours,
     )
     is_leak = pc.equal(rows["verdict"], "leak")

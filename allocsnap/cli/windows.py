@@ -77,7 +77,12 @@ def leaks(
         str, typer.Option("--min-rate", help="Floor: growth per hour (Theil–Sen slope).")
     ] = "64K",
     min_growth: Annotated[
-        str, typer.Option("--min-growth", help="Floor: total growth over the series.")
+        str,
+        typer.Option(
+            "--min-growth",
+            help="Floor: total growth over the series; lower in a window shorter than "
+            "min-growth ÷ min-rate (16 h by default): min-rate × its hours.",
+        ),
     ] = "1M",
     confidence: Annotated[
         float,

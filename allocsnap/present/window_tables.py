@@ -58,12 +58,28 @@ def epochs_info(epochs: analysis.Epochs) -> dict[str, object]:
     }
 
 
+def _scaled_floor(epochs: analysis.Epochs, s: analysis.LeakSettings) -> str:
+    """Return what the growth floor is in the window's epochs too short for ``min_growth`` at
+    ``min_rate`` (queries/leaks.sql lowers it to the rate floor times their hours), or ''."""
+    full_hours = s.min_growth / s.min_rate if s.min_rate > 0 else float("inf")
+    spans = [
+        (r["last_at"] - r["first_at"]).total_seconds() / 3600
+        for r in epochs.rows.select(["first_at", "last_at"]).to_pylist()
+        if r["first_at"] is not None and r["last_at"] is not None
+    ]
+    if not any(hours < full_hours for hours in spans):
+        return ""
+    lowest = format_size(s.min_rate * min(spans))
+    return f" (less in an epoch under {full_hours:.3g} h: the rate × its hours, {lowest} here)"
+
+
 def leaks_report(result: analysis.LeaksResult, grouping: analysis.Grouping) -> Report:
     """Return the report of ``allocsnap leaks``: candidates ranked by slope, with reasons."""
     s = result.settings
     header = window_header(result.epochs)
     header.append(
-        f"floors: {format_size(s.min_rate)}/hour and {format_size(s.min_growth)} of growth; "
+        f"floors: {format_size(s.min_rate)}/hour and {format_size(s.min_growth)} of growth"
+        f"{_scaled_floor(result.epochs, s)}; "
         f"Mann–Kendall confidence {100 * s.min_confidence:g}%, "
         + (
             f"up to {s.max_points} points per epoch"

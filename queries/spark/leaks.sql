@@ -10,7 +10,6 @@
 -- leak_later_low (stage 6) and window_snapshots.
 -- :blocks           INT            blocks whose medians smooth a series
 -- :min_points       INT            shortest series given a trend test
--- :min_growth       BIGINT         floor: growth end to end or of the block medians, bytes
 -- :min_rate         DOUBLE         floor: Theil–Sen slope, bytes per hour
 -- :min_confidence   DOUBLE         Mann–Kendall confidence that the series increases
 -- :max_drawdown     DOUBLE         fall after the window in the same epoch, as a share of growth
@@ -20,7 +19,8 @@
 -- :min_steps        DOUBLE         effective number of steps of a staircase
 -- :min_late_share   DOUBLE         ... its last half at least this share of its growth ...
 -- :min_jump_share   DOUBLE         ... and at least this share of its growth in jumps, ...
--- :max_step_lag1    DOUBLE         ... or steps correlated at most this with the one before
+-- :max_step_lag1    DOUBLE         ... or steps correlated at most this with the one before, ...
+-- :min_step_skew_z  DOUBLE         ... or steps skewed up: skewness × √(steps / 6) at least this
 -- :short_hours      DOUBLE         a leak over fewer hours than this is flagged as short
 -- :by               STRING         tag | function | file | module | dir | host
 with
@@ -226,6 +226,8 @@ judged as (
         k.kpss,
         try_divide(f.falls, nullif(s.block_growth, 0)) as fall_share,
         try_divide(jm.jumps, nullif(s.block_growth, 0)) as jump_share,
+        -- the skewness in units of its sd under symmetric steps, √(6 / steps) (D'Agostino)
+        s.step_skew * sqrt(s.steps / 6.0) as step_skew_z,
         coalesce(
             least(try_divide(pow(s.block_growth, 2), nullif(jm.squared_rises, 0)), s.n - 1),
             s.n - 1
@@ -279,6 +281,7 @@ judged as (
             when
                 try_divide(jm.jumps, nullif(s.block_growth, 0)) < :min_jump_share
                 and s.step_lag1 > :max_step_lag1
+                and coalesce(s.step_skew * sqrt(s.steps / 6.0), 0) < :min_step_skew_z
                 then 'drifts (random walk)'
             else 'leak'
         end as verdict
@@ -291,7 +294,7 @@ judged as (
     left join leak_later_low as ll
         on s.key = ll.key and s.epoch = ll.epoch and s.last_at = e.last_at
     -- the floors on growth, end to end or of the block medians
-    where s.last_bytes - s.first_bytes >= :min_growth or s.block_growth >= :min_growth
+    where s.last_bytes - s.first_bytes >= s.growth_floor or s.block_growth >= s.growth_floor
 ),
 
 -- on how many hosts, and which, the key leaks (Spark has no distinct window aggregates)
@@ -334,6 +337,7 @@ select
     fall_share,
     jump_share,
     step_lag1,
+    step_skew,
     later_fall_share,
     case
         when verdict = 'too few points'
@@ -380,8 +384,10 @@ select
         when verdict = 'drifts (random walk)'
             then format_string(
                 'drifts (random walk): KPSS η=%.2f, residuals not bounded, steps neither jumps '
-                || '(%.0f%% of growth) nor jitter (lag-1 correlation %.2f); Mann–Kendall z=%.1f',
+                || '(%.0f%% of growth) nor jitter (lag-1 correlation %.2f) nor skewed up '
+                || '(skewness %.2f, z=%.1f); Mann–Kendall z=%.1f',
                 bround(kpss, 2), bround(100 * jump_share, 0), bround(step_lag1, 2),
+                bround(coalesce(step_skew, 0), 2), bround(coalesce(step_skew_z, 0), 1),
                 bround(mk_z, 1)
             )
         when verdict = 'too few steps to tell'
@@ -414,9 +420,21 @@ select
                 end
             )
         else format_string(
-            'staircase that never falls back: KPSS η=%.2f, %.1f effective steps, falls %.0f%% '
-            || 'of its growth beyond its noise; Mann–Kendall z=%.1f%s',
-            bround(kpss, 2), bround(effective_steps, 1), bround(100 * fall_share, 0),
+            'staircase that never falls back: KPSS η=%.2f, %.1f effective steps (%s), falls '
+            || '%.0f%% of its growth beyond its noise; Mann–Kendall z=%.1f%s',
+            bround(kpss, 2), bround(effective_steps, 1),
+            case
+                when jump_share >= :min_jump_share
+                    then format_string('%.0f%% of growth in jumps', bround(100 * jump_share, 0))
+                when step_lag1 <= :max_step_lag1
+                    then format_string(
+                        'jitter between them: lag-1 correlation %.2f', bround(step_lag1, 2)
+                    )
+                else format_string(
+                    'skewed up: skewness %.2f, z=%.1f', bround(step_skew, 2), bround(step_skew_z, 1)
+                )
+            end,
+            bround(100 * fall_share, 0),
             bround(mk_z, 1),
             case
                 when hours < :short_hours then format_string('; short: %.1f h', bround(hours, 1))

@@ -4,6 +4,10 @@
 -- for the window (leak_picked), and over store_snapshots, the same hosts' whole store, for
 -- the rest of each epoch after a window that ends before it (leak_later_picked, stage 6).
 -- :max_points       INT            snapshots read per epoch (at least 2)
+-- :min_growth       BIGINT         floor: growth of the block medians, bytes, in a window of an
+--                                  epoch that spans at least :min_growth / :min_rate hours
+-- :min_rate         DOUBLE         floor, bytes per hour: a shorter span's growth floor is
+--                                  :min_rate × its hours (growth_floor)
 -- :whole_store      BOOLEAN        read store_snapshots rather than window_snapshots
 with
 
@@ -80,5 +84,12 @@ picked as (
     from first_in_bucket
 )
 
-select *
-from picked
+-- per epoch, the growth floor: :min_growth, or what :min_rate adds up to over a shorter span of
+-- the epoch (a fast leak seen for an hour is still a leak)
+select
+    p.*,
+    least(
+        :min_growth, :min_rate * (unix_micros(e.last_at) - unix_micros(e.first_at)) / 3.6e9
+    ) as growth_floor
+from picked as p
+inner join epoch_spans as e on p.epoch = e.epoch

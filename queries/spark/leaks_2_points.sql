@@ -1,7 +1,6 @@
 -- Leaks, stage 2 of 7: the points of each candidate group and epoch, and the unbroken
 -- stretches they fall in (a group's series breaks where its rows vanish: a module unloaded
 -- is not a free). Reads leak_tag_series (stage 1) and leak_keys (stage 0).
--- :min_growth       BIGINT         floor: growth of the block medians, bytes
 with
 
 -- a group grows by no more than the sum of its members' ranges: most groups stop here
@@ -12,7 +11,7 @@ candidate_keys as (
     from leak_tag_series as t
     inner join leak_keys as k on t.tag_id = k.tag_id
     group by k.key, t.epoch
-    having sum(t.max_bytes - t.min_bytes) >= :min_growth
+    having sum(t.max_bytes - t.min_bytes) >= max(t.growth_floor)
 ),
 
 candidate_series as (

@@ -1,11 +1,20 @@
 -- Leaks, stage 3 of 7: each unbroken stretch as a series, kept when its range reaches the
--- floors (most stop here, before any pairwise work). Reads leak_points (stage 2).
+-- floors (most stop here, before any pairwise work). Reads leak_points (stage 2) and the
+-- growth floor of each epoch from leak_picked (stage 0).
 -- :min_size         BIGINT         keep a series whose largest value is at least this, or NULL
 -- :max_size         BIGINT         keep a series whose smallest value is at most this, or NULL
 -- :nonzero          BOOLEAN        keep only series that are not all zero
--- :min_growth       BIGINT         floor: growth of the block medians, bytes
 -- :min_rate         DOUBLE         floor: Theil–Sen slope and end-to-end rate, bytes per hour
 with
+
+-- the growth floor of each epoch, from stage 0
+epoch_floors as (
+    select
+        epoch,
+        max(growth_floor) as growth_floor
+    from leak_picked
+    group by epoch
+),
 
 stretches as (
     select
@@ -41,10 +50,12 @@ grown as (
         s.first_at,
         s.last_at,
         (unix_micros(s.last_at) - unix_micros(s.first_at)) / 3.6e9 as hours,
+        f.growth_floor,
         dense_rank() over (order by s.key, s.epoch, s.stretch) as sid
     from stretches as s
+    inner join epoch_floors as f on s.epoch = f.epoch
     where
-        s.max_bytes - s.min_bytes >= :min_growth
+        s.max_bytes - s.min_bytes >= f.growth_floor
         and (s.max_bytes - s.min_bytes)
         / greatest((unix_micros(s.last_at) - unix_micros(s.first_at)) / 3.6e9, 1e-9)
         >= :min_rate

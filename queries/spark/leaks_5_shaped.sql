@@ -4,7 +4,6 @@
 -- (stage 4) and leak_grown (stage 3).
 -- :blocks           INT            blocks whose medians smooth a series
 -- :min_points       INT            shortest series given a trend test
--- :min_growth       BIGINT         floor: growth of the block medians, bytes
 -- :min_up_share     DOUBLE         share of steps that do not decrease
 -- :max_drawdown     DOUBLE         largest fall of the block medians, as a share of growth
 with
@@ -30,7 +29,8 @@ stepped as (
 median_steps as (
     select
         sid,
-        median(step) as median_step
+        median(step) as median_step,
+        avg(step) as mean_step
     from stepped
     group by sid
 ),
@@ -49,7 +49,13 @@ steps as (
         case
             when stddev_pop(s.step) > 0 and stddev_pop(s.prev_step) > 0
                 then corr(s.step, s.prev_step)
-        end as step_lag1
+        end as step_lag1,
+        -- the skewness of the steps: about 0 for a random walk's (symmetric), positive for a
+        -- staircase's (jitter, and now and then a step up)
+        case
+            when stddev_pop(s.step) > 0
+                then avg(pow(s.step - m.mean_step, 3)) / pow(stddev_pop(s.step), 3)
+        end as step_skew
     from stepped as s
     inner join median_steps as m on s.sid = m.sid
     group by s.sid
@@ -112,6 +118,7 @@ shaped as (
         st.step_mad,
         st.median_step,
         st.step_lag1,
+        st.step_skew,
         b.growth as block_growth,
         b.end_level,
         try_divide(b.late_growth, nullif(b.growth, 0)) as late_share,
@@ -131,7 +138,7 @@ select
     *,
     case
         when n < :min_points then 'too few points'
-        when block_growth < :min_growth then 'growth below floor'
+        when block_growth < growth_floor then 'growth below floor'
         when up_share < :min_up_share then 'falls as often as it rises'
         when drawdown_share > :max_drawdown then 'falls back (sawtooth or freed)'
     end as shape_verdict

@@ -30,6 +30,8 @@ from allocsnap.analysis.grouping import (
     WINDOW_GROUPINGS,
     Grouping,
 )
+from allocsnap.analysis.kernels import Crossing, LineOptions, diff_moved
+from allocsnap.analysis.kernels import Status as SiteStatus
 from allocsnap.analysis.loops import (
     LoopJudgement,
     LoopSettings,
@@ -62,6 +64,7 @@ from allocsnap.analysis.windows import (
 )
 
 __all__ = [
+    "Crossing",
     "DEFAULT_DIR_DEPTH",
     "DiffResult",
     "Epochs",
@@ -70,18 +73,21 @@ __all__ = [
     "Grouping",
     "LeakSettings",
     "LeaksResult",
+    "LineOptions",
     "LoopJudgement",
     "LoopSettings",
     "OutlierSettings",
     "OutliersResult",
     "Session",
     "ShowResult",
+    "SiteStatus",
     "Store",
     "Totals",
     "WINDOW_GROUPINGS",
     "Window",
     "WindowResult",
     "diff",
+    "diff_moved",
     "comparable",
     "counted_nothing",
     "epoch_warnings",

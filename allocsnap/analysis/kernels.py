@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from allocsnap.analysis import query
 from allocsnap.errors import ParseError, UsageError
 
 
@@ -113,6 +114,85 @@ class Agreement:
     @property
     def recall(self) -> float:
         return self.true_pairs / self.exact_pairs if self.exact_pairs else 1.0
+
+
+@dataclass(frozen=True)
+class LineOptions:
+    """How a diff pairs call sites across kernels: ``--match-lines``, ``--rename``,
+    ``--source-map``."""
+
+    match: bool | None = None  # None: when both kernels are known and differ
+    renames: Renames | None = None
+    source_map: SourceMap | None = None
+
+    @classmethod
+    def read(
+        cls, match: bool | None, rename: Path | None = None, source_map: Path | None = None
+    ) -> LineOptions:
+        """Return the options, with the rename and source-map files read."""
+        return cls(
+            match=match,
+            renames=read_renames(rename) if rename is not None else None,
+            source_map=read_source_map(source_map) if source_map is not None else None,
+        )
+
+    def applies(self, before: str | None, after: str | None) -> bool:
+        """Return True when two snapshots of these kernels (releases) are to be matched."""
+        if self.match is not None:
+            return self.match
+        return before is not None and after is not None and before != after
+
+
+@dataclass(frozen=True)
+class Crossing:
+    """Two kernels' call sites paired for a diff; with a source map, also how the heuristic
+    alone did against it."""
+
+    before: str | None  # kernel releases, None when unknown
+    after: str | None
+    matching: Matching
+    heuristic: Agreement | None = None
+
+    def header(self) -> list[str]:
+        """Return the lines the diff header gives."""
+        how = "source map" if self.heuristic is not None else "matched by line order"
+        lines = [
+            f"kernels: {self.before or 'unknown'} -> {self.after or 'unknown'}  "
+            f"({self.matching.summary()}; {how})"
+        ]
+        if self.heuristic is not None:
+            h = self.heuristic
+            lines.append(
+                f"heuristic: {h.true_pairs:,} of its {h.heuristic_pairs:,} pairs agree with "
+                f"the map's {h.exact_pairs:,} (precision {h.precision:.1%}, "
+                f"recall {h.recall:.1%})"
+            )
+        return lines
+
+
+def cross(
+    before: str | None,
+    after: str | None,
+    before_rows: pa.Table,
+    after_rows: pa.Table,
+    options: LineOptions,
+) -> Crossing:
+    """Return the pairing of two snapshots' call sites (rows of ``SAMPLE_SCHEMA``)."""
+    old, new = sites(before_rows), sites(after_rows)
+    matching = match(old, new, options.renames, options.source_map)
+    heuristic = None
+    if options.source_map is not None:
+        alone = match(old, new, options.renames)
+        heuristic = agreement(alone, matching, options.source_map.files)
+    return Crossing(before, after, matching, heuristic)
+
+
+def diff_moved(rows: pa.Table, matching: Matching) -> pa.Table:
+    """Return a diff's rows (by call site) with the moved sites marked and ``moved_from``."""
+    with query.connect() as con:
+        query.register(con, "diff_rows", rows)
+        query.register(con, "moved_sites", moved_table(matching))
+        return query.run(con, "diff_moved")
 
 
 _Group = tuple[str | None, str, str]  # module, file, function

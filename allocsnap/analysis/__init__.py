@@ -30,6 +30,7 @@ from allocsnap.analysis.grouping import (
     WINDOW_GROUPINGS,
     Grouping,
 )
+from allocsnap.analysis.kernel_fleet import KernelsResult, compare_kernels
 from allocsnap.analysis.kernels import Crossing, LineOptions, diff_moved
 from allocsnap.analysis.kernels import Status as SiteStatus
 from allocsnap.analysis.loops import (
@@ -71,6 +72,7 @@ __all__ = [
     "FLEET_SCHEMA",
     "GROUPINGS",
     "Grouping",
+    "KernelsResult",
     "LeakSettings",
     "LeaksResult",
     "LineOptions",
@@ -89,6 +91,7 @@ __all__ = [
     "diff",
     "diff_moved",
     "comparable",
+    "compare_kernels",
     "counted_nothing",
     "epoch_warnings",
     "epochs",

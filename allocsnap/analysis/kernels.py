@@ -324,26 +324,27 @@ def agreement(heuristic: Matching, exact: Matching, files: Iterable[str]) -> Agr
     return Agreement(len(mine & truth), len(mine), len(truth))
 
 
+def row_sites(rows: pa.Table) -> list[Site]:
+    """Return the call site of each row of a samples table, in its order."""
+    columns = [rows[c].to_pylist() for c in ("module", "file", "function", "line")]
+    return [Site(m, f, fn, ln) for m, f, fn, ln in zip(*columns, strict=True)]
+
+
 def sites(rows: pa.Table) -> list[Site]:
     """Return the distinct call sites of a samples table."""
-    columns = [rows[c].to_pylist() for c in ("module", "file", "function", "line")]
-    return sorted(
-        {Site(m, f, fn, ln) for m, f, fn, ln in zip(*columns, strict=True)},
-        key=lambda s: (s.module or "", s.file, s.function, s.line),
-    )
+    return sorted(set(row_sites(rows)), key=lambda s: (s.module or "", s.file, s.function, s.line))
 
 
 def remap(rows: pa.Table, matching: Matching) -> pa.Table:
     """Return the samples with every paired earlier site written as its later site, so that
     a diff by call site, function or file meets the two sides under one key."""
     paired = matching.paired()
-    columns = {c: rows[c].to_pylist() for c in ("module", "file", "function", "line")}
     files, functions, lines = [], [], []
-    for m, f, fn, ln in zip(*columns.values(), strict=True):
-        site = paired.get(Site(m, f, fn, ln))
-        files.append(site.file if site else f)
-        functions.append(site.function if site else fn)
-        lines.append(site.line if site else ln)
+    for old in row_sites(rows):
+        site = paired.get(old, old)
+        files.append(site.file)
+        functions.append(site.function)
+        lines.append(site.line)
     for name, values in (("file", files), ("function", functions), ("line", lines)):
         i = rows.schema.get_field_index(name)
         rows = rows.set_column(i, rows.schema.field(i), pa.array(values, rows.schema.field(i).type))

@@ -4,6 +4,7 @@ and 7.3.4 captures against the exact mapping from their source diff (tests/data/
 from __future__ import annotations
 
 import io
+import json
 from csv import DictReader
 from pathlib import Path
 
@@ -291,3 +292,20 @@ def test_a_malformed_rename_file_is_one_line_naming_its_line(
         f"Error: {renames}: line 2: expected 'file OLD NEW' or 'function OLD NEW': "
         "'module ext4 ext5'\n"
     )
+
+
+def test_diff_across_kernels_as_json_counts_the_pairing(two_kernels: Path) -> None:
+    # GIVEN the upgrade; WHEN diffed as JSON
+    args = ["diff", "old", "new", "--store", str(two_kernels), "--format", "json", "--top", "1"]
+    result = runner.invoke(app, args)
+
+    # THEN the document names both kernels and the counts of the table's header
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["kernels"] == {
+        "before": "6.12.117-allocsnap",
+        "after": "7.3.4-allocsnap",
+        "matched": 744,
+        "moved": 2062,
+        "new": 535,
+        "gone": 292,
+    }

@@ -77,9 +77,10 @@ def compare_kernels(
         lines.source_map,
     )
     by_site = grouping.by == "tag"
+    status_a, status_b = (_statuses(matching, side, by_site) for side in ("a", "b"))
     table = pa.concat_tables(
-        [_side_rows(s, "a", matching, _statuses(matching, "a", by_site)) for s in a_snaps]
-        + [_side_rows(s, "b", matching, _statuses(matching, "b", by_site)) for s in b_snaps]
+        [_side_rows(s, "a", matching, status_a) for s in a_snaps]
+        + [_side_rows(s, "b", matching, status_b) for s in b_snaps]
     )
     with query.connect() as con:
         query.register(con, "kernel_rows", table)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from allocsnap.analysis.kernels import SOURCE_MAP_HEADER  # noqa: E402
+from allocsnap.analysis.kernel_files import SOURCE_MAP_HEADER  # noqa: E402
 
 _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@", re.MULTILINE)
 _SITE = re.compile(r"^\s*-?\d+\s+\d+\s+(\S+):(\d+)\s", re.MULTILINE)

@@ -15,7 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from allocsnap import analysis
-from allocsnap.analysis.kernels import LineOptions, read_source_map
+from allocsnap.analysis.kernel_files import read_source_map
+from allocsnap.analysis.kernels import LineOptions
 from allocsnap.cli import app
 from allocsnap.errors import ExitCode, UsageError
 from allocsnap.kernel import capture, source

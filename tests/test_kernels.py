@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from allocsnap.analysis import kernels
-from allocsnap.analysis.kernels import Renames, Site, Status
+from allocsnap.analysis import kernel_files, kernels
+from allocsnap.analysis.kernel_files import Renames
+from allocsnap.analysis.kernels import Site, Status
 from allocsnap.cli import app
 from allocsnap.errors import ExitCode, ParseError
 from allocsnap.kernel import capture, source
@@ -115,7 +116,7 @@ def test_the_rename_file_names_the_line_it_cannot_read(tmp_path: Path) -> None:
 
     # WHEN it is read THEN the error names the file, the line and its text
     with pytest.raises(ParseError) as raised:
-        kernels.read_renames(path)
+        kernel_files.read_renames(path)
     assert str(raised.value) == (
         f"{path}: line 3: expected 'file OLD NEW' or 'function OLD NEW': 'function only_one'"
     )
@@ -128,10 +129,10 @@ def test_the_source_map_names_the_line_it_cannot_read(tmp_path: Path) -> None:
 
     # WHEN it is read THEN
     with pytest.raises(ParseError, match=r"line 3: old_line and new_line must be numbers"):
-        kernels.read_source_map(path)
+        kernel_files.read_source_map(path)
     path.write_text("file old new\n")
     with pytest.raises(ParseError, match=r"line 1: expected the header"):
-        kernels.read_source_map(path)
+        kernel_files.read_source_map(path)
 
 
 def test_a_line_maps_through_the_hunks_of_a_diff() -> None:
@@ -173,7 +174,7 @@ def _exact_pairs(before: list[Site], after: list[Site]) -> set[tuple[Site, Site]
 def test_the_heuristic_against_the_source_diff_of_the_two_real_kernels() -> None:
     # GIVEN the two kernels after the same workload, and the exact mapping of their sources
     before, after = _sites(real("6.12", 1, 1)), _sites(real("7.3", 2, 1))
-    source_map = kernels.read_source_map(data_path(MAP))
+    source_map = kernel_files.read_source_map(data_path(MAP))
     exact = _exact_pairs(before, after)
 
     # WHEN the heuristic matches them, and the map does

@@ -3,24 +3,24 @@
 A call site is keyed by module, file, line and function, and between two kernel builds most
 lines move. ``match`` pairs the sites of two kernels: same module, file and function (after the
 user's renames), lines paired by order within the function and by distance (docs/kernels.md
-says how, and how often it is right). ``SourceMap`` pairs them exactly instead, from a source
-diff. Pure functions over plain values: no I/O but reading the two small mapping files, whose
-errors name their line.
+says how, and how often it is right). A ``SourceMap`` pairs them exactly instead, from a
+source diff (``kernel_files`` reads it and the renames). The matching is pure; ``remap`` and
+``diff_moved`` apply it to a diff's rows.
 """
 
 from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
 import pyarrow as pa
 
 from allocsnap.analysis import query
-from allocsnap.errors import ParseError, UsageError
+from allocsnap.analysis.kernel_files import Renames, SourceMap, read_renames, read_source_map
 
 
 class Status(StrEnum):
@@ -54,23 +54,6 @@ class Pair:
     status: Status
     before: Site | None
     after: Site | None
-
-
-@dataclass(frozen=True)
-class Renames:
-    """Files and functions renamed between the two kernels (``--rename FILE``)."""
-
-    files: Mapping[str, str] = field(default_factory=dict)
-    functions: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class SourceMap:
-    """Exact line numbers through a source diff: (file, old line) -> new line, for the files
-    the map covers (``--source-map FILE``, bench/kernel_map.py)."""
-
-    lines: Mapping[tuple[str, int], int]
-    files: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -360,63 +343,3 @@ def moved_table(matching: Matching) -> pa.Table:
             same_place = (p.before.file, p.before.function) == (p.after.file, p.after.function)
             was.append(f":{p.before.line}" if same_place else p.before.text())
     return pa.table({"key": pa.array(keys, pa.string()), "moved_from": pa.array(was, pa.string())})
-
-
-# -- the two files a user gives ------------------------------------------------------------
-
-
-def read_renames(path: Path) -> Renames:
-    """Return the renames a ``--rename`` file lists, one per line: ``file OLD NEW`` or
-    ``function OLD NEW`` (blank lines and ``#`` comments allowed)."""
-    files: dict[str, str] = {}
-    functions: dict[str, str] = {}
-    for number, line in _lines(path):
-        parts = line.split()
-        if len(parts) != 3 or parts[0] not in ("file", "function"):
-            raise ParseError(
-                str(path), number, line, "expected 'file OLD NEW' or 'function OLD NEW'"
-            )
-        kind, old, new = parts
-        (files if kind == "file" else functions)[old] = new
-    return Renames(files=files, functions=functions)
-
-
-SOURCE_MAP_HEADER = ("file", "old_line", "new_line", "kind")
-_HEADER_TEXT = "\t".join(SOURCE_MAP_HEADER)
-
-
-def read_source_map(path: Path) -> SourceMap:
-    """Return the exact line mapping of a ``--source-map`` file: a tab-separated header
-    ``file old_line new_line kind``, then one row per earlier line (``kind``: ``same``,
-    ``edited`` in place, or ``changed`` with ``new_line`` empty: no later line)."""
-    lines: dict[tuple[str, int], int] = {}
-    files: set[str] = set()
-    rows = iter(_lines(path, comments=False))
-    header = next(rows, None)
-    if header is None or tuple(header[1].split("\t")) != SOURCE_MAP_HEADER:
-        number, text = header or (1, "")
-        raise ParseError(str(path), number, text, f"expected the header {_HEADER_TEXT!r}")
-    for number, text in rows:
-        parts = text.split("\t")
-        if len(parts) != 4 or not parts[0]:
-            raise ParseError(str(path), number, text, "expected 4 tab-separated fields")
-        file, old, new, _kind = parts
-        files.add(file)
-        if not (old.isdigit() or not old) or not (new.isdigit() or not new):
-            raise ParseError(str(path), number, text, "old_line and new_line must be numbers")
-        if old and new:  # an earlier line with no later one: edited or deleted
-            lines[(file, int(old))] = int(new)
-    return SourceMap(lines=lines, files=frozenset(files))
-
-
-def _lines(path: Path, *, comments: bool = True) -> list[tuple[int, str]]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"cannot read {path}: {e}") from e
-    found = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        kept = line.split("#", 1)[0].strip() if comments else line.rstrip("\r")
-        if kept:
-            found.append((number, kept))
-    return found

@@ -310,3 +310,43 @@ def test_diff_across_kernels_as_json_counts_the_pairing(two_kernels: Path) -> No
         "new": 535,
         "gone": 292,
     }
+
+
+# -- history and growth --across-kernels -----------------------------------------------------
+
+
+def test_history_across_kernels_follows_a_site_whose_line_moved(two_kernels: Path) -> None:
+    # GIVEN the upgrade; WHEN shmem_alloc_folio's history is asked with and without following
+    args = ["history", "shmem_alloc_folio", "--store", str(two_kernels), "--format", "csv"]
+    followed = runner.invoke(app, [*args, "--across-kernels"])
+    plain = runner.invoke(app, args)
+
+    # THEN with it, one call site (7.3's line) holds both epochs, the awk sums of each dump;
+    # without it, each kernel's epoch has its own line
+    assert followed.exit_code == 0, followed.output
+    rows = list(DictReader(io.StringIO(followed.stdout)))
+    assert [(r["key"], r["epoch"], r["bytes"]) for r in rows] == [
+        ("mm/shmem.c:1938 func:shmem_alloc_folio", "vm 6.12.117-allocsnap", "77004800"),
+        ("mm/shmem.c:1938 func:shmem_alloc_folio", "vm 7.3.4-allocsnap", "77426688"),
+    ]
+    assert "across kernels: 6.12.117-allocsnap -> 7.3.4-allocsnap: 3,633 call sites" in (
+        followed.stderr
+    )
+    keys = {r["key"] for r in DictReader(io.StringIO(plain.stdout))}
+    assert keys == {
+        "mm/shmem.c:1812 func:shmem_alloc_folio",
+        "mm/shmem.c:1938 func:shmem_alloc_folio",
+    }
+
+
+def test_growth_across_kernels_compares_the_site_with_itself(two_kernels: Path) -> None:
+    # GIVEN the upgrade; WHEN growth follows call sites across it
+    args = ["growth", "--store", str(two_kernels), "--format", "csv", "--top", "0"]
+    result = runner.invoke(app, [*args, "--across-kernels"])
+
+    # THEN shmem_alloc_folio is one row: 6.12's bytes against 7.3's, not NEW and GONE
+    assert result.exit_code == 0, result.output
+    rows = {r["key"]: r for r in DictReader(io.StringIO(result.stdout))}
+    folio = rows["mm/shmem.c:1938 func:shmem_alloc_folio"]
+    assert (folio["status"], folio["median_a"], folio["median_b"]) == ("", "77004800", "77426688")
+    assert "mm/shmem.c:1812 func:shmem_alloc_folio" not in rows

@@ -6,6 +6,7 @@ growth, top, history, outliers), ``loops`` the judgement of ``allocsnap loop``'s
 use the names re-exported here.
 """
 
+from allocsnap.analysis.across import Across, across_kernels, kernel_sites
 from allocsnap.analysis.compare import (
     DiffResult,
     ShowResult,
@@ -65,6 +66,7 @@ from allocsnap.analysis.windows import (
 )
 
 __all__ = [
+    "Across",
     "Crossing",
     "DEFAULT_DIR_DEPTH",
     "DiffResult",
@@ -90,6 +92,7 @@ __all__ = [
     "WindowResult",
     "diff",
     "diff_moved",
+    "across_kernels",
     "comparable",
     "compare_kernels",
     "counted_nothing",
@@ -98,6 +101,7 @@ __all__ = [
     "growth",
     "history",
     "is_dump",
+    "kernel_sites",
     "leaks",
     "load",
     "load_all",

@@ -38,3 +38,11 @@ SourceMap = Annotated[
         dir_okay=False,
     ),
 ]
+AcrossKernels = Annotated[
+    bool,
+    typer.Option(
+        "--across-kernels",
+        help="Follow call sites across kernel upgrades: older kernels' sites whose lines moved "
+        "are shown under the newest kernel's call site (see docs/kernels.md).",
+    ),
+]

@@ -350,3 +350,17 @@ def test_growth_across_kernels_compares_the_site_with_itself(two_kernels: Path) 
     folio = rows["mm/shmem.c:1938 func:shmem_alloc_folio"]
     assert (folio["status"], folio["median_a"], folio["median_b"]) == ("", "77004800", "77426688")
     assert "mm/shmem.c:1812 func:shmem_alloc_folio" not in rows
+
+
+def test_when_a_diff_pairs_call_sites() -> None:
+    # GIVEN the options as the diff command builds them
+    default, off = kernels.LineOptions(), kernels.LineOptions(match=False)
+    mapped = kernels.LineOptions(source_map=kernel_files.SourceMap({}, frozenset()))
+
+    # THEN by default only two different known kernels pair; a map asks for it; --no-... wins
+    assert default.applies("6.12.117", "7.3.4")
+    assert not default.applies("6.12.117", "6.12.117")
+    assert not default.applies(None, "7.3.4")
+    assert mapped.applies(None, None)
+    assert not off.applies("6.12.117", "7.3.4")
+    assert kernels.LineOptions(match=True).applies(None, None)

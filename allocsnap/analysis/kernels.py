@@ -120,9 +120,12 @@ class LineOptions:
         )
 
     def applies(self, before: str | None, after: str | None) -> bool:
-        """Return True when two snapshots of these kernels (releases) are to be matched."""
+        """Return True when two snapshots of these kernels (releases) are to be matched: as
+        ``match`` says, else when a rename or source map is given or the kernels differ."""
         if self.match is not None:
             return self.match
+        if self.renames is not None or self.source_map is not None:
+            return True
         return before is not None and after is not None and before != after
 
 

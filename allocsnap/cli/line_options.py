@@ -16,7 +16,7 @@ MatchLines = Annotated[
     typer.Option(
         "--match-lines/--no-match-lines",
         help="Pair call sites whose lines moved between two kernels (default: when the "
-        "snapshots' kernel releases differ).",
+        "snapshots' kernel releases differ, or --rename or --source-map is given).",
         show_default=False,
     ),
 ]

@@ -41,8 +41,7 @@ class Column:
     ``delta_count`` (signed), ``pct``, ``delta_pct`` (shows the row's status instead when set),
     ``time``, ``short_id`` (its first 8 characters, like a git id), ``number`` (a value shown
     as it is, right-aligned: ``allocsnap sql``), ``probability`` (two significant digits), or
-    ``list`` (its first five items, and how many
-    more).
+    ``list`` (its first five items, and how many more).
     """
 
     name: str

@@ -4,11 +4,28 @@
 -- rank-biserial effect (+1: every B host above every A host). A host without a group counts
 -- 0 bytes for it; groups with 0 bytes on every host are left out. analysis.compare_kernels
 -- turns z into p- and q-values (erfc is exact there; DuckDB has none).
--- Reads the view kernel_rows (side 'a' or 'b', host, file, line, module, function, bytes,
--- status: the site's matched, moved, new or gone, or NULL when not grouped by call site).
+-- Reads the store's samples of the snapshots in kernel_snapshots (snapshot_id, host, side:
+-- 'a' or 'b'), each row counted as the call site site_map gives its side and tag (side,
+-- tag_id, file, line, module, function, status: matched, moved, new or gone, or NULL when not
+-- grouped by call site); both are registered from Python.
 -- $by     VARCHAR  tag | function | file | module | dir
 -- $depth  INTEGER  directories kept by dir
 with
+
+kernel_rows as (
+    select
+        k.side,
+        s.host,
+        m.file,
+        m.line,
+        m.module,
+        m.function,
+        s.bytes,
+        m.status
+    from samples as s
+    inner join kernel_snapshots as k on s.snapshot_id = k.snapshot_id and s.host = k.host
+    inner join site_map as m on k.side = m.side and s.tag_id = m.tag_id
+),
 
 per_host as (
     select

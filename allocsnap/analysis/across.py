@@ -9,6 +9,7 @@ are unchanged: an upgrade is a reboot, so it already starts a new epoch.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -42,10 +43,11 @@ class Across:
 
 
 def kernel_sites(
-    session: Session, host: str | list[str] | None = None
+    con: query.Connection, host: str | Sequence[str] | None = None
 ) -> dict[str, dict[kernels.Site, int]]:
-    """Return each kernel's call sites and their tag ids, oldest kernel (first seen) first."""
-    rows = query.run(session.con, "kernel_sites", host=filters.hosts_regex(host))
+    """Return each kernel's call sites and their tag ids, oldest kernel (first seen) first,
+    read on a store connection (of the snapshots of ``host``, names or globs)."""
+    rows = query.run(con, "kernel_sites", host=filters.hosts_regex(host))
     sites: dict[str, dict[kernels.Site, int]] = defaultdict(dict)
     for r in rows.to_pylist():
         site = kernels.Site(r["module"], r["file"], r["function"], r["line"])
@@ -54,14 +56,16 @@ def kernel_sites(
 
 
 def across_kernels(
-    where: Location, host: str | list[str] | None = None, lines: kernels.LineOptions | None = None
+    where: Location,
+    host: str | Sequence[str] | None = None,
+    lines: kernels.LineOptions | None = None,
 ) -> Across:
     """Return a session over the store whose older kernels' call sites are written as the
     newest kernel's (the snapshots of ``host``, names or globs, decide which kernels)."""
     lines = lines or kernels.LineOptions()
     session = Session(where)
     try:
-        sites = kernel_sites(session, host)
+        sites = kernel_sites(session.con, host)
         order = list(sites)
         newest = order[-1] if order else None
         mapped: dict[str, list[object]] = {"kernel": [], "tag_id": [], "to_tag_id": []}

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from allocsnap import units
-from allocsnap.analysis import compare, kernels, query
+from allocsnap.analysis import across, compare, kernels, query, reading
 from allocsnap.analysis.grouping import Grouping
-from allocsnap.analysis.session import Session, Store
+from allocsnap.analysis.session import Store
 from allocsnap.errors import StoreNotFound, UsageError
-from allocsnap.model import Snapshot, SnapshotMeta
+from allocsnap.model import SnapshotMeta
 
 
 @dataclass(frozen=True)
@@ -68,23 +68,25 @@ def compare_kernels(
         side: sorted(h for k, h in newest if k == kernel)
         for side, kernel in (("a", kernel_a), ("b", kernel_b))
     }
-    a_snaps = _load(store_dir, [newest[(kernel_a, h)] for h in sides["a"]])
-    b_snaps = _load(store_dir, [newest[(kernel_b, h)] for h in sides["b"]])
-    matching = kernels.match(
-        {site for s in a_snaps for site in kernels.sites(s.samples)},
-        {site for s in b_snaps for site in kernels.sites(s.samples)},
-        lines.renames,
-        lines.source_map,
+    chosen = pa.table(
+        {
+            "snapshot_id": [m.snapshot_id for m in newest.values()],
+            "host": [m.host for m in newest.values()],
+            "side": ["a" if m.kernel == kernel_a else "b" for m in newest.values()],
+        }
     )
-    by_site = grouping.by == "tag"
-    status_a, status_b = (_statuses(matching, side, by_site) for side in ("a", "b"))
-    table = pa.concat_tables(
-        [_side_rows(s, "a", matching, status_a) for s in a_snaps]
-        + [_side_rows(s, "b", matching, status_b) for s in b_snaps]
-    )
-    with query.connect() as con:
-        query.register(con, "kernel_rows", table)
-        rows = query.run(con, "compare_kernels", by=grouping.by, depth=grouping.depth)
+    found: dict[str, kernels.Matching] = {}
+
+    def read(con: query.Connection) -> pa.Table:
+        sites = across.kernel_sites(con, host)
+        ids = {"a": sites.get(kernel_a, {}), "b": sites.get(kernel_b, {})}
+        found["matching"] = kernels.match(ids["a"], ids["b"], lines.renames, lines.source_map)
+        query.register(con, "kernel_snapshots", chosen)
+        query.register(con, "site_map", _site_map(found["matching"], grouping.by == "tag", ids))
+        return query.run(con, "compare_kernels", by=grouping.by, depth=grouping.depth)
+
+    rows = reading.read_store(store_dir, read)
+    matching = found["matching"]
     rows = _tested(rows, alpha)
     groups = rows.num_rows
     if top_n:
@@ -124,44 +126,27 @@ def _kernels(
     return a, b
 
 
-def _load(store_dir: Store, metas: list[SnapshotMeta]) -> list[Snapshot]:
-    if isinstance(store_dir, Session):
-        return [compare.load_stored(store_dir, m) for m in metas]
-    with Session(store_dir) as session:
-        return [compare.load_stored(session, m) for m in metas]
-
-
-def _statuses(matching: kernels.Matching, side: str, by_site: bool) -> dict[kernels.Site, str]:
-    """Return each site of one side's status (none unless grouped by call site)."""
-    if not by_site:
-        return {}
-    found = {}
-    for p in matching.pairs:
-        site = p.before if side == "a" else p.after
-        if site is not None:
-            found[site] = p.status.value
-    return found
-
-
-def _side_rows(
-    snap: Snapshot, side: str, matching: kernels.Matching, status: dict[kernels.Site, str]
+def _site_map(
+    matching: kernels.Matching, by_site: bool, ids: dict[str, dict[kernels.Site, int]]
 ) -> pa.Table:
-    """Return a snapshot's rows for compare_kernels.sql: kernel A's sites under B's keys."""
-    rows = kernels.remap(snap.samples, matching) if side == "a" else snap.samples
-    n = rows.num_rows
-    before = kernels.row_sites(snap.samples)
-    return pa.table(
-        {
-            "side": pa.array([side] * n, pa.string()),
-            "host": pa.array([snap.meta.host] * n, pa.string()),
-            "file": rows["file"],
-            "line": rows["line"],
-            "module": rows["module"],
-            "function": rows["function"],
-            "bytes": rows["bytes"],
-            "status": pa.array([status.get(s) for s in before], pa.string()),
-        }
-    )
+    """Return, per side and tag, the call site its rows are counted as: A's paired sites as
+    B's, every other site as itself; with its status when grouped by call site."""
+    rows: dict[str, list[object]] = {c: [] for c in ("side", "tag_id", *_SITE, "status")}
+    for p in matching.pairs:
+        for side, site in (("a", p.before), ("b", p.after)):
+            if site is None:
+                continue
+            counted = p.after or site
+            rows["side"].append(side)
+            rows["tag_id"].append(ids[side][site])
+            for column in _SITE:
+                rows[column].append(getattr(counted, column))
+            rows["status"].append(p.status.value if by_site else None)
+    types = {"side": pa.string(), "tag_id": pa.int64(), "line": pa.uint32()}
+    return pa.table({c: pa.array(v, types.get(c, pa.string())) for c, v in rows.items()})
+
+
+_SITE = ("file", "line", "module", "function")
 
 
 def _tested(rows: pa.Table, alpha: float) -> pa.Table:

@@ -364,3 +364,22 @@ def test_when_a_diff_pairs_call_sites() -> None:
     assert mapped.applies(None, None)
     assert not off.applies("6.12.117", "7.3.4")
     assert kernels.LineOptions(match=True).applies(None, None)
+
+
+def test_a_real_rename_pairs_only_through_the_rename_file(tmp_path: Path) -> None:
+    # GIVEN 7.3 renamed __filemap_get_folio to __filemap_get_folio_mpol: the source diff maps
+    # mm/filemap.c:1944 (filemap_alloc_folio in 6.12's function) to 2018 (in 7.3's)
+    before, after = _sites(real("6.12", 1, 1)), _sites(real("7.3", 2, 1))
+    renames = tmp_path / "renames.txt"
+    renames.write_text("# 6.12 -> 7.3\nfunction __filemap_get_folio __filemap_get_folio_mpol\n")
+    old = Site(None, "mm/filemap.c", "__filemap_get_folio", 1944)
+    new = Site(None, "mm/filemap.c", "__filemap_get_folio_mpol", 2018)
+
+    # WHEN matched without and with the rename file
+    plain = kernels.match(before, after)
+    renamed = kernels.match(before, after, kernel_files.read_renames(renames))
+
+    # THEN only the rename pairs them, as MOVED
+    assert old not in plain.paired()
+    assert renamed.paired()[old] == new
+    assert [p.status for p in renamed.pairs if p.before == old] == [Status.MOVED]

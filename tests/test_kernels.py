@@ -15,7 +15,7 @@ from allocsnap.analysis import kernel_files, kernels
 from allocsnap.analysis.kernel_files import Renames
 from allocsnap.analysis.kernels import Site, Status
 from allocsnap.cli import app
-from allocsnap.errors import ExitCode, ParseError
+from allocsnap.errors import ExitCode, InputTooLarge, ParseError
 from allocsnap.kernel import capture, source
 from bench.kernel_map import map_line
 from tests.conftest import data_path, real
@@ -383,3 +383,9 @@ def test_a_real_rename_pairs_only_through_the_rename_file(tmp_path: Path) -> Non
     assert old not in plain.paired()
     assert renamed.paired()[old] == new
     assert [p.status for p in renamed.pairs if p.before == old] == [Status.MOVED]
+
+
+def test_a_device_given_as_a_mapping_file_is_refused() -> None:
+    # GIVEN /dev/zero as a rename file; WHEN read THEN it stops at the bound, saying so
+    with pytest.raises(InputTooLarge, match=r"^/dev/zero is larger than 16,777,216 bytes"):
+        kernel_files.read_renames(Path("/dev/zero"))

@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from allocsnap.errors import ParseError, UsageError
+from allocsnap.errors import InputTooLarge, ParseError, UsageError
+from allocsnap.model import MAX_DUMP_BYTES
 
 
 @dataclass(frozen=True)
@@ -72,11 +73,20 @@ def read_source_map(path: Path) -> SourceMap:
     return SourceMap(lines=lines, files=frozenset(files))
 
 
+MAX_FILE_BYTES = MAX_DUMP_BYTES
+"""The largest rename or source-map file read: a map of every line of a kernel's call sites
+is about 100 KB; a device or an endless pipe is refused before it fills the memory."""
+
+
 def _lines(path: Path, *, comments: bool = True) -> list[tuple[int, str]]:
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise UsageError(f"cannot read {path}: {e}") from e
+    if len(data) > MAX_FILE_BYTES:
+        raise InputTooLarge(f"{path} is larger than {MAX_FILE_BYTES:,} bytes: not a mapping file")
     found = []
     for number, line in enumerate(text.splitlines(), start=1):
         kept = line.split("#", 1)[0].strip() if comments else line.rstrip("\r")

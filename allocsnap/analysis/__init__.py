@@ -6,6 +6,7 @@ growth, top, history, outliers), ``loops`` the judgement of ``allocsnap loop``'s
 use the names re-exported here.
 """
 
+from allocsnap.analysis.across import Across, across_kernels, kernel_sites
 from allocsnap.analysis.compare import (
     DiffResult,
     ShowResult,
@@ -30,6 +31,9 @@ from allocsnap.analysis.grouping import (
     WINDOW_GROUPINGS,
     Grouping,
 )
+from allocsnap.analysis.kernel_fleet import KernelsResult, compare_kernels
+from allocsnap.analysis.kernels import Crossing, LineOptions, diff_moved
+from allocsnap.analysis.kernels import Status as SiteStatus
 from allocsnap.analysis.loops import (
     LoopJudgement,
     LoopSettings,
@@ -62,33 +66,42 @@ from allocsnap.analysis.windows import (
 )
 
 __all__ = [
+    "Across",
+    "Crossing",
     "DEFAULT_DIR_DEPTH",
     "DiffResult",
     "Epochs",
     "FLEET_SCHEMA",
     "GROUPINGS",
     "Grouping",
+    "KernelsResult",
     "LeakSettings",
     "LeaksResult",
+    "LineOptions",
     "LoopJudgement",
     "LoopSettings",
     "OutlierSettings",
     "OutliersResult",
     "Session",
     "ShowResult",
+    "SiteStatus",
     "Store",
     "Totals",
     "WINDOW_GROUPINGS",
     "Window",
     "WindowResult",
     "diff",
+    "diff_moved",
+    "across_kernels",
     "comparable",
+    "compare_kernels",
     "counted_nothing",
     "epoch_warnings",
     "epochs",
     "growth",
     "history",
     "is_dump",
+    "kernel_sites",
     "leaks",
     "load",
     "load_all",

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from allocsnap import filters, model, units
-from allocsnap.analysis import query, reading
+from allocsnap.analysis import kernels, query, reading
 from allocsnap.analysis.grouping import Grouping
 from allocsnap.analysis.session import Store
 from allocsnap.errors import StoreNotFound, UsageError
@@ -52,6 +52,8 @@ class DiffResult:
     # the warnings on what is compared (one snapshot twice, a narrowed filter, a dump that
     # counted nothing): the CLI prints these on stderr whatever the output format
     comparability: tuple[str, ...] = ()
+    # two kernels' call sites paired (analysis.kernels), when the diff crosses kernels
+    crossing: kernels.Crossing | None = None
 
 
 @dataclass(frozen=True)
@@ -210,11 +212,14 @@ def diff(
     top_n: int | None = 20,
     min_delta: int = 0,
     per_hour: bool = True,
+    lines: kernels.LineOptions | None = None,
 ) -> DiffResult:
     """Return the groups whose live bytes or calls changed between two snapshots.
 
     With ``per_hour`` (the default) and snapshots an hour or more apart, each change is also
     given per hour; pass False when a time is only a guess (a dump's mtime, stdin's now).
+    Snapshots of two kernels have their call sites paired as ``lines`` says (by default when
+    both kernels are known and differ): see ``analysis.kernels``.
     """
     keep = keep or Filter()
     grouping = grouping or Grouping()
@@ -224,6 +229,9 @@ def diff(
     if narrower is not None:  # no GONE row and no total from a filter difference alone
         before_rows = filters.apply(before_rows, narrower)
         after_rows = filters.apply(after_rows, narrower)
+    crossing = _crossing(before, after, before_rows, after_rows, lines or kernels.LineOptions())
+    if crossing is not None:  # the earlier sites under their later keys: diff.sql unchanged
+        before_rows = kernels.remap(before_rows, crossing.matching)
     hours = (after.meta.taken_at - before.meta.taken_at).total_seconds() / 3600
     with query.connect() as con:
         query.register(con, "before_rows", before_rows)
@@ -241,6 +249,8 @@ def diff(
             hours=hours if per_hour and hours >= 1 else None,
             top_n=top_n or None,
         )
+    if crossing is not None and grouping.by == "tag":
+        rows = kernels.diff_moved(rows, crossing.matching)
     changed = rows["changed_groups"][0].as_py() if rows.num_rows else 0
     return DiffResult(
         before=before.meta,
@@ -251,7 +261,21 @@ def diff(
         rows=rows.drop_columns(["changed_groups"]),
         changed=changed,
         comparability=comparability,
+        crossing=crossing,
     )
+
+
+def _crossing(
+    before: Snapshot,
+    after: Snapshot,
+    before_rows: pa.Table,
+    after_rows: pa.Table,
+    lines: kernels.LineOptions,
+) -> kernels.Crossing | None:
+    old, new = before.meta.kernel, after.meta.kernel
+    if not lines.applies(old, new):
+        return None
+    return kernels.cross(old, new, before_rows, after_rows, lines)
 
 
 def comparable(before: Snapshot, after: Snapshot) -> tuple[Filter | None, tuple[str, ...]]:

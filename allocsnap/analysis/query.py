@@ -158,6 +158,14 @@ def run(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> pa.Table:
         raise QueryError(f"query {name}: {_first_line(e)}") from e
 
 
+def execute(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> None:
+    """Run ``queries/<name>.sql`` for what it makes (a view on this connection), bound."""
+    try:
+        con.execute(sql(name), params or None)
+    except duckdb.Error as e:
+        raise QueryError(f"query {name}: {_first_line(e)}") from e
+
+
 def _statements(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> None:
     """Run ``queries/<name>.sql`` statement by statement, each with the ``$params`` it uses
     (DuckDB binds parameters in the last statement of a text only)."""

@@ -8,6 +8,7 @@ register themselves on ``app`` when imported here, in the order ``--help`` lists
 
 # isort: off
 from allocsnap.cli import snapshots, windows, loop, report, recording, metrics, explore  # noqa: F401
+from allocsnap.cli import kernels  # noqa: F401
 from allocsnap.cli.core import app, main
 
 # isort: on

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from allocsnap.cli import line_options
 from allocsnap.cli.core import DEFAULT_STORE, app
 from allocsnap.cli.options import (
     By,
@@ -286,6 +287,9 @@ def diff(
     skip_damaged: SkipDamaged = False,
     host: Hosts = None,
     lenient: Lenient = False,
+    match_lines: line_options.MatchLines = None,
+    rename: line_options.Rename = None,
+    source_map: line_options.SourceMap = None,
     *,
     keep: Filter,
 ) -> None:
@@ -299,6 +303,8 @@ def diff(
     Example: allocsnap diff day0.txt day6.txt --by module --format csv
 
     Example: allocsnap diff first latest --host web7   (references among web7's snapshots)
+
+    Example: allocsnap diff old-6.12.txt new-7.3.txt --match-lines   (sites whose lines moved)
     """
     from allocsnap import analysis
     from allocsnap.errors import UsageError
@@ -318,6 +324,7 @@ def diff(
         top_n=top,
         min_delta=parse_size(min_delta),
         per_hour=not (analysis.is_dump(before) or analysis.is_dump(after)),
+        lines=analysis.LineOptions.read(match_lines, rename, source_map),
     )
     for warning in result.warnings:
         if fmt in (Format.csv, Format.json) or warning in result.comparability:

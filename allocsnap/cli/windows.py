@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from allocsnap.cli import line_options
 from allocsnap.cli.core import DEFAULT_STORE, app
 from allocsnap.cli.options import (
     By,
@@ -21,7 +22,9 @@ from allocsnap.cli.options import (
 from allocsnap.present.render import Format
 
 if TYPE_CHECKING:
+    from allocsnap import analysis
     from allocsnap.model import Filter
+    from allocsnap.store.remote import Location
 
 # -- analyses over a store window --------------------------------------------------------------
 
@@ -153,12 +156,15 @@ def growth(
     store_dir: Store = DEFAULT_STORE,
     skip_damaged: SkipDamaged = False,
     max_points: MaxPoints = 200,
+    across_kernels: line_options.AcrossKernels = False,
     *,
     keep: Filter,
 ) -> None:
     """Compare the median of a window's later part with its earlier part, as growth per hour.
 
     Example: allocsnap growth --since 1d --split 6h --by module
+
+    Example: allocsnap growth --since 30d --across-kernels   (one row per site over an upgrade)
     """
     from allocsnap import analysis
     from allocsnap.present import window_tables
@@ -166,8 +172,9 @@ def growth(
 
     grouping = analysis.Grouping.parse(by, window=True)
     window = analysis.Window(since, until, tuple(host) if host else None)
+    store = _across(store_dir, host) if across_kernels else store_dir
     result = analysis.growth(
-        store_dir,
+        store,
         window,
         split=split,
         keep=keep,
@@ -248,6 +255,7 @@ def history(
         Path | None,
         typer.Option("--plot", help="Also draw the series into this .svg or .png file."),
     ] = None,
+    across_kernels: line_options.AcrossKernels = False,
 ) -> None:
     """Show the series of the call sites (or groups) matching PATTERN, with a sparkline.
 
@@ -256,6 +264,8 @@ def history(
     Example: allocsnap history ext4 --by module --format csv
 
     Example: allocsnap history ext4 --by module --plot ext4.svg
+
+    Example: allocsnap history shmem_alloc_folio --across-kernels   (one series over an upgrade)
     """
     from allocsnap import analysis
     from allocsnap.present import window_tables
@@ -265,8 +275,9 @@ def history(
     raw = fmt in (Format.csv, Format.json)
     window = analysis.Window(since, until, tuple(host) if host else None)
     per_epoch = points(series, "--points") if series is not None else (None if raw else 200)
+    store = _across(store_dir, host) if across_kernels else store_dir
     result = analysis.history(
-        store_dir, pattern, window, keep=keep, grouping=grouping, max_points=per_epoch
+        store, pattern, window, keep=keep, grouping=grouping, max_points=per_epoch
     )
     _warn_if_data(result.epochs.warnings, fmt)
     render(window_tables.history_report(result, grouping, points=raw), fmt, sys.stdout)
@@ -355,3 +366,14 @@ def _warn_if_data(warnings: tuple[str, ...], fmt: Format) -> None:
     if fmt in (Format.csv, Format.json):
         for warning in warnings:
             typer.echo(f"warning: {warning}", err=True)
+
+
+def _across(store_dir: Location, host: list[str] | None) -> analysis.Session:
+    """Return a session that follows call sites across kernels, saying on stderr what it
+    paired (the process's end closes it)."""
+    from allocsnap import analysis
+
+    across = analysis.across_kernels(store_dir, host)
+    for note in across.notes():
+        typer.echo(note, err=True)
+    return across.session

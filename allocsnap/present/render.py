@@ -40,8 +40,8 @@ class Column:
     ``kind`` is ``text``, ``size`` (bytes, humanised), ``delta_size`` (signed), ``count``,
     ``delta_count`` (signed), ``pct``, ``delta_pct`` (shows the row's status instead when set),
     ``time``, ``short_id`` (its first 8 characters, like a git id), ``number`` (a value shown
-    as it is, right-aligned: ``allocsnap sql``), or ``list`` (its first five items, and how many
-    more).
+    as it is, right-aligned: ``allocsnap sql``), ``probability`` (two significant digits), or
+    ``list`` (its first five items, and how many more).
     """
 
     name: str
@@ -131,6 +131,8 @@ def _cell(column: Column, row: dict[str, Any]) -> str:
         return f"{value:+.1f}%"
     if kind == "short_id":
         return str(value)[:8]
+    if kind == "probability":
+        return f"{value:.2g}"
     if kind == "list":
         more = len(value) - LIST_ITEMS
         return ", ".join(map(str, value[:LIST_ITEMS])) + (f", … ({more} more)" if more > 0 else "")

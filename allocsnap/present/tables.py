@@ -38,6 +38,8 @@ def diff_report(result: analysis.DiffResult, grouping: analysis.Grouping) -> Rep
         f"total:  {format_size(b.bytes)} -> {format_size(a.bytes)}  "
         f"({'+' if net > 0 else ''}{format_size(net)}, {a.calls - b.calls:+,} calls)",
     ]
+    crossing = result.crossing
+    header += crossing.header() if crossing is not None else []
     header += [f"warning: {w}" for w in result.warnings]
     key_title = "call site" if grouping.by == "tag" else grouping.by
     columns = [
@@ -51,6 +53,8 @@ def diff_report(result: analysis.DiffResult, grouping: analysis.Grouping) -> Rep
     ]
     if pa.compute.sum(result.rows["bytes_per_hour"].is_valid()).as_py():
         columns.insert(1, Column("bytes_per_hour", "Δ/hour", "delta_size"))
+    if "moved_from" in result.rows.column_names:
+        columns.append(Column("moved_from", "was"))
     columns.append(Column("key", key_title))
     shown = result.rows.num_rows
     footer = []
@@ -72,7 +76,23 @@ def diff_report(result: analysis.DiffResult, grouping: analysis.Grouping) -> Rep
         "by": grouping.by,
         "changed": result.changed,
     }
+    if crossing is not None:
+        info["kernels"] = kernels_info(crossing)
     return Report(rows=result.rows, columns=columns, header=header, footer=footer, info=info)
+
+
+def kernels_info(crossing: analysis.Crossing) -> dict[str, object]:
+    """Return what a diff across kernels paired, for JSON output."""
+    found: dict[str, object] = {"before": crossing.before, "after": crossing.after}
+    found |= {s.value: crossing.matching.count(s) for s in analysis.SiteStatus}
+    if crossing.heuristic is not None:
+        h = crossing.heuristic
+        found["heuristic"] = {
+            "agreeing_pairs": h.true_pairs,
+            "heuristic_pairs": h.heuristic_pairs,
+            "exact_pairs": h.exact_pairs,
+        }
+    return found
 
 
 def show_report(result: analysis.ShowResult, grouping: analysis.Grouping) -> Report:

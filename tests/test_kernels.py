@@ -11,12 +11,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from allocsnap import analysis
 from allocsnap.analysis import kernel_files, kernels
 from allocsnap.analysis.kernel_files import Renames
 from allocsnap.analysis.kernels import Site, Status
 from allocsnap.cli import app
 from allocsnap.errors import ExitCode, InputTooLarge, ParseError
 from allocsnap.kernel import capture, source
+from allocsnap.store import compaction
 from bench.kernel_map import map_line
 from tests.conftest import data_path, real
 
@@ -337,6 +339,18 @@ def test_history_across_kernels_follows_a_site_whose_line_moved(two_kernels: Pat
         "mm/shmem.c:1812 func:shmem_alloc_folio",
         "mm/shmem.c:1938 func:shmem_alloc_folio",
     }
+
+
+def test_across_kernels_still_follows_when_a_reading_is_retried(two_kernels: Path) -> None:
+    # GIVEN a session that follows call sites across the upgrade, then the store compacted
+    # under it (its listing names files that are gone: the reading is retried afresh)
+    with analysis.across_kernels(two_kernels) as across:
+        done = compaction.compact(two_kernels, grace_s=0)
+        assert done.files_removed, "nothing was compacted: the retry is not exercised"
+        # WHEN shmem_alloc_folio's history is read on that session
+        result = analysis.history(across.session, "shmem_alloc_folio")
+    # THEN the retry's fresh connection follows the site too: one series over both kernels
+    assert set(result.rows["key"].to_pylist()) == {"mm/shmem.c:1938 func:shmem_alloc_folio"}
 
 
 def test_growth_across_kernels_compares_the_site_with_itself(two_kernels: Path) -> None:

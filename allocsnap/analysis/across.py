@@ -87,8 +87,13 @@ def across_kernels(
                 "to_tag_id": pa.array(mapped["to_tag_id"], pa.int64()),
             }
         )
-        query.register(session.con, "kernel_tag_map", table)
-        query.execute(session.con, "across_kernels")
+
+
+        def follow(con: query.Connection) -> None:
+            query.register(con, "kernel_tag_map", table)
+            query.execute(con, "across_kernels")
+
+        session.prepared(follow)  # again on a retry's fresh connection
     except BaseException:
         session.close()
         raise

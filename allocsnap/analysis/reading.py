@@ -70,12 +70,13 @@ def read_store(where: Store, body: Callable[[query.Connection], T]) -> T:
     Given a ``Session``, ``body`` runs on its connection first; if that reading fails (a file
     gone since its listing, or damage), it runs again here on a fresh listing, which names
     the damage or leaves it out."""
+    prepare = None
     if isinstance(where, Session):
         try:
             with query.translated_errors():
                 return body(where.con)
         except (Mismatch, StoreError, QueryError):
-            where = where.location
+            where, prepare = where.location, where.prepare
     left_out: dict[str, str] = {}  # path -> why
     vanished = 0
     while True:
@@ -89,6 +90,8 @@ def read_store(where: Store, body: Callable[[query.Connection], T]) -> T:
             continue
         try:
             with query.connect(files) as con:
+                if prepare is not None:  # what the session's connection held, on this one too
+                    prepare(con)
                 return body(con)
         except Mismatch as e:
             if gone := _gone(files):

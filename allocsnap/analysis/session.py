@@ -8,6 +8,7 @@ again only when a read on the session fails: a file gone since, or damage).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import TracebackType
 from typing import TypeAlias
 
@@ -24,6 +25,16 @@ class Session:
         self.explore = explore
         self.files = layout.open_store(where)
         self.con = query.open_connection(self.files, explore=explore, sandbox=sandbox)
+        # what every connection over this store must also hold (--across-kernels: its own
+        # samples view), applied again to the fresh one a failed reading retries on
+        self.prepare: Callable[[query.Connection], None] | None = None
+
+    def prepared(self, prepare: Callable[[query.Connection], None]) -> Session:
+        """Apply ``prepare`` to this session's connection, and to every fresh connection that
+        ``reading.read_store`` retries a reading of it on; return the session."""
+        prepare(self.con)
+        self.prepare = prepare
+        return self
 
     def refresh(self) -> None:
         """List the store again and point the views at its files as they are now."""

@@ -27,7 +27,7 @@ precision >= 0.97 on those rows, and at most 2% false positives per decoy kind. 
 recall column counts only the eligible leaks that also grew past the growth floor in the
 window (``leaks`` reports nothing below that floor, by design); it is not the target.
 
-Usage: python -m bench.verdicts [--work DIR] [--markdown]
+Usage: python -m bench.verdicts [--work DIR] [--seed N]
 """
 
 from __future__ import annotations
@@ -339,6 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, help="keep the stores here (default: a temp dir)")
     parser.add_argument("--tags", type=int, default=Config.tags)
     parser.add_argument(
+        "--seed", type=int, default=Config.seed, help="the generated store's seed (held-out runs)"
+    )
+    parser.add_argument(
         "--decoys",
         type=int,
         default=DECOYS,
@@ -351,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         classes_of: dict[str, dict[str, str]] = {}
         day = work / "day"
         if not day.exists():
-            generate(day, Config(tags=args.tags, decoys=args.decoys))
+            generate(day, Config(tags=args.tags, decoys=args.decoys, seed=args.seed))
         classes_of["generated"] = truth_of(day)
         real = work / "real"
         shutil.rmtree(real, ignore_errors=True)

@@ -76,7 +76,8 @@ def read_store(where: Store, body: Callable[[query.Connection], T]) -> T:
             with query.translated_errors():
                 return body(where.con)
         except (Mismatch, StoreError, QueryError):
-            where, prepare = where.location, where.prepare
+            prepare = where.prepare
+            where = where.location
     left_out: dict[str, str] = {}  # path -> why
     vanished = 0
     while True:

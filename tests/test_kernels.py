@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import json
 from csv import DictReader
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,9 +20,10 @@ from allocsnap.analysis.kernels import Site, Status
 from allocsnap.cli import app
 from allocsnap.errors import ExitCode, InputTooLarge, ParseError
 from allocsnap.kernel import capture, source
-from allocsnap.store import compaction
+from allocsnap.store import compaction, writing
 from bench.kernel_map import map_line
 from tests.conftest import data_path, real
+from tests.test_trends import snapshot
 
 MAP = "kernel-map/6.12.117-to-7.3.4.tsv"
 runner = CliRunner()
@@ -403,3 +406,30 @@ def test_a_device_given_as_a_mapping_file_is_refused() -> None:
     # GIVEN /dev/zero as a rename file; WHEN read THEN it stops at the bound, saying so
     with pytest.raises(InputTooLarge, match=r"^/dev/zero is larger than 16,777,216 bytes"):
         kernel_files.read_renames(Path("/dev/zero"))
+
+
+def test_leaks_across_kernels_names_a_moved_site_once(tmp_path: Path) -> None:
+    # GIVEN a host that leaks in fs/x.c's grow() on 6.12 (line 100), then upgraded to 7.3,
+    # where the same allocation sits at line 120 and still leaks: 100 KiB a minute, 30 minutes
+    # each (computed here: 29 x 100 KiB of growth per kernel)
+    start = datetime(2026, 11, 20, 8, tzinfo=UTC)
+    for k, (kernel, line) in enumerate((("6.12.117-allocsnap", 100), ("7.3.4-allocsnap", 120))):
+        for i in range(30):
+            at = start + timedelta(days=k, minutes=i)
+            values = {(None, "fs/x.c", line, "grow"): (4 << 20) + i * (100 << 10)}
+            snap = snapshot(at, values, boot=f"boot-{k}")
+            writing.write(tmp_path, replace(snap, meta=replace(snap.meta, kernel=kernel)))
+    args = ["leaks", "--fleet", "--store", str(tmp_path), "--format", "csv"]
+    # WHEN leaks is asked per call site, with and without following the site
+    followed = runner.invoke(app, [*args, "--across-kernels"])
+    plain = runner.invoke(app, args)
+    # THEN following, one call site (7.3's line) leaks in both boots; without, two sites
+    assert followed.exit_code == 0, followed.output
+    rows = list(DictReader(io.StringIO(followed.stdout)))
+    assert [(r["key"], r["series"], r["growth_bytes"]) for r in rows] == [
+        ("fs/x.c:120 func:grow", "2", str(2 * 29 * (100 << 10)))
+    ]
+    assert sorted(r["key"] for r in DictReader(io.StringIO(plain.stdout))) == [
+        "fs/x.c:100 func:grow",
+        "fs/x.c:120 func:grow",
+    ]

@@ -101,6 +101,7 @@ def leaks(
         bool,
         typer.Option("--fleet", help="One row per call site (or group): the hosts it leaks on."),
     ] = False,
+    across_kernels: line_options.AcrossKernels = False,
     *,
     keep: Filter,
 ) -> None:
@@ -112,6 +113,8 @@ def leaks(
     Example: allocsnap leaks --since 6h --by function --fail-on-leak
 
     Example: allocsnap leaks --fleet --host 'web*'   (per call site: the hosts it leaks on)
+
+    Example: allocsnap leaks --fleet --across-kernels   (one name for a site on 6.12 and 7.3)
     """
     from allocsnap import analysis
     from allocsnap.errors import ExitCode, UsageError
@@ -131,8 +134,9 @@ def leaks(
         min_confidence=confidence,
     )
     window = analysis.Window(since, until, tuple(host) if host else None)
+    store = _across(store_dir, host) if across_kernels else store_dir
     result = analysis.leaks(
-        store_dir, window, keep=keep, grouping=grouping, settings=settings, top_n=top, fleet=fleet
+        store, window, keep=keep, grouping=grouping, settings=settings, top_n=top, fleet=fleet
     )
     _warn_if_data(result.epochs.warnings, fmt)
     render(window_tables.leaks_report(result, grouping), fmt, sys.stdout)

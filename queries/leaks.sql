@@ -561,12 +561,33 @@ judged as (
             as effective_steps,
         case when $by = 'host' then e.host else s.key end as shown_key,
         e.host,
+        -- stationary noise around the trend: residuals bounded (KPSS), and steps not
+        -- independent: the steps of a trend in stationary noise have a lag-1 correlation of
+        -- about -0.5 (sd √(0.5/steps), Bartlett), a random walk's about 0; a walk can look
+        -- bounded over one window, rarely both. Independent: above $max_step_lag1 and above
+        -- -0.5 at 99% confidence, over 30 steps or more (fewer: KPSS alone decides)
+        k.kpss <= $max_kpss
+        and not coalesce(
+            s.steps >= 30
+            and s.step_lag1 > $max_step_lag1
+            and (s.step_lag1 + 0.5) * sqrt(s.steps / 0.5) > 2.326,
+            false
+        ) as stationary,
+        case
+            when k.kpss <= $max_kpss
+                then printf(
+                    'KPSS η=%.2f but its steps are independent (lag-1 correlation %.2f; '
+                    || 'stationary noise gives about -0.5)',
+                    k.kpss, s.step_lag1
+                )
+            else printf('KPSS η=%.2f, residuals not bounded', k.kpss)
+        end as unbounded,
         case
             when s.shape_verdict is not null then s.shape_verdict
             when s.confidence < $min_confidence then 'no significant trend'
             when s.bytes_per_hour < $min_rate then 'slope below floor'
             when later_fall_share > $max_drawdown then 'given back after the window'
-            when k.kpss <= $max_kpss then 'leak'
+            when stationary then 'leak'
             when fall_share > $max_wander_fall then 'drifts (random walk)'
             when effective_steps < 1.5 then 'one or two steps'
             when effective_steps < $min_steps then 'too few steps to tell'
@@ -657,47 +678,50 @@ select
             )
         when verdict = 'drifts (random walk)' and fall_share > $max_wander_fall
             then printf(
-                'drifts (random walk): KPSS η=%.2f, residuals not bounded, and falls back %.0f%% '
-                || 'of its growth beyond its noise; Mann–Kendall z=%.1f',
-                kpss, 100 * fall_share, mk_z
+                'drifts (random walk): %s, and falls back %.0f%% of its growth beyond its '
+                || 'noise; Mann–Kendall z=%.1f',
+                unbounded, 100 * fall_share, mk_z
             )
         when verdict = 'drifts (random walk)'
             then printf(
-                'drifts (random walk): KPSS η=%.2f, residuals not bounded, steps neither jumps '
-                || '(%.0f%% of growth) nor jitter (lag-1 correlation %.2f) nor skewed up '
-                || '(skewness %.2f, z=%.1f); Mann–Kendall z=%.1f',
-                kpss, 100 * jump_share, step_lag1, coalesce(step_skew, 0),
+                'drifts (random walk): %s, steps neither jumps (%.0f%% of growth) nor jitter '
+                || '(lag-1 correlation %.2f) nor skewed up (skewness %.2f, z=%.1f); '
+                || 'Mann–Kendall z=%.1f',
+                unbounded, 100 * jump_share, step_lag1, coalesce(step_skew, 0),
                 coalesce(step_skew_z, 0), mk_z
             )
         when verdict = 'too few steps to tell'
             then printf(
-                'too few steps to tell: KPSS η=%.2f, residuals not bounded, growth in %.1f '
-                || 'effective steps (a staircase needs %.1f); Mann–Kendall z=%.1f',
-                kpss, effective_steps, $min_steps, mk_z
+                'too few steps to tell: %s, growth in %.1f effective steps (a staircase needs '
+                || '%.1f); Mann–Kendall z=%.1f',
+                unbounded, effective_steps, $min_steps, mk_z
             )
         when verdict = 'stopped growing'
             then printf(
-                'stopped growing: KPSS η=%.2f, residuals not bounded, and the last half of the '
-                || 'window holds %.0f%% of its growth; Mann–Kendall z=%.1f',
-                kpss, 100 * late_share, mk_z
+                'stopped growing: %s, and the last half of the window holds %.0f%% of its '
+                || 'growth; Mann–Kendall z=%.1f',
+                unbounded, 100 * late_share, mk_z
             )
         when verdict = 'one or two steps'
             then printf(
-                'one or two steps: KPSS η=%.2f, residuals not bounded, growth in %.1f effective '
-                || 'steps; Mann–Kendall z=%.1f',
-                kpss, effective_steps, mk_z
+                'one or two steps: %s, growth in %.1f effective steps; Mann–Kendall z=%.1f',
+                unbounded, effective_steps, mk_z
             )
-        when kpss <= $max_kpss
+        when stationary
             then printf(
                 'trend in stationary noise: Mann–Kendall z=%.1f over %d points, KPSS η=%.3f '
-                || '(residuals bounded)%s',
+                || '(residuals bounded), %s%s',
                 mk_z, n, kpss,
+                case
+                    when step_lag1 is null then 'equal steps'
+                    else printf('steps'' lag-1 correlation %.2f', step_lag1)
+                end,
                 case when hours < $short_hours then printf('; short: %.1f h', hours) else '' end
             )
         else printf(
-            'staircase that never falls back: KPSS η=%.2f, %.1f effective steps (%s), falls '
-            || '%.0f%% of its growth beyond its noise; Mann–Kendall z=%.1f%s',
-            kpss, effective_steps,
+            'staircase that never falls back: %s, %.1f effective steps (%s), falls %.0f%% of '
+            || 'its growth beyond its noise; Mann–Kendall z=%.1f%s',
+            unbounded, effective_steps,
             case
                 when jump_share >= $min_jump_share
                     then printf('%.0f%% of growth in jumps', 100 * jump_share)

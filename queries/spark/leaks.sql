@@ -247,6 +247,24 @@ judged as (
         end as later_fall_share,
         e.host,
         case when :by = 'host' then e.host else s.key end as shown_key,
+        -- stationary noise around the trend: residuals bounded (KPSS), and steps not
+        -- independent (queries/leaks.sql explains)
+        k.kpss <= :max_kpss
+        and not coalesce(
+            s.steps >= 30
+            and s.step_lag1 > :max_step_lag1
+            and (s.step_lag1 + 0.5) * sqrt(s.steps / 0.5) > 2.326,
+            false
+        ) as stationary,
+        case
+            when k.kpss <= :max_kpss
+                then format_string(
+                    'KPSS η=%.2f but its steps are independent (lag-1 correlation %.2f; '
+                    || 'stationary noise gives about -0.5)',
+                    bround(k.kpss, 2), bround(s.step_lag1, 2)
+                )
+            else format_string('KPSS η=%.2f, residuals not bounded', bround(k.kpss, 2))
+        end as unbounded,
         case
             when s.shape_verdict is not null then s.shape_verdict
             when s.confidence < :min_confidence then 'no significant trend'
@@ -262,7 +280,15 @@ judged as (
                     nullif(s.block_growth, 0)
                 ) > :max_drawdown
                 then 'given back after the window'
-            when k.kpss <= :max_kpss then 'leak'
+            when
+                k.kpss <= :max_kpss
+                and not coalesce(
+                    s.steps >= 30
+                    and s.step_lag1 > :max_step_lag1
+                    and (s.step_lag1 + 0.5) * sqrt(s.steps / 0.5) > 2.326,
+                    false
+                )
+                then 'leak'
             when try_divide(f.falls, nullif(s.block_growth, 0)) > :max_wander_fall
                 then 'drifts (random walk)'
             when
@@ -377,42 +403,45 @@ select
             )
         when verdict = 'drifts (random walk)' and fall_share > :max_wander_fall
             then format_string(
-                'drifts (random walk): KPSS η=%.2f, residuals not bounded, and falls back %.0f%% '
-                || 'of its growth beyond its noise; Mann–Kendall z=%.1f',
-                bround(kpss, 2), bround(100 * fall_share, 0), bround(mk_z, 1)
+                'drifts (random walk): %s, and falls back %.0f%% of its growth beyond its '
+                || 'noise; Mann–Kendall z=%.1f',
+                unbounded, bround(100 * fall_share, 0), bround(mk_z, 1)
             )
         when verdict = 'drifts (random walk)'
             then format_string(
-                'drifts (random walk): KPSS η=%.2f, residuals not bounded, steps neither jumps '
-                || '(%.0f%% of growth) nor jitter (lag-1 correlation %.2f) nor skewed up '
-                || '(skewness %.2f, z=%.1f); Mann–Kendall z=%.1f',
-                bround(kpss, 2), bround(100 * jump_share, 0), bround(step_lag1, 2),
+                'drifts (random walk): %s, steps neither jumps (%.0f%% of growth) nor jitter '
+                || '(lag-1 correlation %.2f) nor skewed up (skewness %.2f, z=%.1f); '
+                || 'Mann–Kendall z=%.1f',
+                unbounded, bround(100 * jump_share, 0), bround(step_lag1, 2),
                 bround(coalesce(step_skew, 0), 2), bround(coalesce(step_skew_z, 0), 1),
                 bround(mk_z, 1)
             )
         when verdict = 'too few steps to tell'
             then format_string(
-                'too few steps to tell: KPSS η=%.2f, residuals not bounded, growth in %.1f '
-                || 'effective steps (a staircase needs %.1f); Mann–Kendall z=%.1f',
-                bround(kpss, 2), bround(effective_steps, 1), bround(:min_steps, 1), bround(mk_z, 1)
+                'too few steps to tell: %s, growth in %.1f effective steps (a staircase needs '
+                || '%.1f); Mann–Kendall z=%.1f',
+                unbounded, bround(effective_steps, 1), bround(:min_steps, 1), bround(mk_z, 1)
             )
         when verdict = 'stopped growing'
             then format_string(
-                'stopped growing: KPSS η=%.2f, residuals not bounded, and the last half of the '
-                || 'window holds %.0f%% of its growth; Mann–Kendall z=%.1f',
-                bround(kpss, 2), bround(100 * late_share, 0), bround(mk_z, 1)
+                'stopped growing: %s, and the last half of the window holds %.0f%% of its '
+                || 'growth; Mann–Kendall z=%.1f',
+                unbounded, bround(100 * late_share, 0), bround(mk_z, 1)
             )
         when verdict = 'one or two steps'
             then format_string(
-                'one or two steps: KPSS η=%.2f, residuals not bounded, growth in %.1f effective '
-                || 'steps; Mann–Kendall z=%.1f',
-                bround(kpss, 2), bround(effective_steps, 1), bround(mk_z, 1)
+                'one or two steps: %s, growth in %.1f effective steps; Mann–Kendall z=%.1f',
+                unbounded, bround(effective_steps, 1), bround(mk_z, 1)
             )
-        when kpss <= :max_kpss
+        when stationary
             then format_string(
                 'trend in stationary noise: Mann–Kendall z=%.1f over %d points, KPSS η=%.3f '
-                || '(residuals bounded)%s',
+                || '(residuals bounded), %s%s',
                 bround(mk_z, 1), n, bround(kpss, 3),
+                case
+                    when step_lag1 is null then 'equal steps'
+                    else format_string('steps'' lag-1 correlation %.2f', bround(step_lag1, 2))
+                end,
                 case
                     when hours < :short_hours
                         then format_string('; short: %.1f h', bround(hours, 1))
@@ -420,9 +449,9 @@ select
                 end
             )
         else format_string(
-            'staircase that never falls back: KPSS η=%.2f, %.1f effective steps (%s), falls '
-            || '%.0f%% of its growth beyond its noise; Mann–Kendall z=%.1f%s',
-            bround(kpss, 2), bround(effective_steps, 1),
+            'staircase that never falls back: %s, %.1f effective steps (%s), falls %.0f%% of '
+            || 'its growth beyond its noise; Mann–Kendall z=%.1f%s',
+            unbounded, bround(effective_steps, 1),
             case
                 when jump_share >= :min_jump_share
                     then format_string('%.0f%% of growth in jumps', bround(100 * jump_share, 0))

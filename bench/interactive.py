@@ -1,0 +1,245 @@
+"""The commands people type by hand (issue 17): CPU, wall time and peak memory of a new process.
+
+Each command runs as a new process, as a user types it, several times; every figure is the
+median of those runs. CPU is the child's user + system time as ``os.wait4`` reports it (its own
+and its children's, so a shell pipeline counts all its stages), which a loaded machine disturbs
+less than the wall time; peak RSS is the child's ``ru_maxrss``. The peer is the shell pipeline
+people use today (``sort | join | awk``, bench/cli.py's ``PIPELINE``) on the same two dumps,
+measured in the same run.
+
+Rows: ``--help`` of the top level and of every command; ``diff a.txt b.txt`` and ``show FILE``
+on the two real 7.3 captures; ``diff first latest``, ``show latest`` and ``ls`` in a host-day
+store (bench/generate.py's 8,640 snapshots x 8,000 tags in compacted hours, plus today's hot
+files written by ``allocsnap import``); ``import`` of a folder of dumps in one call, per dump
+beyond the first.
+
+Run: ``.venv/bin/python bench/run.py --only interactive`` (``--quick``: fewer runs, a three-hour
+store, 100 dumps). ``ALLOCSNAP_BENCH_HOSTDAY=DIR`` reuses a store bench/generate.py made
+(copied, never written).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.cli import PIPELINE
+from bench.report import Figure, median
+
+ROOT = Path(__file__).resolve().parent.parent
+CAPTURES = ROOT / "tests" / "data" / "real" / "7.3.4-allocsnap" / "boot-2"
+ALLOCSNAP = Path(sys.executable).parent / "allocsnap"
+HOSTDAY = "ALLOCSNAP_BENCH_HOSTDAY"
+HOT_SNAPSHOTS = 6  # today's hot files: one snapshot file each, not yet compacted
+
+
+@dataclass(frozen=True)
+class Run:
+    """The medians of several runs of one command."""
+
+    cpu_s: float  # user + system, the process and its children
+    wall_s: float
+    rss_mb: float  # peak resident set
+
+
+def measure(argv: list[str], runs: int, *, env: dict[str, str] | None = None) -> Run:
+    """Return the medians of running ``argv`` ``runs`` times, each a new process."""
+    cpus, walls, rss = [], [], []
+    for _ in range(runs):
+        start = time.perf_counter()
+        child = subprocess.Popen(
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True
+        )
+        assert child.stderr is not None
+        err = child.stderr.read()
+        _, status, usage = os.wait4(child.pid, 0)
+        walls.append(time.perf_counter() - start)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} exited {child.returncode}: {err.strip()}")
+        cpus.append(usage.ru_utime + usage.ru_stime)
+        rss.append(usage.ru_maxrss / 1024)
+    return Run(median(cpus), median(walls), median(rss))
+
+
+def commands() -> list[str]:
+    """Return every command name, as ``allocsnap --help`` lists them."""
+    from allocsnap.cli import app
+    from typer.main import get_command
+
+    group = get_command(app)
+    return sorted(group.list_commands(None))  # type: ignore[attr-defined,arg-type]
+
+
+def help_figures(runs: int) -> list[Figure]:
+    """Return the wall time of ``--help`` of the top level and of the slowest command."""
+    python = measure([sys.executable, "-c", "pass"], runs)
+    top = measure([str(ALLOCSNAP), "--help"], runs)
+    each = {name: measure([str(ALLOCSNAP), name, "--help"], runs) for name in commands()}
+    slowest = max(each, key=lambda n: each[n].wall_s)
+    spread = ", ".join(f"{n} {r.wall_s * 1000:.0f}" for n, r in sorted(each.items()))
+    return [
+        Figure(
+            "allocsnap --help (wall)",
+            top.wall_s,
+            "s",
+            target=0.12,
+            versus="python -c pass",
+            versus_value=python.wall_s,
+            note=f"median of {runs}; CPU {top.cpu_s:.3f} s, peak {top.rss_mb:.0f} MB",
+        ),
+        Figure(
+            f"allocsnap CMD --help, the slowest of {len(each)} ({slowest}) (wall)",
+            each[slowest].wall_s,
+            "s",
+            target=0.12,
+            versus="python -c pass",
+            versus_value=python.wall_s,
+            note=f"median of {runs}; CPU {each[slowest].cpu_s:.3f} s; every command (ms): {spread}",
+        ),
+    ]
+
+
+def one_shot_figures(runs: int) -> list[Figure]:
+    """Return ``diff a.txt b.txt`` and ``show FILE`` against the shell pipeline: CPU, wall, RSS."""
+    a, b = CAPTURES / "snap-0.txt", CAPTURES / "snap-1.txt"
+    bash = shutil.which("bash") or "/bin/bash"
+    peer = measure([bash, "-c", PIPELINE, "pipeline", str(a), str(b)], runs)
+    rows = len(a.read_text().splitlines()) - 2
+    figures = []
+    for what, argv in (
+        (f"diff a.txt b.txt, real 7.3 dumps, {rows:,} rows", ["diff", str(a), str(b)]),
+        (f"show FILE, real 7.3 dump, {rows:,} rows", ["show", str(b)]),
+    ):
+        run = measure([str(ALLOCSNAP), *argv], runs)
+        figures += [
+            Figure(
+                f"allocsnap {what} (CPU)",
+                run.cpu_s,
+                "s",
+                target=10 * peer.cpu_s,
+                versus="sort | join | awk on the same dumps (CPU)",
+                versus_value=peer.cpu_s,
+                note=f"median of {runs}; target: 10x the pipeline's CPU in this run",
+            ),
+            Figure(
+                f"allocsnap {what} (wall)",
+                run.wall_s,
+                "s",
+                target=0.12,
+                versus="sort | join | awk (wall)",
+                versus_value=peer.wall_s,
+                note=f"median of {runs}",
+            ),
+            Figure(
+                f"allocsnap {what} (peak RSS)",
+                run.rss_mb,
+                "MB",
+                target=60,
+                versus="sort | join | awk (peak RSS)",
+                versus_value=peer.rss_mb,
+                note=f"median of {runs}",
+            ),
+        ]
+    return figures
+
+
+def host_day(work: Path, *, quick: bool) -> Path:
+    """Return a host-day store in the recorder's layout: compacted hours, then hot files."""
+    out = work / "hostday"
+    given = os.environ.get(HOSTDAY)
+    if given:
+        shutil.copytree(given, out, symlinks=True)
+    else:
+        from bench.generate import Config, generate
+
+        generate(out, Config(snapshots=1080) if quick else Config())
+    # today's hot snapshots, one file each, as the recorder writes them before compaction
+    subprocess.run(
+        [
+            str(ALLOCSNAP),
+            "import",
+            *[str(CAPTURES / f"snap-{i % 2}.txt") for i in range(HOT_SNAPSHOTS)],
+            "--host",
+            "bench",
+            "--at",
+            "2026-01-06T00:00:00Z",
+            "--every",
+            "10s",
+            "--store",
+            str(out),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return out
+
+
+def store_figures(store: Path, runs: int) -> list[Figure]:
+    """Return the wall time (and CPU, RSS) of ``diff first latest``, ``show latest`` and ``ls``."""
+    listed = subprocess.run(
+        [str(ALLOCSNAP), "ls", "--store", str(store), "--format", "csv"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    count = len(listed.splitlines()) - 1
+    figures = []
+    for argv in (["diff", "first", "latest"], ["show", "latest"], ["ls"]):
+        run = measure([str(ALLOCSNAP), *argv, "--store", str(store)], runs)
+        figures.append(
+            Figure(
+                f"allocsnap {' '.join(argv)}, {count:,}-snapshot host-day store (wall)",
+                run.wall_s,
+                "s",
+                target=0.2,
+                note=f"median of {runs}; CPU {run.cpu_s:.3f} s, peak {run.rss_mb:.0f} MB",
+            )
+        )
+    return figures
+
+
+def import_figures(work: Path, dumps: int) -> list[Figure]:
+    """Return the CPU per dump beyond the first of ``allocsnap import FOLDER`` (one process)."""
+    folder = work / "dumps"
+    folder.mkdir()
+    for i in range(dumps):
+        shutil.copyfile(CAPTURES / f"snap-{i % 2}.txt", folder / f"snap-{i}.txt")
+    # one process for one dump, then one for the folder: the difference is the per-dump cost
+    one = measure(_import(work / "one", [str(folder / "snap-0.txt")]), 1)
+    many = measure(_import(work / "many", [str(folder)]), 1)
+    per_dump = (many.cpu_s - one.cpu_s) / (dumps - 1)
+    per_dump_wall = (many.wall_s - one.wall_s) / (dumps - 1)
+    return [
+        Figure(
+            f"allocsnap import FOLDER of {dumps:,} dumps, per dump beyond the first (CPU)",
+            per_dump * 1000,
+            "ms",
+            target=5,
+            note=f"one run; one dump alone: {one.cpu_s:.3f} s CPU, {one.wall_s:.3f} s wall; "
+            f"the folder: {many.cpu_s:.1f} s CPU, {many.wall_s:.1f} s wall "
+            f"({per_dump_wall * 1000:.1f} ms wall per dump)",
+        )
+    ]
+
+
+def _import(store: Path, what: list[str]) -> list[str]:
+    args = ["--at", "2026-01-06T00:00:00Z", "--every", "10s", "--host", "vm"]
+    return [str(ALLOCSNAP), "import", *what, *args, "--store", str(store)]
+
+
+def figures(work: Path, *, quick: bool = False) -> list[Figure]:
+    """Return every figure of issue 17."""
+    runs = 3 if quick else 7
+    return (
+        help_figures(runs)
+        + one_shot_figures(runs)
+        + store_figures(host_day(work, quick=quick), runs)
+        + import_figures(work, 100 if quick else 1000)
+    )

@@ -343,7 +343,44 @@ def commands() -> list[str]:
     import typer.main
 
     group = typer.main.get_command(app)
-    return sorted(group.commands)  # type: ignore[attr-defined]
+    assert isinstance(group, typer.core.TyperGroup)
+    return sorted(group.list_commands(typer.Context(group)))
+
+
+def test_every_registered_command_is_in_its_family() -> None:
+    # GIVEN every family module of the CLI imported, so that each registered its commands
+    import importlib
+
+    import typer.main
+
+    from allocsnap.cli import core
+
+    for family in set(core.FAMILIES.values()):
+        importlib.import_module(f"allocsnap.cli.{family}")
+    # WHEN the registered commands are listed, by name and module
+    registered = {
+        info.name or typer.main.get_command_name(info.callback.__name__): info.callback.__module__
+        for info in app.registered_commands
+        if info.callback is not None
+    }
+    # THEN the table the command line loads them from names each in its module, and no other
+    assert registered == {name: f"allocsnap.cli.{f}" for name, f in core.FAMILIES.items()}
+
+
+def test_a_command_imports_only_its_own_family() -> None:
+    # GIVEN a new process that asks for one command's help
+    probe = (
+        "import atexit, sys; atexit.register(lambda: print(sorted(m for m in sys.modules "
+        "if m.startswith('allocsnap.cli.')), file=sys.stderr)); "
+        "from allocsnap.cli import main; sys.argv = ['allocsnap', 'diff', '--help']; main()"
+    )
+    # WHEN it runs
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    # THEN its help is shown, and no other family of commands (windows, recording...) was loaded
+    assert done.returncode == 0, done.stderr
+    assert "Example: allocsnap diff" in done.stdout
+    loaded = done.stderr.strip().splitlines()[-1]
+    assert loaded == "['allocsnap.cli.core', 'allocsnap.cli.options', 'allocsnap.cli.snapshots']"
 
 
 @pytest.mark.slow

@@ -471,6 +471,24 @@ def test_the_command_line_keeps_pandas_out() -> None:
     assert done.stderr.strip().splitlines()[-1] == "True False"
 
 
+def test_a_one_shot_diff_of_two_dumps_imports_no_parquet_reader_nor_ioctl() -> None:
+    # GIVEN two real dumps of one kernel, diffed in a process of its own
+    a, b = real("7.3", 2, 0), real("7.3", 2, 1)
+    probe = (
+        "import atexit, sys; atexit.register(lambda: print(sorted(m for m in ("
+        "'pyarrow.parquet', 'pyarrow.fs', 'allocsnap.kernel.ioctl', 'allocsnap.store.patching')"
+        " if m in sys.modules), file=sys.stderr)); "
+        "from allocsnap.cli import main; "
+        f"sys.argv = ['allocsnap', 'diff', {str(a)!r}, {str(b)!r}]; main()"
+    )
+    # WHEN it runs
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    # THEN it printed the diff without loading Parquet, the ioctl reader or the recorder's encoder
+    assert done.returncode == 0, done.stderr
+    assert "call site" in done.stdout
+    assert done.stderr.strip().splitlines()[-1] == "[]"
+
+
 @pytest.mark.slow
 def test_ls_shows_each_snapshots_boot(store_dir: Path) -> None:
     # GIVEN two snapshots of one boot, as the kernel reader records them, and one of another

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from allocsnap.errors import UsageError
 from allocsnap.kernel import capture, fastparse, source
-from allocsnap.model import Snapshot
+from allocsnap.model import Snapshot, SnapshotMeta
 from allocsnap.store import writing
 from allocsnap.units import natural_key, time_in_name
 
@@ -209,17 +209,20 @@ def import_dumps(
             raw, name=name, host=host, at=d.at, labels=labels, lenient=lenient, parser=parser
         )
 
+    metas: dict[Dated, SnapshotMeta] = {}  # the first pass's, while no boot was inferred
     if boot is None and len(dated) > 1:  # first pass: read and parse all, infer reboots
         in_time = sorted(dated, key=lambda d: d.at)
         reboots: list[Reboot] = []
         previous: tuple[str, dict[int, int]] | None = None  # a dump's origin and calls by site
         for d in in_time:
             snap = snapshot_of(d)
+            metas[d] = snap.meta
             calls = _calls_by_site(snap)
             if previous is not None and (fell := _sites_fell(previous[1], calls)) is not None:
                 reboots.append(Reboot(previous[0], d.dump, *fell))
             previous = str(snap.meta.origin), calls
         if reboots:
+            metas.clear()  # a boot id is part of a snapshot's id: read them again
             starts = {r.after for r in reboots}
             current = ""
             for d in in_time:
@@ -233,7 +236,7 @@ def import_dumps(
                 on_reboot(r, str(boots[r.after]))
     instants = writing.Instants(root)
     for d in dated:  # read, parse and check each against the store; keep nothing but stdin
-        meta = snapshot_of(d).meta
+        meta = metas.get(d) or snapshot_of(d).meta
         taken = instants.holder(meta.host, meta.taken_at) if root.exists() else None
         if taken is not None and taken["snapshot_id"] != meta.snapshot_id:
             raise UsageError(

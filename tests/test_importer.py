@@ -385,3 +385,27 @@ def test_a_writer_sees_an_instant_another_writer_took_after_its_first_write(
     # WHEN the first writer adds another dump at T0 + 1 min, THEN it is refused
     with pytest.raises(UsageError, match="another time"):
         ours.add(at(real("6.12", 1, 3), later))
+
+
+def test_a_folder_within_one_boot_is_read_twice_not_three_times(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN four dumps of one boot, and every read of a dump counted
+    copies(tmp_path / "d", {f"snap-{i}.txt": real("7.3", 2, i % 2) for i in range(4)})
+    reads: list[str] = []
+    read_dump = source.read_dump
+
+    def counted(spec: str) -> source.RawRead:
+        reads.append(Path(spec).name)
+        return read_dump(spec)
+
+    monkeypatch.setattr(source, "read_dump", counted)
+
+    # WHEN the folder is imported in one call
+    result = invoke("import", str(tmp_path / "d"), "--at", "2026-11-26T14:50Z", "--every",
+                    "10s", "--host", "vm", "--store", str(tmp_path / "store"))  # fmt: skip
+
+    # THEN each dump was read once to infer boots and check its instant, and once to be written
+    assert result.exit_code == 0, result.stderr
+    assert sorted(reads) == sorted([f"snap-{i}.txt" for i in range(4)] * 2)
+    assert len(analysis.snapshots(tmp_path / "store")) == 4

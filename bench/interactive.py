@@ -3,9 +3,9 @@
 Each command runs as a new process, as a user types it, several times; every figure is the
 median of those runs. CPU is the child's user + system time as ``os.wait4`` reports it (its own
 and its children's, so a shell pipeline counts all its stages), which a loaded machine disturbs
-less than the wall time; peak RSS is the child's ``ru_maxrss``. The peer is the shell pipeline
-people use today (``sort | join | awk``, bench/cli.py's ``PIPELINE``) on the same two dumps,
-measured in the same run.
+less than the wall time; peak RSS is GNU time's ``%M`` (the largest of the command's
+processes). The peer is the shell pipeline people use today (``sort | join | awk``,
+bench/cli.py's ``PIPELINE``) on the same two dumps, measured in the same run.
 
 Rows: ``--help`` of the top level and of every command; ``diff a.txt b.txt`` and ``show FILE``
 on the two real 7.3 captures; ``diff first latest``, ``show latest`` and ``ls`` in a host-day
@@ -24,6 +24,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CAPTURES = ROOT / "tests" / "data" / "real" / "7.3.4-allocsnap" / "boot-2"
 ALLOCSNAP = Path(sys.executable).parent / "allocsnap"
 HOSTDAY = "ALLOCSNAP_BENCH_HOSTDAY"
+TIME = "/usr/bin/time"  # GNU time: the peak memory of the command alone
 HOT_SNAPSHOTS = 6  # today's hot files: one snapshot file each, not yet compacted
 
 
@@ -50,20 +52,29 @@ class Run:
 def measure(argv: list[str], runs: int, *, env: dict[str, str] | None = None) -> Run:
     """Return the medians of running ``argv`` ``runs`` times, each a new process."""
     cpus, walls, rss = [], [], []
-    for _ in range(runs):
-        start = time.perf_counter()
-        child = subprocess.Popen(
-            argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True
-        )
-        assert child.stderr is not None
-        err = child.stderr.read()
-        _, status, usage = os.wait4(child.pid, 0)
-        walls.append(time.perf_counter() - start)
-        child.returncode = os.waitstatus_to_exitcode(status)
-        if child.returncode != 0:
-            raise RuntimeError(f"{' '.join(argv)} exited {child.returncode}: {err.strip()}")
-        cpus.append(usage.ru_utime + usage.ru_stime)
-        rss.append(usage.ru_maxrss / 1024)
+    with tempfile.TemporaryDirectory(prefix="allocsnap-rss-") as tmp:
+        peak = Path(tmp) / "peak"
+        for _ in range(runs):
+            start = time.perf_counter()
+            # /usr/bin/time starts the command from its own small process: a child forked
+            # from this one would count this process's memory in its peak (Linux keeps the
+            # high-water mark across exec)
+            child = subprocess.Popen(
+                [TIME, "-f", "%M", "-o", str(peak), *argv],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                env=env,
+                text=True,
+            )
+            assert child.stderr is not None
+            err = child.stderr.read()
+            _, status, usage = os.wait4(child.pid, 0)
+            walls.append(time.perf_counter() - start)
+            child.returncode = os.waitstatus_to_exitcode(status)
+            if child.returncode != 0:
+                raise RuntimeError(f"{' '.join(argv)} exited {child.returncode}: {err.strip()}")
+            cpus.append(usage.ru_utime + usage.ru_stime)
+            rss.append(int(peak.read_text().split()[-1]) / 1024)
     return Run(median(cpus), median(walls), median(rss))
 
 

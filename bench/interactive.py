@@ -15,7 +15,7 @@ beyond the first.
 
 Run: ``.venv/bin/python bench/run.py --only interactive`` (``--quick``: fewer runs, a three-hour
 store, 100 dumps). ``ALLOCSNAP_BENCH_HOSTDAY=DIR`` reuses a store bench/generate.py made
-(copied, never written).
+(copied, never written); ``ALLOCSNAP_BENCH_DUMPS=N`` imports N dumps.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ CAPTURES = ROOT / "tests" / "data" / "real" / "7.3.4-allocsnap" / "boot-2"
 ALLOCSNAP = Path(sys.executable).parent / "allocsnap"
 HOSTDAY = "ALLOCSNAP_BENCH_HOSTDAY"
 TIME = "/usr/bin/time"  # GNU time: the peak memory of the command alone
+DUMPS = "ALLOCSNAP_BENCH_DUMPS"  # dumps in the imported folder (default 1,000; --quick 100)
 HOT_SNAPSHOTS = 6  # today's hot files: one snapshot file each, not yet compacted
 
 
@@ -250,5 +251,5 @@ def figures(work: Path, *, quick: bool = False) -> list[Figure]:
         help_figures(runs)
         + one_shot_figures(runs)
         + store_figures(host_day(work, quick=quick), runs)
-        + import_figures(work, 100 if quick else 1000)
+        + import_figures(work, int(os.environ.get(DUMPS) or (100 if quick else 1000)))
     )

@@ -127,35 +127,23 @@ def one_shot_figures(runs: int) -> list[Figure]:
         (f"show FILE, real 7.3 dump, {rows:,} rows", ["show", str(b)]),
     ):
         run = measure([str(ALLOCSNAP), *argv], runs)
-        figures += [
-            Figure(
-                f"allocsnap {what} (CPU)",
-                run.cpu_s,
-                "s",
-                target=10 * peer.cpu_s,
-                versus="sort | join | awk on the same dumps (CPU)",
-                versus_value=peer.cpu_s,
-                note=f"median of {runs}; target: 10x the pipeline's CPU in this run",
-            ),
-            Figure(
-                f"allocsnap {what} (wall)",
-                run.wall_s,
-                "s",
-                target=0.12,
-                versus="sort | join | awk (wall)",
-                versus_value=peer.wall_s,
-                note=f"median of {runs}",
-            ),
-            Figure(
-                f"allocsnap {what} (peak RSS)",
-                run.rss_mb,
-                "MB",
-                target=60,
-                versus="sort | join | awk (peak RSS)",
-                versus_value=peer.rss_mb,
-                note=f"median of {runs}",
-            ),
-        ]
+        for kind, value, versus, unit, target in (
+            ("CPU", run.cpu_s, peer.cpu_s, "s", 10 * peer.cpu_s),
+            ("wall", run.wall_s, peer.wall_s, "s", 0.12),
+            ("peak RSS", run.rss_mb, peer.rss_mb, "MB", 60),
+        ):
+            figures.append(
+                Figure(
+                    f"allocsnap {what} ({kind})",
+                    value,
+                    unit,
+                    target=target,
+                    versus=f"sort | join | awk on the same dumps ({kind})",
+                    versus_value=versus,
+                    note=f"median of {runs}"
+                    + ("; target: 10x the pipeline's CPU in this run" if kind == "CPU" else ""),
+                )
+            )
     return figures
 
 

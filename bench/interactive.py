@@ -15,7 +15,9 @@ beyond the first.
 
 Run: ``.venv/bin/python bench/run.py --only interactive`` (``--quick``: fewer runs, a three-hour
 store, 100 dumps). ``ALLOCSNAP_BENCH_HOSTDAY=DIR`` reuses a store bench/generate.py made
-(copied, never written); ``ALLOCSNAP_BENCH_DUMPS=N`` imports N dumps.
+(copied, never written); ``ALLOCSNAP_BENCH_DUMPS=N`` imports N dumps;
+``ALLOCSNAP_BENCH_BEFORE=DIR`` runs every command on the code in DIR too, alternating run by
+run with this checkout's, and gives both in the notes.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench.cli import PIPELINE
@@ -37,46 +39,80 @@ CAPTURES = ROOT / "tests" / "data" / "real" / "7.3.4-allocsnap" / "boot-2"
 ALLOCSNAP = Path(sys.executable).parent / "allocsnap"
 HOSTDAY = "ALLOCSNAP_BENCH_HOSTDAY"
 TIME = "/usr/bin/time"  # GNU time: the peak memory of the command alone
+BEFORE = "ALLOCSNAP_BENCH_BEFORE"  # a checkout of the code to compare with, run alternately
 DUMPS = "ALLOCSNAP_BENCH_DUMPS"  # dumps in the imported folder (default 1,000; --quick 100)
 HOT_SNAPSHOTS = 6  # today's hot files: one snapshot file each, not yet compacted
 
 
 @dataclass(frozen=True)
 class Run:
-    """The medians of several runs of one command."""
+    """The medians of several runs of one command (and of the code before, when compared)."""
 
     cpu_s: float  # user + system, the process and its children
     wall_s: float
     rss_mb: float  # peak resident set
+    before: Run | None = None  # the same command on the code of $ALLOCSNAP_BENCH_BEFORE
+
+    def note(self) -> str:
+        """Return the figures of the code before, for a figure's note ('' when not compared)."""
+        b = self.before
+        if b is None:
+            return ""
+        return (
+            f"; before, alternated with it: CPU {b.cpu_s:.3f} s, wall {b.wall_s:.3f} s, "
+            f"peak {b.rss_mb:.0f} MB (after: CPU {self.cpu_s:.3f} s, peak {self.rss_mb:.0f} MB)"
+        )
 
 
-def measure(argv: list[str], runs: int, *, env: dict[str, str] | None = None) -> Run:
-    """Return the medians of running ``argv`` ``runs`` times, each a new process."""
-    cpus, walls, rss = [], [], []
+def measure(argv: list[str], runs: int, *, compare: bool = True) -> Run:
+    """Return the medians of running ``argv`` ``runs`` times, each a new process.
+
+    With ``$ALLOCSNAP_BENCH_BEFORE`` (a checkout of older code, e.g. ``git archive``), an
+    ``allocsnap`` command also runs on that code, alternating with this one run by run, so
+    both see the same load (not with ``compare`` False: a command that writes).
+    """
+    older = os.environ.get(BEFORE)
+    if not older or not compare or argv[0] != str(ALLOCSNAP):
+        return _medians([_once(argv, None) for _ in range(runs)])
+    env = {**os.environ, "PYTHONPATH": older}  # ahead of the editable install's path
+    now, then = [], []
+    for _ in range(runs):
+        then.append(_once(argv, env))
+        now.append(_once(argv, None))
+    return replace(_medians(now), before=_medians(then))
+
+
+def _medians(runs: list[Run]) -> Run:
+    return Run(
+        median([r.cpu_s for r in runs]),
+        median([r.wall_s for r in runs]),
+        median([r.rss_mb for r in runs]),
+    )
+
+
+def _once(argv: list[str], env: dict[str, str] | None) -> Run:
+    """Run ``argv`` once: its CPU (user + system, with its children), wall time and peak RSS."""
     with tempfile.TemporaryDirectory(prefix="allocsnap-rss-") as tmp:
         peak = Path(tmp) / "peak"
-        for _ in range(runs):
-            start = time.perf_counter()
-            # /usr/bin/time starts the command from its own small process: a child forked
-            # from this one would count this process's memory in its peak (Linux keeps the
-            # high-water mark across exec)
-            child = subprocess.Popen(
-                [TIME, "-f", "%M", "-o", str(peak), *argv],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                env=env,
-                text=True,
-            )
-            assert child.stderr is not None
-            err = child.stderr.read()
-            _, status, usage = os.wait4(child.pid, 0)
-            walls.append(time.perf_counter() - start)
-            child.returncode = os.waitstatus_to_exitcode(status)
-            if child.returncode != 0:
-                raise RuntimeError(f"{' '.join(argv)} exited {child.returncode}: {err.strip()}")
-            cpus.append(usage.ru_utime + usage.ru_stime)
-            rss.append(int(peak.read_text().split()[-1]) / 1024)
-    return Run(median(cpus), median(walls), median(rss))
+        start = time.perf_counter()
+        # /usr/bin/time starts the command from its own small process: a child forked from
+        # this one would count this process's memory in its peak (Linux keeps the high-water
+        # mark across exec)
+        child = subprocess.Popen(
+            [TIME, "-f", "%M", "-o", str(peak), *argv],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
+        assert child.stderr is not None
+        err = child.stderr.read()
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} exited {child.returncode}: {err.strip()}")
+        return Run(usage.ru_utime + usage.ru_stime, wall, int(peak.read_text().split()[-1]) / 1024)
 
 
 def commands() -> list[str]:
@@ -92,7 +128,10 @@ def help_figures(runs: int) -> list[Figure]:
     top = measure([str(ALLOCSNAP), "--help"], runs)
     each = {name: measure([str(ALLOCSNAP), name, "--help"], runs) for name in commands()}
     slowest = max(each, key=lambda n: each[n].wall_s)
-    spread = ", ".join(f"{n} {r.wall_s * 1000:.0f}" for n, r in sorted(each.items()))
+    spread = ", ".join(
+        f"{n} {r.wall_s * 1000:.0f}" + (f" ({r.before.wall_s * 1000:.0f})" if r.before else "")
+        for n, r in sorted(each.items())
+    )
     return [
         Figure(
             "allocsnap --help (wall)",
@@ -101,7 +140,7 @@ def help_figures(runs: int) -> list[Figure]:
             target=0.12,
             versus="python -c pass",
             versus_value=python.wall_s,
-            note=f"median of {runs}; CPU {top.cpu_s:.3f} s, peak {top.rss_mb:.0f} MB",
+            note=f"median of {runs}; CPU {top.cpu_s:.3f} s, peak {top.rss_mb:.0f} MB{top.note()}",
         ),
         Figure(
             f"allocsnap CMD --help, the slowest of {len(each)} ({slowest}) (wall)",
@@ -110,7 +149,8 @@ def help_figures(runs: int) -> list[Figure]:
             target=0.12,
             versus="python -c pass",
             versus_value=python.wall_s,
-            note=f"median of {runs}; CPU {each[slowest].cpu_s:.3f} s; every command (ms): {spread}",
+            note=f"median of {runs}; CPU {each[slowest].cpu_s:.3f} s{each[slowest].note()}; "
+            f"every command (wall ms, before in brackets): {spread}",
         ),
     ]
 
@@ -141,7 +181,8 @@ def one_shot_figures(runs: int) -> list[Figure]:
                     versus=f"sort | join | awk on the same dumps ({kind})",
                     versus_value=versus,
                     note=f"median of {runs}"
-                    + ("; target: 10x the pipeline's CPU in this run" if kind == "CPU" else ""),
+                    + ("; target: 10x the pipeline's CPU in this run" if kind == "CPU" else "")
+                    + (run.note() if kind == "CPU" else ""),
                 )
             )
     return figures
@@ -197,7 +238,8 @@ def store_figures(store: Path, runs: int) -> list[Figure]:
                 run.wall_s,
                 "s",
                 target=0.2,
-                note=f"median of {runs}; CPU {run.cpu_s:.3f} s, peak {run.rss_mb:.0f} MB",
+                note=f"median of {runs}; CPU {run.cpu_s:.3f} s, peak {run.rss_mb:.0f} MB"
+                + run.note(),
             )
         )
     return figures
@@ -210,8 +252,8 @@ def import_figures(work: Path, dumps: int) -> list[Figure]:
     for i in range(dumps):
         shutil.copyfile(CAPTURES / f"snap-{i % 2}.txt", folder / f"snap-{i}.txt")
     # one process for one dump, then one for the folder: the difference is the per-dump cost
-    one = measure(_import(work / "one", [str(folder / "snap-0.txt")]), 1)
-    many = measure(_import(work / "many", [str(folder)]), 1)
+    one = measure(_import(work / "one", [str(folder / "snap-0.txt")]), 1, compare=False)
+    many = measure(_import(work / "many", [str(folder)]), 1, compare=False)
     per_dump = (many.cpu_s - one.cpu_s) / (dumps - 1)
     per_dump_wall = (many.wall_s - one.wall_s) / (dumps - 1)
     return [

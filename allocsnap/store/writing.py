@@ -143,7 +143,7 @@ class Instants:
             table = pq.read_table(entry.path, columns=["snapshot_id", "taken_at", "origin"])
         except (OSError, pa.ArrowException) as e:
             raise StoreError(f"cannot read {entry.path}: {why(e)}") from e
-        rows = table.to_pylist()
+        rows: list[dict[str, Any]] = table.to_pylist()
         self._read[entry.path] = (key, rows)
         return rows
 

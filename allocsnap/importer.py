@@ -234,7 +234,7 @@ def import_dumps(
                 boots[d.dump] = current
             for r in reboots:
                 on_reboot(r, str(boots[r.after]))
-    instants = writing.Instants(root)
+    instants = writing.Instants(root, once=True)  # nothing is written until all are checked
     for d in dated:  # read, parse and check each against the store; keep nothing but stdin
         meta = metas.get(d) or snapshot_of(d).meta
         taken = instants.holder(meta.host, meta.taken_at) if root.exists() else None

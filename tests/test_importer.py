@@ -409,3 +409,31 @@ def test_a_folder_within_one_boot_is_read_twice_not_three_times(
     assert result.exit_code == 0, result.stderr
     assert sorted(reads) == sorted([f"snap-{i}.txt" for i in range(4)] * 2)
     assert len(analysis.snapshots(tmp_path / "store")) == 4
+
+
+def test_the_check_before_writing_lists_a_partition_once(
+    store_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a store with two snapshots of vm, and every listing of a folder counted
+    def at(path: Path, when: datetime) -> Snapshot:
+        return capture.snapshot(source.read_dump(str(path)), host="vm", at=when)
+
+    later = T0 + timedelta(minutes=1)
+    first = writing.write(store_dir, at(real("6.12", 1, 1), T0))
+    second = writing.write(store_dir, at(real("6.12", 1, 2), later))
+    listed: list[str] = []
+    scandir = os.scandir
+
+    def counted(path: Path) -> object:
+        listed.append(str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", counted)
+
+    # WHEN the instants of that partition are asked about several times, listing once
+    instants = writing.Instants(store_dir, once=True)
+    answers = [instants.holder("vm", when) for when in (T0, later, T0 + timedelta(minutes=2))]
+
+    # THEN each instant has its holder, and the partition was listed once
+    assert [a and a["snapshot_id"] for a in answers] == [first.stem, second.stem, None]
+    assert len(listed) == 1

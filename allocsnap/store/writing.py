@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -100,30 +100,46 @@ class Instants:
     not read before, or that changed since (another inode, size or mtime: a file replaced),
     so that importing a folder of dumps reads each file once instead of once per dump; the
     files a ``Writer`` writes are told to it (``wrote``) rather than read back.
+
+    ``once`` lists each partition only the first time it is asked about: for a check before
+    writing (``import`` refusing a taken instant before it writes anything), which the
+    ``Writer``'s own check, under the store's lock, backs up.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, once: bool = False) -> None:
         self.root = root
         self._read: dict[str, tuple[tuple[int, int, int], list[dict[str, Any]]]] = {}
+        self._once: dict[Path, dict[datetime, dict[str, Any]]] | None = {} if once else None
 
     def holder(self, host: str, at: datetime) -> dict[str, Any] | None:
         """Return the snapshots row (id, origin) of ``host``'s snapshot taken at ``at``, or None."""
         at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
         folder = self.root / "snapshots" / partition_of(host, at)
+        if self._once is None:
+            return next(
+                (dict(row) for row in self._partition(folder) if row["taken_at"] == at), None
+            )
+        if folder not in self._once:
+            by_time: dict[datetime, dict[str, Any]] = {}
+            for row in self._partition(folder):
+                by_time.setdefault(row["taken_at"], row)
+            self._once[folder] = by_time
+        found = self._once[folder].get(at)
+        return None if found is None else dict(found)
+
+    def _partition(self, folder: Path) -> Iterator[dict[str, Any]]:
+        """Yield the rows of a partition's snapshots files, in the order of their names."""
         try:
             with os.scandir(folder) as listing:
                 entries = sorted(
                     (e for e in listing if e.name.endswith(".parquet")), key=lambda e: e.name
                 )
         except FileNotFoundError:
-            return None
+            return
         except OSError as e:
             raise StoreError(f"cannot read {folder}: {why(e)}") from e
         for entry in entries:
-            for row in self._rows(entry):
-                if row["taken_at"] == at:
-                    return dict(row)
-        return None
+            yield from self._rows(entry)
 
     def wrote(self, path: Path, meta: SnapshotMeta) -> None:
         """Remember the snapshots file just written for ``meta``, so it is not read back."""

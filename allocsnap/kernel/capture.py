@@ -72,7 +72,10 @@ def snapshot(
         parsed = parse.ParsedAllocinfo(raw.format or raw.source, raw.samples, 0, ())
     else:
         parsed = parser(raw.text, source=raw.origin or raw.source, lenient=lenient)
-    samples = filters.apply(parsed.samples, keep, masks)
+    if raw.samples is not None and raw.kept == keep:
+        samples = parsed.samples  # the read applied this filter already (the ioctl's)
+    else:
+        samples = filters.apply(parsed.samples, keep, masks)
     taken_at = at or raw.taken_at
     # stored times and partition dates are UTC; a naive time is taken as UTC (units.parse_time)
     taken_at = taken_at.replace(tzinfo=UTC) if taken_at.tzinfo is None else taken_at.astimezone(UTC)

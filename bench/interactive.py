@@ -98,8 +98,9 @@ def _once(argv: list[str], env: dict[str, str] | None) -> Run:
         # /usr/bin/time starts the command from its own small process: a child forked from
         # this one would count this process's memory in its peak (Linux keeps the high-water
         # mark across exec)
+        gnu_time = os.access(TIME, os.X_OK)
         child = subprocess.Popen(
-            [TIME, "-f", "%M", "-o", str(peak), *argv],
+            [TIME, "-f", "%M", "-o", str(peak), *argv] if gnu_time else argv,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             env=env,
@@ -112,7 +113,9 @@ def _once(argv: list[str], env: dict[str, str] | None) -> Run:
         child.returncode = os.waitstatus_to_exitcode(status)
         if child.returncode != 0:
             raise RuntimeError(f"{' '.join(argv)} exited {child.returncode}: {err.strip()}")
-        return Run(usage.ru_utime + usage.ru_stime, wall, int(peak.read_text().split()[-1]) / 1024)
+        # without GNU time, the child's own high-water mark (this process's memory at least)
+        kib = int(peak.read_text().split()[-1]) if gnu_time else usage.ru_maxrss
+        return Run(usage.ru_utime + usage.ru_stime, wall, kib / 1024)
 
 
 def commands() -> list[str]:

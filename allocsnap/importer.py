@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from allocsnap.errors import UsageError
-from allocsnap.kernel import capture, source
-from allocsnap.model import Snapshot
+from allocsnap.kernel import capture, fastparse, source
+from allocsnap.model import Snapshot, SnapshotMeta
 from allocsnap.store import writing
 from allocsnap.units import natural_key, time_in_name
 
@@ -144,7 +144,11 @@ REBOOT_SHARE = 0.6  # measured: 0.97-0.99 across a reboot; at most 0.27 within a
 
 def reboot_between(old: Snapshot, new: Snapshot) -> tuple[int, int] | None:
     """Return (sites whose calls fell, sites compared) when ``new`` looks like a later boot."""
-    before, after = _calls_by_site(old), _calls_by_site(new)
+    return _sites_fell(_calls_by_site(old), _calls_by_site(new))
+
+
+def _sites_fell(before: dict[int, int], after: dict[int, int]) -> tuple[int, int] | None:
+    """Return ``reboot_between``'s answer from each snapshot's calls by call site."""
     shared = [tag for tag, calls in before.items() if calls > 0 and tag in after]
     fell = sum(1 for tag in shared if after[tag] < before[tag])
     if len(shared) >= REBOOT_MIN_SITES and fell >= REBOOT_SHARE * len(shared):
@@ -193,24 +197,32 @@ def import_dumps(
         raise UsageError("--name names one snapshot: import one dump with it")
     stdin: dict[str, source.RawRead] = {}
     boots: dict[str, str | None] = dict.fromkeys((d.dump for d in dated), boot)
+    # dumps of one kernel share their tags: the recorder's parser decodes only the numbers
+    parser = fastparse.CachedParser()
 
     def snapshot_of(d: Dated) -> Snapshot:
         raw = stdin.get(d.dump) or source.read_dump(d.dump)
         if d.dump == "-":
             stdin[d.dump] = raw
         raw = replace(raw, boot_id=boots[d.dump], kernel=kernel or raw.kernel)
-        return capture.snapshot(raw, name=name, host=host, at=d.at, labels=labels, lenient=lenient)
+        return capture.snapshot(
+            raw, name=name, host=host, at=d.at, labels=labels, lenient=lenient, parser=parser
+        )
 
+    metas: dict[Dated, SnapshotMeta] = {}  # the first pass's, while no boot was inferred
     if boot is None and len(dated) > 1:  # first pass: read and parse all, infer reboots
         in_time = sorted(dated, key=lambda d: d.at)
         reboots: list[Reboot] = []
-        previous: Snapshot | None = None
+        previous: tuple[str, dict[int, int]] | None = None  # a dump's origin and calls by site
         for d in in_time:
             snap = snapshot_of(d)
-            if previous is not None and (fell := reboot_between(previous, snap)) is not None:
-                reboots.append(Reboot(str(previous.meta.origin), d.dump, *fell))
-            previous = snap
+            metas[d] = snap.meta
+            calls = _calls_by_site(snap)
+            if previous is not None and (fell := _sites_fell(previous[1], calls)) is not None:
+                reboots.append(Reboot(previous[0], d.dump, *fell))
+            previous = str(snap.meta.origin), calls
         if reboots:
+            metas.clear()  # a boot id is part of a snapshot's id: read them again
             starts = {r.after for r in reboots}
             current = ""
             for d in in_time:
@@ -222,9 +234,10 @@ def import_dumps(
                 boots[d.dump] = current
             for r in reboots:
                 on_reboot(r, str(boots[r.after]))
+    instants = writing.Instants(root, once=True)  # nothing is written until all are checked
     for d in dated:  # read, parse and check each against the store; keep nothing but stdin
-        meta = snapshot_of(d).meta
-        taken = writing.holder(root, meta.host, meta.taken_at) if root.exists() else None
+        meta = metas.get(d) or snapshot_of(d).meta
+        taken = instants.holder(meta.host, meta.taken_at) if root.exists() else None
         if taken is not None and taken["snapshot_id"] != meta.snapshot_id:
             raise UsageError(
                 f"{d.dump}: the store holds snapshot {taken['snapshot_id']} of host {host} at "

@@ -6,8 +6,9 @@
 
 Parts: ``speed`` (parse + filter + store per snapshot), ``size`` (store bytes per tag per
 snapshot), ``analyses`` (diff in a day store, leaks over a host-day), ``cli`` (--help and a
-one-shot diff), ``rss`` (recorder resident memory). A ratio is allocsnap ÷ the alternative
-measured in the same run: below 1, allocsnap is faster or smaller.
+one-shot diff), ``rss`` (recorder resident memory), ``interactive`` (the commands typed by
+hand: CPU, wall and peak memory against the shell pipeline, issue 17). A ratio is allocsnap ÷
+the alternative measured in the same run: below 1, allocsnap is faster or smaller.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import analyses, cli, recorder, size, speed  # noqa: E402
+from bench import analyses, cli, interactive, recorder, size, speed  # noqa: E402
 from bench.report import Figure, machine, table  # noqa: E402
 
 PARTS: dict[str, Callable[[Path, bool], list[Figure]]] = {
@@ -31,6 +32,7 @@ PARTS: dict[str, Callable[[Path, bool], list[Figure]]] = {
     "analyses": lambda work, quick: analyses.figures(work, quick=quick),
     "cli": lambda work, quick: cli.figures(5 if quick else 15),
     "rss": lambda work, quick: recorder.rss_figures(work, 300 if quick else 3000),
+    "interactive": lambda work, quick: interactive.figures(work, quick=quick),
 }
 
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from allocsnap.kernel import capture, source
+import pyarrow as pa
+import pytest
+
+from allocsnap import filters
+from allocsnap.kernel import capture, parse, source
+from allocsnap.model import Filter
 from tests import oracle
 from tests.conftest import real
 
@@ -48,3 +53,49 @@ def test_all_zero_counters_with_profiling_on_add_no_note() -> None:
     raw = read_with(real("6.12", 3, 0), 1)
     # THEN no profiling note: the counters are live and just started
     assert capture.snapshot(raw).meta.notes == ()
+
+
+def decoded(kept: Filter | None) -> source.RawRead:
+    """An ioctl-like read: the rows of a real 7.3 capture already decoded, ``kept`` applied."""
+    rows = parse.parse(real("7.3", 2, 0).read_bytes()).samples
+    if kept is not None:
+        rows = filters.apply(rows, kept)
+    return source.RawRead(
+        text=b"", source="ioctl", taken_at=T0, samples=rows, format="ioctl", kept=kept
+    )
+
+
+def test_rows_the_read_filtered_already_are_not_filtered_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN rows the ioctl read filtered by --file mm/slub.c, and every filter pass counted
+    keep = Filter(file="mm/slub.c")
+    raw = decoded(keep)
+    passes: list[Filter] = []
+    apply = filters.apply
+
+    def counted(rows: pa.Table, kept: Filter, *args: object) -> pa.Table:
+        passes.append(kept)
+        return apply(rows, kept, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(filters, "apply", counted)
+    # WHEN the snapshot is taken with the same filter
+    snap = capture.snapshot(raw, keep=keep)
+    # THEN the rows are kept as read, with no second pass
+    assert passes == []
+    assert snap.samples.equals(raw.samples) and snap.meta.filter == "file=mm/slub.c"
+
+
+def test_a_filter_the_read_did_not_apply_is_applied() -> None:
+    # GIVEN rows the read filtered by --file mm/slub.c only
+    raw = decoded(Filter(file="mm/slub.c"))
+    assert raw.samples is not None
+    # WHEN the snapshot is taken with a narrower filter
+    snap = capture.snapshot(raw, keep=Filter(file="mm/slub.c", nonzero=True))
+    # THEN the narrower filter is applied to the rows
+    bytes_ = snap.samples["bytes"].to_pylist()
+    assert 0 < len(bytes_) <= raw.samples.num_rows and all(b != 0 for b in bytes_)
+    # AND rows read without a filter are filtered as the snapshot asks
+    assert capture.snapshot(decoded(None), keep=Filter(file="mm/slub.c")).samples.equals(
+        raw.samples
+    )

@@ -343,7 +343,38 @@ def commands() -> list[str]:
     import typer.main
 
     group = typer.main.get_command(app)
-    return sorted(group.commands)  # type: ignore[attr-defined]
+    assert isinstance(group, typer.core.TyperGroup)
+    return sorted(group.list_commands(typer.Context(group)))
+
+
+def test_every_registered_command_is_in_its_family() -> None:
+    # GIVEN every family module of the CLI imported, so that each registered its commands
+    import importlib
+
+    import typer.main
+
+    from allocsnap.cli import core
+
+    for family in set(core.FAMILIES.values()):
+        importlib.import_module(f"allocsnap.cli.{family}")
+    # WHEN the registered commands are listed, by name and module
+    registered = {
+        info.name or typer.main.get_command_name(info.callback.__name__): info.callback.__module__
+        for info in app.registered_commands
+        if info.callback is not None
+    }
+    # THEN the table the command line loads them from names each in its module, and no other
+    assert registered == {name: f"allocsnap.cli.{f}" for name, f in core.FAMILIES.items()}
+
+
+def test_a_command_imports_only_its_own_family() -> None:
+    # GIVEN a new process that asks for one command's help
+    report = "sorted(m for m in sys.modules if m.startswith('allocsnap.cli.'))"
+    # WHEN it runs
+    out, loaded = probed(["diff", "--help"], report)
+    # THEN its help is shown, and no other family of commands (windows, recording...) was loaded
+    assert "Example: allocsnap diff" in out
+    assert loaded == "['allocsnap.cli.core', 'allocsnap.cli.options', 'allocsnap.cli.snapshots']"
 
 
 @pytest.mark.slow
@@ -416,22 +447,43 @@ def test_no_rate_per_hour_from_the_guessed_times_of_dumps(tmp_path: Path) -> Non
     assert rows and all(row["bytes_per_hour"] is None for row in rows)
 
 
+def probed(argv: list[str], report: str) -> tuple[str, str]:
+    """Run the command line with ``argv`` in a process of its own; return its stdout and the
+    line the Python expression ``report`` (``sys`` imported) printed when it exited."""
+    probe = (
+        f"import atexit, sys; atexit.register(lambda: print({report}, file=sys.stderr)); "
+        f"from allocsnap.cli import main; sys.argv = ['allocsnap', *{argv!r}]; main()"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout, done.stderr.strip().splitlines()[-1]
+
+
 @pytest.mark.slow
 def test_the_command_line_keeps_pandas_out() -> None:
     # GIVEN pandas installed (the dev extra has it) and a CLI run that converts rows to Arrow
     pytest.importorskip("pandas")
     a, b = real("6.12", 1, 2), real("6.12", 1, 3)
-    probe = (
-        "import atexit, sys; atexit.register(lambda: print("
-        "'pyarrow' in sys.modules, 'pandas' in sys.modules, file=sys.stderr)); "
-        "from allocsnap.cli import main; "
-        f"sys.argv = ['allocsnap', 'diff', {str(a)!r}, {str(b)!r}]; main()"
-    )
     # WHEN it runs in a process of its own
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    _, seen = probed(["diff", str(a), str(b)], "'pyarrow' in sys.modules, 'pandas' in sys.modules")
     # THEN it used pyarrow, which would have imported pandas (0.25 s, 35 MB), and pandas stayed out
-    assert done.returncode == 0, done.stderr
-    assert done.stderr.strip().splitlines()[-1] == "True False"
+    assert seen == "True False"
+
+
+def test_a_one_shot_diff_of_two_dumps_imports_no_parquet_reader_nor_ioctl() -> None:
+    # GIVEN two real dumps of one kernel, and modules a one-shot diff does not need
+    a, b = real("7.3", 2, 0), real("7.3", 2, 1)
+    unneeded = (
+        "pyarrow.parquet",
+        "pyarrow.fs",
+        "allocsnap.kernel.ioctl",
+        "allocsnap.store.patching",
+    )
+    # WHEN they are diffed in a process of its own
+    out, seen = probed(["diff", str(a), str(b)], f"[m for m in {unneeded!r} if m in sys.modules]")
+    # THEN it printed the diff without loading Parquet, the ioctl reader or the recorder's encoder
+    assert "call site" in out
+    assert seen == "[]"
 
 
 @pytest.mark.slow

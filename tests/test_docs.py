@@ -21,9 +21,12 @@ COMMON_DOC = "\n".join(
 def _commands() -> dict[str, list[str]]:
     group = typer.main.get_command(app)
     assert isinstance(group, typer.core.TyperGroup)
+    ctx = typer.Context(group)
+    commands = {name: group.get_command(ctx, name) for name in group.list_commands(ctx)}
     return {
         name: [opt for param in command.params for opt in param.opts if opt.startswith("--")]
-        for name, command in group.commands.items()
+        for name, command in commands.items()
+        if command is not None
     }
 
 

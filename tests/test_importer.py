@@ -313,3 +313,127 @@ def test_the_report_sees_module_events_of_imported_dumps(tmp_path: Path) -> None
     # WHEN the report's data is gathered, THEN it marks the load and the unload
     data = page_data.gather(store)
     assert len([m for m in data.markers if m.kind == "modules"]) == 2
+
+
+def test_a_folder_of_one_kernel_is_parsed_in_full_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN six dumps of one 7.3 kernel (two real captures, alternating) and the full parser
+    # counted where the recorder's cached parser calls it
+    from allocsnap.kernel import fastparse, parse
+
+    dumps = copies(tmp_path / "d", {f"snap-{i}.txt": real("7.3", 2, i % 2) for i in range(6)})
+    full: list[str] = []
+
+    def counted(text: str | bytes, **kwargs: object) -> parse.ParsedAllocinfo:
+        full.append(str(kwargs.get("source")))
+        return parse.parse(text, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fastparse, "parse", counted)
+    store = tmp_path / "store"
+
+    # WHEN the folder is imported in one call
+    result = invoke("import", str(tmp_path / "d"), "--at", "2026-11-26T14:50Z", "--every",
+                    "10s", "--host", "vm", "--store", str(store))  # fmt: skip
+
+    # THEN the first dump alone was parsed in full: the others share its tags
+    assert result.exit_code == 0, result.stderr
+    assert full == [str(dumps[0])]
+    # AND every snapshot holds what the full parser reads in its dump
+    for meta in analysis.snapshots(store):
+        expected = parse.parse(Path(meta.origin or "").read_bytes()).samples
+        assert analysis.load(meta.snapshot_id, store).samples.equals(expected)
+
+
+def test_the_instants_of_a_partition_follow_files_added_and_replaced(store_dir: Path) -> None:
+    # GIVEN a store with a snapshot of vm at T0, and the instants index that found it
+    def at(path: Path, when: datetime) -> Snapshot:
+        return capture.snapshot(source.read_dump(str(path)), host="vm", at=when)
+
+    first = writing.write(store_dir, at(real("6.12", 1, 1), T0))
+    instants = writing.Instants(store_dir)
+    found = instants.holder("vm", T0)
+    assert found is not None and found["snapshot_id"] == first.stem
+    later = T0 + timedelta(minutes=1)
+    assert instants.holder("vm", later) is None
+
+    # WHEN another writer adds a snapshot at a later instant
+    second = writing.write(store_dir, at(real("6.12", 1, 2), later))
+    # THEN the index sees it
+    found = instants.holder("vm", later)
+    assert found is not None and found["snapshot_id"] == second.stem
+
+    # WHEN the first file is replaced by the second's rows (a file rewritten under its name)
+    os.replace(second, first)
+    # THEN the index reads it again: nothing is at T0 any more
+    assert instants.holder("vm", T0) is None
+
+
+def test_a_writer_sees_an_instant_another_writer_took_after_its_first_write(
+    store_dir: Path,
+) -> None:
+    # GIVEN an exclusive writer that wrote vm's snapshot at T0
+    def at(path: Path, when: datetime) -> Snapshot:
+        return capture.snapshot(source.read_dump(str(path)), host="vm", at=when)
+
+    ours = writing.Writer(store_dir, exclusive=True)
+    ours.add(at(real("6.12", 1, 1), T0))
+    later = T0 + timedelta(minutes=1)
+    # AND another writer that then took T0 + 1 min
+    writing.write(store_dir, at(real("6.12", 1, 2), later), exclusive=True)
+
+    # WHEN the first writer adds another dump at T0 + 1 min, THEN it is refused
+    with pytest.raises(UsageError, match="another time"):
+        ours.add(at(real("6.12", 1, 3), later))
+
+
+def test_a_folder_within_one_boot_is_read_twice_not_three_times(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN four dumps of one boot, and every read of a dump counted
+    copies(tmp_path / "d", {f"snap-{i}.txt": real("7.3", 2, i % 2) for i in range(4)})
+    reads: list[str] = []
+    read_dump = source.read_dump
+
+    def counted(spec: str) -> source.RawRead:
+        reads.append(Path(spec).name)
+        return read_dump(spec)
+
+    monkeypatch.setattr(source, "read_dump", counted)
+
+    # WHEN the folder is imported in one call
+    result = invoke("import", str(tmp_path / "d"), "--at", "2026-11-26T14:50Z", "--every",
+                    "10s", "--host", "vm", "--store", str(tmp_path / "store"))  # fmt: skip
+
+    # THEN each dump was read once to infer boots and check its instant, and once to be written
+    assert result.exit_code == 0, result.stderr
+    assert sorted(reads) == sorted([f"snap-{i}.txt" for i in range(4)] * 2)
+    assert len(analysis.snapshots(tmp_path / "store")) == 4
+
+
+def test_the_check_before_writing_lists_a_partition_once(
+    store_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a store with two snapshots of vm, and every listing of a folder counted
+    def at(path: Path, when: datetime) -> Snapshot:
+        return capture.snapshot(source.read_dump(str(path)), host="vm", at=when)
+
+    later = T0 + timedelta(minutes=1)
+    first = writing.write(store_dir, at(real("6.12", 1, 1), T0))
+    second = writing.write(store_dir, at(real("6.12", 1, 2), later))
+    listed: list[str] = []
+    scandir = os.scandir
+
+    def counted(path: Path) -> object:
+        listed.append(str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", counted)
+
+    # WHEN the instants of that partition are asked about several times, listing once
+    instants = writing.Instants(store_dir, once=True)
+    answers = [instants.holder("vm", when) for when in (T0, later, T0 + timedelta(minutes=2))]
+
+    # THEN each instant has its holder, and the partition was listed once
+    assert [a and a["snapshot_id"] for a in answers] == [first.stem, second.stem, None]
+    assert len(listed) == 1

@@ -21,7 +21,7 @@ from allocsnap.analysis import kernels, query, reading
 from allocsnap.analysis.grouping import Grouping
 from allocsnap.analysis.session import Store
 from allocsnap.errors import StoreNotFound, UsageError
-from allocsnap.kernel import capture, source
+from allocsnap.kernel import capture, fastparse, source
 from allocsnap.model import SAMPLE_SCHEMA, Filter, Snapshot, SnapshotMeta
 from allocsnap.store import single_file
 
@@ -78,9 +78,10 @@ def load_all(
     """Return the snapshots several references name, reading the store once for all of them."""
     loaded: dict[int, Snapshot] = {}
     stored: list[tuple[int, str]] = []
+    parser = fastparse.CachedParser()  # two dumps of one kernel: the second reuses the tags
     for i, ref in enumerate(refs):
         if is_dump(ref):
-            loaded[i] = capture.snapshot(source.read_dump(ref), lenient=lenient)
+            loaded[i] = capture.snapshot(source.read_dump(ref), lenient=lenient, parser=parser)
         elif Path(ref).is_file():
             loaded[i] = single_file.read_snapshot_file(Path(ref))
         else:

@@ -22,7 +22,6 @@ from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from allocsnap.analysis import query
 from allocsnap.analysis.session import Session, Store
@@ -231,6 +230,8 @@ def _pair(path: str) -> list[str]:
 def _samples_files(files: StoreFiles, snapshots: Iterable[tuple[str, str, date]]) -> list[str]:
     """Return the samples files that hold these snapshots' newest generation, by reading the
     snapshots files of their partitions."""
+    import pyarrow.parquet as pq  # here: only a damaged store is read file by file
+
     found = []
     for host, snapshot_id, day in snapshots:
         folder = f"/host={host}/date={day.isoformat()}/"

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from allocsnap import filters
 from allocsnap.errors import IoctlUnsupported
-from allocsnap.kernel import ioctl, parse, source
+from allocsnap.kernel import parse, source
 from allocsnap.model import Filter, Snapshot, SnapshotMeta, check_host, check_snapshot_name
 
 UNKNOWN_HOST = "unknown"
@@ -35,6 +35,8 @@ def read(spec: str, keep: Filter | None = None) -> source.RawRead:
     ``auto`` uses the 7.3+ ioctl, which filters by ``keep`` in the kernel, and falls back to the
     text when the kernel has none; ``ioctl`` refuses such kernels.
     """
+    from allocsnap.kernel import ioctl  # here: a dump (diff a.txt b.txt) never needs it
+
     if spec == "ioctl":
         return ioctl.read_kernel(keep)
     if spec == "auto":
@@ -70,7 +72,10 @@ def snapshot(
         parsed = parse.ParsedAllocinfo(raw.format or raw.source, raw.samples, 0, ())
     else:
         parsed = parser(raw.text, source=raw.origin or raw.source, lenient=lenient)
-    samples = filters.apply(parsed.samples, keep, masks)
+    if raw.samples is not None and raw.kept == keep:
+        samples = parsed.samples  # the read applied this filter already (the ioctl's)
+    else:
+        samples = filters.apply(parsed.samples, keep, masks)
     taken_at = at or raw.taken_at
     # stored times and partition dates are UTC; a naive time is taken as UTC (units.parse_time)
     taken_at = taken_at.replace(tzinfo=UTC) if taken_at.tzinfo is None else taken_at.astimezone(UTC)

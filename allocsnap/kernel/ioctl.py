@@ -265,4 +265,5 @@ def read_kernel(keep: Filter | None = None, *, resolve_names: bool = True) -> so
         notes=tuple(notes),
         samples=samples,
         format="ioctl",
+        kept=keep,
     )

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from allocsnap.errors import AllocinfoUnavailable, AllocsnapError, InputTooLarge, UsageError
-from allocsnap.model import MAX_DUMP_BYTES, MAX_LINE_BYTES
+from allocsnap.model import MAX_DUMP_BYTES, MAX_LINE_BYTES, Filter
 
 ALLOCINFO = Path("/proc/allocinfo")
 PROC = Path("/proc")
@@ -59,6 +59,7 @@ class RawRead:
     notes: tuple[str, ...] = ()
     samples: pa.Table | None = None  # rows already decoded (the ioctl), instead of text
     format: str | None = None  # "ioctl" with samples; the text's header decides otherwise
+    kept: Filter | None = None  # with samples: the filter already applied to them
 
 
 def read_kernel(path: Path | None = None) -> RawRead:

@@ -3,13 +3,17 @@ analysis results as ``render.Report``s with titles, column kinds and header line
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pyarrow as pa
 
 from allocsnap import analysis
 from allocsnap.model import SnapshotMeta
 from allocsnap.present.render import Column, Report, plural
-from allocsnap.store import merge
 from allocsnap.units import format_size
+
+if TYPE_CHECKING:
+    from allocsnap.store import merge
 
 
 def describe(meta: SnapshotMeta) -> str:

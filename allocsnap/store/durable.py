@@ -9,13 +9,14 @@ import secrets
 import stat
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from allocsnap.errors import StoreError
-from allocsnap.store.patching import Buffer
+
+if TYPE_CHECKING:  # patching is the recorder's encoder: pyarrow.parquet and numpy
+    from allocsnap.store.patching import Buffer
 
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "write_statistics": True}
 FILE_MODE = 0o600  # what the kernel shows root only stays root's (docs/storage.md)
@@ -37,6 +38,8 @@ def atomic_write(
     ``atomic_write_data``)."""
     # Encoded in memory, then one write and an fsync on the same descriptor: less CPU than
     # Arrow's file writer on a path (a filesystem lookup, many small writes, a reopen).
+    import pyarrow.parquet as pq  # here: readers of a store (diff, show) write nothing
+
     sink = pa.BufferOutputStream()
     try:
         pq.write_table(table, sink, **(options or PARQUET_OPTIONS))

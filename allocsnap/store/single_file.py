@@ -8,7 +8,6 @@ from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from allocsnap.errors import StoreError
 from allocsnap.model import SAMPLE_SCHEMA, SCHEMA_VERSION, Snapshot, SnapshotMeta
@@ -31,6 +30,8 @@ def write_snapshot_file(path: Path, snap: Snapshot) -> None:
 
 def read_snapshot_file(path: Path) -> Snapshot:
     """Read a file written by ``write_snapshot_file``; refuse other Parquet files clearly."""
+    import pyarrow.parquet as pq  # here: diff a.txt b.txt reads no Parquet
+
     try:
         table = pq.read_table(path)
     except (OSError, pa.ArrowException) as e:

@@ -4,8 +4,9 @@ the snapshot's row that commits them (docs/storage.md, docs/recorder.md)."""
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -89,19 +90,82 @@ def holder(root: Path, host: str, at: datetime) -> dict[str, Any] | None:
 
     Reads the partition's snapshots files: for imports, not the recorder's hot path.
     """
-    import pyarrow.parquet as pq
+    return Instants(root).holder(host, at)
 
-    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-    folder = root / "snapshots" / partition_of(host, at)
-    for path in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
+
+class Instants:
+    """The snapshots rows (id, time, origin) of a store's partitions, read once per file.
+
+    ``holder`` lists the partition's snapshots files at each call and reads only those it has
+    not read before, or that changed since (another inode, size or mtime: a file replaced),
+    so that importing a folder of dumps reads each file once instead of once per dump; the
+    files a ``Writer`` writes are told to it (``wrote``) rather than read back.
+
+    ``once`` lists each partition only the first time it is asked about: for a check before
+    writing (``import`` refusing a taken instant before it writes anything), which the
+    ``Writer``'s own check, under the store's lock, backs up.
+    """
+
+    def __init__(self, root: Path, *, once: bool = False) -> None:
+        self.root = root
+        self._read: dict[str, tuple[tuple[int, int, int], list[dict[str, Any]]]] = {}
+        self._once: dict[Path, dict[datetime, dict[str, Any]]] | None = {} if once else None
+
+    def holder(self, host: str, at: datetime) -> dict[str, Any] | None:
+        """Return the snapshots row (id, origin) of ``host``'s snapshot taken at ``at``, or None."""
+        at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+        folder = self.root / "snapshots" / partition_of(host, at)
+        if self._once is None:
+            return next(
+                (dict(row) for row in self._partition(folder) if row["taken_at"] == at), None
+            )
+        if folder not in self._once:
+            by_time: dict[datetime, dict[str, Any]] = {}
+            for row in self._partition(folder):
+                by_time.setdefault(row["taken_at"], row)
+            self._once[folder] = by_time
+        found = self._once[folder].get(at)
+        return None if found is None else dict(found)
+
+    def _partition(self, folder: Path) -> Iterator[dict[str, Any]]:
+        """Yield the rows of a partition's snapshots files, in the order of their names."""
         try:
-            rows = pq.read_table(path, columns=["snapshot_id", "taken_at", "origin"])
+            with os.scandir(folder) as listing:
+                entries = sorted(
+                    (e for e in listing if e.name.endswith(".parquet")), key=lambda e: e.name
+                )
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            raise StoreError(f"cannot read {folder}: {why(e)}") from e
+        for entry in entries:
+            yield from self._rows(entry)
+
+    def wrote(self, path: Path, meta: SnapshotMeta) -> None:
+        """Remember the snapshots file just written for ``meta``, so it is not read back."""
+        row = {"snapshot_id": meta.snapshot_id, "taken_at": meta.taken_at, "origin": meta.origin}
+        self._read[str(path)] = (_file_key(os.stat(path)), [row])
+
+    def _rows(self, entry: os.DirEntry[str]) -> list[dict[str, Any]]:
+        import pyarrow.parquet as pq
+
+        try:
+            if not entry.is_file():
+                return []
+            key = _file_key(entry.stat())
+            known = self._read.get(entry.path)
+            if known is not None and known[0] == key:
+                return known[1]
+            table = pq.read_table(entry.path, columns=["snapshot_id", "taken_at", "origin"])
         except (OSError, pa.ArrowException) as e:
-            raise StoreError(f"cannot read {path}: {why(e)}") from e
-        for row in rows.to_pylist():
-            if row["taken_at"] == at:
-                return dict(row)
-    return None
+            raise StoreError(f"cannot read {entry.path}: {why(e)}") from e
+        rows: list[dict[str, Any]] = table.to_pylist()
+        self._read[entry.path] = (key, rows)
+        return rows
+
+
+def _file_key(st: os.stat_result) -> tuple[int, int, int]:
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 class Writer:
@@ -118,6 +182,7 @@ class Writer:
         ensure_store(root)
         self.root = root
         self.exclusive = exclusive
+        self._instants = Instants(root)
         self.bytes_written = 0
         self._tagsets: set[str] = set()
         self._tags: _Tags | None = None  # of the last tag_id array seen
@@ -164,7 +229,7 @@ class Writer:
             raise StoreError(f"cannot write {samples_path}: {why(e)}") from e
         with writer_lock(self.root):
             if self.exclusive:
-                taken = holder(self.root, meta.host, meta.taken_at)
+                taken = self._instants.holder(meta.host, meta.taken_at)
                 if taken is not None and taken["snapshot_id"] != meta.snapshot_id:
                     raise UsageError(
                         f"{meta.origin or meta.source}: the store holds snapshot "
@@ -182,6 +247,8 @@ class Writer:
                 self._tagsets.add(tags_path.name)
             self.bytes_written += atomic_write_data(hot, samples_path, root=self.root)
             self.bytes_written += atomic_write_data(snapshots, snapshot_path, root=self.root)
+            if self.exclusive:
+                self._instants.wrote(snapshot_path, meta)
         return snapshot_path
 
     def _tag_order(self, samples: pa.Table) -> _Tags:

@@ -416,7 +416,8 @@ def test_leaks_across_kernels_names_a_moved_site_once(tmp_path: Path) -> None:
     for k, (kernel, line) in enumerate((("6.12.117-allocsnap", 100), ("7.3.4-allocsnap", 120))):
         for i in range(30):
             at = start + timedelta(days=k, minutes=i)
-            values = {(None, "fs/x.c", line, "grow"): (4 << 20) + i * (100 << 10)}
+            site: tuple[str | None, str, int, str] = (None, "fs/x.c", line, "grow")
+            values = {site: (4 << 20) + i * (100 << 10)}
             snap = snapshot(at, values, boot=f"boot-{k}")
             writing.write(tmp_path, replace(snap, meta=replace(snap.meta, kernel=kernel)))
     args = ["leaks", "--fleet", "--store", str(tmp_path), "--format", "csv"]

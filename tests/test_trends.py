@@ -490,12 +490,15 @@ def test_grouping_sums_members_before_the_floors(tmp_path: Path) -> None:
 def test_a_short_window_scales_the_growth_floor_to_the_rate_floor(tmp_path: Path) -> None:
     # GIVEN an hour, a snapshot a minute: a site leaking 512 KiB an hour (12 MiB a day), one
     # rising 32 KiB an hour (under the 64 KiB/h rate floor), and one growing 512 KiB in a step
+    fast: Site
+    slow: Site
+    step: Site
     fast, slow, step = (
         (None, "fs/fast.c", 1, "f"),
         (None, "fs/slow.c", 2, "s"),
         (None, "fs/step.c", 3, "t"),
     )
-    series = [
+    series: list[dict[Site, int]] = [
         {
             fast: (4 << 20) + i * (512 << 10) // 60,
             slow: (4 << 20) + i * (32 << 10) // 60,
@@ -524,9 +527,11 @@ def test_a_staircase_of_small_steps_is_told_from_a_walk_by_its_skewed_steps(tmp_
     # GIVEN 120 snapshots two minutes apart: a staircase that keeps 100 KiB at about one
     # snapshot in eight, under 20 KiB of jitter (its steps neither jump past five noise sds
     # nor anti-correlate), and a random walk that climbs 18 KiB a snapshot on average
-    stairs, walk = (None, "fs/stairs.c", 7, "keep"), (None, "fs/walk.c", 8, "wander")
+    stairs: Site = (None, "fs/stairs.c", 7, "keep")
+    walk: Site = (None, "fs/walk.c", 8, "wander")
     rng = random.Random(0)
-    level, wander, series = 8 << 20, 8 << 20, []
+    level, wander = 8 << 20, float(8 << 20)
+    series: list[dict[Site, int]] = []
     for _ in range(120):
         if rng.random() < 0.12:
             level += 100 << 10

@@ -88,7 +88,6 @@ def across_kernels(
             }
         )
 
-
         def follow(con: query.Connection) -> None:
             query.register(con, "kernel_tag_map", table)
             query.execute(con, "across_kernels")

@@ -280,15 +280,7 @@ judged as (
                     nullif(s.block_growth, 0)
                 ) > :max_drawdown
                 then 'given back after the window'
-            when
-                k.kpss <= :max_kpss
-                and not coalesce(
-                    s.steps >= 30
-                    and s.step_lag1 > :max_step_lag1
-                    and (s.step_lag1 + 0.5) * sqrt(s.steps / 0.5) > 2.326,
-                    false
-                )
-                then 'leak'
+            when stationary then 'leak'
             when try_divide(f.falls, nullif(s.block_growth, 0)) > :max_wander_fall
                 then 'drifts (random walk)'
             when

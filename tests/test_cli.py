@@ -371,6 +371,40 @@ def test_every_registered_command_is_in_its_family() -> None:
     assert registered == {name: f"allocsnap.cli.{f}" for name, f in core.FAMILIES.items()}
 
 
+def test_the_top_level_help_lists_every_command_without_loading_one() -> None:
+    # GIVEN a new process that asks for the top level's help
+    report = "sorted(m for m in sys.modules if m.startswith('allocsnap.cli.'))"
+    # WHEN it runs
+    out, loaded = probed(["--help"], report)
+    # THEN it lists every command, and loaded no family of commands
+    assert loaded == "['allocsnap.cli.core']"
+    from allocsnap.cli import core
+
+    listed = [line.split()[0] for line in out.split("Commands")[1].splitlines()[1:] if line.strip()]
+    assert [name.strip("│ ") for name in listed if name.strip("│ ")] == list(core.FAMILIES)
+
+
+def test_each_summary_the_top_level_lists_is_its_commands_own() -> None:
+    # GIVEN every command built (every module of the CLI imported)
+    import importlib
+    import pkgutil
+
+    import typer.main
+
+    import allocsnap.cli
+    from allocsnap.cli import core
+
+    for module in pkgutil.iter_modules(allocsnap.cli.__path__):
+        importlib.import_module(f"allocsnap.cli.{module.name}")
+    group = typer.main.get_command(core.app)
+    # WHEN each command's help is read, THEN its first paragraph is the summary --help lists
+    assert set(core.SUMMARIES) == set(core.FAMILIES)
+    for name, summary in core.SUMMARIES.items():
+        command = group.get_command(None, name)  # type: ignore[attr-defined]
+        first = " ".join(command.help.split("\n\n")[0].split())
+        assert first == summary, name
+
+
 def test_a_command_imports_only_its_own_family() -> None:
     # GIVEN a new process that asks for one command's help
     report = "sorted(m for m in sys.modules if m.startswith('allocsnap.cli.'))"

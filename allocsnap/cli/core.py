@@ -31,6 +31,46 @@ FAMILIES = {
     "sql": "explore",
 }
 
+# Each command's summary, the first paragraph of its help: the top level's --help lists them
+# without loading any family (tests/test_cli.py checks each against its command's help)
+SUMMARIES = {
+    "snap": "Take one snapshot of /proc/allocinfo now, into the store or one Parquet file.",
+    "import": "Import saved /proc/allocinfo text dumps (from a bug report, another host) into a "
+    "store.",
+    "ls": "List the snapshots in a store: time, host, kernel, rows and totals.",
+    "show": "Show one snapshot filtered, grouped and sorted, totals first.",
+    "diff": "Show the call sites whose live bytes changed most between two snapshots.",
+    "leaks": "Find call sites that grow persistently inside each epoch of a store window.",
+    "growth": "Compare the median of a window's later part with its earlier part, as growth per "
+    "hour.",
+    "top": "Show the largest movers of a window, up and down: first against last value per "
+    "epoch.",
+    "history": "Show the series of the call sites (or groups) matching PATTERN, with a "
+    "sparkline.",
+    "outliers": "Find the hosts whose bytes or growth for a call site stand out from the fleet's "
+    "median.",
+    "compare-kernels": "Compare two kernels over a fleet: per call site, the bytes on the hosts "
+    "of each.",
+    "loop": "Run a command many times, a snapshot after each run, and show what it leaks per "
+    "run.",
+    "report": "Write an overview of a store window: totals over time with reboots and "
+    "profiling-off stretches marked, leak candidates with their series, top movers, the diff "
+    "between the window's ends, and a zoomable directory → file → function map of the live "
+    "bytes.",
+    "record": "Record snapshots on a fixed schedule until --count, --duration, Ctrl-C or "
+    "SIGTERM.",
+    "compact": "Compact the store's closed hours and days into files sorted by tag and time.",
+    "check": "List the store's damaged files; with --repair, set them aside so the rest reads.",
+    "prune": "Delete snapshots older than a duration, a whole compacted file at a time.",
+    "merge": "Merge stores copied from other hosts into this store: committed snapshots only.",
+    "upload": "Copy the store's compacted hours and days that the remote store lacks, each "
+    "one's snapshots file last; remove what newer ones superseded there. Safe beside a "
+    "recorder and to run again (what is there already is skipped).",
+    "export": "Write a snapshot's metrics as OpenMetrics or Prometheus text on stdout.",
+    "serve": "Serve /metrics for Prometheus from a store's newest snapshot, or from the kernel.",
+    "sql": "Run any SQL over the store's views and macros (docs/sql.md) and print the rows.",
+}
+
 
 class _Group(TyperGroup):
     """Load each command's family on first use; report every AllocsnapError as one line on
@@ -38,6 +78,16 @@ class _Group(TyperGroup):
 
     def list_commands(self, ctx: Any) -> list[str]:
         return list(FAMILIES)
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """List every command with its summary, as typer would, without loading any family:
+        the top level's --help then imports none of the commands."""
+        from typer._click.utils import make_default_short_help
+
+        limit = formatter.width - 6 - max(len(name) for name in FAMILIES)
+        rows = [(name, make_default_short_help(SUMMARIES[name], limit)) for name in FAMILIES]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name not in self.commands and cmd_name in FAMILIES:

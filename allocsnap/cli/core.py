@@ -43,22 +43,18 @@ SUMMARIES = {
     "leaks": "Find call sites that grow persistently inside each epoch of a store window.",
     "growth": "Compare the median of a window's later part with its earlier part, as growth per "
     "hour.",
-    "top": "Show the largest movers of a window, up and down: first against last value per "
-    "epoch.",
-    "history": "Show the series of the call sites (or groups) matching PATTERN, with a "
-    "sparkline.",
+    "top": "Show the largest movers of a window, up and down: first against last value per epoch.",
+    "history": "Show the series of the call sites (or groups) matching PATTERN, with a sparkline.",
     "outliers": "Find the hosts whose bytes or growth for a call site stand out from the fleet's "
     "median.",
     "compare-kernels": "Compare two kernels over a fleet: per call site, the bytes on the hosts "
     "of each.",
-    "loop": "Run a command many times, a snapshot after each run, and show what it leaks per "
-    "run.",
+    "loop": "Run a command many times, a snapshot after each run, and show what it leaks per run.",
     "report": "Write an overview of a store window: totals over time with reboots and "
     "profiling-off stretches marked, leak candidates with their series, top movers, the diff "
     "between the window's ends, and a zoomable directory → file → function map of the live "
     "bytes.",
-    "record": "Record snapshots on a fixed schedule until --count, --duration, Ctrl-C or "
-    "SIGTERM.",
+    "record": "Record snapshots on a fixed schedule until --count, --duration, Ctrl-C or SIGTERM.",
     "compact": "Compact the store's closed hours and days into files sorted by tag and time.",
     "check": "List the store's damaged files; with --repair, set them aside so the rest reads.",
     "prune": "Delete snapshots older than a duration, a whole compacted file at a time.",

@@ -43,7 +43,10 @@ LEAK_STAGES = (  # queries/spark/leaks_N_*.sql and the view each one's rows are 
     ("leaks_1_series", "leak_tag_series"),
     ("leaks_2_points", "leak_points"),
     ("leaks_3_grown", "leak_grown"),
-    ("leaks_4_series_points", "leak_series_points"),
+    ("leaks_4_series_points", "leak_whole_points"),
+    ("leaks_4_change_points", "leak_change_points"),
+    ("leaks_4_series", "leak_series"),
+    ("leaks_4_judged_points", "leak_series_points"),
     ("leaks_5_shaped", "leak_shaped"),
     ("leaks_6_later", "leak_later_low"),
 )

@@ -7,7 +7,9 @@
 -- residuals around the Theil–Sen line (bounded: a leak), and for the rest the falls, jumps
 -- and effective steps (growth² / Σ rise² of the block medians) of a staircase. A window that
 -- ends before its epoch does (--until) also reads the rest of the epoch: growth given back
--- there, later in the same boot, is not a leak.
+-- there, later in the same boot, is not a leak. A series with a change point (a free at once,
+-- with at least half of its points after it) is also judged from there; that part is said
+-- instead when it is a leak and the whole is not.
 -- Every epoch is one host's (column host; by host, the key is the host): a series never sums
 -- two hosts. hosts and leaking_hosts say on how many hosts, and which, the key leaks.
 -- Leaks first, steepest first, then key, epoch and start.
@@ -236,14 +238,101 @@ grown as (
         and (not $nonzero or s.max_bytes != 0 or s.min_bytes != 0)
 ),
 
-series_points as (
+whole_points as (
     select
         g.sid,
         row_number() over (partition by g.sid order by c.idx) - 1 as pos,
+        c.taken_at,
         epoch_us(c.taken_at) / 3.6e9 as hour,
         c.bytes
     from complete as c
     inner join grown as g on c.key = g.key and c.epoch = g.epoch and c.stretch = g.stretch
+),
+
+-- a change point: a series' largest fall from one point to the next, when it is a free beyond
+-- 5 noise sds (1.4826 MAD of the steps, about the median step) and leaves at least half of
+-- the points, and $min_points, after it. The series after it is judged on its own too: a
+-- hump freed, then a leak (the whole drifts by its falls; the rest may be a leak). Half: a
+-- sawtooth's last tooth, after its last fall, is as straight as a leak
+change_points as (
+    select
+        f.sid,
+        f.at_pos,
+        -f.fall as fell,
+        p.taken_at as fell_at,
+        p.bytes as bytes_after
+    from (
+        select
+            sid,
+            arg_min(pos, step) as at_pos,
+            min(step) as fall,
+            any_value(median_step) as median_step,
+            median(abs(step - median_step)) as step_mad
+        from (
+            select
+                sid,
+                pos,
+                step,
+                median(step) over (partition by sid) as median_step
+            from (
+                select
+                    sid,
+                    pos,
+                    bytes - lag(bytes) over (partition by sid order by pos) as step
+                from whole_points
+            ) as stepped
+            where step is not null
+        ) as centred
+        group by sid
+    ) as f
+    inner join grown as g on f.sid = g.sid
+    inner join whole_points as p on f.sid = p.sid and f.at_pos = p.pos
+    where
+        f.fall < 0
+        and f.fall - f.median_step < -5 * 1.4826 * f.step_mad
+        and g.n - f.at_pos >= greatest($min_points, g.n / 2)
+),
+
+-- the series judged: every one that grew, and after its change point the part of one that
+-- has one (sid negated; tail_of names the whole)
+judged_series as (
+    select
+        *,
+        null::bigint as tail_of,
+        null::bigint as fell,
+        null::timestamptz as fell_at
+    from grown
+    union all by name
+    select
+        g.* replace (
+            g.n - c.at_pos as n,
+            c.bytes_after as first_bytes,
+            c.fell_at as first_at,
+            epoch_us(g.last_at - c.fell_at) / 3.6e9 as hours,
+            -g.sid as sid
+        ),
+        g.sid as tail_of,
+        c.fell,
+        c.fell_at
+    from grown as g
+    inner join change_points as c on g.sid = c.sid
+),
+
+series_points as (
+    select
+        sid,
+        pos,
+        hour,
+        bytes
+    from whole_points
+    union all
+    select
+        -p.sid as sid,
+        p.pos - c.at_pos as pos,
+        p.hour,
+        p.bytes
+    from whole_points as p
+    inner join change_points as c on p.sid = c.sid and p.pos >= c.at_pos
 ),
 
 steps as (
@@ -293,7 +382,7 @@ block_medians as (
         floor(p.pos * least($blocks, g.n) / g.n) as block,
         median(p.bytes) as bytes
     from series_points as p
-    inner join grown as g on p.sid = g.sid
+    inner join judged_series as g on p.sid = g.sid
     group by p.sid, block
 ),
 
@@ -348,7 +437,7 @@ shaped as (
             when st.up_share < $min_up_share then 'falls as often as it rises'
             when drawdown_share > $max_drawdown then 'falls back (sawtooth or freed)'
         end as shape_verdict
-    from grown as g
+    from judged_series as g
     left join steps as st on g.sid = st.sid
     left join block_shape as b on g.sid = b.sid
 ),
@@ -609,6 +698,33 @@ judged as (
         on s.key = ll.key and s.epoch = ll.epoch and s.last_at = e.last_at
     -- the floors on growth, end to end or of the block medians
     where s.last_bytes - s.first_bytes >= s.growth_floor or s.block_growth >= s.growth_floor
+),
+
+-- the part after a change point that is a leak replaces its whole series when the whole
+-- drifts by its falls, or did not grow past the floors (it fell below where it started); a
+-- part that is no leak is not said. A whole that falls back most of its growth is not
+-- replaced: a sawtooth's last tooth rises as a leak does
+replaced as (
+    select
+        t.sid,
+        t.tail_of
+    from judged as t
+    left join judged as w on t.tail_of = w.sid
+    where
+        t.tail_of is not null
+        and t.verdict = 'leak'
+        and (
+            w.sid is null
+            or (w.verdict = 'drifts (random walk)' and w.fall_share > $max_wander_fall)
+        )
+),
+
+decided as (
+    select j.*
+    from judged as j
+    left join replaced as r on j.sid = r.tail_of
+    left join replaced as k on j.sid = k.sid
+    where (j.tail_of is null and r.sid is null) or k.sid is not null
 )
 
 select
@@ -644,6 +760,15 @@ select
     step_skew,
     later_fall_share,
     case
+        when tail_of is not null
+            then printf(
+                'since a change point (it falls %.1f MiB at once there, beyond its noise; '
+                || 'the whole window is no leak): ',
+                fell / 1048576
+            )
+        else ''
+    end
+    || case
         when verdict = 'too few points'
             then printf(
                 '%d points: too few to tell (need %d); Mann–Kendall confidence %.0f%%, '
@@ -733,7 +858,7 @@ select
             case when hours < $short_hours then printf('; short: %.1f h', hours) else '' end
         )
     end as reason
-from judged
+from decided
 window by_key as (partition by shown_key)
 order by
     verdict = 'leak' desc,

@@ -210,6 +210,34 @@ def test_leaks_agree_on_a_window_that_ends_before_its_epochs(
     _assert_same(expected, rows)
 
 
+def test_leaks_agree_on_a_leak_after_a_change_point(
+    fleet: Fleet, spark: SparkSession, tmp_path: Path
+) -> None:
+    # GIVEN a store of one site that climbs, frees part of it at once, then leaks, and one
+    # freed later (what follows its free is too short to be judged on its own)
+    from tests.test_trends import write_series
+    from tests.test_verdicts import _hump_then_leak
+
+    sites = [(None, "mm/early.c", 1, "early"), (None, "mm/late.c", 2, "late")]
+    early, late = _hump_then_leak(40), _hump_then_leak(60, seed=5)
+    pairs = zip(early, late, strict=True)
+    write_series(tmp_path, [dict(zip(sites, pair, strict=True)) for pair in pairs])
+    duck = analysis.leaks(tmp_path, top_n=None)
+    on_spark.register(spark, str(tmp_path))
+    try:
+        # WHEN both engines judge it
+        rows = on_spark.leaks(spark).toArrow()
+    finally:
+        on_spark.register(spark, str(fleet.root))
+
+    # THEN both say the same: the first a leak from its change point, the second no leak
+    expected = pa.concat_tables([duck.rows, duck.others])
+    reasons = dict(zip(expected["key"].to_pylist(), expected["reason"].to_pylist(), strict=True))
+    assert reasons["mm/early.c:1 func:early"].startswith("since a change point")
+    assert duck.found == 1
+    _assert_same(expected, rows)
+
+
 def _assert_same(duck: pa.Table, spark: pa.Table) -> None:
     """Assert equal columns and rows; doubles within 1e-9 relative (both engines compute in
     IEEE doubles, but not always in the same order); integer widths may differ."""

@@ -13,6 +13,7 @@ import random
 import statistics
 from collections import Counter
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +22,8 @@ import pytest
 
 from allocsnap import analysis
 from bench.generate import DECOY_KINDS, Config, _hard, generate
-from bench.verdicts import REAL_PLANTS, planted, real_store, site_text
-from tests.test_trends import GROWER, Site, mann_kendall, write_series
+from bench.verdicts import REAL_PLANTS, REAL_START, planted, real_store, site_text
+from tests.test_trends import GROWER, T0, Site, mann_kendall, theil_sen, write_series
 
 # stores of real series written per case: left out of the fast loop
 pytestmark = pytest.mark.slow
@@ -32,6 +33,7 @@ assert analysis.LeakSettings.max_points == MAX_POINTS
 DUMPS = 200  # bench/data/vm-7.3.4-idle-1s.txt.xz, stamped a minute apart by real_store
 PIPE = next(p for p in REAL_PLANTS if p.kind == "buried")
 STAIRS = next(p for p in REAL_PLANTS if p.kind == "stairs")
+LEAK = next(p for p in REAL_PLANTS if p.kind == "leak")
 WALK = next(p for p in REAL_PLANTS if p.kind == "walk")
 STEP = next(p for p in REAL_PLANTS if p.kind == "step")
 
@@ -129,6 +131,36 @@ def test_the_staircase_is_a_leak_with_three_steps_and_undecided_with_fewer(
         assert verdict == "leak", (stride, since, until, events, verdict)
     elif verdict is not None:
         assert verdict in {"one or two steps", "too few steps to tell", "no significant trend"}
+
+
+@pytest.mark.parametrize(("stride", "since", "until", "indices"), cases())
+def test_the_leak_riding_a_real_hump_is_a_leak_from_the_hump_s_free(
+    real: dict[str, Path], stride: str, since: str | None, until: str | None, indices: list[int]
+) -> None:
+    # GIVEN +2 MiB/h planted on a real call site whose own values climb 13 MiB while the guest
+    # settles and free 6 MiB of it at once (the largest fall between two dumps, found here in
+    # the real values alone), and the points a window holds after that free
+    base = _real_values(LEAK.site)
+    free = min(range(1, DUMPS), key=lambda i: base[i] - base[i - 1])
+    extra = planted("leak", DUMPS)
+    points = picked(indices)
+    after = [base[i] + max(0, round(float(extra[i]))) for i in points if i >= free]
+    # WHEN
+    found = analysis.leaks(real[stride], analysis.Window(since=since, until=until), top_n=0)
+    rows = {r["key"]: r for r in found.rows.to_pylist() + found.others.to_pylist()}
+    row = rows.get(site_text(LEAK.site))
+    # THEN in an open window where the free leaves at least half of the points, and 40, after
+    # it, with a clear trend there (z >= 5), it is a leak; said from the free when the free is
+    # inside the window (a window that ends before its boot does also weighs what follows it,
+    # and there the hump's fall is more than half of the window's growth: not asserted)
+    if until is None and len(after) >= max(40, len(points) / 2) and z_of(after) >= 5:
+        assert row is not None and row["verdict"] == "leak", (stride, since, row)
+        from_free = str(row["reason"]).startswith("since a change point")
+        assert from_free == (points[0] < free), row["reason"]
+        # from the first point it reads after the free (it reads 120 of 200 dumps at most)
+        gap = 2 * (indices[1] - indices[0])
+        first = row["first_at"] - REAL_START
+        assert (timedelta(minutes=free) <= first <= timedelta(minutes=free + gap)) == from_free
 
 
 @pytest.mark.parametrize(("stride", "since", "until", "indices"), cases())
@@ -295,6 +327,58 @@ def test_a_hump_given_back_after_the_window_is_not_a_leak(tmp_path: Path) -> Non
     row = _one(root, values)
     assert row["verdict"] == "falls back (sawtooth or freed)"
     assert row["later_fall_share"] is None
+
+
+def _hump_then_leak(fall_at: int, n: int = 100, seed: int = 4) -> list[int]:
+    """Return n minutes that climb 8 MiB to ``fall_at``, give 3 MiB back at once (a free), then
+    leak 3 MiB an hour, all under 64 KiB of jitter."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        level = (4 << 20) + min(i, fall_at) * (8 << 20) // fall_at
+        level += -(3 << 20) + (i - fall_at) * (3 << 20) // 60 if i >= fall_at else 0
+        out.append(level + rng.randint(0, 64 << 10))
+    return out
+
+
+def test_a_leak_after_a_hump_freed_at_once_is_a_leak_from_the_change_point(
+    tmp_path: Path,
+) -> None:
+    # GIVEN a site that climbs 8 MiB in 40 minutes, frees 3 MiB at once, then leaks 3 MiB an
+    # hour for 60 minutes: the free is the only fall beyond the jitter (100 points: all read)
+    values = _hump_then_leak(40)
+    after = values[40:]
+    hours = [i / 60 for i in range(len(after))]
+    assert z_of(after) > 10 and min(b - a for a, b in zip(values, values[1:], strict=False)) < -(
+        2 << 20
+    )
+    # WHEN
+    row = _one(tmp_path, values)
+    # THEN the part after the free is the leak: from its first point, at its own rate, and the
+    # reason says where it starts and that the whole window is no leak
+    assert row["verdict"] == "leak", row["reason"]
+    reason = str(row["reason"])
+    assert reason.startswith("since a change point (it falls ")
+    assert "the whole window is no leak): trend in stationary noise" in reason
+    fell = (values[39] - values[40]) / (1 << 20)
+    assert f"it falls {fell:.1f} MiB at once there" in reason
+    assert row["points"] == len(after)
+    assert row["first_at"] == T0 + timedelta(minutes=40)
+    assert (row["first_bytes"], row["last_bytes"]) == (after[0], after[-1])
+    assert row["bytes_per_hour"] == pytest.approx(theil_sen(hours, after))
+
+
+def test_a_rise_after_a_late_fall_is_no_leak_a_sawtooth_tooth_looks_the_same(
+    tmp_path: Path,
+) -> None:
+    # GIVEN the same shape, freed at minute 60 of 100: what follows the free is 40 minutes of
+    # steady rise, as straight as a sawtooth's last tooth, and less than half the window
+    values = _hump_then_leak(60)
+    assert z_of(values[60:]) > 5 and len(values[60:]) == 40
+    # WHEN
+    rows = _judged(tmp_path, values)
+    # THEN no leak is said: a change point needs half of the window after it
+    assert all(r["verdict"] != "leak" for r in rows), [r["reason"] for r in rows]
 
 
 @pytest.mark.parametrize("n", [3, 5, 7])

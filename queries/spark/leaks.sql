@@ -6,8 +6,9 @@
 -- Theil–Sen line; the falls of 2 × :blocks block medians beyond their noise; and stage 5's
 -- shape tests. Leaks first, steepest first, then key, epoch and start. Every epoch is one
 -- host's (column host; by host, the key is the host); hosts and leaking_hosts say on how many
--- hosts, and which, the key leaks. Reads leak_series_points (stage 4), leak_shaped (stage 5),
--- leak_later_low (stage 6) and window_snapshots.
+-- hosts, and which, the key leaks; a series' part after a change point (stage 4) is said in
+-- its stead when it is a leak and the whole is not. Reads leak_series_points (stage 4),
+-- leak_shaped (stage 5), leak_later_low (stage 6) and window_snapshots.
 -- :blocks           INT            blocks whose medians smooth a series
 -- :min_points       INT            shortest series given a trend test
 -- :min_rate         DOUBLE         floor: Theil–Sen slope, bytes per hour
@@ -315,6 +316,33 @@ judged as (
     where s.last_bytes - s.first_bytes >= s.growth_floor or s.block_growth >= s.growth_floor
 ),
 
+-- the part after a change point that is a leak replaces its whole series when the whole
+-- drifts by its falls, or did not grow past the floors (it fell below where it started); a
+-- part that is no leak is not said. A whole that falls back most of its growth is not
+-- replaced: a sawtooth's last tooth rises as a leak does
+replaced as (
+    select
+        t.sid,
+        t.tail_of
+    from judged as t
+    left join judged as w on t.tail_of = w.sid
+    where
+        t.tail_of is not null
+        and t.verdict = 'leak'
+        and (
+            w.sid is null
+            or (w.verdict = 'drifts (random walk)' and w.fall_share > :max_wander_fall)
+        )
+),
+
+decided as (
+    select j.*
+    from judged as j
+    left join replaced as r on j.sid = r.tail_of
+    left join replaced as k on j.sid = k.sid
+    where (j.tail_of is null and r.sid is null) or k.sid is not null
+),
+
 -- on how many hosts, and which, the key leaks (Spark has no distinct window aggregates)
 counted as (
     select
@@ -322,7 +350,7 @@ counted as (
         array_sort(collect_set(case when verdict = 'leak' then host end) over (
             partition by shown_key
         )) as leak_host_set
-    from judged
+    from decided
 )
 
 -- printf rounds a tie to even, as DuckDB's printf does, where Java's would round it up
@@ -358,6 +386,15 @@ select
     step_skew,
     later_fall_share,
     case
+        when tail_of is not null
+            then format_string(
+                'since a change point (it falls %.1f MiB at once there, beyond its noise; '
+                || 'the whole window is no leak): ',
+                bround(fell / 1048576, 1)
+            )
+        else ''
+    end
+    || case
         when verdict = 'too few points'
             then format_string(
                 '%d points: too few to tell (need %d); Mann–Kendall confidence %.0f%%, '

@@ -2,10 +2,11 @@
 -- Reads leak_points (stage 2) and leak_grown (stage 3).
 with
 
-series_points as (
+whole_points as (
     select
         g.sid,
         row_number() over (partition by g.sid order by c.idx) - 1 as pos,
+        c.taken_at,
         unix_micros(c.taken_at) / 3.6e9 as hour,
         c.bytes
     from leak_points as c
@@ -13,4 +14,4 @@ series_points as (
 )
 
 select *
-from series_points
+from whole_points

@@ -1,7 +1,7 @@
 -- Leaks, stage 5 of 7: the cheap shape tests, on steps and :blocks block medians (growth,
 -- drawdown beyond the noise); only series that pass them (or are
 -- too short for them) get the pairwise statistics of stage 6. Reads leak_series_points
--- (stage 4) and leak_grown (stage 3).
+-- (stage 4) and leak_series (stage 4).
 -- :blocks           INT            blocks whose medians smooth a series
 -- :min_points       INT            shortest series given a trend test
 -- :min_up_share     DOUBLE         share of steps that do not decrease
@@ -67,7 +67,7 @@ block_medians as (
         floor(p.pos * least(:blocks, g.n) / g.n) as block,
         median(p.bytes) as bytes
     from leak_series_points as p
-    inner join leak_grown as g on p.sid = g.sid
+    inner join leak_series as g on p.sid = g.sid
     group by p.sid, floor(p.pos * least(:blocks, g.n) / g.n)
 ),
 
@@ -129,7 +129,7 @@ shaped as (
             ),
             nullif(b.growth, 0)
         ) as drawdown_share
-    from leak_grown as g
+    from leak_series as g
     left join steps as st on g.sid = st.sid
     left join block_shape as b on g.sid = b.sid
 )

@@ -7,9 +7,9 @@
 -- residuals around the Theil–Sen line (bounded: a leak), and for the rest the falls, jumps
 -- and effective steps (growth² / Σ rise² of the block medians) of a staircase. A window that
 -- ends before its epoch does (--until) also reads the rest of the epoch: growth given back
--- there, later in the same boot, is not a leak. A series with a change point (a free at once,
--- with at least half of its points after it) is also judged from there; that part is said
--- instead when it is a leak and the whole is not.
+-- there, later in the same boot, is not a leak. A series of $short_hours or more with a change
+-- point (a free at once, with at least half of its points after it) is also judged from
+-- there; that part is said instead when it is a leak and the whole is not.
 -- Every epoch is one host's (column host; by host, the key is the host): a series never sums
 -- two hosts. hosts and leaking_hosts say on how many hosts, and which, the key leaks.
 -- Leaks first, steepest first, then key, epoch and start.
@@ -44,7 +44,8 @@
 -- $min_jump_share  DOUBLE       ... and at least this share of its growth in jumps, ...
 -- $max_step_lag1   DOUBLE       ... or steps correlated at most this with the one before, ...
 -- $min_step_skew_z DOUBLE       ... or steps skewed up: skewness × √(steps / 6) at least this
--- $short_hours     DOUBLE       a leak over fewer hours than this is flagged as short
+-- $short_hours     DOUBLE       a leak over fewer hours than this is flagged as short, and a
+--                               series shorter than this is given no change point
 with
 
 -- at most $max_points snapshots per epoch, evenly spaced in time, first and last included
@@ -252,8 +253,9 @@ whole_points as (
 -- a change point: a series' largest fall from one point to the next, when it is a free beyond
 -- 5 noise sds (1.4826 MAD of the steps, about the median step) and leaves at least half of
 -- the points, and $min_points, after it. The series after it is judged on its own too: a
--- hump freed, then a leak (the whole drifts by its falls; the rest may be a leak). Half: a
--- sawtooth's last tooth, after its last fall, is as straight as a leak
+-- hump freed, then a leak (the whole drifts by its falls; the rest may be a leak). Half, and
+-- a series of $short_hours or more: a sawtooth's last tooth, after its last fall, is as
+-- straight as a leak, and a short window can hold a whole tooth
 change_points as (
     select
         f.sid,
@@ -291,6 +293,7 @@ change_points as (
         f.fall < 0
         and f.fall - f.median_step < -5 * 1.4826 * f.step_mad
         and g.n - f.at_pos >= greatest($min_points, g.n / 2)
+        and g.hours >= $short_hours
 ),
 
 -- the series judged: every one that grew, and after its change point the part of one that

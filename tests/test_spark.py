@@ -215,13 +215,14 @@ def test_leaks_agree_on_a_leak_after_a_change_point(
 ) -> None:
     # GIVEN a store of one site that climbs, frees part of it at once, then leaks, and one
     # freed later (what follows its free is too short to be judged on its own)
-    from tests.test_trends import write_series
+    from tests.test_trends import Site, write_series
     from tests.test_verdicts import _hump_then_leak
 
-    sites = [(None, "mm/early.c", 1, "early"), (None, "mm/late.c", 2, "late")]
+    sites: list[Site] = [(None, "mm/early.c", 1, "early"), (None, "mm/late.c", 2, "late")]
     early, late = _hump_then_leak(40), _hump_then_leak(60, seed=5)
-    pairs = zip(early, late, strict=True)
-    write_series(tmp_path, [dict(zip(sites, pair, strict=True)) for pair in pairs])
+    pairs = zip(early, late, strict=True)  # two minutes apart: 3.3 hours, past short_hours
+    series = [dict(zip(sites, pair, strict=True)) for pair in pairs]
+    write_series(tmp_path, series, timedelta(minutes=2))
     duck = analysis.leaks(tmp_path, top_n=None)
     on_spark.register(spark, str(tmp_path))
     try:

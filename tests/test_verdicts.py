@@ -205,12 +205,16 @@ def _real_values(site: Site) -> list[int]:
 
 
 def _judged(
-    tmp_path: Path, values: list[int], window: analysis.Window | None = None
+    tmp_path: Path,
+    values: list[int],
+    window: analysis.Window | None = None,
+    every: timedelta = timedelta(minutes=1),
 ) -> list[dict[str, object]]:
-    """Write one growing site (and a steady one) a minute apart; return the judged rows."""
+    """Write one growing site (and a steady one) ``every`` minute apart; return the judged
+    rows."""
     steady: Site = (None, "mm/steady.c", 1, "steady")
     if not (tmp_path / "snapshots").exists():  # written once, judged over several windows
-        write_series(tmp_path, [{GROWER: v, steady: 1 << 20} for v in values])
+        write_series(tmp_path, [{GROWER: v, steady: 1 << 20} for v in values], every)
     result = analysis.leaks(tmp_path, window, top_n=0)
     rows: list[dict[str, object]] = result.rows.to_pylist() + result.others.to_pylist()
     assert {r["key"] for r in rows} <= {"mm/leaky.c:10 func:leaky_alloc"}
@@ -218,9 +222,12 @@ def _judged(
 
 
 def _one(
-    tmp_path: Path, values: list[int], window: analysis.Window | None = None
+    tmp_path: Path,
+    values: list[int],
+    window: analysis.Window | None = None,
+    every: timedelta = timedelta(minutes=1),
 ) -> dict[str, object]:
-    rows = _judged(tmp_path, values, window)
+    rows = _judged(tmp_path, values, window, every)
     assert len(rows) == 1
     return rows[0]
 
@@ -330,8 +337,8 @@ def test_a_hump_given_back_after_the_window_is_not_a_leak(tmp_path: Path) -> Non
 
 
 def _hump_then_leak(fall_at: int, n: int = 100, seed: int = 4) -> list[int]:
-    """Return n minutes that climb 8 MiB to ``fall_at``, give 3 MiB back at once (a free), then
-    leak 3 MiB an hour, all under 64 KiB of jitter."""
+    """Return n points that climb 8 MiB to ``fall_at``, give 3 MiB back at once (a free), then
+    grow 3 MiB every 60 points, all under 64 KiB of jitter."""
     rng = random.Random(seed)
     out = []
     for i in range(n):
@@ -341,19 +348,22 @@ def _hump_then_leak(fall_at: int, n: int = 100, seed: int = 4) -> list[int]:
     return out
 
 
+TWO_MINUTES = timedelta(minutes=2)  # 100 points span 3.3 hours: past short_hours (2 h)
+
+
 def test_a_leak_after_a_hump_freed_at_once_is_a_leak_from_the_change_point(
     tmp_path: Path,
 ) -> None:
-    # GIVEN a site that climbs 8 MiB in 40 minutes, frees 3 MiB at once, then leaks 3 MiB an
-    # hour for 60 minutes: the free is the only fall beyond the jitter (100 points: all read)
+    # GIVEN a site that climbs 8 MiB in 80 minutes, frees 3 MiB at once, then leaks 1.5 MiB an
+    # hour for 2 hours: the free is the only fall beyond the jitter (100 points: all read)
     values = _hump_then_leak(40)
     after = values[40:]
-    hours = [i / 60 for i in range(len(after))]
+    hours = [i * 2 / 60 for i in range(len(after))]
     assert z_of(after) > 10 and min(b - a for a, b in zip(values, values[1:], strict=False)) < -(
         2 << 20
     )
     # WHEN
-    row = _one(tmp_path, values)
+    row = _one(tmp_path, values, every=TWO_MINUTES)
     # THEN the part after the free is the leak: from its first point, at its own rate, and the
     # reason says where it starts and that the whole window is no leak
     assert row["verdict"] == "leak", row["reason"]
@@ -363,7 +373,7 @@ def test_a_leak_after_a_hump_freed_at_once_is_a_leak_from_the_change_point(
     fell = (values[39] - values[40]) / (1 << 20)
     assert f"it falls {fell:.1f} MiB at once there" in reason
     assert row["points"] == len(after)
-    assert row["first_at"] == T0 + timedelta(minutes=40)
+    assert row["first_at"] == T0 + 40 * TWO_MINUTES
     assert (row["first_bytes"], row["last_bytes"]) == (after[0], after[-1])
     assert row["bytes_per_hour"] == pytest.approx(theil_sen(hours, after))
 
@@ -371,14 +381,25 @@ def test_a_leak_after_a_hump_freed_at_once_is_a_leak_from_the_change_point(
 def test_a_rise_after_a_late_fall_is_no_leak_a_sawtooth_tooth_looks_the_same(
     tmp_path: Path,
 ) -> None:
-    # GIVEN the same shape, freed at minute 60 of 100: what follows the free is 40 minutes of
+    # GIVEN the same shape, freed at point 60 of 100: what follows the free is 80 minutes of
     # steady rise, as straight as a sawtooth's last tooth, and less than half the window
     values = _hump_then_leak(60)
     assert z_of(values[60:]) > 5 and len(values[60:]) == 40
     # WHEN
-    rows = _judged(tmp_path, values)
+    rows = _judged(tmp_path, values, every=TWO_MINUTES)
     # THEN no leak is said: a change point needs half of the window after it
     assert all(r["verdict"] != "leak" for r in rows), [r["reason"] for r in rows]
+
+
+def test_a_window_under_two_hours_is_given_no_change_point(tmp_path: Path) -> None:
+    # GIVEN the early free of the first case, its 100 points a minute apart: 99 minutes, in
+    # which a sawtooth of a 40-minute period shows one free and a whole tooth after it
+    values = _hump_then_leak(40)
+    # WHEN
+    rows = _judged(tmp_path, values)
+    # THEN nothing is judged from the free: no leak is said
+    assert all(r["verdict"] != "leak" for r in rows), [r["reason"] for r in rows]
+    assert not any(str(r["reason"]).startswith("since a change point") for r in rows)
 
 
 @pytest.mark.parametrize("n", [3, 5, 7])

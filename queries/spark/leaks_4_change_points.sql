@@ -1,10 +1,12 @@
 -- Leaks, stage 4 of 7, continued: each series' change point, when it has one: its largest
 -- fall from one point to the next, when it is a free beyond 5 noise sds (1.4826 MAD of the
 -- steps, about the median step) and leaves at least half of the points, and :min_points,
--- after it. The series after it is judged on its own too: a hump freed, then a leak. Half: a
--- sawtooth's last tooth, after its last fall, is as straight as a leak. Reads
+-- after it, in a series of :short_hours or more. The series after it is judged on its own
+-- too: a hump freed, then a leak. Half, and the hours: a sawtooth's last tooth, after its last
+-- fall, is as straight as a leak, and a short window can hold a whole tooth. Reads
 -- leak_whole_points and leak_grown (stage 3).
 -- :min_points       INT            shortest series given a trend test
+-- :short_hours      DOUBLE         shortest series given a change point
 with
 
 stepped as (
@@ -49,3 +51,4 @@ where
     f.fall < 0
     and f.fall - f.median_step < -5 * 1.4826 * f.step_mad
     and g.n - f.at_pos >= greatest(:min_points, g.n / 2)
+    and g.hours >= :short_hours

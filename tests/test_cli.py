@@ -411,10 +411,14 @@ def test_a_command_imports_only_its_own_family() -> None:
     # WHEN it runs
     out, loaded = probed(["diff", "--help"], report)
     # THEN its help is shown, and no other family of commands (windows, recording...) was
-    # loaded: only the shared options (line_options: diff's --match-lines, typer alone)
+    # loaded: only the shared options (line_options: diff's --match-lines, typer alone), and
+    # the reader of diff's and show's plain command lines that looked first (oneshot_argv)
     assert "Example: allocsnap diff" in out
     assert loaded == str(
-        [f"allocsnap.cli.{m}" for m in ("core", "line_options", "options", "snapshots")]
+        [
+            f"allocsnap.cli.{m}"
+            for m in ("core", "line_options", "oneshot_argv", "options", "snapshots")
+        ]
     )
 
 

@@ -18,7 +18,7 @@ from typer.testing import CliRunner, Result
 
 import allocsnap.oneshot
 from allocsnap import analysis, model
-from allocsnap.cli import app
+from allocsnap.cli import app, oneshot_argv
 from allocsnap.kernel import capture, parse
 from allocsnap.oneshot import dumps, groups
 from allocsnap.present import tables
@@ -337,18 +337,108 @@ def test_a_grouping_is_taken_only_as_analysis_reads_it(by: str) -> None:
 
 # -- the point of it: no pyarrow, numpy or DuckDB ----------------------------------------------
 
+FOLDER = DATA / "real" / "7.3.4-allocsnap" / "boot-2"
 
-@pytest.mark.parametrize("command", [["diff", "snap-0.txt", "snap-1.txt"], ["show", "snap-1.txt"]])
-def test_the_one_shot_commands_import_no_pyarrow_numpy_or_duckdb(command: list[str]) -> None:
-    folder = DATA / "real" / "7.3.4-allocsnap" / "boot-2"
-    argv = [str(folder / a) if a.endswith(".txt") else a for a in command]
+
+def imported_by(*argv: str, env: dict[str, str] | None = None) -> tuple[str, set[str]]:
+    """Run ``python -m allocsnap ARGV``; return its stdout and the top-level packages imported."""
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "allocsnap", *argv],
         capture_output=True,
         text=True,
         check=True,
         cwd=ROOT,
+        env={**os.environ, **(env or {})},
     )
-    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
-    assert done.stdout.startswith("before:" if command[0] == "diff" else "snapshot:")
-    assert not {m.split(".")[0] for m in imported} & {"pyarrow", "numpy", "duckdb", "pandas"}
+    lines = done.stderr.splitlines()
+    return done.stdout, {line.split("|")[-1].strip().split(".")[0] for line in lines if "|" in line}
+
+
+@pytest.mark.parametrize("command", [["diff", "snap-0.txt", "snap-1.txt"], ["show", "snap-1.txt"]])
+def test_the_one_shot_commands_import_no_pyarrow_numpy_duckdb_nor_typer(command: list[str]) -> None:
+    argv = [str(FOLDER / a) if a.endswith(".txt") else a for a in command]
+    out, imported = imported_by(*argv)
+    assert out.startswith("before:" if command[0] == "diff" else "snapshot:")
+    assert not imported & {"pyarrow", "numpy", "duckdb", "pandas", "typer"}
+
+
+def test_through_typer_the_one_shot_path_imports_no_pyarrow_either(tmp_path: Path) -> None:
+    # GIVEN a command line only typer reads (--store), THEN typer answers it without pyarrow
+    a, b = str(FOLDER / "snap-0.txt"), str(FOLDER / "snap-1.txt")
+    out, imported = imported_by("diff", a, b, "--store", str(tmp_path), "-n", "+3")
+    assert out.startswith("before:") and "typer" in imported
+    assert not imported & {"pyarrow", "numpy", "duckdb", "pandas"}
+
+
+# -- the command line read without typer: what it takes, typer would read the same way ----------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["--by=module", "-n", "3"],
+        ["-f", "json", "--top=0"],
+        ["--min-delta", "1M", "--format", "csv"],
+        ["--by", "dir:1", "-f", "markdown", "--top", "5"],
+        ["-n", "+3"],  # typer's number
+        ["-f", "JSON"],  # typer's refusal
+        ["--top", "-1"],
+        ["--by"],
+        ["-n5"],
+        ["--by", "tag", "--by", "file"],
+        ["--by", "host"],
+        ["--module", "ext4"],
+    ],
+)
+def test_a_diff_command_line_reads_as_typer_reads_it(
+    monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    a, b = str(REAL[0]), str(REAL[1])
+    done = subprocess.run(
+        [sys.executable, "-m", "allocsnap", "diff", a, *args[:1], b, *args[1:]],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    _, slow = both_ways(monkeypatch, "diff", a, *args[:1], b, *args[1:])
+    assert (done.returncode, done.stdout) == (slow.exit_code, slow.stdout)
+    if done.returncode == 0:
+        assert done.stderr == slow.stderr
+    else:  # typer's usage text names the program as it was started
+        assert done.stderr.splitlines()[-1] == slow.stderr.splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["show", "a.txt", "--sort", "calls", "-n", "0"],
+        ["diff", "a.txt", "b.txt", "--min-delta=4K"],
+    ],
+)
+def test_the_plain_command_lines_are_read_without_typer(argv: list[str]) -> None:
+    assert oneshot_argv.read(argv) is not None
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["show", "a.txt", "b.txt"],
+        ["diff", "a.txt"],
+        ["diff", "a.txt", "-"],
+        ["diff", "a.txt", "b.txt", "--", "-c"],
+        ["diff", "a.txt", "b.txt", "--store", "s"],
+        ["diff", "a.txt", "b.txt", "--help"],
+        ["diff", "a.txt", "b.txt", "-n=3"],
+        ["diff", "a.txt", "b.txt", "--sort", "calls"],
+        ["show", "a.txt", "--min-delta", "1"],
+        ["ls"],
+    ],
+)
+def test_other_command_lines_are_left_to_typer(argv: list[str]) -> None:
+    assert oneshot_argv.read(argv) is None
+
+
+def test_a_store_variable_typer_refuses_is_left_to_typer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(oneshot_argv.STORE_VARIABLE, "s3://")
+    assert not oneshot_argv.answered(["show", str(REAL[0])])

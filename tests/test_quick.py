@@ -409,6 +409,21 @@ def test_a_diff_command_line_reads_as_typer_reads_it(
         assert done.stderr.splitlines()[-1] == slow.stderr.splitlines()[-1]
 
 
+def test_a_closed_pipe_ends_the_command_as_typer_ends_it() -> None:
+    # GIVEN a reader that goes away after ten bytes (`allocsnap show ... | head -c 10`)
+    dump = FOLDER / "snap-1.txt"
+    for extra in ("", "--store elsewhere"):  # without typer, then through it
+        # WHEN show writes more than a pipe holds, THEN exit 1 and nothing on stderr
+        line = f"{sys.executable} -m allocsnap show {dump} -n 0 {extra} | head -c 10"
+        done = subprocess.run(
+            ["bash", "-c", line + "; exit ${PIPESTATUS[0]}"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+        assert (done.returncode, done.stdout, done.stderr) == (1, "snapshot: ", ""), extra
+
+
 @pytest.mark.parametrize(
     "argv",
     [

@@ -84,6 +84,9 @@ def answered(argv: list[str]) -> bool:
         return oneshot.show(*operands, top=top, fmt=fmt, out=sys.stdout, err=sys.stderr, **options)
     except AllocsnapError as e:  # as the typer app reports it (cli/core.py)
         raise SystemExit(report(e, sys.stderr)) from None
+    except KeyboardInterrupt:  # Ctrl-C: as click's main says it
+        sys.stderr.write("\nAborted!\n")
+        raise SystemExit(1) from None
     except BrokenPipeError:  # `allocsnap diff ... | head`: exit 1 without a word, as click does
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # the exit's flush must not fail again

@@ -17,7 +17,9 @@ Run: ``.venv/bin/python bench/run.py --only interactive`` (``--quick``: fewer ru
 store, 100 dumps). ``ALLOCSNAP_BENCH_HOSTDAY=DIR`` reuses a store bench/generate.py made
 (copied, never written); ``ALLOCSNAP_BENCH_DUMPS=N`` imports N dumps;
 ``ALLOCSNAP_BENCH_BEFORE=DIR`` runs every command on the code in DIR too, alternating run by
-run with this checkout's, and gives both in the notes.
+run with this checkout's, and gives both in the notes. ``ALLOCSNAP_BENCH_ROWS=one-shot`` (or
+``help``, ``store``, ``import``, comma-separated) runs only those rows: ``one-shot`` is the
+diff and show of two text dumps, a minute's run where the store rows take many.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ ALLOCSNAP = Path(sys.executable).parent / "allocsnap"
 HOSTDAY = "ALLOCSNAP_BENCH_HOSTDAY"
 TIME = "/usr/bin/time"  # GNU time: the peak memory of the command alone
 BEFORE = "ALLOCSNAP_BENCH_BEFORE"  # a checkout of the code to compare with, run alternately
+ROWS = "ALLOCSNAP_BENCH_ROWS"  # which rows to run: help, one-shot, store, import (default all)
 DUMPS = "ALLOCSNAP_BENCH_DUMPS"  # dumps in the imported folder (default 1,000; --quick 100)
 HOT_SNAPSHOTS = 6  # today's hot files: one snapshot file each, not yet compacted
 
@@ -280,9 +283,14 @@ def _import(store: Path, what: list[str]) -> list[str]:
 def figures(work: Path, *, quick: bool = False) -> list[Figure]:
     """Return every figure of issue 17."""
     runs = 3 if quick else 7
-    return (
-        help_figures(runs)
-        + one_shot_figures(runs)
-        + store_figures(host_day(work, quick=quick), runs)
-        + import_figures(work, int(os.environ.get(DUMPS) or (100 if quick else 1000)))
-    )
+    wanted = {r.strip() for r in os.environ.get(ROWS, "help,one-shot,store,import").split(",")}
+    found: list[Figure] = []
+    if "help" in wanted:
+        found += help_figures(runs)
+    if "one-shot" in wanted:
+        found += one_shot_figures(runs)
+    if "store" in wanted:
+        found += store_figures(host_day(work, quick=quick), runs)
+    if "import" in wanted:
+        found += import_figures(work, int(os.environ.get(DUMPS) or (100 if quick else 1000)))
+    return found

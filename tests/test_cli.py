@@ -411,10 +411,14 @@ def test_a_command_imports_only_its_own_family() -> None:
     # WHEN it runs
     out, loaded = probed(["diff", "--help"], report)
     # THEN its help is shown, and no other family of commands (windows, recording...) was
-    # loaded: only the shared options (line_options: diff's --match-lines, typer alone)
+    # loaded: only the shared options (line_options: diff's --match-lines, typer alone), and
+    # the reader of diff's and show's plain command lines that looked first (oneshot_argv)
     assert "Example: allocsnap diff" in out
     assert loaded == str(
-        [f"allocsnap.cli.{m}" for m in ("core", "line_options", "options", "snapshots")]
+        [
+            f"allocsnap.cli.{m}"
+            for m in ("core", "line_options", "oneshot_argv", "options", "snapshots")
+        ]
     )
 
 
@@ -503,10 +507,12 @@ def probed(argv: list[str], report: str) -> tuple[str, str]:
 @pytest.mark.slow
 def test_the_command_line_keeps_pandas_out() -> None:
     # GIVEN pandas installed (the dev extra has it) and a CLI run that converts rows to Arrow
+    # (a filter: the one-shot path of two dumps, tests/test_quick.py, imports no pyarrow)
     pytest.importorskip("pandas")
     a, b = real("6.12", 1, 2), real("6.12", 1, 3)
     # WHEN it runs in a process of its own
-    _, seen = probed(["diff", str(a), str(b)], "'pyarrow' in sys.modules, 'pandas' in sys.modules")
+    argv = ["diff", str(a), str(b), "--nonzero"]
+    _, seen = probed(argv, "'pyarrow' in sys.modules, 'pandas' in sys.modules")
     # THEN it used pyarrow, which would have imported pandas (0.25 s, 35 MB), and pandas stayed out
     assert seen == "True False"
 

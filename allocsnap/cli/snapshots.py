@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -29,13 +31,57 @@ from allocsnap.cli.options import (
     valid,
 )
 from allocsnap.present.render import Format
-
-if TYPE_CHECKING:
-    from allocsnap.model import Filter
 from allocsnap.store.remote import local
 
 if TYPE_CHECKING:
-    from allocsnap.model import Snapshot
+    from allocsnap.model import Filter, Snapshot
+
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+# The options the one-shot path answers (allocsnap.oneshot): any other one given, with a value
+# other than its default, sends the command down the normal path. --store is read only for
+# store references, which the one-shot path never takes.
+_ONE_SHOT_OPTIONS = {"by", "top", "min_delta", "fmt", "sort", "store_dir"}
+_DEFAULTS = (None, False)
+
+
+def one_shot_first(
+    answer: Callable[..., bool], operands: tuple[str, ...]
+) -> Callable[[Command], Command]:
+    """Have ``answer`` (allocsnap.oneshot's diff or show) try a command first, with the raw
+    option values, before its filter options become a ``Filter`` (which imports pyarrow).
+
+    ``answer`` returns False when it cannot give the normal path's exact output: the command
+    then runs unchanged.
+    """
+
+    def decorate(func: Command) -> Command:
+        @functools.wraps(func)
+        def command(*args: Any, **kwargs: Any) -> Any:
+            others = {k: v for k, v in kwargs.items() if k not in _ONE_SHOT_OPTIONS}
+            refs = [others.pop(name) for name in operands]
+            if not args and all(v in _DEFAULTS for v in others.values()):
+                wanted = {k: v for k, v in kwargs.items() if k in _ONE_SHOT_OPTIONS}
+                del wanted["store_dir"]
+                if answer(*refs, out=sys.stdout, err=sys.stderr, **wanted):
+                    return None
+            return func(*args, **kwargs)
+
+        return command  # type: ignore[return-value]
+
+    return decorate
+
+
+def _one_shot_diff(before: str, after: str, **options: Any) -> bool:
+    from allocsnap import oneshot
+
+    return oneshot.diff(before, after, **options)
+
+
+def _one_shot_show(snapshot: str, **options: Any) -> bool:
+    from allocsnap import oneshot
+
+    return oneshot.show(snapshot, **options)
 
 
 @app.command()
@@ -228,6 +274,7 @@ def ls(
 
 
 @app.command()
+@one_shot_first(_one_shot_show, ("snapshot",))
 @filter_options()
 def show(
     snapshot: Annotated[
@@ -273,6 +320,7 @@ def show(
 
 
 @app.command()
+@one_shot_first(_one_shot_diff, ("before", "after"))
 @filter_options()
 def diff(
     before: Annotated[str, typer.Argument(help="Earlier snapshot: file, dump, '-' or reference.")],

@@ -1,0 +1,120 @@
+"""One-shot ``diff a.txt b.txt`` and ``show FILE`` on saved text dumps, in pure Python.
+
+A kernel developer compares two dumps with ``sort | join | awk`` in a hundredth of a second;
+the normal path imports pyarrow, numpy and DuckDB first (0.5 s and 150 MB). This path reads the
+dumps (``dumps``), sums and compares them with the rules of queries/diff.sql and show.sql
+(``groups``), and prints the same report (``reports``, through present/render.py): the same
+bytes on stdout and stderr, tests/test_quick.py proves it on every capture in tests/data.
+
+It answers only what it can answer exactly. ``diff`` and ``show`` return False — and the CLI
+takes the normal path, which then says whatever is to be said — for a reference that is not a
+plain text file, an option other than ``--by``, ``--top``, ``--min-delta``, ``--sort`` and
+``--format``, and any dump ``dumps.read`` does not take (``NotQuick``). As the normal path
+does, it reads a dump whose counters are all 0 as taken with profiling off, and says so.
+"""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from allocsnap.oneshot import dumps, groups, reports
+from allocsnap.oneshot.dumps import Dump, NotQuick
+from allocsnap.present.render import Format, render
+
+
+def diff(
+    before: str,
+    after: str,
+    *,
+    by: str,
+    top: int,
+    min_delta: str,
+    fmt: Format,
+    out: TextIO,
+    err: TextIO,
+) -> bool:
+    """Print ``allocsnap diff BEFORE AFTER`` of two text dumps; False when not answered here."""
+    try:
+        if not (dumps.is_plain_file(before) and dumps.is_plain_file(after)):
+            return False
+        grouping = groups.Grouping.parse(by)
+        smallest = _size(min_delta)
+        old, new = dumps.read(before), dumps.read(after)
+        comparability = comparable(old, new)
+        warnings = comparability + epoch_warnings(old, new)
+        rows, changed = groups.diff_rows(old, new, grouping, min_delta=smallest, top_n=top or None)
+    except NotQuick:
+        return False
+    for warning in warnings:
+        if fmt in (Format.csv, Format.json) or warning in comparability:
+            err.write(f"warning: {warning}\n")
+    render(reports.diff_report(old, new, rows, changed, warnings, grouping), fmt, out)
+    return True
+
+
+def show(path: str, *, sort: str, by: str, top: int, fmt: Format, out: TextIO, err: TextIO) -> bool:
+    """Print ``allocsnap show FILE`` of a text dump; False when not answered here."""
+    try:
+        if sort not in ("bytes", "calls", "tag") or not dumps.is_plain_file(path):
+            return False
+        grouping = groups.Grouping.parse(by)
+        dump = dumps.read(path)
+        rows, count = groups.show_rows(dump, grouping, sort=sort, top_n=top or None)
+    except NotQuick:
+        return False
+    if dump.counted_nothing:
+        err.write(
+            f"note: snapshot {dump.snapshot_id} was taken with profiling off "
+            "(vm.mem_profiling=0); it counted nothing: every counter is 0\n"
+        )
+    render(reports.show_report(dump, rows, count, grouping), fmt, out)
+    return True
+
+
+def _size(text: str) -> int:
+    """``--min-delta`` in bytes; a value units.parse_size refuses is the normal path's to say."""
+    from allocsnap.errors import UsageError
+    from allocsnap.units import parse_size
+
+    try:
+        return parse_size(text)
+    except UsageError as e:
+        raise NotQuick(text) from e
+
+
+def comparable(old: Dump, new: Dump) -> list[str]:
+    """compare.comparable for two dumps: one host, no filter; profiling off only where a dump
+    counted nothing."""
+    said = []
+    if old.snapshot_id == new.snapshot_id:
+        said.append(
+            f"both sides are the same snapshot ({old.snapshot_id}): there is nothing to compare"
+        )
+    for label, dump in (("earlier", old), ("later", new)):
+        if dump.profiling == 0:
+            said.append(
+                f"profiling was off (vm.mem_profiling=0) at the {label} snapshot: counters frozen"
+            )
+    return said
+
+
+def epoch_warnings(old: Dump, new: Dump) -> list[str]:
+    """compare.epoch_warnings for two dumps: one host ("unknown"), no boot, kernel or
+    profiling known, one source; modules as their rows show them."""
+    warnings = []
+    before, after = set(old.modules), set(new.modules)
+    if before != after:
+        loaded, unloaded = sorted(after - before), sorted(before - after)
+        if loaded:
+            warnings.append(f"modules loaded in between: {', '.join(loaded)}")
+        if unloaded:
+            warnings.append(
+                f"modules unloaded in between: {', '.join(unloaded)} (their rows vanished; "
+                "a vanished row is not a free)"
+            )
+    if new.taken_at < old.taken_at:
+        warnings.append("the 'after' snapshot is older than the 'before' one")
+    return warnings
+
+
+__all__ = ["NotQuick", "diff", "show"]

@@ -9,8 +9,8 @@ from typing import Any
 
 from allocsnap.oneshot.dumps import UNKNOWN_HOST, Dump
 from allocsnap.oneshot.groups import Grouping
-from allocsnap.present.render import Column, Report
-from allocsnap.units import format_size
+from allocsnap.present import snapshot_lines as lines
+from allocsnap.present.render import Report
 
 
 class Rows:
@@ -74,25 +74,11 @@ def diff_report(
     header = [
         f"before: {describe(before)}",
         f"after:  {describe(after)}",
-        f"total:  {format_size(b_bytes)} -> {format_size(a_bytes)}  "
-        f"({'+' if net > 0 else ''}{format_size(net)}, {a_calls - b_calls:+,} calls)",
+        lines.diff_total(b_bytes, a_bytes, b_calls, a_calls),
     ]
     header += [f"warning: {w}" for w in warnings]
-    columns = [
-        Column("delta_bytes", "Δbytes", "delta_size"),
-        Column("delta_pct", "Δ%", "delta_pct"),
-        Column("bytes_before", "before", "size"),
-        Column("bytes_after", "after", "size"),
-        Column("delta_calls", "Δcalls", "delta_count"),
-        Column("calls_after", "calls", "count"),
-        Column("share_pct", "share", "pct"),
-        Column("key", "call site" if grouping.by == "tag" else grouping.by),
-    ]
-    footer = []
-    if changed > len(rows):
-        footer.append(f"{changed - len(rows)} more changed (use --top 0 to show all)")
-    if changed == 0:
-        footer.append("no changes")
+    columns = lines.diff_columns(grouping.by)
+    footer = lines.diff_footer(changed, len(rows))
     info = {
         "before": before.meta_row(),
         "after": after.meta_row(),
@@ -117,21 +103,11 @@ def show_report(
     """Return the report ``tables.show_report`` makes of the same snapshot."""
     header = [
         f"snapshot: {describe(dump)}",
-        f"total:    {format_size(dump.total_bytes)} in {dump.total_calls:,} calls, "
-        f"{len(dump.rows):,} rows, {groups:,} {grouping.by} groups",
+        lines.show_total(dump.total_bytes, dump.total_calls, len(dump.rows), groups, grouping.by),
     ]
     header += [f"note: {n}" for n in dump.notes]
-    columns = [
-        Column("bytes", "bytes", "size"),
-        Column("calls", "calls", "count"),
-        Column("share_pct", "share", "pct"),
-        Column("key", "call site" if grouping.by == "tag" else grouping.by),
-    ]
-    if grouping.by != "tag":
-        columns.insert(2, Column("rows", "rows", "count"))
-    footer = []
-    if groups > len(rows):
-        footer.append(f"{groups - len(rows)} more groups (use --top 0 to show all)")
+    columns = lines.show_columns(grouping.by)
+    footer = lines.show_footer(groups, len(rows))
     info = {
         "snapshot": dump.meta_row(),
         "totals": {"rows": len(dump.rows), "bytes": dump.total_bytes, "calls": dump.total_calls},

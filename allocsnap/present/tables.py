@@ -9,6 +9,7 @@ import pyarrow as pa
 
 from allocsnap import analysis
 from allocsnap.model import SnapshotMeta
+from allocsnap.present import snapshot_lines as lines
 from allocsnap.present.render import Column, Report, plural
 from allocsnap.units import format_size
 
@@ -39,33 +40,17 @@ def diff_report(result: analysis.DiffResult, grouping: analysis.Grouping) -> Rep
     header = [
         f"before: {describe(result.before)}",
         f"after:  {describe(result.after)}",
-        f"total:  {format_size(b.bytes)} -> {format_size(a.bytes)}  "
-        f"({'+' if net > 0 else ''}{format_size(net)}, {a.calls - b.calls:+,} calls)",
+        lines.diff_total(b.bytes, a.bytes, b.calls, a.calls),
     ]
     crossing = result.crossing
     header += crossing.header() if crossing is not None else []
     header += [f"warning: {w}" for w in result.warnings]
-    key_title = "call site" if grouping.by == "tag" else grouping.by
-    columns = [
-        Column("delta_bytes", "Δbytes", "delta_size"),
-        Column("delta_pct", "Δ%", "delta_pct"),
-        Column("bytes_before", "before", "size"),
-        Column("bytes_after", "after", "size"),
-        Column("delta_calls", "Δcalls", "delta_count"),
-        Column("calls_after", "calls", "count"),
-        Column("share_pct", "share", "pct"),
-    ]
-    if pa.compute.sum(result.rows["bytes_per_hour"].is_valid()).as_py():
-        columns.insert(1, Column("bytes_per_hour", "Δ/hour", "delta_size"))
-    if "moved_from" in result.rows.column_names:
-        columns.append(Column("moved_from", "was"))
-    columns.append(Column("key", key_title))
-    shown = result.rows.num_rows
-    footer = []
-    if result.changed > shown:
-        footer.append(f"{result.changed - shown} more changed (use --top 0 to show all)")
-    if result.changed == 0:
-        footer.append("no changes")
+    columns = lines.diff_columns(
+        grouping.by,
+        per_hour=bool(pa.compute.sum(result.rows["bytes_per_hour"].is_valid()).as_py()),
+        moved="moved_from" in result.rows.column_names,
+    )
+    footer = lines.diff_footer(result.changed, result.rows.num_rows)
     info = {
         "before": snapshot_info(result.before),
         "after": snapshot_info(result.after),
@@ -104,23 +89,11 @@ def show_report(result: analysis.ShowResult, grouping: analysis.Grouping) -> Rep
     t = result.totals
     header = [
         f"snapshot: {describe(result.snapshot)}",
-        f"total:    {format_size(t.bytes)} in {t.calls:,} calls, {t.rows:,} rows, "
-        f"{result.groups:,} {grouping.by} groups",
+        lines.show_total(t.bytes, t.calls, t.rows, result.groups, grouping.by),
     ]
     header += [f"note: {n}" for n in result.snapshot.notes]
-    columns = [
-        Column("bytes", "bytes", "size"),
-        Column("calls", "calls", "count"),
-        Column("share_pct", "share", "pct"),
-        Column("key", "call site" if grouping.by == "tag" else grouping.by),
-    ]
-    if grouping.by != "tag":
-        columns.insert(2, Column("rows", "rows", "count"))
-    footer = []
-    if result.groups > result.rows.num_rows:
-        footer.append(
-            f"{result.groups - result.rows.num_rows} more groups (use --top 0 to show all)"
-        )
+    columns = lines.show_columns(grouping.by)
+    footer = lines.show_footer(result.groups, result.rows.num_rows)
     info = {
         "snapshot": snapshot_info(result.snapshot),
         "totals": {"rows": t.rows, "bytes": t.bytes, "calls": t.calls},

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from typer.testing import CliRunner, Result
 from allocsnap import analysis, importer
 from allocsnap.cli import app
 from allocsnap.errors import ExitCode, UsageError
-from allocsnap.kernel import capture, source
+from allocsnap.kernel import capture, parse, source
 from allocsnap.model import Snapshot
 from allocsnap.present import page_data
 from allocsnap.store import writing
@@ -24,6 +25,7 @@ from tests.conftest import real
 
 runner = CliRunner()
 T0 = datetime(2026, 11, 26, 14, 50, tzinfo=UTC)
+LATER = timedelta(minutes=5)  # still in T0's partition (one per host and day)
 CLONE_MTIME = 1_765_000_000  # one second for every file, as a git clone or cp -r gives
 
 
@@ -369,6 +371,56 @@ def test_the_instants_of_a_partition_follow_files_added_and_replaced(store_dir: 
     assert instants.holder("vm", T0) is None
 
 
+def test_a_writer_checks_each_instant_without_going_through_the_partition_again(
+    store_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN an exclusive writer (import's), and every snapshots file it looks into counted
+    looked: list[str] = []
+    rows_of = writing.Instants._rows
+
+    def counted(self: writing.Instants, entry: os.DirEntry[str]) -> list[dict[str, object]]:
+        looked.append(entry.name)
+        return rows_of(self, entry)
+
+    monkeypatch.setattr(writing.Instants, "_rows", counted)
+    snap = capture.snapshot(source.read_dump(str(real("6.12", 1, 1))), host="vm", at=T0)
+    writer = writing.Writer(store_dir, exclusive=True)
+
+    # WHEN it writes 30 snapshots into one partition, checking each one's instant first
+    for i in range(30):
+        at = T0 + timedelta(seconds=10 * i)
+        writer.add(replace(snap, meta=replace(snap.meta, taken_at=at, snapshot_id=f"{i:012x}")))
+
+    # THEN it looked into no file: it wrote each one itself (going through the partition at
+    # each write looked into 0 + 1 + ... + 29 = 435 files, quadratic in a folder's dumps)
+    assert looked == []
+    assert len(analysis.snapshots(store_dir)) == 30
+
+
+def test_the_instants_of_a_partition_do_not_follow_a_planted_link(
+    store_dir: Path, tmp_path: Path
+) -> None:
+    # GIVEN a store whose partition holds a link, named like a snapshots file, to a snapshots
+    # file outside the store that says vm has a snapshot at T0
+    elsewhere = tmp_path / "elsewhere"
+    outside = writing.write(
+        elsewhere, capture.snapshot(source.read_dump(str(real("6.12", 1, 1))), host="vm", at=T0)
+    )
+    ours = writing.write(
+        store_dir,
+        capture.snapshot(source.read_dump(str(real("6.12", 1, 2))), host="vm", at=T0 + LATER),
+    )
+    (ours.parent / "planted.parquet").symlink_to(outside)
+
+    # WHEN the instants of the partition are asked about
+    instants = writing.Instants(store_dir)
+
+    # THEN the link is not read: T0 is free, and the store's own snapshot is found
+    assert instants.holder("vm", T0) is None
+    found = instants.holder("vm", T0 + LATER)
+    assert found is not None and found["snapshot_id"] == ours.stem
+
+
 def test_a_writer_sees_an_instant_another_writer_took_after_its_first_write(
     store_dir: Path,
 ) -> None:
@@ -387,11 +439,13 @@ def test_a_writer_sees_an_instant_another_writer_took_after_its_first_write(
         ours.add(at(real("6.12", 1, 3), later))
 
 
-def test_a_folder_within_one_boot_is_read_twice_not_three_times(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(("budget", "reads_per_dump"), [(importer._Kept.budget, 1), (0, 2)])
+def test_a_folder_within_one_boot_is_read_once_while_it_fits_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, budget: int, reads_per_dump: int
 ) -> None:
-    # GIVEN four dumps of one boot, and every read of a dump counted
-    copies(tmp_path / "d", {f"snap-{i}.txt": real("7.3", 2, i % 2) for i in range(4)})
+    # GIVEN four dumps of one boot, every read of a dump counted, and a memory budget for the
+    # parsed snapshots: the default one, or none (each must then be read again to be written)
+    dumps = copies(tmp_path / "d", {f"snap-{i}.txt": real("7.3", 2, i % 2) for i in range(4)})
     reads: list[str] = []
     read_dump = source.read_dump
 
@@ -400,15 +454,54 @@ def test_a_folder_within_one_boot_is_read_twice_not_three_times(
         return read_dump(spec)
 
     monkeypatch.setattr(source, "read_dump", counted)
+    monkeypatch.setattr(importer._Kept, "budget", budget)
 
     # WHEN the folder is imported in one call
     result = invoke("import", str(tmp_path / "d"), "--at", "2026-11-26T14:50Z", "--every",
                     "10s", "--host", "vm", "--store", str(tmp_path / "store"))  # fmt: skip
 
-    # THEN each dump was read once to infer boots and check its instant, and once to be written
+    # THEN each dump was read once to infer boots, check its instant and be written, or once
+    # more to be written when it did not fit
     assert result.exit_code == 0, result.stderr
-    assert sorted(reads) == sorted([f"snap-{i}.txt" for i in range(4)] * 2)
-    assert len(analysis.snapshots(tmp_path / "store")) == 4
+    assert sorted(reads) == sorted([f"snap-{i}.txt" for i in range(4)] * reads_per_dump)
+    # AND either way each snapshot holds its dump's rows, at its time, with its origin
+    metas = analysis.snapshots(tmp_path / "store")
+    assert [Path(m.origin or "").name for m in metas] == [d.name for d in dumps]
+    assert [m.taken_at for m in metas] == [T0 + timedelta(seconds=10 * i) for i in range(4)]
+    for meta, dump in zip(metas, dumps, strict=True):
+        expected = parse.parse(dump.read_bytes()).samples
+        assert analysis.load(meta.snapshot_id, tmp_path / "store").samples.equals(expected)
+
+
+def test_a_reboot_is_inferred_from_counts_summed_by_call_site() -> None:
+    # GIVEN the last dump of 6.12's boot 1 and the first of its boot 3, and each one's calls
+    # summed per call site (file, line, module, function) straight from the parser's rows
+    def by_site(path: Path) -> dict[tuple[object, ...], int]:
+        summed: dict[tuple[object, ...], int] = {}
+        for row in parse.parse(path.read_bytes()).samples.to_pylist():
+            site = (row["file"], row["line"], row["module"], row["function"])
+            calls = row["calls"] - (1 << 64) if row["calls"] >= 1 << 63 else row["calls"]
+            summed[site] = summed.get(site, 0) + calls
+        return summed
+
+    old, new = real("6.12", 1, 4), real("6.12", 3, 0)
+    before, after = by_site(old), by_site(new)
+    shared = [site for site, calls in before.items() if calls > 0 and site in after]
+    fell = [site for site in shared if after[site] < before[site]]
+
+    # WHEN import compares them, and compares the boot-1 dumps with each other
+    def snap(path: Path) -> Snapshot:
+        return capture.snapshot(source.read_dump(str(path)), host="vm")
+
+    across = importer.reboot_between(snap(old), snap(new))
+    within = [importer.reboot_between(snap(real("6.12", 1, i)), snap(real("6.12", 1, i + 1)))
+              for i in range(4)]  # fmt: skip
+
+    # THEN across the reboot it counts the sites that fell among those it shares, and says
+    # no reboot within the boot
+    assert len(fell) >= importer.REBOOT_SHARE * len(shared)
+    assert across == (len(fell), len(shared))
+    assert within == [None] * 4
 
 
 def test_the_check_before_writing_lists_a_partition_once(

@@ -93,6 +93,41 @@ def test_patched_files_read_back_as_the_dumps_say(tmp_path: Path) -> None:
         assert sorted(got) == sorted((r.bytes, r.calls) for r in rows)
 
 
+def imported(root: Path, folder: Path, *, patch: bool) -> writing.Writer:
+    """Write a folder of dumps the way ``import`` does: each dump's path is its origin."""
+    writer = writing.Writer(root, patch=patch, exclusive=True)
+    parser = fastparse.CachedParser()
+    for i, dump in enumerate(sorted(folder.iterdir(), key=lambda p: int(p.stem[5:]))):
+        raw = source.read_dump(str(dump))
+        writer.add(
+            capture.snapshot(raw, host="vm", at=AT + timedelta(seconds=10 * i), parser=parser)
+        )
+    return writer
+
+
+def test_imported_rows_are_patched_with_each_dumps_path(tmp_path: Path) -> None:
+    # GIVEN a folder of twelve dumps of one boot, snap-0 to snap-11 (the path's length changes
+    # once), written twice as import writes them: patching files, and pyarrow encoding each
+    folder = tmp_path / "dumps"
+    folder.mkdir()
+    for i in range(12):
+        (folder / f"snap-{i}.txt").write_bytes(real("7.3", 2, i % 2).read_bytes())
+    patched = imported(tmp_path / "patched", folder, patch=True)
+    plain = imported(tmp_path / "plain", folder, patch=False)
+
+    # THEN the snapshots rows were patched, but for the first of each path length and the one
+    # after it that checks the template, and every file is the same in both stores
+    assert plain.patched == 0
+    assert patched._rows.patched == 12 - 4
+    assert files(tmp_path / "patched") == files(tmp_path / "plain")
+    # AND each row names its own dump
+    rows = [
+        pq.read_table(path).to_pylist()[0]
+        for path in (tmp_path / "patched" / "snapshots").rglob("*.parquet")
+    ]
+    assert sorted(r["origin"] for r in rows) == sorted(str(p) for p in folder.iterdir())
+
+
 def test_a_template_is_used_once_it_reproduced_pyarrow() -> None:
     # GIVEN an encoder and three tables of one shape
     encoder = patching.Encoder(OPTIONS)

@@ -61,10 +61,13 @@ _TAG_OPTIONS: dict[str, Any] = {
 _HOT_SCHEMA = STORE_SAMPLE_SCHEMA.set(
     0, pa.field("snapshot_id", pa.dictionary(pa.int32(), pa.string()))
 )
-# What changes between two snapshots rows of one recorder, with its PLAIN format: written into
-# the last row's file (store.patching); hot files patch snapshot_id, taken_at, bytes, calls.
+# What changes between two snapshots rows of one recorder, or of one import of a folder (each
+# dump's path), with its PLAIN format ("": a string, patched by one of the same length):
+# written into the last row's file (store.patching); hot files patch snapshot_id, taken_at,
+# bytes, calls.
 _ROW_PATCHED = {
     "snapshot_id": "",
+    "origin": "",
     "taken_at": "<q",
     "boottime_s": "<d",
     "read_s": "<d",
@@ -321,16 +324,26 @@ def _micros(at: datetime) -> bytes:
 def _row_key(row: dict[str, Any]) -> Hashable:
     """Return what fixes a snapshots row's file apart from the patched values."""
     fixed = tuple(_frozen(v) for k, v in row.items() if k not in _ROW_PATCHED)
-    patched = tuple(row[k] is None for k in _ROW_PATCHED)
-    return fixed, patched, len(row["snapshot_id"].encode())
+    # which are NULL (not in the file's runs), and the length of each string
+    patched = tuple(
+        None if row[k] is None else len(row[k].encode()) if fmt == "" else 0
+        for k, fmt in _ROW_PATCHED.items()
+    )
+    return fixed, patched
 
 
 def _row_values(row: dict[str, Any]) -> dict[str, Buffer]:
-    values: dict[str, Buffer] = {"snapshot_id": row["snapshot_id"].encode()}
-    values["taken_at"] = _micros(row["taken_at"])
-    for name, fmt in list(_ROW_PATCHED.items())[2:]:
-        if row[name] is not None:
-            values[name] = struct.pack(fmt, row[name])
+    values: dict[str, Buffer] = {}
+    for name, fmt in _ROW_PATCHED.items():
+        value = row[name]
+        if value is None:
+            continue
+        if fmt == "":
+            values[name] = value.encode()
+        elif name == "taken_at":
+            values[name] = _micros(value)
+        else:
+            values[name] = struct.pack(fmt, value)
     return values
 
 

@@ -99,14 +99,14 @@ def holder(root: Path, host: str, at: datetime) -> dict[str, Any] | None:
 class Instants:
     """The snapshots rows (id, time, origin) of a store's partitions, read once per file.
 
-    ``holder`` lists the partition's snapshots files at each call and reads only those it has
-    not read before. A listing gives each file's inode number without a stat, and allocsnap
-    replaces a file by renaming a new one over it, so a file replaced under its name (another
-    inode) is read again. While a partition lists the same files as the last time, its
-    instants come from a table kept since, so an ``import`` of 1,000 dumps, which checks an
-    instant before each write, does not go through every file of the partition each time
-    (that made it quadratic); the files a ``Writer`` writes are told to it (``wrote``) rather
-    than read back.
+    ``holder`` lists the partition at each call. While it holds the same names as the last time,
+    its instants come from a table kept since: an ``import`` of 1,000 dumps checks an instant
+    before each write, and going through every file of the partition each time made it
+    quadratic; the files a ``Writer`` writes are told to it (``wrote``) rather than read back.
+    A snapshot's name is its content address (a hot file's id covers its time; a compacted
+    file's generation is new), so one name keeps its instants. When the names change, each
+    file is read unless it was read before under its name and inode number (which a listing
+    gives without a stat): a file replaced by renaming another over it is read again.
 
     ``once`` lists each partition only the first time it is asked about: for a check before
     writing (``import`` refusing a taken instant before it writes anything), which the
@@ -117,8 +117,8 @@ class Instants:
         self.root = root
         self.once = once
         self._read: dict[str, tuple[int, list[dict[str, Any]]]] = {}  # path: inode, rows
-        # per partition: its files as last listed (name: inode), and the first row per instant
-        self._listed: dict[Path, tuple[dict[str, int], dict[datetime, dict[str, Any]]]] = {}
+        # per partition: the names it held when last read, and the first row per instant
+        self._listed: dict[Path, tuple[set[str], dict[datetime, dict[str, Any]]]] = {}
 
     def holder(self, host: str, at: datetime) -> dict[str, Any] | None:
         """Return the snapshots row (id, origin) of ``host``'s snapshot taken at ``at``, or None."""
@@ -131,30 +131,17 @@ class Instants:
         known = self._listed.get(folder)
         if known is not None and self.once:
             return known[1]
-        entries = self._listing(folder)
-        files = {e.name: e.inode() for e in entries}
-        if known is not None and known[0] == files:
+        if known is not None and known[0] == _names(folder):
             return known[1]
+        entries = _entries(folder)
         by_time: dict[datetime, dict[str, Any]] = {}
         for entry in sorted(entries, key=lambda e: e.name):
-            for row in self._rows(entry):
-                by_time.setdefault(row["taken_at"], row)
-        self._listed[folder] = (files, by_time)
+            # links and other non-files are not read
+            if entry.name.endswith(".parquet") and entry.is_file(follow_symlinks=False):
+                for row in self._rows(entry):
+                    by_time.setdefault(row["taken_at"], row)
+        self._listed[folder] = ({e.name for e in entries}, by_time)
         return by_time
-
-    def _listing(self, folder: Path) -> list[os.DirEntry[str]]:
-        """Return the partition's snapshots files; links and other non-files are not read."""
-        try:
-            with os.scandir(folder) as listing:
-                return [
-                    e
-                    for e in listing
-                    if e.name.endswith(".parquet") and e.is_file(follow_symlinks=False)
-                ]
-        except FileNotFoundError:
-            return []
-        except OSError as e:
-            raise StoreError(f"cannot read {folder}: {why(e)}") from e
 
     def wrote(self, path: Path, meta: SnapshotMeta) -> None:
         """Remember the snapshots file just written for ``meta``, so it is not read back."""
@@ -163,8 +150,8 @@ class Instants:
         self._read[str(path)] = (inode, [row])
         known = self._listed.get(path.parent)
         if known is not None:  # the listing it had, plus this file: relisted when another changed
-            files, by_time = known
-            files[path.name] = inode
+            names, by_time = known
+            names.add(path.name)
             if by_time.get(meta.taken_at, row)["snapshot_id"] == meta.snapshot_id:
                 by_time[meta.taken_at] = row
             else:
@@ -184,6 +171,27 @@ class Instants:
         rows: list[dict[str, Any]] = table.to_pylist()
         self._read[entry.path] = (inode, rows)
         return rows
+
+
+def _names(folder: Path) -> set[str]:
+    """Return the names in a partition folder (none when it does not exist)."""
+    try:
+        return set(os.listdir(folder))
+    except FileNotFoundError:
+        return set()
+    except OSError as e:
+        raise StoreError(f"cannot read {folder}: {why(e)}") from e
+
+
+def _entries(folder: Path) -> list[os.DirEntry[str]]:
+    """Return the entries of a partition folder (none when it does not exist)."""
+    try:
+        with os.scandir(folder) as listing:
+            return list(listing)
+    except FileNotFoundError:
+        return []
+    except OSError as e:
+        raise StoreError(f"cannot read {folder}: {why(e)}") from e
 
 
 class Writer:

@@ -169,20 +169,41 @@ def _sites_fell(before: SiteCalls, after: SiteCalls) -> tuple[int, int] | None:
     return None
 
 
-def _calls_by_site(snap: Snapshot) -> SiteCalls:
+def _calls_by_site(snap: Snapshot, grouping: _Grouping | None = None) -> SiteCalls:
     """Return a snapshot's call sites (tag ids, sorted) and the calls of each, summed over
     its rows of one tag (underflowed counters count as negative, as signed_calls does)."""
     import numpy as np
     import pyarrow as pa
 
     rows = snap.samples
-    tags = rows["tag_id"].to_numpy()
+    sites, row_site = (grouping or _Grouping())(rows["tag_id"])
     calls = rows["calls"].cast(pa.int64(), safe=False)
     calls = (calls.fill_null(0) if calls.null_count else calls).to_numpy()
-    sites, row_site = np.unique(tags, return_inverse=True)
     summed = np.zeros(len(sites), dtype=np.int64)
     np.add.at(summed, row_site, calls)
     return sites, summed
+
+
+class _Grouping:
+    """Each row's call site among the sorted distinct ones, kept for the last tag column seen:
+    the cached parser hands the same column to every dump of one kernel and module set."""
+
+    def __init__(self) -> None:
+        self._column: Any = None  # held, so its buffer is not reused while cached
+        self._grouping: tuple[Any, Any] = (None, None)
+
+    def __call__(self, column: Any) -> tuple[Any, Any]:
+        import numpy as np
+
+        if self._column is None or not _same_column(column, self._column):
+            self._column = column
+            self._grouping = np.unique(column.to_numpy(), return_inverse=True)
+        return self._grouping
+
+
+def _same_column(a: Any, b: Any) -> bool:
+    """Return whether two one-chunk columns are views of the same buffer, whole."""
+    return a.num_chunks == b.num_chunks == 1 and writing.same_buffer(a.chunk(0), b.chunk(0))
 
 
 def import_dumps(
@@ -236,10 +257,11 @@ def import_dumps(
         in_time = sorted(dated, key=lambda d: d.at)
         reboots: list[Reboot] = []
         previous: tuple[str, SiteCalls] | None = None  # a dump's origin and calls by site
+        grouping = _Grouping()
         for d in in_time:
             snap = parsed(d)
             metas[d] = snap.meta
-            calls = _calls_by_site(snap)
+            calls = _calls_by_site(snap, grouping)
             if previous is not None and (fell := _sites_fell(previous[1], calls)) is not None:
                 reboots.append(Reboot(previous[0], d.dump, *fell))
             previous = str(snap.meta.origin), calls

@@ -289,7 +289,7 @@ class Writer:
         chunk = column.chunk(0) if column.num_chunks == 1 else None
         cached = self._tags
         if chunk is not None and cached is not None:
-            if _same_buffer(cached.chunk, chunk) or all(
+            if same_buffer(cached.chunk, chunk) or all(
                 samples[name].equals(cached.rows[name]) for name in _STATIC_COLUMNS
             ):
                 return cached
@@ -359,7 +359,8 @@ def _frozen(value: Any) -> Hashable:
     return tuple(_frozen(v) for v in value) if isinstance(value, list | tuple) else value
 
 
-def _same_buffer(a: pa.Array, b: pa.Array) -> bool:
+def same_buffer(a: pa.Array, b: pa.Array) -> bool:
+    """Return whether two arrays are views of the same values: one buffer, whole, both."""
     return bool(
         len(a) == len(b)
         and a.offset == b.offset

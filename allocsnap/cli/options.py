@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import typer
 
-from allocsnap.present.render import Format
+from allocsnap.present import Format
 
 if TYPE_CHECKING:
     from allocsnap.model import Filter

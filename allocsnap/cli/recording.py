@@ -25,7 +25,7 @@ from allocsnap.cli.options import (
     store_group,
 )
 from allocsnap.errors import UsageError
-from allocsnap.present.render import Format
+from allocsnap.present import Format
 from allocsnap.store.remote import Remote, local, location
 
 if TYPE_CHECKING:

@@ -30,7 +30,7 @@ from allocsnap.cli.options import (
     store_group,
     valid,
 )
-from allocsnap.present.render import Format
+from allocsnap.present import Format
 from allocsnap.store.remote import local
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from allocsnap.cli.options import (
     Top,
     filter_options,
 )
-from allocsnap.present.render import Format
+from allocsnap.present import Format
 
 if TYPE_CHECKING:
     from allocsnap import analysis

@@ -129,6 +129,19 @@ Hosts = Annotated[
         help="Only these hosts: a name or a glob ('web*'); repeatable.",
     ),
 ]
+# a store window (the window analyses and report)
+Since = Annotated[
+    str | None,
+    typer.Option(
+        "--since", help="Window start: a time, or a duration (2h) back from the newest snapshot."
+    ),
+]
+Until = Annotated[
+    str | None,
+    typer.Option(
+        "--until", help="Window end: a time, or a duration (30m) back from the newest snapshot."
+    ),
+]
 Group = Annotated[
     str | None,
     typer.Option(

@@ -429,6 +429,12 @@ HELPS = ["", *core.FAMILIES]
 # Imported by no command's --help: the libraries that read and query a store (the commands
 # import them when they run)
 NOT_FOR_HELP = ("duckdb", "pyarrow", "numpy", "pandas")
+# allocsnap's modules a command's --help may import beside its family's: the package, its
+# errors, and the present package for Format alone. The layers below the command line (the
+# renderers, the store...) are imported by the commands when they run: importing them, and
+# compiling them without .pyc files, made some commands' --help slow (issue 17).
+ALLOCSNAP_FOR_HELP = {"allocsnap", "allocsnap.errors", "allocsnap.cli", "allocsnap.present"}
+SHARED_CLI = ("core", "options", "line_options", "oneshot_argv")  # modules of allocsnap.cli
 
 
 @functools.cache
@@ -471,6 +477,34 @@ def test_each_commands_help_is_its_reviewed_text(name: str, golden: Golden) -> N
     text, _ = help_run(name)
     # THEN it is that text, byte for byte
     golden.check(f"help/{name or 'allocsnap'}.txt", text)
+
+
+@pytest.mark.parametrize("name", HELPS)
+def test_a_commands_help_imports_no_store_reader_nor_library_layer(name: str) -> None:
+    # GIVEN a command
+    # WHEN a new process prints its --help
+    text, loaded = help_run(name)
+    assert "Usage: allocsnap" in text
+    # THEN it imported neither DuckDB, pyarrow nor numpy, nor any module of allocsnap but the
+    # command line's shared ones, the command's own family, and those of ALLOCSNAP_FOR_HELP
+    assert [m for m in loaded if m.split(".")[0] in NOT_FOR_HELP] == []
+    cli = {f"allocsnap.cli.{m}" for m in (*SHARED_CLI, core.FAMILIES.get(name, "core"))}
+    assert [
+        m for m in loaded if m.startswith("allocsnap") and m not in ALLOCSNAP_FOR_HELP | cli
+    ] == []
+
+
+def test_a_command_is_built_without_the_others_of_its_family() -> None:
+    # GIVEN the command line's group, before any command was asked for, in a new process
+    probe = (
+        "import typer.main; from allocsnap.cli import core; "
+        "group = typer.main.get_command(core.app); group.get_command(None, 'ls'); "
+        "print(sorted(group.commands))"
+    )
+    # WHEN one command of the snapshots family is asked for
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    # THEN that command alone was built (typer reads each parameter of a command it builds)
+    assert done.stdout == "['ls']\n"
 
 
 @pytest.mark.slow

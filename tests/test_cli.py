@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import csv
 import errno
+import functools
 import importlib.metadata
 import io
 import json
@@ -15,7 +17,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from allocsnap.cli import app
+from allocsnap.cli import app, core
 from allocsnap.errors import ExitCode
 from allocsnap.kernel import source
 from tests import oracle
@@ -420,6 +422,89 @@ def test_a_command_imports_only_its_own_family() -> None:
             for m in ("core", "line_options", "oneshot_argv", "options", "snapshots")
         ]
     )
+
+
+# Every command's name, as the top level's --help lists them ("" is the top level itself)
+HELPS = ["", *core.FAMILIES]
+# Imported by no command's --help: the libraries that read and query a store (the commands
+# import them when they run)
+NOT_FOR_HELP = ("duckdb", "pyarrow", "numpy", "pandas")
+# allocsnap's modules a command's --help may import beside its family's: the package, its
+# errors, and the present package for Format alone. The layers below the command line (the
+# renderers, the store...) are imported by the commands when they run: importing them, and
+# compiling them without .pyc files, made some commands' --help slow (issue 17).
+ALLOCSNAP_FOR_HELP = {"allocsnap", "allocsnap.errors", "allocsnap.cli", "allocsnap.present"}
+SHARED_CLI = ("core", "options", "line_options", "oneshot_argv")  # modules of allocsnap.cli
+
+
+@functools.cache
+def help_run(name: str) -> tuple[str, list[str]]:
+    """Return the --help of command ``name`` as a new process prints it, and the modules that
+    process had imported: the third-party ones of NOT_FOR_HELP and allocsnap's own."""
+    argv = [name, "--help"] if name else ["--help"]
+    report = "\n".join(
+        [
+            "import io, sys",
+            "from contextlib import redirect_stdout",
+            "from allocsnap.cli import main",
+            f"sys.argv = ['allocsnap', *{argv!r}]",
+            "out = io.StringIO()",
+            "try:",
+            "    with redirect_stdout(out):",
+            "        main()",
+            "except SystemExit as e:",
+            "    assert e.code in (None, 0), e.code",
+            f"top = {NOT_FOR_HELP!r}",
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in (*top, 'allocsnap')))",
+            "print(out.getvalue(), end='')",
+        ]
+    )
+    # the help's width follows the terminal: pin it, and keep the store's setting out
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALLOCSNAP_")}
+    env["COLUMNS"] = "80"
+    done = subprocess.run(
+        [sys.executable, "-c", report], capture_output=True, text=True, env=env, check=True
+    )
+    loaded, _, text = done.stdout.partition("\n")
+    return text, ast.literal_eval(loaded)
+
+
+@pytest.mark.parametrize("name", HELPS)
+def test_each_commands_help_is_its_reviewed_text(name: str, golden: Golden) -> None:
+    # GIVEN a command (tests/golden/help/ holds the text the CLI printed before the commands
+    # were made to load less for --help: the text must not change with what is loaded)
+    # WHEN its --help is printed by a new process
+    text, _ = help_run(name)
+    # THEN it is that text, byte for byte
+    golden.check(f"help/{name or 'allocsnap'}.txt", text)
+
+
+@pytest.mark.parametrize("name", HELPS)
+def test_a_commands_help_imports_no_store_reader_nor_library_layer(name: str) -> None:
+    # GIVEN a command
+    # WHEN a new process prints its --help
+    text, loaded = help_run(name)
+    assert "Usage: allocsnap" in text
+    # THEN it imported neither DuckDB, pyarrow nor numpy, nor any module of allocsnap but the
+    # command line's shared ones, the command's own family, and those of ALLOCSNAP_FOR_HELP
+    assert [m for m in loaded if m.split(".")[0] in NOT_FOR_HELP] == []
+    cli = {f"allocsnap.cli.{m}" for m in (*SHARED_CLI, core.FAMILIES.get(name, "core"))}
+    assert [
+        m for m in loaded if m.startswith("allocsnap") and m not in ALLOCSNAP_FOR_HELP | cli
+    ] == []
+
+
+def test_a_command_is_built_without_the_others_of_its_family() -> None:
+    # GIVEN the command line's group, before any command was asked for, in a new process
+    probe = (
+        "import typer.main; from allocsnap.cli import core; "
+        "group = typer.main.get_command(core.app); group.get_command(None, 'ls'); "
+        "print(sorted(group.commands))"
+    )
+    # WHEN one command of the snapshots family is asked for
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    # THEN that command alone was built (typer reads each parameter of a command it builds)
+    assert done.stdout == "['ls']\n"
 
 
 @pytest.mark.slow

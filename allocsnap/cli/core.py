@@ -2,8 +2,8 @@
 
 Every ``AllocsnapError`` is reported at one point, ``_Group.invoke``, as one line on stderr
 with its exit code (docs/commands.md). A command's module (its family: ``snapshots``,
-``windows``, ...) is imported, and its commands built, when the command line names one of
-them: ``allocsnap diff`` never imports or builds the recorder's or the windows' commands.
+``windows``, ...) is imported when the command line names one of its commands, and only that
+command is built: ``allocsnap diff`` never imports the recorder's commands, nor builds ``show``.
 """
 
 from __future__ import annotations
@@ -88,14 +88,15 @@ class _Group(TyperGroup):
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name not in self.commands and cmd_name in FAMILIES:
             importlib.import_module(f"allocsnap.cli.{FAMILIES[cmd_name]}")
-            self._build_registered()
+            self._build(cmd_name)
         return super().get_command(ctx, cmd_name)
 
-    def _build_registered(self) -> None:
-        """Build the commands registered on ``app`` since the last call (a family just loaded)."""
+    def _build(self, cmd_name: str) -> None:
+        """Build the command ``cmd_name`` registered on ``app`` (its family just loaded), and
+        not its siblings: typer reads every parameter of a command it builds."""
         for info in app.registered_commands:
             assert info.callback is not None
-            if (info.name or typer.main.get_command_name(info.callback.__name__)) in self.commands:
+            if (info.name or typer.main.get_command_name(info.callback.__name__)) != cmd_name:
                 continue
             command = typer.main.get_command_from_info(
                 info,

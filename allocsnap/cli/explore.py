@@ -9,7 +9,7 @@ import typer
 
 from allocsnap.cli.core import DEFAULT_STORE, app
 from allocsnap.cli.options import OutputFormat, Store
-from allocsnap.present.render import Format
+from allocsnap.present import Format
 
 MAX_QUERY_CHARS = 1 << 20  # a query file of a megabyte is not a query
 

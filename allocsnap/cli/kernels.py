@@ -10,7 +10,7 @@ import typer
 from allocsnap.cli import line_options
 from allocsnap.cli.core import DEFAULT_STORE, app
 from allocsnap.cli.options import By, Hosts, OutputFormat, SkipDamaged, Store, Top
-from allocsnap.present.render import Format
+from allocsnap.present import Format
 
 
 @app.command("compare-kernels")

@@ -20,7 +20,7 @@ from allocsnap.cli.options import (
     parse_labels,
     store_group,
 )
-from allocsnap.present.render import Format
+from allocsnap.present import Format
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import typer
 
-from allocsnap.present.render import Format
+from allocsnap.present import Format
 
 if TYPE_CHECKING:
     from allocsnap.model import Filter
@@ -127,6 +127,19 @@ Hosts = Annotated[
         "--host",
         callback=valid(check_glob),
         help="Only these hosts: a name or a glob ('web*'); repeatable.",
+    ),
+]
+# a store window (the window analyses and report)
+Since = Annotated[
+    str | None,
+    typer.Option(
+        "--since", help="Window start: a time, or a duration (2h) back from the newest snapshot."
+    ),
+]
+Until = Annotated[
+    str | None,
+    typer.Option(
+        "--until", help="Window end: a time, or a duration (30m) back from the newest snapshot."
     ),
 ]
 Group = Annotated[

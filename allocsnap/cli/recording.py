@@ -25,16 +25,18 @@ from allocsnap.cli.options import (
     store_group,
 )
 from allocsnap.errors import UsageError
-from allocsnap.present.render import Format
-from allocsnap.store.remote import Remote, local, location
+from allocsnap.present import Format
 
 if TYPE_CHECKING:
     from allocsnap.model import Filter
     from allocsnap.store.merge import Progress
+    from allocsnap.store.remote import Remote
 
 
 def remote_store(value: str, option: str) -> Remote:
     """Return the remote store an option names; refuse a directory."""
+    from allocsnap.store.remote import Remote, location
+
     where = location(value)
     if not isinstance(where, Remote):
         raise UsageError(f"{option} takes s3://bucket/prefix, not {value!r}")
@@ -105,6 +107,7 @@ def record(
     # a long run (docs/recorder.md); a process that imported pyarrow already keeps its pool.
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     from allocsnap import recorder
+    from allocsnap.store.remote import local
     from allocsnap.units import parse_duration
 
     plan = recorder.Plan(
@@ -147,6 +150,7 @@ def compact(
     Example: allocsnap compact --store /var/lib/allocsnap
     """
     from allocsnap.store import compaction, housekeeping
+    from allocsnap.store.remote import local
     from allocsnap.units import format_size
 
     root = local(store_dir, "compact")
@@ -180,6 +184,7 @@ def check(
     """
     from allocsnap.store import check as checking
     from allocsnap.store import layout
+    from allocsnap.store.remote import local
 
     root = local(store_dir, "check")
     layout.check_store(root)
@@ -226,6 +231,7 @@ def prune(
     Example: allocsnap prune --older-than 7d --dry-run --store /var/lib/allocsnap
     """
     from allocsnap.store import housekeeping
+    from allocsnap.store.remote import local
     from allocsnap.units import format_size, parse_duration
 
     root = local(store_dir, "prune")
@@ -272,6 +278,7 @@ def merge(
     from allocsnap.present import tables
     from allocsnap.present.render import render
     from allocsnap.store import merge as merging
+    from allocsnap.store.remote import local
 
     summary = merging.merge(
         sources, local(store_dir, "merge into"), dry_run=dry_run, progress=_progress_line()
@@ -319,6 +326,7 @@ def upload(
     Example: AWS_ENDPOINT_URL=http://127.0.0.1:9000 allocsnap upload --to s3://lab/host1
     """
     from allocsnap.store import upload as uploads
+    from allocsnap.store.remote import local
     from allocsnap.units import format_size
 
     target = remote_store(to, "--to")

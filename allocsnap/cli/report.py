@@ -10,8 +10,7 @@ from typing import Annotated
 import typer
 
 from allocsnap.cli.core import DEFAULT_STORE, app
-from allocsnap.cli.options import Hosts, SkipDamaged, Store
-from allocsnap.cli.windows import Since, Until
+from allocsnap.cli.options import Hosts, Since, SkipDamaged, Store, Until
 
 
 class ReportFormat(StrEnum):

@@ -30,8 +30,7 @@ from allocsnap.cli.options import (
     store_group,
     valid,
 )
-from allocsnap.present.render import Format
-from allocsnap.store.remote import local
+from allocsnap.present import Format
 
 if TYPE_CHECKING:
     from allocsnap.model import Filter, Snapshot
@@ -118,6 +117,7 @@ def snap(
     """
     from allocsnap.kernel import capture
     from allocsnap.store import single_file, writing
+    from allocsnap.store.remote import local
     from allocsnap.units import format_size
 
     if output is None:  # an s3:// store is refused before the kernel is read
@@ -203,6 +203,7 @@ def import_(
     Example: allocsnap import dumps/ --at 2026-11-26T14:00Z --every 60s --host vm --store demo
     """
     from allocsnap import importer
+    from allocsnap.store.remote import local
     from allocsnap.units import parse_duration, parse_time
 
     root = local(store_dir, "import dumps")

@@ -14,12 +14,14 @@ from allocsnap.cli.options import (
     By,
     Hosts,
     OutputFormat,
+    Since,
     SkipDamaged,
     Store,
     Top,
+    Until,
     filter_options,
 )
-from allocsnap.present.render import Format
+from allocsnap.present import Format
 
 if TYPE_CHECKING:
     from allocsnap import analysis
@@ -28,18 +30,6 @@ if TYPE_CHECKING:
 
 # -- analyses over a store window --------------------------------------------------------------
 
-Since = Annotated[
-    str | None,
-    typer.Option(
-        "--since", help="Window start: a time, or a duration (2h) back from the newest snapshot."
-    ),
-]
-Until = Annotated[
-    str | None,
-    typer.Option(
-        "--until", help="Window end: a time, or a duration (30m) back from the newest snapshot."
-    ),
-]
 WindowBy = Annotated[
     str,
     typer.Option(

@@ -12,9 +12,9 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TextIO
 
+from allocsnap.present import Format as Format  # its home, light for the CLI's --help
 from allocsnap.units import format_size
 
 if TYPE_CHECKING:
@@ -22,15 +22,6 @@ if TYPE_CHECKING:
 
 
 LIST_ITEMS = 5  # items a "list" column shows in a table
-
-
-class Format(StrEnum):
-    """Output formats of every command that prints rows."""
-
-    table = "table"
-    csv = "csv"
-    json = "json"
-    markdown = "markdown"
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ Run: ``.venv/bin/python bench/run.py --only interactive`` (``--quick``: fewer ru
 store, 100 dumps). ``ALLOCSNAP_BENCH_HOSTDAY=DIR`` reuses a store bench/generate.py made
 (copied, never written); ``ALLOCSNAP_BENCH_DUMPS=N`` imports N dumps;
 ``ALLOCSNAP_BENCH_BEFORE=DIR`` runs every command on the code in DIR too, alternating run by
-run with this checkout's, and gives both in the notes. ``ALLOCSNAP_BENCH_ROWS=one-shot`` (or
+run with this checkout's, and gives both in the notes. Both are compiled to bytecode first, as
+an installed package is (``ALLOCSNAP_BENCH_BYTECODE=0``: not). ``ALLOCSNAP_BENCH_ROWS=one-shot`` (or
 ``help``, ``store``, ``import``, comma-separated) runs only those rows: ``one-shot`` is the
 diff and show of two text dumps, a minute's run where the store rows take many.
 """
@@ -42,6 +43,7 @@ ALLOCSNAP = Path(sys.executable).parent / "allocsnap"
 HOSTDAY = "ALLOCSNAP_BENCH_HOSTDAY"
 TIME = "/usr/bin/time"  # GNU time: the peak memory of the command alone
 BEFORE = "ALLOCSNAP_BENCH_BEFORE"  # a checkout of the code to compare with, run alternately
+BYTECODE = "ALLOCSNAP_BENCH_BYTECODE"  # 0: leave the packages without compiled bytecode
 ROWS = "ALLOCSNAP_BENCH_ROWS"  # which rows to run: help, one-shot, store, import (default all)
 DUMPS = "ALLOCSNAP_BENCH_DUMPS"  # dumps in the imported folder (default 1,000; --quick 100)
 HOT_SNAPSHOTS = 6  # today's hot files: one snapshot file each, not yet compacted
@@ -119,6 +121,19 @@ def _once(argv: list[str], env: dict[str, str] | None) -> Run:
         # without GNU time, the child's own high-water mark (this process's memory at least)
         kib = int(peak.read_text().split()[-1]) if gnu_time else usage.ru_maxrss
         return Run(usage.ru_utime + usage.ru_stime, wall, kib / 1024)
+
+
+def compiled(*trees: Path) -> None:
+    """Compile each tree's allocsnap package to bytecode, as pip does when it installs one.
+
+    A machine with PYTHONDONTWRITEBYTECODE=1 (this one) never writes it, so each new process
+    would compile every allocsnap module it imports from source: a cost no installed
+    allocsnap pays (docs/performance.md). ``ALLOCSNAP_BENCH_BYTECODE=0`` measures without.
+    """
+    import compileall
+
+    for tree in trees:
+        compileall.compile_dir(tree / "allocsnap", quiet=1)
 
 
 def commands() -> list[str]:
@@ -283,6 +298,8 @@ def _import(store: Path, what: list[str]) -> list[str]:
 def figures(work: Path, *, quick: bool = False) -> list[Figure]:
     """Return every figure of issue 17."""
     runs = 3 if quick else 7
+    if os.environ.get(BYTECODE, "1") != "0":
+        compiled(ROOT, *([Path(os.environ[BEFORE])] if os.environ.get(BEFORE) else []))
     wanted = {r.strip() for r in os.environ.get(ROWS, "help,one-shot,store,import").split(",")}
     found: list[Figure] = []
     if "help" in wanted:

@@ -72,8 +72,10 @@ def snapshot(
         parsed = parse.ParsedAllocinfo(raw.format or raw.source, raw.samples, 0, ())
     else:
         parsed = parser(raw.text, source=raw.origin or raw.source, lenient=lenient)
+    totals = None
     if raw.samples is not None and raw.kept == keep:
         samples = parsed.samples  # the read applied this filter already (the ioctl's)
+        totals = raw.totals
     else:
         samples = filters.apply(parsed.samples, keep, masks)
     taken_at = at or raw.taken_at
@@ -104,8 +106,13 @@ def snapshot(
         origin=raw.origin if raw.source == "file" else None,
         notes=notes + parsed.notes,
         skipped_lines=parsed.skipped_lines,
+        rows=samples.num_rows,
+        total_bytes=totals[0] if totals is not None else 0,
+        total_calls=totals[1] if totals is not None else 0,
     )
-    return Snapshot(meta=with_totals(meta, samples), samples=samples)
+    if totals is None:
+        meta = with_totals(meta, samples)
+    return Snapshot(meta=meta, samples=samples)
 
 
 def _never_counted(

@@ -11,6 +11,7 @@ they are reconciled with the text is described in docs/ioctl.md.
 
 from __future__ import annotations
 
+import array
 import errno
 import fcntl
 import os
@@ -19,6 +20,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 
 import pyarrow as pa
 
@@ -34,6 +36,7 @@ from allocsnap.kernel.ioctl_abi import (
     KernelFilter,
     Numbers,
     Record,
+    applies_exactly,
     kernel_filter,
     numbers,
     unpack_record,
@@ -69,7 +72,7 @@ def walk(
     iterator is separate from the ioctl one). Raises ``IoctlUnsupported`` on ENOTTY (no
     interface) or EINVAL (a layout or filter the kernel refuses).
     """
-    nums = numbers()
+    nums = _numbers()
     attempts = 0
     while True:
         attempts += 1
@@ -81,6 +84,11 @@ def walk(
         if before == after or attempts >= retries:
             break
     return Walk(records, after, attempts, before == after, text)
+
+
+@cache
+def _numbers() -> Numbers:
+    return numbers()  # the machine a process runs on does not change
 
 
 def _content_id(fd: int, nums: Numbers) -> int:
@@ -188,29 +196,81 @@ def reconcile(records: list[Record], text: bytes | str | None) -> tuple[list[Rec
     return out, notes
 
 
+Key = tuple[str | None, str, int, str]
+_last_tags: tuple[tuple[Key, ...], list[pa.Array]] | None = None
+_last_accurate: tuple[tuple[bool, ...], pa.Array] | None = None
+
+
 def to_table(records: Iterable[Record]) -> pa.Table:
-    """Return records as a ``SAMPLE_SCHEMA`` table; ordinal is the position in the walk."""
-    cols: dict[str, list[object]] = {name: [] for name in SAMPLE_SCHEMA.names}
-    seen: dict[tuple[str | None, str, int, str], int] = {}
-    for ordinal, r in enumerate(records):
-        key = (r.module, r.file, r.line, r.function)
+    """Return records as a ``SAMPLE_SCHEMA`` table; ordinal is the position in the walk.
+
+    Built once from column lists. The columns that only the call sites decide (ids, names,
+    ordinals, occurrences) are kept from the last call while the walk returns the same sites in
+    the same order, as the recorder's repeated snapshots of one filter do.
+    """
+    global _last_tags, _last_accurate
+    records = list(records)
+    keys = tuple((r.module, r.file, r.line, r.function) for r in records)
+    if _last_tags is not None and _last_tags[0] == keys:
+        tags = _last_tags[1]
+    else:
+        tags = _tag_columns(keys)
+        _last_tags = (keys, tags)
+    accurate = tuple(r.accurate for r in records)
+    if _last_accurate is not None and _last_accurate[0] == accurate:
+        accurate_array = _last_accurate[1]
+    else:
+        accurate_array = pa.array(accurate, pa.bool_())
+        _last_accurate = (accurate, accurate_array)
+    ordinal, ident, occurrence, file, line, module, function, extras = tags
+    values = [
+        _int_array(pa.int64(), "q", [r.bytes for r in records]),
+        _int_array(pa.uint64(), "Q", [r.calls for r in records]),
+    ]
+    columns = [ordinal, ident, occurrence, file, line, module, function, *values, accurate_array]
+    return pa.Table.from_arrays([*columns, extras], schema=SAMPLE_SCHEMA)
+
+
+def _tag_columns(keys: tuple[Key, ...]) -> list[pa.Array]:
+    """Return ordinal, tag_id, occurrence, file, line, module, function and extras of a walk."""
+    ids, occurrences = [], []
+    seen: dict[Key, int] = {}
+    for key in keys:
         occurrence = seen.get(key, 0)
         seen[key] = occurrence + 1
         ident = _tag_ids.get(key)
         if ident is None:
             ident = _tag_ids.setdefault(key, tag_id(*key))
-        cols["ordinal"].append(ordinal)
-        cols["tag_id"].append(ident)
-        cols["occurrence"].append(occurrence)
-        cols["file"].append(r.file)
-        cols["line"].append(r.line)
-        cols["module"].append(r.module)
-        cols["function"].append(r.function)
-        cols["bytes"].append(r.bytes)
-        cols["calls"].append(r.calls)
-        cols["accurate"].append(r.accurate)
-        cols["extras"].append(None)
-    return pa.Table.from_pydict(cols, schema=SAMPLE_SCHEMA)
+        ids.append(ident)
+        occurrences.append(occurrence)
+    modules, files, lines, functions = ([k[i] for k in keys] for i in range(4))
+    return [
+        _int_array(pa.uint32(), "I", range(len(keys))),
+        _int_array(pa.int64(), "q", ids),
+        pa.array(occurrences, pa.uint16()),
+        pa.array(files, pa.string()),
+        pa.array(lines, pa.uint32()),
+        pa.array(modules, pa.string()),
+        pa.array(functions, pa.string()),
+        pa.nulls(len(keys), pa.string()),
+    ]
+
+
+def _int_array(kind: pa.DataType, code: str, values: Iterable[int]) -> pa.Array:
+    """Return integers as an Arrow array without nulls, from their machine representation
+    (``array.array`` checks the range, as ``pa.array`` would)."""
+    data = array.array(code, values)
+    return pa.Array.from_buffers(kind, len(data), [None, pa.py_buffer(data)])
+
+
+def record_totals(records: list[Record]) -> tuple[int, int]:
+    """Return the bytes and calls of records summed as ``capture.with_totals`` sums a table:
+    in 64-bit two's complement (calls, a u64 that can underflow, come out signed)."""
+    return _wrap64(sum(r.bytes for r in records)), _wrap64(sum(r.calls for r in records))
+
+
+def _wrap64(value: int) -> int:
+    return (value + (1 << 63)) % (1 << 64) - (1 << 63)
 
 
 # -- the read -----------------------------------------------------------------------------------
@@ -246,7 +306,11 @@ def read_kernel(keep: Filter | None = None, *, resolve_names: bool = True) -> so
         notes.append(f"modules changed during the ioctl walk; consistent on try {result.attempts}")
     records, name_notes = reconcile(result.records, result.text)
     notes += name_notes
-    samples = filters.apply(to_table(records), keep)
+    table = to_table(records)
+    if applies_exactly(keep):  # the kernel kept exactly these rows
+        samples, totals = table, record_totals(records)
+    else:
+        samples, totals = filters.apply(table, keep), None
     profiling = source.mem_profiling()
     if profiling == 0:
         notes.append(source.PROFILING_OFF_NOTE)
@@ -266,4 +330,5 @@ def read_kernel(keep: Filter | None = None, *, resolve_names: bool = True) -> so
         samples=samples,
         format="ioctl",
         kept=keep,
+        totals=totals,
     )

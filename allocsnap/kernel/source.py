@@ -60,6 +60,7 @@ class RawRead:
     samples: pa.Table | None = None  # rows already decoded (the ioctl), instead of text
     format: str | None = None  # "ioctl" with samples; the text's header decides otherwise
     kept: Filter | None = None  # with samples: the filter already applied to them
+    totals: tuple[int, int] | None = None  # with samples: their bytes and calls, as with_totals
 
 
 def read_kernel(path: Path | None = None) -> RawRead:

@@ -351,6 +351,10 @@ def test_short_names_need_no_text() -> None:
     assert ioctl.reconcile(records, None) == (records, [])
     assert not ioctl.may_be_truncated(records[0])
     assert ioctl.may_be_truncated(_truncated()[1])
+    # AND a walk needs the text when one of its records has such a name, file or function
+    long_function = records[0]._replace(function="f" * 63)
+    assert not ioctl.any_truncated(records) and not ioctl.any_truncated([])
+    assert ioctl.any_truncated(_truncated()) and ioctl.any_truncated([long_function])
 
 
 def test_empty_walk_gives_an_empty_table() -> None:

@@ -68,6 +68,7 @@ def snapshot(
     ``masks`` keeps the filter's tag mask between reads (the recorder's, with its parser).
     """
     keep = keep or Filter()
+    kept = keep.canonical()
     if raw.samples is not None:  # decoded by the ioctl, already filtered in the kernel
         parsed = parse.ParsedAllocinfo(raw.format or raw.source, raw.samples, 0, ())
     else:
@@ -88,8 +89,7 @@ def snapshot(
     if profiling is None and _all_zero(parsed.samples):  # a dump: no sysctl was read with it
         profiling, notes = 0, (*notes, COUNTED_NOTHING_NOTE)
     meta = SnapshotMeta(
-        snapshot_id=snapshot_id
-        or _snapshot_id(host, raw.boot_id, taken_at, name, raw.text, keep.canonical()),
+        snapshot_id=snapshot_id or _snapshot_id(host, raw.boot_id, taken_at, name, raw.text, kept),
         taken_at=taken_at,
         host=host,
         source=raw.source,
@@ -99,7 +99,7 @@ def snapshot(
         boot_id=raw.boot_id,
         kernel=raw.kernel,
         profiling=profiling,
-        filter=keep.canonical(),
+        filter=kept,
         read_s=raw.read_s,
         modules=raw.modules if raw.modules is not None else _modules_in(raw, parsed.samples),
         labels=dict(labels or {}),

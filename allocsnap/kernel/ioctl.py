@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 
 import pyarrow as pa
 
@@ -63,12 +63,12 @@ def walk(
     kf: KernelFilter,
     *,
     retries: int = RETRIES,
-    text_when: Callable[[Record], bool] | None = None,
+    text_when: Callable[[list[Record]], bool] | None = None,
 ) -> Walk:
     """Walk every tag matching ``kf``: CONTENT_ID, GET_AT(0), GET_NEXT to ENOENT, CONTENT_ID.
 
-    Retried up to ``retries`` times while the content id changes. When ``text_when`` holds for a
-    record, the text is also read from the same descriptor inside the bracket (the read()
+    Retried up to ``retries`` times while the content id changes. When ``text_when`` holds for
+    the records, the text is also read from the same descriptor inside the bracket (the read()
     iterator is separate from the ioctl one). Raises ``IoctlUnsupported`` on ENOTTY (no
     interface) or EINVAL (a layout or filter the kernel refuses).
     """
@@ -78,7 +78,7 @@ def walk(
         attempts += 1
         before = _content_id(fd, nums)
         records = _walk_once(fd, nums, kf)
-        wanted = text_when is not None and any(text_when(r) for r in records)
+        wanted = text_when is not None and text_when(records)
         text = _read_text(fd) if wanted else None
         after = _content_id(fd, nums)
         if before == after or attempts >= retries:
@@ -145,6 +145,14 @@ def may_be_truncated(record: Record) -> bool:
     return len(record.file) >= NAME_MAX or len(record.function) >= NAME_MAX
 
 
+def any_truncated(records: list[Record]) -> bool:
+    """Return True when a record has a name at the 63-character limit (``may_be_truncated``)."""
+    if not records:
+        return False
+    _, functions, files, *_ = zip(*records, strict=True)
+    return max(map(len, files + functions)) >= NAME_MAX
+
+
 def full_names(text: bytes | str) -> dict[tuple[str | None, str, int, str], set[tuple[str, str]]]:
     """Return, from an allocinfo text, (module, file suffix, line, function suffix) -> names."""
     table = parse.parse(text, source=str(source.ALLOCINFO), lenient=True).samples
@@ -197,8 +205,8 @@ def reconcile(records: list[Record], text: bytes | str | None) -> tuple[list[Rec
 
 
 Key = tuple[str | None, str, int, str]
-_last_tags: tuple[tuple[Key, ...], list[pa.Array]] | None = None
-_last_accurate: tuple[tuple[bool, ...], pa.Array] | None = None
+_last_tags: tuple[tuple[tuple[object, ...], ...], list[pa.Array]] | None = None
+_last_accurate: tuple[tuple[object, ...], pa.Array] | None = None
 
 
 def to_table(records: Iterable[Record]) -> pa.Table:
@@ -209,33 +217,35 @@ def to_table(records: Iterable[Record]) -> pa.Table:
     the same order, as the recorder's repeated snapshots of one filter do.
     """
     global _last_tags, _last_accurate
-    records = list(records)
-    keys = tuple((r.module, r.file, r.line, r.function) for r in records)
-    if _last_tags is not None and _last_tags[0] == keys:
+    columns = tuple(zip(*records, strict=True)) or ((),) * len(Record._fields)
+    modules, functions, files, lines, nbytes, calls, accurate = columns
+    sites = columns[:4]
+    if _last_tags is not None and _last_tags[0] == sites:
         tags = _last_tags[1]
     else:
-        tags = _tag_columns(keys)
-        _last_tags = (keys, tags)
-    accurate = tuple(r.accurate for r in records)
+        tags = _tag_columns(modules, files, lines, functions)
+        _last_tags = (sites, tags)
     if _last_accurate is not None and _last_accurate[0] == accurate:
         accurate_array = _last_accurate[1]
     else:
         accurate_array = pa.array(accurate, pa.bool_())
         _last_accurate = (accurate, accurate_array)
     ordinal, ident, occurrence, file, line, module, function, extras = tags
-    values = [
-        _int_array(pa.int64(), "q", [r.bytes for r in records]),
-        _int_array(pa.uint64(), "Q", [r.calls for r in records]),
-    ]
-    columns = [ordinal, ident, occurrence, file, line, module, function, *values, accurate_array]
-    return pa.Table.from_arrays([*columns, extras], schema=SAMPLE_SCHEMA)
+    values = [_int_array(pa.int64(), "q", nbytes), _int_array(pa.uint64(), "Q", calls)]
+    arrays = [ordinal, ident, occurrence, file, line, module, function, *values, accurate_array]
+    return pa.Table.from_arrays([*arrays, extras], schema=SAMPLE_SCHEMA)
 
 
-def _tag_columns(keys: tuple[Key, ...]) -> list[pa.Array]:
+def _tag_columns(
+    modules: tuple[str | None, ...],
+    files: tuple[str, ...],
+    lines: tuple[int, ...],
+    functions: tuple[str, ...],
+) -> list[pa.Array]:
     """Return ordinal, tag_id, occurrence, file, line, module, function and extras of a walk."""
     ids, occurrences = [], []
     seen: dict[Key, int] = {}
-    for key in keys:
+    for key in zip(modules, files, lines, functions, strict=True):
         occurrence = seen.get(key, 0)
         seen[key] = occurrence + 1
         ident = _tag_ids.get(key)
@@ -243,16 +253,15 @@ def _tag_columns(keys: tuple[Key, ...]) -> list[pa.Array]:
             ident = _tag_ids.setdefault(key, tag_id(*key))
         ids.append(ident)
         occurrences.append(occurrence)
-    modules, files, lines, functions = ([k[i] for k in keys] for i in range(4))
     return [
-        _int_array(pa.uint32(), "I", range(len(keys))),
+        _int_array(pa.uint32(), "I", range(len(files))),
         _int_array(pa.int64(), "q", ids),
         pa.array(occurrences, pa.uint16()),
         pa.array(files, pa.string()),
         pa.array(lines, pa.uint32()),
         pa.array(modules, pa.string()),
         pa.array(functions, pa.string()),
-        pa.nulls(len(keys), pa.string()),
+        pa.nulls(len(files), pa.string()),
     ]
 
 
@@ -276,6 +285,12 @@ def _wrap64(value: int) -> int:
 # -- the read -----------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=64)
+def _kernel_part(keep: Filter) -> tuple[KernelFilter, bool]:
+    """Return the kernel's filter for ``keep`` and whether it is all of ``keep``."""
+    return kernel_filter(keep), applies_exactly(keep)
+
+
 def read_kernel(keep: Filter | None = None, *, resolve_names: bool = True) -> source.RawRead:
     """Read the kernel's table through the ioctl, filtered by ``keep``, with the kernel facts.
 
@@ -285,14 +300,14 @@ def read_kernel(keep: Filter | None = None, *, resolve_names: bool = True) -> so
     """
     keep = keep or Filter()
     path = source.ALLOCINFO
-    kf = kernel_filter(keep)
+    kf, exact = _kernel_part(keep)
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError as e:
         raise AllocinfoUnavailable(source.explain_unavailable(path, e)) from e
     try:
         started = time.perf_counter()
-        result = walk(fd, kf, text_when=may_be_truncated if resolve_names else None)
+        result = walk(fd, kf, text_when=any_truncated if resolve_names else None)
         read_s = time.perf_counter() - started
     finally:
         os.close(fd)
@@ -304,10 +319,13 @@ def read_kernel(keep: Filter | None = None, *, resolve_names: bool = True) -> so
         )
     elif result.attempts > 1:
         notes.append(f"modules changed during the ioctl walk; consistent on try {result.attempts}")
-    records, name_notes = reconcile(result.records, result.text)
-    notes += name_notes
+    if resolve_names and result.text is None:  # the walk found no name at the limit
+        records = result.records
+    else:
+        records, name_notes = reconcile(result.records, result.text)
+        notes += name_notes
     table = to_table(records)
-    if applies_exactly(keep):  # the kernel kept exactly these rows
+    if exact:  # the kernel kept exactly these rows
         samples, totals = table, record_totals(records)
     else:
         samples, totals = filters.apply(table, keep), None

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache, lru_cache
+from typing import Any
 
 import pyarrow as pa
 
@@ -216,8 +217,19 @@ def to_table(records: Iterable[Record]) -> pa.Table:
     ordinals, occurrences) are kept from the last call while the walk returns the same sites in
     the same order, as the recorder's repeated snapshots of one filter do.
     """
+    return _table(_columns(records))
+
+
+Columns = tuple[tuple[Any, ...], ...]
+"""The records' fields as columns, in ``Record``'s order."""
+
+
+def _columns(records: Iterable[Record]) -> Columns:
+    return tuple(zip(*records, strict=True)) or ((),) * len(Record._fields)
+
+
+def _table(columns: Columns) -> pa.Table:
     global _last_tags, _last_accurate
-    columns = tuple(zip(*records, strict=True)) or ((),) * len(Record._fields)
     modules, functions, files, lines, nbytes, calls, accurate = columns
     sites = columns[:4]
     if _last_tags is not None and _last_tags[0] == sites:
@@ -275,7 +287,11 @@ def _int_array(kind: pa.DataType, code: str, values: Iterable[int]) -> pa.Array:
 def record_totals(records: list[Record]) -> tuple[int, int]:
     """Return the bytes and calls of records summed as ``capture.with_totals`` sums a table:
     in 64-bit two's complement (calls, a u64 that can underflow, come out signed)."""
-    return _wrap64(sum(r.bytes for r in records)), _wrap64(sum(r.calls for r in records))
+    return _totals(_columns(records))
+
+
+def _totals(columns: Columns) -> tuple[int, int]:
+    return _wrap64(sum(columns[4])), _wrap64(sum(columns[5]))
 
 
 def _wrap64(value: int) -> int:
@@ -324,9 +340,10 @@ def read_kernel(keep: Filter | None = None, *, resolve_names: bool = True) -> so
     else:
         records, name_notes = reconcile(result.records, result.text)
         notes += name_notes
-    table = to_table(records)
+    columns = _columns(records)
+    table = _table(columns)
     if exact:  # the kernel kept exactly these rows
-        samples, totals = table, record_totals(records)
+        samples, totals = table, _totals(columns)
     else:
         samples, totals = filters.apply(table, keep), None
     profiling = source.mem_profiling()

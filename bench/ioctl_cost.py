@@ -2,10 +2,11 @@
 
 Runs INSIDE a 7.3 guest as root, in one process, alternating round by round: the bare walk
 (open, CONTENT_ID, GET_AT, GET_NEXT to the end, CONTENT_ID, close) with the kernel filter
-allocsnap derives from ``--file``; ``ioctl.read_kernel`` (the walk, names reconciled, the Arrow
-table, the filter applied again, and the kernel facts: sysctl, boot id, host name, modules);
-read + ``capture.snapshot`` (as the recorder takes it); and the same with the rows filtered
-again in ``capture.snapshot``, as before the read said which filter it had applied. CPU is
+allocsnap derives from ``--file`` and ``--module`` (``--file ''`` without ``--module``: no
+filter); ``ioctl.read_kernel`` (the walk, names reconciled, the Arrow table, the filter where
+the kernel's is not exact, and the kernel facts: sysctl, boot id, host name, modules); read +
+``capture.snapshot`` (as the recorder takes it); and the same with the rows filtered again in
+``capture.snapshot``, as before the read said which filter it had applied. CPU is
 ``time.process_time``; every figure is the median of the rounds. Target (PRODUCT.md): read +
 snapshot <= 2x the bare walk.
 
@@ -39,10 +40,11 @@ def cpu(fn: Callable[[], object]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--file", default="mm/slub.c", help="the --file filter")
+    parser.add_argument("--file", default="mm/slub.c", help="the --file filter ('' for none)")
+    parser.add_argument("--module", help="the --module filter (none by default)")
     parser.add_argument("--rounds", type=int, default=30)
     args = parser.parse_args()
-    keep = Filter(file=args.file)
+    keep = Filter(file=args.file or None, module=args.module)
     kf = kernel_filter(keep)
 
     def bare() -> object:
@@ -75,7 +77,9 @@ def main() -> None:
         for name, fn in kinds.items():
             times[name].append(cpu(fn))
     walk = statistics.median(times["bare ioctl walk"])
-    print(f"kernel {os.uname().release}, --file {args.file}: {rows} rows; load {os.getloadavg()}")
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    what = keep.canonical() or "no filter"
+    print(f"kernel {os.uname().release}, {what}: {rows} rows; load {load}")
     for name, values in times.items():
         value = statistics.median(values)
         print(f"{name:30s} {value * 1000:8.2f} ms CPU  ({value / walk:5.1f}x the bare walk)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from allocsnap import filters
-from allocsnap.kernel import capture, parse, source
+from allocsnap.kernel import capture, ioctl, ioctl_abi, parse, source
 from allocsnap.model import Filter
 from tests import oracle
 from tests.conftest import real
@@ -99,3 +100,25 @@ def test_a_filter_the_read_did_not_apply_is_applied() -> None:
     assert capture.snapshot(decoded(None), keep=Filter(file="mm/slub.c")).samples.equals(
         raw.samples
     )
+
+
+def test_totals_the_read_summed_give_the_same_snapshot() -> None:
+    # GIVEN an ioctl-like read of real rows with the totals the ioctl path sums in Python
+    keep = Filter(file="mm/slub.c")
+    raw = decoded(keep)
+    assert raw.samples is not None
+    records = [
+        ioctl_abi.Record(
+            r["module"], r["function"], r["file"], r["line"], r["bytes"], r["calls"], r["accurate"]
+        )
+        for r in raw.samples.to_pylist()
+    ]
+    with_sums = replace(raw, totals=ioctl.record_totals(records))
+    # WHEN snapshotted with and without them, and re-filtered
+    fast = capture.snapshot(with_sums, keep=keep)
+    summed = capture.snapshot(raw, keep=keep)
+    refiltered = capture.snapshot(replace(with_sums, kept=None), keep=keep)
+    # THEN rows and metadata are the same, totals included
+    assert fast.meta == summed.meta == refiltered.meta
+    assert fast.meta.rows == raw.samples.num_rows > 0 and fast.meta.total_bytes != 0
+    assert fast.samples.equals(summed.samples) and fast.samples.equals(refiltered.samples)

@@ -7,13 +7,17 @@ Expectations are computed by hand from include/uapi/linux/alloc_tag.h and asm/io
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 
 import pyarrow as pa
 import pytest
 
 from allocsnap import filters
-from allocsnap.kernel import ioctl, ioctl_abi, parse
-from allocsnap.model import Filter, tag_id
+from allocsnap.kernel import capture, ioctl, ioctl_abi, parse
+from allocsnap.model import SAMPLE_SCHEMA, Filter, SnapshotMeta, tag_id
+from tests.conftest import real
+
+SNAPSHOT_META = SnapshotMeta("0", datetime(2026, 12, 6, tzinfo=UTC), "h", "ioctl", "ioctl")
 
 # -- ABI -----------------------------------------------------------------------------------------
 
@@ -187,6 +191,8 @@ def _records(text: str) -> list[ioctl_abi.Record]:
         Filter(file="mm/memory.c"),
         Filter(file="mm/*"),
         Filter(file=LONG),
+        Filter(file=LONG[-63:]),  # the kernel also matches the longer name: applied afterwards
+        Filter(file=LONG[-62:]),  # shorter than the kernel's suffix: its match is exact
         Filter(file="drivers/*"),
         Filter(function="inl"),
         Filter(module="zram"),
@@ -210,6 +216,79 @@ def test_kernel_then_userspace_equals_the_text_path(keep: Filter) -> None:
     # THEN the same tags, names and values come out
     columns = ["tag_id", "file", "line", "module", "function", "bytes", "calls", "accurate"]
     assert ioctl_rows.select(columns).to_pylist() == text_rows.select(columns).to_pylist()
+    # AND where the kernel's filter is exact, its rows are those rows without a second pass
+    if ioctl_abi.applies_exactly(keep):
+        assert ioctl.to_table(walked).equals(ioctl_rows)
+
+
+@pytest.mark.parametrize(
+    ("keep", "exact"),
+    [
+        (Filter(), True),
+        (Filter(file="mm/slub.c"), True),
+        (Filter(module="zram", function="zram_add", line=2364, accurate=True), True),
+        (Filter(module="built-in"), True),
+        (Filter(file=LONG[-62:]), True),
+        (Filter(file=LONG[-63:]), False),  # also matches names ending with it
+        (Filter(function="é"), False),  # the kernel compares bytes: kept to ASCII
+        (Filter(file="mm/*.c"), False),
+        (Filter(module=""), False),  # not sent (the kernel would take it for built-in)
+        (Filter(line=-1), False),
+        (Filter(line=1 << 32), False),
+        (Filter(file="mm/slub.c", min_size=0), False),  # negative counts pass the kernel
+        (Filter(max_size=4096), False),
+        (Filter(nonzero=True), False),
+    ],
+)
+def test_the_kernel_filter_is_exact_only_where_nothing_is_left(keep: Filter, exact: bool) -> None:
+    assert ioctl_abi.applies_exactly(keep) is exact
+
+
+def _table_per_record(records: list[ioctl_abi.Record]) -> pa.Table:
+    """The rows as they were built before the columns were kept: one dict entry per record."""
+    rows = []
+    seen: dict[tuple[str | None, str, int, str], int] = {}
+    for ordinal, r in enumerate(records):
+        key = (r.module, r.file, r.line, r.function)
+        seen[key] = seen.get(key, -1) + 1
+        rows.append(
+            {
+                "ordinal": ordinal,
+                "tag_id": tag_id(*key),
+                "occurrence": seen[key],
+                "file": r.file,
+                "line": r.line,
+                "module": r.module,
+                "function": r.function,
+                "bytes": r.bytes,
+                "calls": r.calls,
+                "accurate": r.accurate,
+                "extras": None,
+            }
+        )
+    return pa.Table.from_pylist(rows, schema=SAMPLE_SCHEMA)
+
+
+def test_tables_equal_the_per_record_build_across_repeated_walks() -> None:
+    # GIVEN the walk of a real 7.3 table, and of the small one with duplicates and negatives
+    whole = _records(real("7.3", 2, 0).read_text())
+    small = _records(TEXT)
+    moved = [r._replace(bytes=r.bytes + 4096, calls=(r.calls + 1) % 2**64) for r in small]
+    flipped = [r._replace(accurate=not r.accurate) for r in moved]
+    # WHEN tables are built one after the other, as repeated snapshots do: the same sites with
+    # other values, other sites, and the first ones again
+    for records in (whole, whole, small, moved, flipped, small, [], small[2:], whole):
+        # THEN each equals the table built record by record
+        assert ioctl.to_table(records).equals(_table_per_record(records))
+
+
+def test_record_totals_wrap_as_the_tables() -> None:
+    # GIVEN records with negative bytes, calls near 2^64 and sums past 2^63
+    huge = ioctl_abi.Record(None, "f", "a.c", 1, 2**63 - 1, 2**64 - 1, True)
+    for records in (_records(TEXT), [huge, huge, huge], [huge._replace(bytes=-(2**63))] * 2, []):
+        # WHEN summed in Python / THEN as capture.with_totals sums the table's columns
+        meta = capture.with_totals(SNAPSHOT_META, ioctl.to_table(records))
+        assert ioctl.record_totals(records) == (meta.total_bytes, meta.total_calls)
 
 
 def test_rows_get_the_text_paths_ids_and_occurrences() -> None:
@@ -272,6 +351,10 @@ def test_short_names_need_no_text() -> None:
     assert ioctl.reconcile(records, None) == (records, [])
     assert not ioctl.may_be_truncated(records[0])
     assert ioctl.may_be_truncated(_truncated()[1])
+    # AND a walk needs the text when one of its records has such a name, file or function
+    long_function = records[0]._replace(function="f" * 63)
+    assert not ioctl.any_truncated(records) and not ioctl.any_truncated([])
+    assert ioctl.any_truncated(_truncated()) and ioctl.any_truncated([long_function])
 
 
 def test_empty_walk_gives_an_empty_table() -> None:

@@ -84,3 +84,52 @@ def test_a_damaged_stream_says_so(tmp_path: Path) -> None:
     # WHEN read, THEN the error names the file and the stream
     with pytest.raises(AllocsnapError, match=r"cut\.txt\.gz: damaged gzip stream"):
         source.read_dump(str(cut))
+
+
+# -- the facts read beside each snapshot --------------------------------------------------------
+
+
+def test_a_module_loaded_between_reads_is_seen() -> None:
+    # GIVEN /proc/modules with one module
+    modules = source.PROC / "modules"
+    modules.write_text("zram 45056 0 - Live 0xffffffffc0000000\n")
+    assert source.loaded_modules() == ("zram",)
+    # WHEN another one loads, then both unload (the file rewritten in place, as the kernel's is
+    # produced afresh on each read)
+    modules.write_text("zram 45056 0 - Live 0x0\nloop 40960 0 - Live 0x0\n")
+    loaded = source.loaded_modules()
+    modules.write_text("")
+    # THEN each read lists what the file lists then
+    assert loaded == ("loop", "zram")
+    assert source.loaded_modules() == ()
+    modules.unlink()
+    assert source.loaded_modules() is None
+
+
+def test_the_profiling_sysctl_is_read_afresh_each_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN vm.mem_profiling on
+    sysctl = source.PROC / "sys/vm/mem_profiling"
+    sysctl.parent.mkdir(parents=True)
+    sysctl.write_text("1\n")
+    assert source.mem_profiling() == 1
+    # WHEN it is switched off (written in place, as sysctl writes it) / THEN the next read says so
+    sysctl.write_text("0\n")
+    assert source.mem_profiling() == 0
+    # AND another /proc (a test's, another kernel's) is read from its own file
+    other = tmp_path / "other-proc"
+    (other / "sys/vm").mkdir(parents=True)
+    (other / "sys/vm/mem_profiling").write_text("1\n")
+    monkeypatch.setattr(source, "PROC", other)
+    assert source.mem_profiling() == 1
+    monkeypatch.setattr(source, "PROC", tmp_path / "no-proc")
+    assert source.mem_profiling() is None
+
+
+def test_the_boot_id_is_this_procs() -> None:
+    # GIVEN a /proc with a boot id / THEN it is read (and kept: a process never changes boot)
+    assert source.boot_id() is None
+    (source.PROC / "sys/kernel/random").mkdir(parents=True)
+    (source.PROC / "sys/kernel/random/boot_id").write_text("b7e2c1d4-0000\n")
+    assert source.boot_id() == source.boot_id() == "b7e2c1d4-0000"

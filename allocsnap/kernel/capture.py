@@ -68,12 +68,15 @@ def snapshot(
     ``masks`` keeps the filter's tag mask between reads (the recorder's, with its parser).
     """
     keep = keep or Filter()
+    kept = keep.canonical()
     if raw.samples is not None:  # decoded by the ioctl, already filtered in the kernel
         parsed = parse.ParsedAllocinfo(raw.format or raw.source, raw.samples, 0, ())
     else:
         parsed = parser(raw.text, source=raw.origin or raw.source, lenient=lenient)
+    totals = None
     if raw.samples is not None and raw.kept == keep:
         samples = parsed.samples  # the read applied this filter already (the ioctl's)
+        totals = raw.totals
     else:
         samples = filters.apply(parsed.samples, keep, masks)
     taken_at = at or raw.taken_at
@@ -86,8 +89,7 @@ def snapshot(
     if profiling is None and _all_zero(parsed.samples):  # a dump: no sysctl was read with it
         profiling, notes = 0, (*notes, COUNTED_NOTHING_NOTE)
     meta = SnapshotMeta(
-        snapshot_id=snapshot_id
-        or _snapshot_id(host, raw.boot_id, taken_at, name, raw.text, keep.canonical()),
+        snapshot_id=snapshot_id or _snapshot_id(host, raw.boot_id, taken_at, name, raw.text, kept),
         taken_at=taken_at,
         host=host,
         source=raw.source,
@@ -97,15 +99,20 @@ def snapshot(
         boot_id=raw.boot_id,
         kernel=raw.kernel,
         profiling=profiling,
-        filter=keep.canonical(),
+        filter=kept,
         read_s=raw.read_s,
         modules=raw.modules if raw.modules is not None else _modules_in(raw, parsed.samples),
         labels=dict(labels or {}),
         origin=raw.origin if raw.source == "file" else None,
         notes=notes + parsed.notes,
         skipped_lines=parsed.skipped_lines,
+        rows=samples.num_rows,
+        total_bytes=totals[0] if totals is not None else 0,
+        total_calls=totals[1] if totals is not None else 0,
     )
-    return Snapshot(meta=with_totals(meta, samples), samples=samples)
+    if totals is None:
+        meta = with_totals(meta, samples)
+    return Snapshot(meta=meta, samples=samples)
 
 
 def _never_counted(

@@ -11,6 +11,7 @@ they are reconciled with the text is described in docs/ioctl.md.
 
 from __future__ import annotations
 
+import array
 import errno
 import fcntl
 import os
@@ -19,6 +20,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache, lru_cache
+from typing import Any
 
 import pyarrow as pa
 
@@ -34,6 +37,7 @@ from allocsnap.kernel.ioctl_abi import (
     KernelFilter,
     Numbers,
     Record,
+    applies_exactly,
     kernel_filter,
     numbers,
     unpack_record,
@@ -60,27 +64,32 @@ def walk(
     kf: KernelFilter,
     *,
     retries: int = RETRIES,
-    text_when: Callable[[Record], bool] | None = None,
+    text_when: Callable[[list[Record]], bool] | None = None,
 ) -> Walk:
     """Walk every tag matching ``kf``: CONTENT_ID, GET_AT(0), GET_NEXT to ENOENT, CONTENT_ID.
 
-    Retried up to ``retries`` times while the content id changes. When ``text_when`` holds for a
-    record, the text is also read from the same descriptor inside the bracket (the read()
+    Retried up to ``retries`` times while the content id changes. When ``text_when`` holds for
+    the records, the text is also read from the same descriptor inside the bracket (the read()
     iterator is separate from the ioctl one). Raises ``IoctlUnsupported`` on ENOTTY (no
     interface) or EINVAL (a layout or filter the kernel refuses).
     """
-    nums = numbers()
+    nums = _numbers()
     attempts = 0
     while True:
         attempts += 1
         before = _content_id(fd, nums)
         records = _walk_once(fd, nums, kf)
-        wanted = text_when is not None and any(text_when(r) for r in records)
+        wanted = text_when is not None and text_when(records)
         text = _read_text(fd) if wanted else None
         after = _content_id(fd, nums)
         if before == after or attempts >= retries:
             break
     return Walk(records, after, attempts, before == after, text)
+
+
+@cache
+def _numbers() -> Numbers:
+    return numbers()  # the machine a process runs on does not change
 
 
 def _content_id(fd: int, nums: Numbers) -> int:
@@ -137,6 +146,14 @@ def may_be_truncated(record: Record) -> bool:
     return len(record.file) >= NAME_MAX or len(record.function) >= NAME_MAX
 
 
+def any_truncated(records: list[Record]) -> bool:
+    """Return True when a record has a name at the 63-character limit (``may_be_truncated``)."""
+    if not records:
+        return False
+    _, functions, files, *_ = zip(*records, strict=True)
+    return max(map(len, files + functions)) >= NAME_MAX
+
+
 def full_names(text: bytes | str) -> dict[tuple[str | None, str, int, str], set[tuple[str, str]]]:
     """Return, from an allocinfo text, (module, file suffix, line, function suffix) -> names."""
     table = parse.parse(text, source=str(source.ALLOCINFO), lenient=True).samples
@@ -188,32 +205,106 @@ def reconcile(records: list[Record], text: bytes | str | None) -> tuple[list[Rec
     return out, notes
 
 
+Key = tuple[str | None, str, int, str]
+_last_tags: tuple[tuple[tuple[object, ...], ...], list[pa.Array]] | None = None
+_last_accurate: tuple[tuple[object, ...], pa.Array] | None = None
+
+
 def to_table(records: Iterable[Record]) -> pa.Table:
-    """Return records as a ``SAMPLE_SCHEMA`` table; ordinal is the position in the walk."""
-    cols: dict[str, list[object]] = {name: [] for name in SAMPLE_SCHEMA.names}
-    seen: dict[tuple[str | None, str, int, str], int] = {}
-    for ordinal, r in enumerate(records):
-        key = (r.module, r.file, r.line, r.function)
+    """Return records as a ``SAMPLE_SCHEMA`` table; ordinal is the position in the walk.
+
+    Built once from column lists. The columns that only the call sites decide (ids, names,
+    ordinals, occurrences) are kept from the last call while the walk returns the same sites in
+    the same order, as the recorder's repeated snapshots of one filter do.
+    """
+    return _table(_columns(records))
+
+
+Columns = tuple[tuple[Any, ...], ...]
+"""The records' fields as columns, in ``Record``'s order."""
+
+
+def _columns(records: Iterable[Record]) -> Columns:
+    return tuple(zip(*records, strict=True)) or ((),) * len(Record._fields)
+
+
+def _table(columns: Columns) -> pa.Table:
+    global _last_tags, _last_accurate
+    modules, functions, files, lines, nbytes, calls, accurate = columns
+    sites = columns[:4]
+    if _last_tags is not None and _last_tags[0] == sites:
+        tags = _last_tags[1]
+    else:
+        tags = _tag_columns(modules, files, lines, functions)
+        _last_tags = (sites, tags)
+    if _last_accurate is not None and _last_accurate[0] == accurate:
+        accurate_array = _last_accurate[1]
+    else:
+        accurate_array = pa.array(accurate, pa.bool_())
+        _last_accurate = (accurate, accurate_array)
+    ordinal, ident, occurrence, file, line, module, function, extras = tags
+    values = [_int_array(pa.int64(), "q", nbytes), _int_array(pa.uint64(), "Q", calls)]
+    arrays = [ordinal, ident, occurrence, file, line, module, function, *values, accurate_array]
+    return pa.Table.from_arrays([*arrays, extras], schema=SAMPLE_SCHEMA)
+
+
+def _tag_columns(
+    modules: tuple[str | None, ...],
+    files: tuple[str, ...],
+    lines: tuple[int, ...],
+    functions: tuple[str, ...],
+) -> list[pa.Array]:
+    """Return ordinal, tag_id, occurrence, file, line, module, function and extras of a walk."""
+    ids, occurrences = [], []
+    seen: dict[Key, int] = {}
+    for key in zip(modules, files, lines, functions, strict=True):
         occurrence = seen.get(key, 0)
         seen[key] = occurrence + 1
         ident = _tag_ids.get(key)
         if ident is None:
             ident = _tag_ids.setdefault(key, tag_id(*key))
-        cols["ordinal"].append(ordinal)
-        cols["tag_id"].append(ident)
-        cols["occurrence"].append(occurrence)
-        cols["file"].append(r.file)
-        cols["line"].append(r.line)
-        cols["module"].append(r.module)
-        cols["function"].append(r.function)
-        cols["bytes"].append(r.bytes)
-        cols["calls"].append(r.calls)
-        cols["accurate"].append(r.accurate)
-        cols["extras"].append(None)
-    return pa.Table.from_pydict(cols, schema=SAMPLE_SCHEMA)
+        ids.append(ident)
+        occurrences.append(occurrence)
+    return [
+        _int_array(pa.uint32(), "I", range(len(files))),
+        _int_array(pa.int64(), "q", ids),
+        pa.array(occurrences, pa.uint16()),
+        pa.array(files, pa.string()),
+        pa.array(lines, pa.uint32()),
+        pa.array(modules, pa.string()),
+        pa.array(functions, pa.string()),
+        pa.nulls(len(files), pa.string()),
+    ]
+
+
+def _int_array(kind: pa.DataType, code: str, values: Iterable[int]) -> pa.Array:
+    """Return integers as an Arrow array without nulls, from their machine representation
+    (``array.array`` checks the range, as ``pa.array`` would)."""
+    data = array.array(code, values)
+    return pa.Array.from_buffers(kind, len(data), [None, pa.py_buffer(data)])
+
+
+def record_totals(records: list[Record]) -> tuple[int, int]:
+    """Return the bytes and calls of records summed as ``capture.with_totals`` sums a table:
+    in 64-bit two's complement (calls, a u64 that can underflow, come out signed)."""
+    return _totals(_columns(records))
+
+
+def _totals(columns: Columns) -> tuple[int, int]:
+    return _wrap64(sum(columns[4])), _wrap64(sum(columns[5]))
+
+
+def _wrap64(value: int) -> int:
+    return (value + (1 << 63)) % (1 << 64) - (1 << 63)
 
 
 # -- the read -----------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=64)
+def _kernel_part(keep: Filter) -> tuple[KernelFilter, bool]:
+    """Return the kernel's filter for ``keep`` and whether it is all of ``keep``."""
+    return kernel_filter(keep), applies_exactly(keep)
 
 
 def read_kernel(keep: Filter | None = None, *, resolve_names: bool = True) -> source.RawRead:
@@ -225,14 +316,14 @@ def read_kernel(keep: Filter | None = None, *, resolve_names: bool = True) -> so
     """
     keep = keep or Filter()
     path = source.ALLOCINFO
-    kf = kernel_filter(keep)
+    kf, exact = _kernel_part(keep)
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError as e:
         raise AllocinfoUnavailable(source.explain_unavailable(path, e)) from e
     try:
         started = time.perf_counter()
-        result = walk(fd, kf, text_when=may_be_truncated if resolve_names else None)
+        result = walk(fd, kf, text_when=any_truncated if resolve_names else None)
         read_s = time.perf_counter() - started
     finally:
         os.close(fd)
@@ -244,9 +335,17 @@ def read_kernel(keep: Filter | None = None, *, resolve_names: bool = True) -> so
         )
     elif result.attempts > 1:
         notes.append(f"modules changed during the ioctl walk; consistent on try {result.attempts}")
-    records, name_notes = reconcile(result.records, result.text)
-    notes += name_notes
-    samples = filters.apply(to_table(records), keep)
+    if resolve_names and result.text is None:  # the walk found no name at the limit
+        records = result.records
+    else:
+        records, name_notes = reconcile(result.records, result.text)
+        notes += name_notes
+    columns = _columns(records)
+    table = _table(columns)
+    if exact:  # the kernel kept exactly these rows
+        samples, totals = table, _totals(columns)
+    else:
+        samples, totals = filters.apply(table, keep), None
     profiling = source.mem_profiling()
     if profiling == 0:
         notes.append(source.PROFILING_OFF_NOTE)
@@ -266,4 +365,5 @@ def read_kernel(keep: Filter | None = None, *, resolve_names: bool = True) -> so
         samples=samples,
         format="ioctl",
         kept=keep,
+        totals=totals,
     )

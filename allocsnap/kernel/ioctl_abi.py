@@ -176,6 +176,25 @@ def kernel_filter(f: Filter) -> KernelFilter:
     return KernelFilter(mask, modname, function, filename, lineno, min_size, 0, inaccurate)
 
 
+def applies_exactly(f: Filter) -> bool:
+    """Return True when ``kernel_filter(f)`` keeps exactly the rows ``filters.apply`` keeps.
+
+    Then the kernel's rows need no second pass. Names must be ASCII literals shorter than the
+    63-character suffix the kernel compares (a longer one also matches other names ending the
+    same way); size bounds and ``--nonzero`` are never exact (negative counts, docs/ioctl.md).
+    """
+    if f.min_size is not None or f.max_size is not None or f.nonzero:
+        return False
+    if f.line is not None and not 0 <= f.line < 1 << 32:  # the text's line is a u32
+        return False
+    names = (f.function, f.file, None if f.module == filters.BUILT_IN else f.module)
+    return all(name is None or _exact_name(name) for name in names)
+
+
+def _exact_name(name: str) -> bool:
+    return is_literal(name) and name.isascii() and len(name) < NAME_MAX
+
+
 def _name_bytes(name: str) -> bytes:
     """Return a name as the kernel stores it: its last 63 bytes (struct.pack NUL-pads)."""
     return name.encode()[-NAME_MAX:]

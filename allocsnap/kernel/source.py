@@ -60,6 +60,7 @@ class RawRead:
     samples: pa.Table | None = None  # rows already decoded (the ioctl), instead of text
     format: str | None = None  # "ioctl" with samples; the text's header decides otherwise
     kept: Filter | None = None  # with samples: the filter already applied to them
+    totals: tuple[int, int] | None = None  # with samples: their bytes and calls, as with_totals
 
 
 def read_kernel(path: Path | None = None) -> RawRead:
@@ -279,20 +280,60 @@ def _decompressing(f: _Reader, kind: str, name: str) -> _Reader:
     return cast(_Reader, pa.CompressedInputStream(pa.PythonFile(f, mode="r"), "zstd"))
 
 
+_modules: tuple[Path, bytes, tuple[str, ...]] | None = None  # PROC, the file, its names
+
+
 def loaded_modules() -> tuple[str, ...] | None:
     """Return the names of the loaded modules, sorted, or None when /proc/modules is absent."""
-    text = _read_proc("modules")
-    if text is None:
+    global _modules
+    proc = PROC
+    raw = _read_bytes(_proc_path(proc, "modules"))
+    if raw is None:
         return None
-    return tuple(sorted(line.split(" ", 1)[0] for line in text.splitlines() if line))
+    # read every time (a module can come or go between snapshots); parsed again only when the
+    # file's bytes changed, which they also do when a use count moves
+    if _modules is not None and _modules[0] is proc and _modules[1] == raw:
+        return _modules[2]
+    text = raw.decode().strip()
+    names = tuple(sorted(line.split(" ", 1)[0] for line in text.splitlines() if line))
+    _modules = (proc, raw, names)
+    return names
+
+
+_sysctl_fd: tuple[str, int] | None = None
 
 
 def mem_profiling() -> int | None:
     """Return vm.mem_profiling (0 or 1), or None when the kernel has no such sysctl."""
-    value = _read_proc("sys/vm/mem_profiling")
+    value = _read_sysctl(_proc_path(PROC, "sys/vm/mem_profiling"))
     if value is None:
         return None
-    return 1 if value.strip() in ("1", "Y", "y") else 0
+    return 1 if value.strip() in (b"1", b"Y", b"y") else 0
+
+
+def _read_sysctl(path: str) -> bytes | None:
+    """Return the value of a sysctl, read afresh through a descriptor kept open: the kernel
+    answers each read from the current value, and opening /proc/sys costs more than reading."""
+    global _sysctl_fd
+    for _ in range(2):  # a kept descriptor that fails is reopened once
+        if _sysctl_fd is None or _sysctl_fd[0] != path:
+            _close_sysctl()
+            try:
+                _sysctl_fd = (path, os.open(path, os.O_RDONLY | os.O_CLOEXEC))
+            except OSError:
+                return None
+        try:
+            return os.pread(_sysctl_fd[1], 4096, 0)
+        except OSError:
+            _close_sysctl()
+    return None
+
+
+def _close_sysctl() -> None:
+    global _sysctl_fd
+    if _sysctl_fd is not None:
+        os.close(_sysctl_fd[1])
+        _sysctl_fd = None
 
 
 def drop_caches() -> None:
@@ -307,16 +348,49 @@ def drop_caches() -> None:
         raise AllocinfoUnavailable(f"cannot write {path}: {e.strerror}") from e
 
 
+_boot_ids: dict[Path, str] = {}
+
+
 def boot_id() -> str | None:
     """Return this boot's random id, or None when /proc does not have it."""
-    return _read_proc("sys/kernel/random/boot_id")
+    # a process never outlives its boot, so the id is read once
+    proc = PROC
+    known = _boot_ids.get(proc)
+    if known is not None:
+        return known
+    raw = _read_bytes(_proc_path(proc, "sys/kernel/random/boot_id"))
+    if raw is None:
+        return None
+    _boot_ids[proc] = value = raw.decode().strip()
+    return value
 
 
-def _read_proc(relative: str) -> str | None:
+_paths: dict[tuple[Path, str], str] = {}
+
+
+def _proc_path(proc: Path, relative: str) -> str:
+    """Return ``proc / relative`` as text, joined once (tests point PROC elsewhere)."""
+    path = _paths.get((proc, relative))
+    if path is None:
+        path = _paths[proc, relative] = str(proc / relative)
+    return path
+
+
+def _read_bytes(path: str) -> bytes | None:
+    """Return a small /proc file's bytes, or None when it cannot be read."""
     try:
-        return (PROC / relative).read_text().strip()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        chunks = []
+        while chunk := os.read(fd, READ_CHUNK):
+            chunks.append(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
 
 
 def _read_to_eof(path: Path) -> bytes:

@@ -23,7 +23,7 @@ from allocsnap.analysis.session import Store
 from allocsnap.errors import StoreNotFound, UsageError
 from allocsnap.kernel import capture, fastparse, source
 from allocsnap.model import SAMPLE_SCHEMA, Filter, Snapshot, SnapshotMeta
-from allocsnap.store import single_file
+from allocsnap.store import catalog, single_file
 
 Hosts = str | Sequence[str] | None
 """``--host``: a host name or shell glob, or several; None for every host."""
@@ -88,11 +88,14 @@ def load_all(
             stored.append((i, ref))
     if stored:
         ref = stored[0][1]
+        listed = [_catalog(store_dir)]  # resolves the first reading; a reading again (damage
+        # left out, files gone) resolves on the store's own views, as before the catalog
 
         def read(con: query.Connection) -> dict[int, Snapshot]:
             found = {}
+            cat = listed.pop() if listed else None
             for i, ref in stored:
-                meta = _resolve(con, store_dir, ref, host)
+                meta = _resolve(con, store_dir, ref, host, cat)
                 samples = _stored_samples(con, meta)
                 reading.check_snapshot(meta, samples)
                 found[i] = Snapshot(meta=meta, samples=samples)
@@ -132,6 +135,10 @@ def is_dump(ref: str) -> bool:
 
 def snapshots(store_dir: Store, host: Hosts = None) -> list[SnapshotMeta]:
     """Return every snapshot in the store (of ``host``, names or globs), oldest first."""
+    cat = _catalog(store_dir)
+    match = catalog.host_test(filters.hosts_regex(host)) if cat is not None else None
+    if cat is not None and match is not None:  # the same rows and order, from the catalog
+        return [SnapshotMeta.from_row(catalog.as_row(e)) for e in cat.snapshots(match)]
     no_bounds = dict.fromkeys(("since_at", "until_at", "since_back", "until_back"))
     rows = reading.read_store(
         store_dir,
@@ -146,6 +153,9 @@ def snapshots(store_dir: Store, host: Hosts = None) -> list[SnapshotMeta]:
 def resolve(store_dir: Store, ref: str, host: Hosts = None) -> SnapshotMeta:
     """Return the stored snapshot named by first, latest, a name, an id (prefix) or a time,
     among the snapshots of ``host`` (names or globs) when given."""
+    cat = _catalog(store_dir)
+    if cat is not None and catalog.host_test(filters.hosts_regex(host)) is not None:
+        return _resolve(None, store_dir, ref, host, cat)  # no connection needed
     return reading.read_store(store_dir, lambda con: _resolve(con, store_dir, ref, host))
 
 
@@ -162,13 +172,33 @@ def resolve_attempts(ref: str) -> list[tuple[str, str | None, datetime | None]]:
     return attempts
 
 
-def _resolve(con: query.Connection, store_dir: Store, ref: str, host: Hosts) -> SnapshotMeta:
-    """Resolve a reference in the order: first/latest, name, id prefix, time."""
+def _catalog(store_dir: Store) -> catalog.Catalog | None:
+    """Return the catalog of a local store (allocsnap.store.catalog), or None: a session, a
+    remote store, or a store the catalog leaves to its own views."""
+    if not isinstance(store_dir, Path):
+        return None
+    return catalog.open_catalog(store_dir)
+
+
+def _resolve(
+    con: query.Connection | None,
+    store_dir: Store,
+    ref: str,
+    host: Hosts,
+    cat: catalog.Catalog | None = None,
+) -> SnapshotMeta:
+    """Resolve a reference in the order: first/latest, name, id prefix, time (through the
+    catalog when one is given and can match the hosts, else queries/resolve.sql)."""
     pattern = filters.hosts_regex(host)
+    match = catalog.host_test(pattern) if cat is not None else None
     where = "" if pattern is None else f" of a host matching {_names(host)}"
     attempts = resolve_attempts(ref)
     for kind, text, at in attempts:
-        rows = query.run(con, "resolve", kind=kind, ref=text, at=at, host=pattern).to_pylist()
+        if cat is not None and match is not None:
+            rows = [catalog.as_row(e) for e in cat.resolve(kind, text, at, match)]
+        else:
+            assert con is not None  # a connection comes with every store the catalog declines
+            rows = query.run(con, "resolve", kind=kind, ref=text, at=at, host=pattern).to_pylist()
         if kind == "id" and len(rows) > 1:
             raise UsageError(f"snapshot id prefix {ref!r} is ambiguous (several match)")
         if len(rows) > 1 and rows[0]["taken_at"] == rows[1]["taken_at"]:

@@ -21,6 +21,8 @@ import stat
 import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from itertools import chain, repeat
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -277,12 +279,11 @@ def _text_hosts(listed: dict[str, FileKey]) -> bool:
     return any(not _NOT_TEXT.fullmatch(h) and h.lower() not in _TYPED_WORDS for h in hosts)
 
 
-def _newest(files: dict[str, list[tuple[Any, ...]]]) -> list[Entry]:
+def _newest(files: dict[str, list[Entry]]) -> list[Entry]:
     """Return each snapshot's row of the highest generation (the ``snapshots`` view's rule)."""
-    entries: list[Entry] = []
-    for path, rows in files.items():
-        entries.extend(row + (path.split("/", 1)[0][5:], path) for row in rows)
-    if len({(e[HOST], e[0]) for e in entries}) == len(entries):
+    entries = list(chain.from_iterable(files.values()))
+    keys = zip(map(itemgetter(HOST), entries), map(itemgetter(0), entries), strict=True)
+    if len(set(keys)) == len(entries):
         return entries  # each snapshot in one file: no compaction under way
     best: dict[tuple[str, str], Entry] = {}
     for e in entries:
@@ -353,7 +354,7 @@ def _parse(data: bytes, marker: list[int]) -> dict[str, tuple[FileKey, list[tupl
         key = (size, mtime_ns, inode)
         if any(type(v) is not int for v in key):
             raise ValueError("not a key")
-        files[path] = (key, _columns_to_rows(columns, shared))
+        files[path] = (key, _columns_to_rows(columns, shared, path))
     return files
 
 
@@ -368,17 +369,18 @@ def _a_list(value: Any) -> bool:
     )
 
 
-def _columns_to_rows(columns: list[Any], shared: list[Any]) -> list[tuple[Any, ...]]:
-    """Return the rows of one file's columns, once every value has its column's type."""
+def _columns_to_rows(columns: list[Any], shared: list[Any], path: str) -> list[Entry]:
+    """Return the entries of one file's columns, once every value has its column's type."""
     if type(columns) is not list or len(columns) != len(FIELDS):
         raise ValueError("columns of another shape")
     out = []
     for name, column in zip(FIELDS, columns, strict=True):
+        runs = None
         if type(column) is dict:  # runs of one value: [[value, count], ...]
             runs = column["runs"]
             if not all(type(r) is list and len(r) == 2 and type(r[1]) is int for r in runs):
                 raise ValueError("runs of another shape")
-            column = [v for v, n in runs for v in [v] * n]
+            column = [v for v, _n in runs]
         elif type(column) is not list:
             raise ValueError("a column of another shape")
         if not set(map(type, column)) <= _TYPES.get(name, _TEXT):
@@ -387,10 +389,17 @@ def _columns_to_rows(columns: list[Any], shared: list[Any]) -> list[tuple[Any, .
             if any(i is not None and not 0 <= i < len(shared) for i in column):
                 raise ValueError(f"{name}: no such list")
             column = [None if i is None else shared[i] for i in column]
+        if runs is not None:
+            column = list(chain.from_iterable(map(repeat, column, [n for _v, n in runs])))
         out.append(column)
-    if len({len(c) for c in out}) != 1:
+    n = len(out[0])
+    if any(len(c) != n for c in out):
         raise ValueError("columns of other lengths")
-    return list(zip(*out, strict=True))
+    return list(zip(*out, repeat(_host(path), n), repeat(path, n), strict=True))
+
+
+def _host(path: str) -> str:
+    return path.split("/", 1)[0][5:]
 
 
 def _encoded(column: list[Any]) -> list[Any] | dict[str, list[list[Any]]]:
@@ -418,7 +427,8 @@ def _write(
     lists: dict[str, int] = {}  # each distinct list once (modules change at a module load)
     files = {}
     for path, file_rows in rows.items():
-        columns = [list(c) for c in zip(*file_rows, strict=True)] or [[] for _ in FIELDS]
+        columns = [list(c) for c in zip(*file_rows, strict=True)][:HOST]
+        columns = columns or [[] for _ in FIELDS]
         for name in _LISTS:
             i = _COLUMN[name]
             columns[i] = [
@@ -473,13 +483,13 @@ def _read_snapshots_file(root: Path, path: str) -> tuple[FileKey, list[tuple[Any
         raise _Unreadable(path)  # changed while read
     try:
         table = pq.read_table(pa.BufferReader(data))
-        rows = _rows(table)
+        rows = _rows(table, path)
     except (pa.ArrowException, OSError, ValueError, TypeError, KeyError) as e:
         raise _Unreadable(path) from e
     return _key(st), rows
 
 
-def _rows(table: Any) -> list[tuple[Any, ...]]:
+def _rows(table: Any, path: str) -> list[Entry]:
     """Return a snapshots table's rows as catalog rows; a column a file lacks is None, as a
     reader that unites files by their column names gives it."""
     import pyarrow as pa
@@ -498,7 +508,8 @@ def _rows(table: Any) -> list[tuple[Any, ...]]:
             columns.append(values)
         else:
             columns.append([None] * table.num_rows)
-    rows = [tuple(r) for r in zip(*columns, strict=True)]
+    n = table.num_rows
+    rows = list(zip(*columns, repeat(_host(path), n), repeat(path, n), strict=True))
     # what a catalog file may hold: the same check as when one is read
     listed = [v for name in _LISTS for v in columns[_COLUMN[name]] if v is not None]
     if not all(map(_a_list, listed)):

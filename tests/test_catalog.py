@@ -83,7 +83,7 @@ def _refs(root: Path) -> list[str]:
 def _ls(root: Path, fmt: str, *hosts: str) -> tuple[int, str, str]:
     args = ["ls", "--store", str(root), "-f", fmt]
     for h in hosts:
-        args += ["--host", h]
+        args += [h] if h.startswith("--") else ["--host", h]
     result = runner.invoke(app, args)
     return result.exit_code, result.stdout, result.stderr
 
@@ -490,3 +490,50 @@ def test_the_plain_command_lines_are_read_without_typer(monkeypatch: pytest.Monk
     )
     monkeypatch.setenv("ALLOCSNAP_STORE", "env")
     assert store_argv.read(["ls"]) == (Path("env"), [], Format.table)
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_a_damaged_samples_file_is_named_or_left_out_as_without_the_catalog(
+    store: Path, skip: bool
+) -> None:
+    # GIVEN the latest snapshot's samples file cut short, and an older one's bytes changed
+    with no_catalog():
+        latest = analysis.resolve(store, "latest", "vm1")
+        first = analysis.resolve(store, "first", "vm1")
+    (hot,) = (store / "samples").rglob(f"{latest.snapshot_id}.parquet")
+    hot.write_bytes(hot.read_bytes()[:-100])
+    (older,) = (store / "samples").rglob(f"{first.snapshot_id}.parquet")
+    table = pq.read_table(older)
+    bytes_at = table.schema.get_field_index("bytes")
+    table = table.set_column(bytes_at, "bytes", pc.add(table["bytes"], 1))
+    pq.write_table(table, older)
+    for args in (["show", "latest", "--host", "vm1"], ["diff", "first", "latest"]):
+        argv = [*args, "--store", str(store), *(["--skip-damaged"] if skip else [])]
+        # WHEN the command runs with the catalog and without it
+        with no_catalog():
+            expected = runner.invoke(app, argv)
+        result = runner.invoke(app, argv)
+        # THEN the same words, the same exit code
+        assert expected.exit_code != 0 or skip
+        assert (result.exit_code, result.stdout, result.stderr) == (
+            expected.exit_code,
+            expected.stdout,
+            expected.stderr,
+        ), args
+
+
+def test_ls_of_a_store_with_an_unreadable_samples_file_says_what_the_views_say(
+    store: Path,
+) -> None:
+    # GIVEN a fresh catalog, then a samples file cut short (its footer gone)
+    _catalog_bytes(store)
+    (cut,) = sorted((store / "samples").rglob("*.parquet"))[:1]
+    cut.write_bytes(cut.read_bytes()[:-100])
+    for extra in ([], ["--skip-damaged"]):
+        # WHEN listed, THEN the same words and exit code as the views (which read every
+        # footer): the file named, or left out with its snapshots
+        with no_catalog():
+            expected = _ls(store, "csv", *extra)
+        assert _ls(store, "csv", *extra) == expected
+        assert expected[0] == (0 if extra else 1)
+    assert _fast_ls(store, "csv") is None

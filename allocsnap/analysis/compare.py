@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,10 +20,10 @@ from allocsnap import filters, model, units
 from allocsnap.analysis import kernels, query, reading
 from allocsnap.analysis.grouping import Grouping
 from allocsnap.analysis.session import Store
-from allocsnap.errors import StoreNotFound, UsageError
+from allocsnap.errors import QueryError, StoreError, StoreNotFound, UsageError
 from allocsnap.kernel import capture, fastparse, source
 from allocsnap.model import SAMPLE_SCHEMA, Filter, Snapshot, SnapshotMeta
-from allocsnap.store import catalog, single_file
+from allocsnap.store import catalog, layout, single_file
 
 Hosts = str | Sequence[str] | None
 """``--host``: a host name or shell glob, or several; None for every host."""
@@ -88,26 +88,63 @@ def load_all(
             stored.append((i, ref))
     if stored:
         ref = stored[0][1]
-        listed = [_catalog(store_dir)]  # resolves the first reading; a reading again (damage
-        # left out, files gone) resolves on the store's own views, as before the catalog
+        cat = _catalog(store_dir)
 
         def read(con: query.Connection) -> dict[int, Snapshot]:
             found = {}
-            cat = listed.pop() if listed else None
             for i, ref in stored:
-                meta = _resolve(con, store_dir, ref, host, cat)
+                meta = _resolve(con, store_dir, ref, host)
                 samples = _stored_samples(con, meta)
                 reading.check_snapshot(meta, samples)
                 found[i] = Snapshot(meta=meta, samples=samples)
             return found
 
         try:
-            loaded.update(reading.read_store(store_dir, read))
+            # through the catalog; on any trouble, the store's own reading as before it
+            found = _read_named(cat, store_dir, stored, host) if cat is not None else None
+            loaded.update(found if found is not None else reading.read_store(store_dir, read))
         except StoreNotFound as e:
             raise StoreNotFound(
                 f"{ref!r} is neither a file nor a snapshot in the store: {e}"
             ) from e
     return [loaded[i] for i in range(len(refs))]
+
+
+def _read_named(
+    cat: catalog.Catalog, store_dir: Store, stored: list[tuple[int, str]], host: Hosts
+) -> dict[int, Snapshot] | None:
+    """Return the stored snapshots the references name, resolved through the catalog and read
+    from the snapshots files it names and their samples files alone (the same views and
+    queries over those files: the generation its newest row names, the same totals checked),
+    or None when anything is amiss: a reference that does not resolve, a file gone or
+    damaged. The whole store's reading then runs as before, and says what is wrong in its
+    words (or leaves damage out, with --skip-damaged)."""
+    if not isinstance(store_dir, Path) or catalog.host_test(filters.hosts_regex(host)) is None:
+        return None
+    try:
+        metas = {i: _resolve(None, store_dir, ref, host, cat) for i, ref in stored}
+    except (StoreNotFound, UsageError):
+        return None
+    named = {(e[catalog.HOST], e[0]): e[catalog.FILE] for e in cat.entries}
+    wanted = {named[(m.host, m.snapshot_id)] for m in metas.values()}
+    try:
+        files = layout.open_store(store_dir)
+        pair = replace(
+            files,
+            snapshots=[p for p in files.snapshots if p.split("/snapshots/")[-1] in wanted],
+            samples=[p for p in files.samples if p.split("/samples/")[-1] in wanted],
+        )
+        if not len(pair.snapshots) == len(pair.samples) == len(wanted):
+            return None
+        found = {}
+        with query.connect(pair) as con:
+            for i, meta in metas.items():
+                samples = _stored_samples(con, meta)
+                reading.check_snapshot(meta, samples)
+                found[i] = Snapshot(meta=meta, samples=samples)
+    except (reading.Mismatch, StoreError, StoreNotFound, QueryError):
+        return None
+    return found
 
 
 def load_stored(store_dir: Store, meta: SnapshotMeta) -> Snapshot:

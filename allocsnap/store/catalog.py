@@ -66,6 +66,7 @@ _NONE: type = type(None)
 _TEXT: set[type] = {str, _NONE}
 _INT: set[type] = {int, _NONE}
 _FLOAT: set[type] = {float, int, _NONE}
+_OTHER = re.compile(r"(samples/host=[^/\0]+/date=[^/\0]+/|tags/)[^/\0]+\.parquet")
 _PATH = re.compile(r"host=[^/\0]+/date=[^/\0]+/[^/\0]+\.parquet")
 _LISTS = ("modules", "labels", "notes")  # stored once each, in "lists", and named by index
 _TYPES: dict[str, set[type]] = {  # the types of a column's values in a catalog file
@@ -171,15 +172,20 @@ def open_catalog(root: Path, *, rebuild: bool = True, write: bool = True) -> Cat
     try:
         marker = _marker_key(root)
         listed = list_files(root)
+        others = list_others(root)
     except OSError:
         return None
-    if marker is None or not listed or not _text_hosts(listed):
+    if marker is None or not listed or others is None or not _text_hosts(listed):
         return None
-    kept = _read(root, marker, sum(key[0] for key in listed.values()))
+    kept, checked = _read(root, marker, sum(key[0] for key in listed.values()))
     fresh = {path: rows for path, (key, rows) in kept.items() if listed.get(path) == key}
-    if len(fresh) == len(listed) == len(kept):
+    if len(fresh) == len(listed) == len(kept) and checked == others:
         return Catalog(root, _newest(fresh), written=True)
     if not rebuild or not _valid_store(root):
+        return None
+    # a samples or tags file whose footer cannot be read fails the views of every reading
+    # (ls included): the store's own reading names it, or leaves it out
+    if not all(checked.get(path) == key or _readable(root, path) for path, key in others.items()):
         return None
     keys: dict[str, FileKey] = {}
     rows: dict[str, list[tuple[Any, ...]]] = {}
@@ -191,7 +197,7 @@ def open_catalog(root: Path, *, rebuild: bool = True, write: bool = True) -> Cat
                 keys[path], rows[path] = _read_snapshots_file(root, path)
     except _Unreadable:
         return None
-    written = write and _write(root, marker, keys, rows)
+    written = write and _write(root, marker, keys, rows, others)
     return Catalog(root, _newest(rows), written=written)
 
 
@@ -206,12 +212,13 @@ def host_test(pattern: str | None) -> Callable[[str], bool] | None:
     return lambda host: compiled.fullmatch(host) is not None
 
 
-def list_files(root: Path) -> dict[str, FileKey] | None:
-    """Return the snapshots files ``layout.list_store`` lists, each with its key, by their
-    path below ``snapshots/``; None when a link is met (the catalog then stays out)."""
+def list_files(root: Path, table: str = "snapshots") -> dict[str, FileKey] | None:
+    """Return the snapshots (or samples) files ``layout.list_store`` lists, each with its
+    key, by their path below the table's folder; None when a link is met (the catalog then
+    stays out)."""
     found: dict[str, FileKey] = {}
     try:
-        hosts = _entries(root / "snapshots")
+        hosts = _entries(root / table)
     except FileNotFoundError:
         return found
     for host in hosts:
@@ -232,6 +239,46 @@ def list_files(root: Path) -> dict[str, FileKey] | None:
                 st = file.stat(follow_symlinks=False)
                 found[f"{host.name}/{day.name}/{file.name}"] = _key(st)
     return found
+
+
+def list_others(root: Path) -> dict[str, FileKey] | None:
+    """Return the samples and tags files ``layout.list_store`` lists, with their keys, by
+    their path below the store (``samples/host=H/date=D/NAME``, ``tags/NAME``); None when a
+    link is met."""
+    samples = list_files(root, "samples")
+    if samples is None:
+        return None
+    found = {f"samples/{path}": key for path, key in samples.items()}
+    try:
+        tags = _entries(root / "tags")
+    except FileNotFoundError:
+        return found
+    for file in tags:
+        if file.is_symlink():
+            return None
+        if file.name.endswith(".parquet") and file.is_file(follow_symlinks=False):
+            found[f"tags/{file.name}"] = _key(file.stat(follow_symlinks=False))
+    return found
+
+
+def _readable(root: Path, path: str) -> bool:
+    """Return True when a Parquet file's footer reads (all the views read of a file they
+    register: its schema), opened through no link."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        fd = os.open(root / path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return False
+    with os.fdopen(fd, "rb") as f:
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return False
+            pq.ParquetFile(f).schema_arrow  # noqa: B018 - reading it is the test
+        except (pa.ArrowException, OSError, ValueError):
+            return False
+    return True
 
 
 def _entries(folder: Path) -> list[os.DirEntry[str]]:
@@ -296,29 +343,31 @@ def _newest(files: dict[str, list[Entry]]) -> list[Entry]:
 # -- the file -----------------------------------------------------------------------------
 
 
-def _read(
-    root: Path, marker: list[int], snapshots_bytes: int
-) -> dict[str, tuple[FileKey, list[tuple[Any, ...]]]]:
+Kept = tuple[dict[str, tuple[FileKey, list[Entry]]], dict[str, FileKey]]
+"""A stored catalog: per snapshots file its key and entries; the other files it checked."""
+
+
+def _read(root: Path, marker: list[int], snapshots_bytes: int) -> Kept:
     """Return the files a stored catalog describes, or nothing when it is not to be trusted:
     a link, not a regular file, too big, damaged, of another version or another marker."""
     try:
         fd = os.open(root / NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError:
-        return {}
+        return {}, {}
     try:
         st = os.fstat(fd)
         bound = limit(snapshots_bytes)
         if not stat.S_ISREG(st.st_mode) or st.st_size > bound:
-            return {}
+            return {}, {}
         data = _read_all(fd, st.st_size + 1)
     except OSError:
-        return {}
+        return {}, {}
     finally:
         os.close(fd)
     try:
         return _parse(data, marker)
     except (ValueError, TypeError, KeyError, IndexError, AttributeError):
-        return {}
+        return {}, {}
 
 
 def _read_all(fd: int, most: int) -> bytes:
@@ -333,7 +382,7 @@ def _read_all(fd: int, most: int) -> bytes:
     return b"".join(parts)
 
 
-def _parse(data: bytes, marker: list[int]) -> dict[str, tuple[FileKey, list[tuple[Any, ...]]]]:
+def _parse(data: bytes, marker: list[int]) -> Kept:
     head, _, body = data.partition(b"\n")
     magic, version, checksum = head.split(b" ")
     if magic != MAGIC or int(version) != VERSION:
@@ -355,7 +404,12 @@ def _parse(data: bytes, marker: list[int]) -> dict[str, tuple[FileKey, list[tupl
         if any(type(v) is not int for v in key):
             raise ValueError("not a key")
         files[path] = (key, _columns_to_rows(columns, shared, path))
-    return files
+    checked: dict[str, FileKey] = {}
+    for path, key in document["checked"].items():
+        if not _OTHER.fullmatch(path) or len(key) != 3 or any(type(v) is not int for v in key):
+            raise ValueError("not a samples or tags file")
+        checked[path] = tuple(key)
+    return files, checked
 
 
 def _a_list(value: Any) -> bool:
@@ -419,6 +473,7 @@ def _write(
     marker: list[int],
     keys: dict[str, FileKey],
     rows: dict[str, list[tuple[Any, ...]]],
+    checked: dict[str, FileKey],
 ) -> bool:
     """Store the catalog atomically (0600, no link followed); return False when that failed."""
     from allocsnap.errors import StoreError
@@ -441,6 +496,7 @@ def _write(
         "fields": list(FIELDS),
         "lists": [json.loads(text) for text in lists],
         "files": files,
+        "checked": checked,
     }
     body = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
     data = MAGIC + f" {VERSION} {zlib.crc32(body)}\n".encode() + body

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,10 +20,10 @@ from allocsnap import filters, model, units
 from allocsnap.analysis import kernels, query, reading
 from allocsnap.analysis.grouping import Grouping
 from allocsnap.analysis.session import Store
-from allocsnap.errors import StoreNotFound, UsageError
+from allocsnap.errors import QueryError, StoreError, StoreNotFound, UsageError
 from allocsnap.kernel import capture, fastparse, source
 from allocsnap.model import SAMPLE_SCHEMA, Filter, Snapshot, SnapshotMeta
-from allocsnap.store import single_file
+from allocsnap.store import catalog, layout, single_file
 
 Hosts = str | Sequence[str] | None
 """``--host``: a host name or shell glob, or several; None for every host."""
@@ -88,6 +88,7 @@ def load_all(
             stored.append((i, ref))
     if stored:
         ref = stored[0][1]
+        cat = _catalog(store_dir)
 
         def read(con: query.Connection) -> dict[int, Snapshot]:
             found = {}
@@ -99,12 +100,51 @@ def load_all(
             return found
 
         try:
-            loaded.update(reading.read_store(store_dir, read))
+            # through the catalog; on any trouble, the store's own reading as before it
+            found = _read_named(cat, store_dir, stored, host) if cat is not None else None
+            loaded.update(found if found is not None else reading.read_store(store_dir, read))
         except StoreNotFound as e:
             raise StoreNotFound(
                 f"{ref!r} is neither a file nor a snapshot in the store: {e}"
             ) from e
     return [loaded[i] for i in range(len(refs))]
+
+
+def _read_named(
+    cat: catalog.Catalog, store_dir: Store, stored: list[tuple[int, str]], host: Hosts
+) -> dict[int, Snapshot] | None:
+    """Return the stored snapshots the references name, resolved through the catalog and read
+    from the snapshots files it names and their samples files alone (the same views and
+    queries over those files: the generation its newest row names, the same totals checked),
+    or None when anything is amiss: a reference that does not resolve, a file gone or
+    damaged. The whole store's reading then runs as before, and says what is wrong in its
+    words (or leaves damage out, with --skip-damaged)."""
+    if not isinstance(store_dir, Path) or catalog.host_test(filters.hosts_regex(host)) is None:
+        return None
+    try:
+        metas = {i: _resolve(None, store_dir, ref, host, cat) for i, ref in stored}
+    except (StoreNotFound, UsageError):
+        return None
+    named = {(e[catalog.HOST], e[0]): e[catalog.FILE] for e in cat.entries}
+    wanted = {named[(m.host, m.snapshot_id)] for m in metas.values()}
+    try:
+        files = layout.open_store(store_dir)
+        pair = replace(
+            files,
+            snapshots=[p for p in files.snapshots if p.split("/snapshots/")[-1] in wanted],
+            samples=[p for p in files.samples if p.split("/samples/")[-1] in wanted],
+        )
+        if not len(pair.snapshots) == len(pair.samples) == len(wanted):
+            return None
+        found = {}
+        with query.connect(pair) as con:
+            for i, meta in metas.items():
+                samples = _stored_samples(con, meta)
+                reading.check_snapshot(meta, samples)
+                found[i] = Snapshot(meta=meta, samples=samples)
+    except (reading.Mismatch, StoreError, StoreNotFound, QueryError):
+        return None
+    return found
 
 
 def load_stored(store_dir: Store, meta: SnapshotMeta) -> Snapshot:
@@ -132,6 +172,10 @@ def is_dump(ref: str) -> bool:
 
 def snapshots(store_dir: Store, host: Hosts = None) -> list[SnapshotMeta]:
     """Return every snapshot in the store (of ``host``, names or globs), oldest first."""
+    cat = _catalog(store_dir)
+    match = catalog.host_test(filters.hosts_regex(host)) if cat is not None else None
+    if cat is not None and match is not None:  # the same rows and order, from the catalog
+        return [SnapshotMeta.from_row(catalog.as_row(e)) for e in cat.snapshots(match)]
     no_bounds = dict.fromkeys(("since_at", "until_at", "since_back", "until_back"))
     rows = reading.read_store(
         store_dir,
@@ -146,6 +190,9 @@ def snapshots(store_dir: Store, host: Hosts = None) -> list[SnapshotMeta]:
 def resolve(store_dir: Store, ref: str, host: Hosts = None) -> SnapshotMeta:
     """Return the stored snapshot named by first, latest, a name, an id (prefix) or a time,
     among the snapshots of ``host`` (names or globs) when given."""
+    cat = _catalog(store_dir)
+    if cat is not None and catalog.host_test(filters.hosts_regex(host)) is not None:
+        return _resolve(None, store_dir, ref, host, cat)  # no connection needed
     return reading.read_store(store_dir, lambda con: _resolve(con, store_dir, ref, host))
 
 
@@ -162,13 +209,33 @@ def resolve_attempts(ref: str) -> list[tuple[str, str | None, datetime | None]]:
     return attempts
 
 
-def _resolve(con: query.Connection, store_dir: Store, ref: str, host: Hosts) -> SnapshotMeta:
-    """Resolve a reference in the order: first/latest, name, id prefix, time."""
+def _catalog(store_dir: Store) -> catalog.Catalog | None:
+    """Return the catalog of a local store (allocsnap.store.catalog), or None: a session, a
+    remote store, or a store the catalog leaves to its own views."""
+    if not isinstance(store_dir, Path):
+        return None
+    return catalog.open_catalog(store_dir)
+
+
+def _resolve(
+    con: query.Connection | None,
+    store_dir: Store,
+    ref: str,
+    host: Hosts,
+    cat: catalog.Catalog | None = None,
+) -> SnapshotMeta:
+    """Resolve a reference in the order: first/latest, name, id prefix, time (through the
+    catalog when one is given and can match the hosts, else queries/resolve.sql)."""
     pattern = filters.hosts_regex(host)
+    match = catalog.host_test(pattern) if cat is not None else None
     where = "" if pattern is None else f" of a host matching {_names(host)}"
     attempts = resolve_attempts(ref)
     for kind, text, at in attempts:
-        rows = query.run(con, "resolve", kind=kind, ref=text, at=at, host=pattern).to_pylist()
+        if cat is not None and match is not None:
+            rows = [catalog.as_row(e) for e in cat.resolve(kind, text, at, match)]
+        else:
+            assert con is not None  # a connection comes with every store the catalog declines
+            rows = query.run(con, "resolve", kind=kind, ref=text, at=at, host=pattern).to_pylist()
         if kind == "id" and len(rows) > 1:
             raise UsageError(f"snapshot id prefix {ref!r} is ambiguous (several match)")
         if len(rows) > 1 and rows[0]["taken_at"] == rows[1]["taken_at"]:

@@ -5,7 +5,8 @@ messages for people go to stderr. Heavy imports (pyarrow, duckdb) happen inside 
 and each family of commands (``snapshots``, ``windows``, ...) is imported only when a command
 of it runs (``core.FAMILIES``), so that ``allocsnap CMD --help`` stays fast. ``diff`` and
 ``show`` of text dumps are answered before typer is imported when their command line is a
-plain one (``oneshot_argv``); ``app`` is imported on first use.
+plain one (``oneshot_argv``), and so is ``ls`` of a store whose catalog holds its snapshots
+(``store_argv``); ``app`` is imported on first use.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ def main() -> None:
         from allocsnap.cli import oneshot_argv
 
         if oneshot_argv.answered(sys.argv[1:]):
+            return
+    elif sys.argv[1:2] == ["ls"]:
+        from allocsnap.cli import store_argv
+
+        if store_argv.answered(sys.argv[1:]):
             return
     from allocsnap.cli.core import main as run
 

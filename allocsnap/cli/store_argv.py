@@ -1,0 +1,164 @@
+"""The command line of ``ls`` read without typer, answered from the store's catalog.
+
+Typer, pyarrow and DuckDB cost a new process several times what listing a store's snapshots
+does once a catalog holds them (allocsnap/store/catalog.py). ``answered`` reads the plain
+command lines — ``ls`` with ``--store DIR``, ``--host H`` (repeatable; names and ``*``/``?``
+globs) and ``--format``/``-f`` — and, when the local store's catalog is fresh (or can be
+brought up to date), prints what ``allocsnap ls`` prints, through present/render.py. Any
+other token, a remote store, a bracket glob, or a store the catalog leaves to its own views
+returns False and typer runs the command as always (allocsnap/cli/snapshots.py).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from allocsnap.cli.oneshot_argv import STORE_VARIABLE
+from allocsnap.present.render import Column, Format, Report, render
+from allocsnap.store import catalog
+
+_OPTIONS = {"--store": "store", "--host": "host", "--format": "fmt", "-f": "fmt"}
+_MAX_GLOB = 1024  # filters.MAX_GLOB_CHARS: a longer one is typer's to refuse
+# tables.ls_report's columns: tests/test_catalog.py proves both outputs byte for byte equal
+COLUMNS = [
+    Column("snapshot_id", "id"),
+    Column("name", "name"),
+    Column("taken_at", "taken at (UTC)", "time"),
+    Column("host", "host"),
+    Column("boot_id", "boot", "short_id"),
+    Column("kernel", "kernel"),
+    Column("rows", "rows", "count"),
+    Column("total_bytes", "bytes", "size"),
+    Column("total_calls", "calls", "count"),
+]
+
+
+class Rows:
+    """Rows as render.py reads a table: ``to_pylist``, ``column_names`` and ``num_rows``."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self._rows = rows
+        self.column_names = list(rows[0]) if rows else []
+        self.num_rows = len(rows)
+
+    def to_pylist(self) -> list[dict[str, Any]]:
+        """Return the rows, one dict each, in column order."""
+        return self._rows
+
+
+def read(argv: list[str]) -> tuple[Path, list[str], Format] | None:
+    """Return the store, the host globs and the format of an ``ls`` command line (without the
+    program name) this module takes, else None."""
+    if argv[:1] != ["ls"]:
+        return None
+    given: dict[str, list[str]] = {}
+    tokens = argv[1:]
+    i = 0
+    while i < len(tokens):
+        name, equals, value = tokens[i].partition("=")
+        key = _OPTIONS.get(name)
+        if key is None or (equals and not name.startswith("--")):
+            return None
+        if not equals:
+            if i + 1 == len(tokens) or tokens[i + 1].startswith("-"):
+                return None
+            value = tokens[i + 1]
+            i += 1
+        i += 1
+        if key != "host" and key in given:
+            return None
+        given.setdefault(key, []).append(value)
+    fmt = given.get("fmt", ["table"])[0]
+    if fmt not in ("table", "csv", "json", "markdown"):
+        return None
+    hosts = given.get("host", [])
+    if any("[" in h or "\0" in h or len(h) > _MAX_GLOB for h in hosts):
+        return None  # a bracket glob: RE2's classes are typer's path to read
+    store = given["store"][0] if "store" in given else os.environ.get(STORE_VARIABLE)
+    if store == "":
+        return None  # typer's to read
+    if store is None:
+        return Path("allocsnap-data"), hosts, Format(fmt)  # cli/core.py's DEFAULT_STORE
+    from allocsnap.store.remote import location
+
+    try:
+        where = location(store)
+    except Exception:  # refused: typer says how, in its words
+        return None
+    return (where, hosts, Format(fmt)) if isinstance(where, Path) else None
+
+
+def hosts_regex(globs: list[str]) -> str | None:
+    """Return ``filters.hosts_regex`` of globs without brackets (``*``, ``?``, literals)."""
+    if not globs:
+        return None
+    return "|".join(
+        "(?:^"
+        + "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in glob)
+        + "$)"
+        for glob in globs
+    )
+
+
+def report(entries: list[catalog.Entry]) -> Report:
+    """Return ``tables.ls_report`` of the catalog's snapshots, built without pyarrow."""
+    labels, boot, kernel, source, profiling, rows, total_bytes, total_calls = (
+        catalog.FIELDS.index(name)
+        for name in (
+            "labels",
+            "boot_id",
+            "kernel",
+            "source",
+            "profiling",
+            "rows",
+            "total_bytes",
+            "total_calls",
+        )
+    )
+    host = catalog.HOST
+    out = [
+        {
+            "snapshot_id": e[0],
+            "name": e[1],
+            "taken_at": catalog.taken_at(e),
+            "host": e[host],
+            "boot_id": e[boot],
+            "kernel": e[kernel],
+            "source": e[source],
+            "profiling": e[profiling],
+            "labels": ", ".join(f"{k}={v}" for k, v in sorted(dict(e[labels] or []).items())),
+            "rows": e[rows] or 0,
+            "total_bytes": e[total_bytes] or 0,
+            "total_calls": e[total_calls] or 0,
+        }
+        for e in entries
+    ]
+    table: Any = Rows(out)  # what render reads of a table
+    return Report(rows=table, columns=COLUMNS, info={"snapshots": len(entries)})
+
+
+def answered(argv: list[str]) -> bool:
+    """Print ``ls`` from the catalog and return True, or return False without a word."""
+    found = read(argv)
+    if found is None:
+        return False
+    where, hosts, fmt = found
+    match = catalog.host_test(hosts_regex(hosts))
+    cat = catalog.open_catalog(where)
+    if cat is None or match is None:
+        return False
+    try:
+        render(report(cat.snapshots(match)), fmt, sys.stdout)
+        sys.stdout.flush()
+    except KeyboardInterrupt:  # Ctrl-C: as click's main says it
+        sys.stderr.write("\nAborted!\n")
+        raise SystemExit(1) from None
+    except BrokenPipeError:  # `allocsnap ls | head`: exit 1 without a word, as click does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the exit's flush must not fail again
+        raise SystemExit(1) from None
+    return True

@@ -25,7 +25,7 @@ def main() -> None:
 
         if oneshot_argv.answered(sys.argv[1:]):
             return
-    elif sys.argv[1:2] == ["ls"]:
+    elif sys.argv[1:2] == ["ls"] and not {"--help", "-h"} & set(sys.argv[2:]):
         from allocsnap.cli import store_argv
 
         if store_argv.answered(sys.argv[1:]):

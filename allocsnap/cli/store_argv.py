@@ -18,23 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from allocsnap.cli.oneshot_argv import STORE_VARIABLE
-from allocsnap.present.render import Column, Format, Report, render
+from allocsnap.present import snapshot_lines
+from allocsnap.present.render import Format, Report, render
 from allocsnap.store import catalog
 
 _OPTIONS = {"--store": "store", "--host": "host", "--format": "fmt", "-f": "fmt"}
 _MAX_GLOB = 1024  # filters.MAX_GLOB_CHARS: a longer one is typer's to refuse
-# tables.ls_report's columns: tests/test_catalog.py proves both outputs byte for byte equal
-COLUMNS = [
-    Column("snapshot_id", "id"),
-    Column("name", "name"),
-    Column("taken_at", "taken at (UTC)", "time"),
-    Column("host", "host"),
-    Column("boot_id", "boot", "short_id"),
-    Column("kernel", "kernel"),
-    Column("rows", "rows", "count"),
-    Column("total_bytes", "bytes", "size"),
-    Column("total_calls", "calls", "count"),
-]
 
 
 class Rows:
@@ -138,7 +127,7 @@ def report(entries: list[catalog.Entry]) -> Report:
         for e in entries
     ]
     table: Any = Rows(out)  # what render reads of a table
-    return Report(rows=table, columns=COLUMNS, info={"snapshots": len(entries)})
+    return Report(rows=table, columns=snapshot_lines.LS_COLUMNS, info={"snapshots": len(entries)})
 
 
 def answered(argv: list[str]) -> bool:

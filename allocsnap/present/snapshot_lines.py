@@ -1,11 +1,24 @@
-"""The header lines, columns and footers of ``diff`` and ``show``, from plain values: one
-wording for both paths that make them (present/tables.py from analysis results, and
-allocsnap/oneshot from dumps read without pyarrow). Imports nothing heavy."""
+"""The header lines, columns and footers of ``diff``, ``show`` and ``ls``, from plain values:
+one wording for both paths that make them (present/tables.py from analysis results, and
+allocsnap/oneshot and cli/store_argv.py without pyarrow). Imports nothing heavy."""
 
 from __future__ import annotations
 
 from allocsnap.present.render import Column
 from allocsnap.units import format_size
+
+# ls: one row per snapshot
+LS_COLUMNS = [
+    Column("snapshot_id", "id"),
+    Column("name", "name"),
+    Column("taken_at", "taken at (UTC)", "time"),
+    Column("host", "host"),
+    Column("boot_id", "boot", "short_id"),
+    Column("kernel", "kernel"),
+    Column("rows", "rows", "count"),
+    Column("total_bytes", "bytes", "size"),
+    Column("total_calls", "calls", "count"),
+]
 
 
 def key_title(by: str) -> str:

@@ -124,18 +124,7 @@ def ls_report(metas: list[SnapshotMeta]) -> Report:
             for m in metas
         ]
     )
-    columns = [
-        Column("snapshot_id", "id"),
-        Column("name", "name"),
-        Column("taken_at", "taken at (UTC)", "time"),
-        Column("host", "host"),
-        Column("boot_id", "boot", "short_id"),
-        Column("kernel", "kernel"),
-        Column("rows", "rows", "count"),
-        Column("total_bytes", "bytes", "size"),
-        Column("total_calls", "calls", "count"),
-    ]
-    return Report(rows=rows, columns=columns, info={"snapshots": len(metas)})
+    return Report(rows=rows, columns=lines.LS_COLUMNS, info={"snapshots": len(metas)})
 
 
 # -- allocsnap sql -----------------------------------------------------------------------------

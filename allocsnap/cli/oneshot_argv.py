@@ -45,15 +45,12 @@ def read(argv: list[str]) -> tuple[str, list[str], dict[str, str]] | None:
             operands.append(token)
             i += 1
             continue
-        name, equals, value = token.partition("=")
-        if not equals:
-            if i + 1 == len(tokens) or tokens[i + 1].startswith("-"):
-                return None
-            value = tokens[i + 1]
-            i += 1
-        i += 1
+        found = option_at(tokens, i)
+        if found is None:
+            return None
+        name, value, i, joined = found
         key = names.get(name)
-        if key is None or key in given or (equals and not name.startswith("--")):
+        if key is None or key in given or (joined and not name.startswith("--")):
             return None
         given[key] = value
     if len(operands) != _OPERANDS[command]:
@@ -64,6 +61,17 @@ def read(argv: list[str]) -> tuple[str, list[str], dict[str, str]] | None:
     if options["fmt"] not in ("table", "csv", "json", "markdown"):
         return None
     return command, operands, options
+
+
+def option_at(tokens: list[str], i: int) -> tuple[str, str, int, bool] | None:
+    """Return the option at ``tokens[i]``: its name, its value, where the next token is, and
+    whether it was written ``--opt=VALUE``; None when no value follows (typer's to read)."""
+    name, equals, value = tokens[i].partition("=")
+    if equals:
+        return name, value, i + 1, True
+    if i + 1 == len(tokens) or tokens[i + 1].startswith("-"):
+        return None
+    return name, tokens[i + 1], i + 2, False
 
 
 def answered(argv: list[str]) -> bool:

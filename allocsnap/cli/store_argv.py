@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from allocsnap.cli.oneshot_argv import STORE_VARIABLE
+from allocsnap.cli.oneshot_argv import STORE_VARIABLE, option_at
 from allocsnap.present import snapshot_lines
 from allocsnap.present.render import Format, Report, render
 from allocsnap.store import catalog
@@ -48,16 +48,13 @@ def read(argv: list[str]) -> tuple[Path, list[str], Format] | None:
     tokens = argv[1:]
     i = 0
     while i < len(tokens):
-        name, equals, value = tokens[i].partition("=")
-        key = _OPTIONS.get(name)
-        if key is None or (equals and not name.startswith("--")):
+        found = option_at(tokens, i)
+        if found is None:
             return None
-        if not equals:
-            if i + 1 == len(tokens) or tokens[i + 1].startswith("-"):
-                return None
-            value = tokens[i + 1]
-            i += 1
-        i += 1
+        name, value, i, joined = found
+        key = _OPTIONS.get(name)
+        if key is None or (joined and not name.startswith("--")):
+            return None
         if key != "host" and key in given:
             return None
         given.setdefault(key, []).append(value)

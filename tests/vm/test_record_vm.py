@@ -68,7 +68,7 @@ def guest(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "wait $REC",
         ]
     )
-    result = run_in_vm("7.3", ["--share", str(out)], ["sh", "-c", script], timeout=500)
+    result = run_in_vm("7.3", ["--share", str(out)], ["sh", "-c", script], timeout=900)
     assert result.returncode == 0, result.stderr[-2000:]
     return out
 

@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from allocsnap.cli import app
-from allocsnap.errors import AllocsnapError
+from allocsnap.errors import AllocsnapError, InputTooLarge
 from allocsnap.kernel import source
 from tests import oracle
 from tests.conftest import real
@@ -133,3 +133,19 @@ def test_the_boot_id_is_this_procs() -> None:
     (source.PROC / "sys/kernel/random").mkdir(parents=True)
     (source.PROC / "sys/kernel/random/boot_id").write_text("b7e2c1d4-0000\n")
     assert source.boot_id() == source.boot_id() == "b7e2c1d4-0000"
+
+
+@pytest.mark.parametrize(
+    ("relative", "read"),
+    [("modules", source.loaded_modules), ("sys/kernel/random/boot_id", source.boot_id)],
+)
+def test_a_fact_file_past_its_bound_is_refused(relative: str, read: Callable[[], object]) -> None:
+    # GIVEN a /proc whose module list or boot id is far longer than the kernel's ever is
+    path = source.PROC / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    most = source.MODULES_MAX_BYTES if relative == "modules" else source.BOOT_ID_MAX_BYTES
+    line = b"zram 45056 0 - Live 0x0\n"
+    path.write_bytes(line * (most // len(line) + 1))
+    # WHEN read beside a snapshot / THEN refused, naming the file, before reading on without end
+    with pytest.raises(InputTooLarge, match=f"{relative}: more than {most:,} bytes"):
+        read()

@@ -28,6 +28,8 @@ from allocsnap.model import MAX_DUMP_BYTES, MAX_LINE_BYTES, Filter
 ALLOCINFO = Path("/proc/allocinfo")
 PROC = Path("/proc")
 READ_CHUNK = 1 << 16  # the kernel hands out about a page per read() whatever we ask
+MODULES_MAX_BYTES = 4 << 20  # /proc/modules: a line of about 100 bytes per loaded module
+BOOT_ID_MAX_BYTES = 64  # a UUID and its newline
 MODULE_RETRIES = 3
 PROFILING_OFF_NOTE = "profiling is off (vm.mem_profiling=0): counters are frozen"
 NEVER_COUNTED_NOTE = (
@@ -287,7 +289,7 @@ def loaded_modules() -> tuple[str, ...] | None:
     """Return the names of the loaded modules, sorted, or None when /proc/modules is absent."""
     global _modules
     proc = PROC
-    raw = _read_bytes(_proc_path(proc, "modules"))
+    raw = _read_bytes(_proc_path(proc, "modules"), MODULES_MAX_BYTES)
     if raw is None:
         return None
     # read every time (a module can come or go between snapshots); parsed again only when the
@@ -358,7 +360,7 @@ def boot_id() -> str | None:
     known = _boot_ids.get(proc)
     if known is not None:
         return known
-    raw = _read_bytes(_proc_path(proc, "sys/kernel/random/boot_id"))
+    raw = _read_bytes(_proc_path(proc, "sys/kernel/random/boot_id"), BOOT_ID_MAX_BYTES)
     if raw is None:
         return None
     _boot_ids[proc] = value = raw.decode().strip()
@@ -376,15 +378,19 @@ def _proc_path(proc: Path, relative: str) -> str:
     return path
 
 
-def _read_bytes(path: str) -> bytes | None:
-    """Return a small /proc file's bytes, or None when it cannot be read."""
+def _read_bytes(path: str, most: int) -> bytes | None:
+    """Return a small /proc file's bytes, or None when it cannot be read; raise
+    ``InputTooLarge`` past ``most`` bytes (not the kernel's file: never read without end)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
     try:
-        chunks = []
+        chunks, size = [], 0
         while chunk := os.read(fd, READ_CHUNK):
+            size += len(chunk)
+            if size > most:
+                raise InputTooLarge(f"{path}: more than {most:,} bytes, not the kernel's file")
             chunks.append(chunk)
     except OSError:
         return None

@@ -94,6 +94,21 @@ def tag_id(module: str | None, file: str, line: int, function: str) -> int:
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little", signed=True)
 
 
+TagKey = tuple[str | None, str, int, str]  # module, file, line, function
+TAG_IDS_KEPT = 1 << 17  # call sites whose ids are remembered; a kernel has about 5,000
+tag_ids: dict[TagKey, int] = {}  # the parsers look here first, inline: a row costs one lookup
+
+
+def remembered_tag_id(key: TagKey) -> int:
+    """Return ``tag_id(*key)`` and remember it in ``tag_ids``, which is emptied first when it
+    holds ``TAG_IDS_KEPT`` ids: a recorder that runs for months, or an import of dumps from
+    many kernels, keeps at most that many, however many call sites it meets."""
+    if len(tag_ids) >= TAG_IDS_KEPT:
+        tag_ids.clear()
+    ident = tag_ids[key] = tag_id(*key)
+    return ident
+
+
 @dataclass(frozen=True)
 class Filter:
     """Which rows to keep. Empty fields keep everything; set fields are ANDed.

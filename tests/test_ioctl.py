@@ -6,15 +6,18 @@ Expectations are computed by hand from include/uapi/linux/alloc_tag.h and asm/io
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
-from allocsnap import filters
+from allocsnap import filters, model
+from allocsnap.errors import InputTooLarge
 from allocsnap.kernel import capture, ioctl, ioctl_abi, parse
-from allocsnap.model import SAMPLE_SCHEMA, Filter, SnapshotMeta, tag_id
+from allocsnap.model import MAX_DUMP_BYTES, SAMPLE_SCHEMA, Filter, SnapshotMeta, tag_id
 from tests.conftest import real
 
 SNAPSHOT_META = SnapshotMeta("0", datetime(2026, 12, 6, tzinfo=UTC), "h", "ioctl", "ioctl")
@@ -280,6 +283,35 @@ def test_tables_equal_the_per_record_build_across_repeated_walks() -> None:
     for records in (whole, whole, small, moved, flipped, small, [], small[2:], whole):
         # THEN each equals the table built record by record
         assert ioctl.to_table(records).equals(_table_per_record(records))
+
+
+def test_the_ids_remembered_across_walks_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN room for 8 remembered ids, and walks of a real 7.3 table and of the small one
+    monkeypatch.setattr(model, "TAG_IDS_KEPT", 8)
+    model.tag_ids.clear()  # what earlier tests left
+    whole, small = _records(real("7.3", 2, 0).read_text()), _records(TEXT)
+    for records in (whole, small, whole):
+        # WHEN each is turned into rows, as a recorder running for months does
+        table = ioctl.to_table(records)
+        # THEN no more than 8 ids are kept, and every id is still the call site's
+        assert len(model.tag_ids) <= 8
+        assert table["tag_id"].to_pylist() == [
+            tag_id(r.module, r.file, r.line, r.function) for r in records
+        ]
+
+
+def test_the_text_read_to_complete_names_is_bounded(tmp_path: Path) -> None:
+    # GIVEN a descriptor on a file longer than any allocinfo text (a dump's bound), lines short
+    big = tmp_path / "allocinfo"
+    line = b"4096 1 mm/a.c:1 func:f\n"
+    big.write_bytes(line * (MAX_DUMP_BYTES // len(line) + 1))
+    fd = os.open(big, os.O_RDONLY)
+    try:
+        # WHEN read for the names at the 63-character limit / THEN refused, not read on
+        with pytest.raises(InputTooLarge, match="MiB"):
+            ioctl._read_text(fd)
+    finally:
+        os.close(fd)
 
 
 def test_record_totals_wrap_as_the_tables() -> None:

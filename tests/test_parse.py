@@ -11,6 +11,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from allocsnap import model
 from allocsnap.errors import ParseError
 from allocsnap.kernel.parse import ParsedAllocinfo, parse
 from tests import oracle
@@ -328,6 +329,22 @@ def test_duplicate_keys_get_occurrences_and_one_tag_id(path: Path) -> None:
     ids = [independent_tag_id(r.module, r.file, r.line, r.function) for r in expected]
     assert samples["tag_id"].to_pylist() == ids
     assert len(set(ids)) == len(seen)
+
+
+def test_the_ids_remembered_across_dumps_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN room for 8 remembered ids, and dumps of two kernels with thousands of call sites
+    monkeypatch.setattr(model, "TAG_IDS_KEPT", 8)
+    model.tag_ids.clear()  # what earlier tests left
+    for path in (real("6.12", 1, 3), real("7.3", 2, 0), real("6.12", 1, 3)):
+        lines = [line for line in path.read_text().splitlines() if not is_decoration(line)]
+        # WHEN each is parsed, as an import of many kernels' dumps or a months-long recorder do
+        samples = parse("\n".join(lines) + "\n").samples
+        # THEN no more than 8 ids are kept, and every id is still the documented hash
+        assert len(model.tag_ids) <= 8
+        expected = oracle.rows_of(lines)
+        assert samples["tag_id"].to_pylist() == [
+            independent_tag_id(r.module, r.file, r.line, r.function) for r in expected
+        ]
 
 
 def test_mm_slot_pair_of_09_keeps_both_values() -> None:

@@ -42,7 +42,7 @@ from allocsnap.kernel.ioctl_abi import (
     numbers,
     unpack_record,
 )
-from allocsnap.model import SAMPLE_SCHEMA, Filter, tag_id
+from allocsnap.model import SAMPLE_SCHEMA, Filter, TagKey, remembered_tag_id, tag_ids
 
 RETRIES = 10
 """Walks tried while CONTENT_ID changes (a module came or went), as the kernel's kselftest."""
@@ -129,16 +129,12 @@ def _ioctl(fd: int, request: int, buf: bytearray, name: str) -> bool:
 
 
 def _read_text(fd: int) -> bytes:
+    """Return the text of the file the walk read, bounded as every dump is."""
     os.lseek(fd, 0, os.SEEK_SET)
-    chunks = []
-    while chunk := os.read(fd, source.READ_CHUNK):
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return source.read_bounded(lambda n: os.read(fd, n), str(source.ALLOCINFO))
 
 
 # -- rows ---------------------------------------------------------------------------------------
-
-_tag_ids: dict[tuple[str | None, str, int, str], int] = {}
 
 
 def may_be_truncated(record: Record) -> bool:
@@ -205,7 +201,6 @@ def reconcile(records: list[Record], text: bytes | str | None) -> tuple[list[Rec
     return out, notes
 
 
-Key = tuple[str | None, str, int, str]
 _last_tags: tuple[tuple[tuple[object, ...], ...], list[pa.Array]] | None = None
 _last_accurate: tuple[tuple[object, ...], pa.Array] | None = None
 
@@ -256,13 +251,13 @@ def _tag_columns(
 ) -> list[pa.Array]:
     """Return ordinal, tag_id, occurrence, file, line, module, function and extras of a walk."""
     ids, occurrences = [], []
-    seen: dict[Key, int] = {}
+    seen: dict[TagKey, int] = {}
     for key in zip(modules, files, lines, functions, strict=True):
         occurrence = seen.get(key, 0)
         seen[key] = occurrence + 1
-        ident = _tag_ids.get(key)
+        ident = tag_ids.get(key)
         if ident is None:
-            ident = _tag_ids.setdefault(key, tag_id(*key))
+            ident = remembered_tag_id(key)
         ids.append(ident)
         occurrences.append(occurrence)
     return [

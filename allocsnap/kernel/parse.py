@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from allocsnap.errors import ParseError
-from allocsnap.model import MAX_LINE_BYTES, SAMPLE_SCHEMA, tag_id
+from allocsnap.model import MAX_LINE_BYTES, SAMPLE_SCHEMA, remembered_tag_id, tag_ids
 
 KNOWN_VERSIONS = ("1.0", "2.0")
 
@@ -34,8 +34,6 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]|\r(?!\n|$)")
 _PLAIN = b"\t\n" + bytes(range(0x20, 0x7F))  # bytes that are never one (the kernel's text)
 _MAX_U64 = 2**64 - 1
 _MAX_U32 = 2**32 - 1
-
-_tag_ids: dict[tuple[str | None, str, int, str], int] = {}
 
 
 @dataclass(frozen=True)
@@ -121,9 +119,9 @@ def parse(text: str | bytes, *, source: str = "<text>", lenient: bool = False) -
         key = (module, file, lineno, function)
         occurrence = seen.get(key, 0)
         seen[key] = occurrence + 1
-        ident = _tag_ids.get(key)
+        ident = tag_ids.get(key)
         if ident is None:
-            ident = _tag_ids.setdefault(key, tag_id(module, file, lineno, function))
+            ident = remembered_tag_id(key)
         cols["ordinal"].append(len(cols["ordinal"]))
         cols["tag_id"].append(ident)
         cols["occurrence"].append(occurrence)

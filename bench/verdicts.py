@@ -176,13 +176,15 @@ def every_kth(src: Path, dst: Path, k: int) -> None:
         pq.read_table(f, columns=["snapshot_id", "taken_at"]) for f in snapshot_files
     )
     order = pc.sort_indices(times, [("taken_at", "ascending"), ("snapshot_id", "ascending")])
-    kept = pc.take(times["snapshot_id"], order)[::k]
+    kept = pc.take(times, order)[::k]
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.parquet"))
     shutil.copytree(src / "tags", dst / "tags", dirs_exist_ok=True)
     for part in ("snapshots", "samples"):
+        # samples by time: a compacted file leaves snapshot_id NULL (one host, one per instant)
+        column = "snapshot_id" if part == "snapshots" else "taken_at"
         for f in sorted((src / part).rglob("*.parquet")):
             table = pq.read_table(f)
-            table = table.filter(pc.is_in(table["snapshot_id"], kept))
+            table = table.filter(pc.is_in(table[column], kept[column]))
             pq.write_table(table, dst / f.relative_to(src), compression="zstd")
 
 
@@ -221,7 +223,8 @@ def eligible_leaks(
     end = snaps["taken_at"].max()
     start = end - (end - snaps["taken_at"].min()) * fraction
     window = snaps[snaps["taken_at"] >= start].sort_values(["taken_at", "snapshot_id"])
-    picked: dict[str, list[str]] = {}
+    assert not snaps.duplicated("taken_at").any(), "one snapshot per instant: one host a store"
+    picked: dict[str, list[object]] = {}
     floor_of: dict[str, float] = {}  # the growth floor: min_growth, or min_rate × a shorter span
     settings = analysis.LeakSettings()
     for boot, group in window.groupby("boot_id", dropna=False):
@@ -231,13 +234,13 @@ def eligible_leaks(
         bucket = np.minimum((t / span * MAX_POINTS).astype(int), MAX_POINTS - 1)
         first = np.r_[True, bucket[1:] != bucket[:-1]]
         first[-1] = True
-        picked[str(boot)] = list(group["snapshot_id"].to_numpy()[first])
+        picked[str(boot)] = list(group["taken_at"].to_numpy()[first])
     most = max(len(ids) for ids in picked.values())
     ids_of = {t: site for t, site in _tag_sites(root).items() if classes.get(site) in LEAK_CLASSES}
     samples = pq.ParquetDataset(
         root / "samples", filters=[("tag_id", "in", list(ids_of))], partitioning=None
-    ).read(columns=["snapshot_id", "tag_id", "bytes"])
-    frame = samples.to_pandas().set_index(["tag_id", "snapshot_id"])["bytes"]
+    ).read(columns=["taken_at", "tag_id", "bytes"])  # by time: compacted files leave ids NULL
+    frame = samples.to_pandas().set_index(["tag_id", "taken_at"])["bytes"]
     found, grown = set(), set()
     for tid, site in ids_of.items():
         try:

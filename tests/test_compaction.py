@@ -171,6 +171,33 @@ def test_late_snapshots_of_a_compacted_hour_get_a_new_generation(tmp_path: Path)
 
 
 @pytest.mark.slow
+def test_files_written_in_the_compacted_layout_name_snapshots_as_compaction_does(
+    tmp_path: Path,
+) -> None:
+    # GIVEN an hour of hot snapshots, two of them at the same instant (dumps imported --at it)
+    root = tmp_path / "store"
+    snaps = _fill(root, 5)
+    writing.write(root, _snap(3, snaps[2].meta.taken_at))
+    hot = pa.concat_tables(pq.read_table(p) for p in (root / "samples").rglob("*.parquet"))
+    key = ["snapshot_id", "taken_at", "tag_id", "occurrence", "bytes"]
+
+    # WHEN the same rows are written directly in the compacted layout (bench/generate.py's
+    # stores), and the store compacts the hour
+    direct = tmp_path / "direct.parquet"
+    compaction.write_compacted(
+        hot.sort_by([("tag_id", "ascending"), ("taken_at", "ascending")]), direct
+    )
+    compaction.compact(root, T0 + timedelta(hours=1), days=False, grace_s=0)
+    [compacted] = (root / "samples").rglob("h13-*.parquet")
+
+    # THEN both name a snapshot only where its time is shared: the benchmarks read the layout
+    # a recorder leaves
+    rows = [sorted(pq.read_table(p, columns=key).to_pylist(), key=str) for p in (direct, compacted)]
+    assert rows[0] == rows[1]
+    unnamed = sum(s.meta.rows for i, s in enumerate(snaps) if i != 2)  # the four alone
+    assert sum(r["snapshot_id"] is None for r in rows[0]) == unnamed
+
+
 def test_snapshots_taken_at_the_same_instant_stay_apart_through_compactions(
     tmp_path: Path,
 ) -> None:

@@ -129,17 +129,18 @@ def test_top_by_host_is_each_host_first_and_last_total(
     want = set()
     for host in HOSTS:
         snaps = pq.read_table(sorted(base.glob(f"{host}/snapshots/*/*/*.parquet")))
+        # (compacted files name a host's snapshot by its time: snapshot_id is NULL there)
         samples = pq.read_table(
-            sorted(base.glob(f"{host}/samples/*/*/*.parquet")), columns=["snapshot_id", "bytes"]
+            sorted(base.glob(f"{host}/samples/*/*/*.parquet")), columns=["taken_at", "bytes"]
         )
-        totals = samples.group_by("snapshot_id").aggregate([("bytes", "sum")])
+        totals = samples.group_by("taken_at").aggregate([("bytes", "sum")])
         total = dict(
-            zip(totals["snapshot_id"].to_pylist(), totals["bytes_sum"].to_pylist(), strict=True)
+            zip(totals["taken_at"].to_pylist(), totals["bytes_sum"].to_pylist(), strict=True)
         )
         for boot in set(snaps["boot_id"].to_pylist()):
             rows = snaps.filter(pc.equal(snaps["boot_id"], boot)).sort_by("taken_at")
-            ids = rows["snapshot_id"].to_pylist()
-            want.add((host, total[ids[0]], total[ids[-1]]))
+            times = rows["taken_at"].to_pylist()
+            want.add((host, total[times[0]], total[times[-1]]))
     # WHEN top is grouped by host
     rows = analysis.top(merged, grouping=analysis.Grouping("host"), top_n=0).rows.to_pylist()
     # THEN one row per host and boot, with those totals

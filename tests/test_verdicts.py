@@ -432,11 +432,12 @@ def test_bench_decoys_top_up_every_kind_and_leave_the_other_series_alone(tmp_pat
     }
 
     # AND every other call site's series is the same, snapshot for snapshot
-    def values(root: Path) -> dict[tuple[int, str], int]:
+    def values(root: Path) -> dict[tuple[int, object], int]:
+        # by time: a compacted file names a snapshot by its time (snapshot_id NULL)
         table = pq.ParquetDataset(root / "samples", partitioning=None).read(
-            columns=["tag_id", "snapshot_id", "bytes"]
+            columns=["tag_id", "taken_at", "bytes"]
         )
-        rows = zip(*(table[c].to_pylist() for c in ("tag_id", "snapshot_id", "bytes")), strict=True)
+        rows = zip(*(table[c].to_pylist() for c in ("tag_id", "taken_at", "bytes")), strict=True)
         return {(t, s): b for t, s, b in rows if t not in topped.extra}
 
     before, after = values(tmp_path / "plain"), values(tmp_path / "topped")

@@ -420,11 +420,14 @@ def _read_part(reader: pq.ParquetFile, lo: int, hi: int) -> pa.Table | None:
 
 
 def write_compacted(table: pa.Table, path: Path, row_group_rows: int = 1 << 20) -> None:
-    """Write samples sorted by (tag_id, occurrence, taken_at) in the compacted layout.
+    """Write samples sorted by (tag_id, occurrence, taken_at) in the compacted layout, with
+    ``snapshot_id`` NULL where ``taken_at`` alone names the snapshot, as compaction leaves it.
 
     For tools that build a store's files directly (bench/generate.py); no temp file, no fsync.
     """
     table = with_units(table.cast(STORE_SAMPLE_SCHEMA))
+    snapshots = table.group_by(["snapshot_id", "taken_at"]).aggregate([])
+    table = _unnamed(table, _shared_times(snapshots))
     pq.write_table(table, path, row_group_size=row_group_rows, **_COMPACT_OPTIONS)
 
 

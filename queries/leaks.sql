@@ -127,7 +127,26 @@ tag_series as materialized (
         ) as points,
         list({ 'idx': p.idx, 'bytes': s.bytes }) filter (where p.later) as later_points,
         max(p.growth_floor) as growth_floor
-    from samples as s
+    from (
+        -- the window's picked snapshots, read by their times (view_window_samples.sql)
+        select
+            w.snapshot_id,
+            w.tag_id,
+            w.bytes,
+            w.accurate
+        from
+            window_samples(
+                $host, $since_at, $until_at, $since_back, $until_back, $max_points
+            ) as w
+        union all
+        select
+            l.snapshot_id,
+            l.tag_id,
+            l.bytes,
+            l.accurate
+        from samples as l
+        semi join later_picked as r on l.snapshot_id = r.snapshot_id
+    ) as s
     inner join read_snapshots as p on s.snapshot_id = p.snapshot_id
     where $accurate is null or s.accurate = $accurate
     group by s.tag_id, p.epoch

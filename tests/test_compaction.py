@@ -32,6 +32,7 @@ ODD = (
     / "06_davidwang_6.12.0_abnormal_negative_values_2024-11.txt"
 )
 T0 = datetime(2026, 11, 25, 13, 40, tzinfo=UTC)
+HOSTS = ("vm1", "vm2")
 
 
 def _snap(index: int, at: datetime, host: str = "vm1") -> Snapshot:
@@ -196,6 +197,53 @@ def test_files_written_in_the_compacted_layout_name_snapshots_as_compaction_does
     assert rows[0] == rows[1]
     unnamed = sum(s.meta.rows for i, s in enumerate(snaps) if i != 2)  # the four alone
     assert sum(r["snapshot_id"] is None for r in rows[0]) == unnamed
+
+
+def test_window_samples_are_the_samples_views_rows_of_the_picked_snapshots(
+    tmp_path: Path,
+) -> None:
+    # GIVEN two hosts at the same instants, the first hour compacted (its files name snapshots
+    # by their time: snapshot_id NULL) and the rest hot, and two more snapshots of vm1 at the
+    # time of one in the compacted hour (dumps imported --at the same instant)
+    root = tmp_path / "store"
+    snaps = [_snap(i, T0 + i * timedelta(minutes=4), host) for i in range(16) for host in HOSTS]
+    for s in snaps:
+        writing.write(root, s)
+    compaction.compact(root, T0.replace(hour=14, minute=30), days=False, grace_s=0)
+    same = [_snap(i, snaps[2].meta.taken_at) for i in (3, 4)]
+    for s in same:
+        writing.write(root, s)
+    compacted = next((root / "samples" / "host=vm2").rglob("h13-*.parquet"))
+    assert pq.read_table(compacted, columns=["snapshot_id"]).column(0).null_count > 0
+    totals = {s.meta.snapshot_id: s.meta.total_bytes for s in [*snaps, *same]}
+
+    with query.connect(layout.open_store(root)) as con:
+        for window in (
+            (None, None, None, None, None, 5),
+            (None, None, None, None, None, None),
+            ("vm2", None, None, None, None, 7),
+            (None, T0 + timedelta(minutes=10), None, None, None, 4),
+            ("vm1", None, None, 1800.0, None, 3),
+        ):
+            # WHEN the table macro reads a window's picked snapshots
+            got = con.sql(
+                "select * from window_samples(?, ?, ?, ?, ?, ?) order by all", params=window
+            )
+            # THEN its rows are the samples view's rows of those snapshots, and each snapshot's
+            # bytes add up to what its capture said
+            expected = con.sql(
+                "select s.* from samples as s semi join window_snapshots_picked(?, ?, ?, ?, ?, ?)"
+                " as p on s.host = p.host and s.snapshot_id = p.snapshot_id order by all",
+                params=window,
+            )
+            assert got.columns == expected.columns
+            rows = got.fetchall()
+            assert rows == expected.fetchall() and rows
+            picked = con.sql(
+                "select snapshot_id, sum(bytes) from window_samples(?, ?, ?, ?, ?, ?) group by 1",
+                params=window,
+            ).fetchall()
+            assert all(totals[sid] == total for sid, total in picked)
 
 
 def test_snapshots_taken_at_the_same_instant_stay_apart_through_compactions(

@@ -91,6 +91,7 @@ def across_kernels(
         def follow(con: query.Connection) -> None:
             query.register(con, "kernel_tag_map", table)
             query.execute(con, "across_kernels")
+            query.execute(con, "across_kernels_picked")
 
         session.prepared(follow)  # again on a retry's fresh connection
     except BaseException:

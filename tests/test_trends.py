@@ -12,6 +12,7 @@ import statistics
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
@@ -196,6 +197,32 @@ def test_generated_leaks_are_found_and_decoys_are_not(tmp_path: Path) -> None:
     assert precision >= 0.9 and recall >= 0.9, (precision, recall)
     decoys = {classes[site] for site in found - true}
     assert not decoys & {"step", "sawtooth", "hump", "noise", "churn", "steady", "module"}
+
+
+@pytest.mark.slow
+def test_leaks_says_the_same_bytes_however_many_threads_duckdb_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the small generated store, and DuckDB run as on machines of 1, 2 and 8 cores (its
+    # threads deliver the rows of one series in a different order each time)
+    generate(tmp_path / "store", SMALL)
+    connect = duckdb.connect
+    outputs = set()
+    for threads in (1, 2, 8, 8):
+        monkeypatch.setattr(
+            duckdb,
+            "connect",
+            lambda *args, threads=threads, **kwargs: connect(
+                *args, config={"threads": threads}, **kwargs
+            ),
+        )
+        # WHEN
+        result = runner.invoke(app, ["leaks", "--store", str(tmp_path / "store"), "-f", "json"])
+        assert result.exit_code == 0, result.output
+        outputs.add(result.stdout)
+    # THEN every statistic of every series, leak or not, is the same to the last digit
+    assert len(outputs) == 1
+    assert '"step_lag1"' in outputs.pop()
 
 
 @pytest.mark.slow

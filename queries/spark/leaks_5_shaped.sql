@@ -45,9 +45,11 @@ steps as (
         median(abs(s.step - m.median_step)) as step_mad,
         any_value(m.median_step) as median_step,
         -- the correlation of each step with the one before: about -0.5 for stationary jitter,
-        -- about 0 for a random walk
+        -- about 0 for a random walk (none when the steps of the pairs are all equal)
         case
-            when stddev_pop(s.step) > 0 and stddev_pop(s.prev_step) > 0
+            when
+                stddev_pop(s.step) filter (where s.prev_step is not null) > 0
+                and stddev_pop(s.prev_step) > 0
                 then corr(s.step, s.prev_step)
         end as step_lag1,
         -- the skewness of the steps: about 0 for a random walk's (symmetric), positive for a

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from allocsnap import analysis
+from allocsnap.store import compaction
 from bench.generate import DECOY_KINDS, Config, _hard, generate
 from bench.verdicts import REAL_PLANTS, REAL_START, planted, real_store, site_text
 from tests.test_trends import GROWER, T0, Site, mann_kendall, theil_sen, write_series
@@ -334,6 +335,26 @@ def test_a_hump_given_back_after_the_window_is_not_a_leak(tmp_path: Path) -> Non
     row = _one(root, values)
     assert row["verdict"] == "falls back (sawtooth or freed)"
     assert row["later_fall_share"] is None
+
+
+def test_a_compacted_store_is_followed_after_the_window_as_a_fresh_one(tmp_path: Path) -> None:
+    # GIVEN the hump above, once as the recorder writes it and once compacted into its day's
+    # file, where the snapshots are named by their times alone (snapshot_id NULL)
+    rng = random.Random(7)
+    up = [(4 << 20) + i * (256 << 10) + rng.randint(0, 128 << 10) for i in range(60)]
+    values = up + [up[-1] - (k + 1) * (10 << 20) // 30 for k in range(30)]
+    fresh = _one(tmp_path / "fresh", values, analysis.Window(until="30m"))
+    root = tmp_path / "compacted"
+    write_series(root, [{GROWER: v} for v in values])
+    compaction.compact(root, now=T0 + timedelta(days=2), grace_s=0)
+    (day_file,) = (root / "samples").rglob("*.parquet")
+    assert pq.read_table(day_file, columns=["snapshot_id"])["snapshot_id"].null_count > 0
+    # WHEN judged over the window that ends 30 minutes before the newest snapshot
+    row = _one(root, values, analysis.Window(until="30m"))
+    # THEN the fall after the window is read from the compacted file too, to the same figures
+    assert row["verdict"] == "given back after the window", row["reason"]
+    assert 0.5 < float(row["later_fall_share"]) <= 10 / 15  # type: ignore[arg-type]
+    assert row == fresh
 
 
 def _hump_then_leak(fall_at: int, n: int = 100, seed: int = 4) -> list[int]:

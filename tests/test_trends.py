@@ -213,7 +213,7 @@ def test_leaks_says_the_same_bytes_however_many_threads_duckdb_runs(
             duckdb,
             "connect",
             lambda *args, threads=threads, **kwargs: connect(
-                *args, config={"threads": threads}, **kwargs
+                *args, **{**kwargs, "config": {"threads": threads}}
             ),
         )
         # WHEN

@@ -19,24 +19,11 @@ from typing import Any
 
 from allocsnap.cli.oneshot_argv import STORE_VARIABLE, option_at
 from allocsnap.present import snapshot_lines
-from allocsnap.present.render import Format, Report, render
+from allocsnap.present.render import Format, Report, Rows, render
 from allocsnap.store import catalog
 
 _OPTIONS = {"--store": "store", "--host": "host", "--format": "fmt", "-f": "fmt"}
 _MAX_GLOB = 1024  # filters.MAX_GLOB_CHARS: a longer one is typer's to refuse
-
-
-class Rows:
-    """Rows as render.py reads a table: ``to_pylist``, ``column_names`` and ``num_rows``."""
-
-    def __init__(self, rows: list[dict[str, Any]]) -> None:
-        self._rows = rows
-        self.column_names = list(rows[0]) if rows else []
-        self.num_rows = len(rows)
-
-    def to_pylist(self) -> list[dict[str, Any]]:
-        """Return the rows, one dict each, in column order."""
-        return self._rows
 
 
 def read(argv: list[str]) -> tuple[Path, list[str], Format] | None:
@@ -92,38 +79,23 @@ def hosts_regex(globs: list[str]) -> str | None:
 
 def report(entries: list[catalog.Entry]) -> Report:
     """Return ``tables.ls_report`` of the catalog's snapshots, built without pyarrow."""
-    labels, boot, kernel, source, profiling, rows, total_bytes, total_calls = (
-        catalog.FIELDS.index(name)
-        for name in (
-            "labels",
-            "boot_id",
-            "kernel",
-            "source",
-            "profiling",
-            "rows",
-            "total_bytes",
-            "total_calls",
-        )
-    )
-    host = catalog.HOST
-    out = [
-        {
-            "snapshot_id": e[0],
-            "name": e[1],
-            "taken_at": catalog.taken_at(e),
-            "host": e[host],
-            "boot_id": e[boot],
-            "kernel": e[kernel],
-            "source": e[source],
-            "profiling": e[profiling],
-            "labels": ", ".join(f"{k}={v}" for k, v in sorted(dict(e[labels] or []).items())),
-            "rows": e[rows] or 0,
-            "total_bytes": e[total_bytes] or 0,
-            "total_calls": e[total_calls] or 0,
-        }
-        for e in entries
-    ]
-    table: Any = Rows(out)  # what render reads of a table
+    at = catalog.FIELDS.index
+    fields = ("boot_id", "kernel", "source", "profiling")
+    counts = ("rows", "total_bytes", "total_calls")
+    labels = at("labels")
+    columns = {
+        "snapshot_id": [e[0] for e in entries],
+        "name": [e[1] for e in entries],
+        "taken_at": [catalog.taken_at(e) for e in entries],
+        "host": [e[catalog.HOST] for e in entries],
+        **{name: [e[at(name)] for e in entries] for name in fields},
+        "labels": [
+            ", ".join(f"{k}={v}" for k, v in sorted(dict(e[labels]).items())) if e[labels] else ""
+            for e in entries
+        ],
+        **{name: [e[at(name)] or 0 for e in entries] for name in counts},
+    }
+    table: Any = Rows(columns)  # what render reads of a table
     return Report(rows=table, columns=snapshot_lines.LS_COLUMNS, info={"snapshots": len(entries)})
 
 

@@ -10,25 +10,7 @@ from typing import Any
 from allocsnap.oneshot.dumps import UNKNOWN_HOST, Dump
 from allocsnap.oneshot.groups import Grouping
 from allocsnap.present import snapshot_lines as lines
-from allocsnap.present.render import Report
-
-
-class Rows:
-    """Rows as render.py reads a table: ``to_pylist``, ``column_names`` and ``num_rows``."""
-
-    def __init__(self, rows: list[dict[str, object]], names: list[str]) -> None:
-        self._rows = rows
-        self.column_names = names
-        self.num_rows = len(rows)
-
-    def to_pylist(self) -> list[dict[str, Any]]:
-        """Return the rows, one dict each, in column order."""
-        return self._rows
-
-    def as_table(self) -> Any:
-        """Return these rows as ``Report`` takes a table (render reads no more of it)."""
-        return self
-
+from allocsnap.present.render import Report, Rows
 
 DIFF_COLUMNS = [
     "key",
@@ -93,7 +75,7 @@ def diff_report(
         "by": grouping.by,
         "changed": changed,
     }
-    table = Rows(rows, DIFF_COLUMNS).as_table()
+    table: Any = Rows.of_dicts(rows, DIFF_COLUMNS)  # what render reads of a table
     return Report(rows=table, columns=columns, header=header, footer=footer, info=info)
 
 
@@ -114,5 +96,5 @@ def show_report(
         "by": grouping.by,
         "groups": groups,
     }
-    table = Rows(rows, SHOW_COLUMNS).as_table()
+    table: Any = Rows.of_dicts(rows, SHOW_COLUMNS)
     return Report(rows=table, columns=columns, header=header, footer=footer, info=info)

@@ -41,6 +41,33 @@ class Column:
     kind: str = "text"
 
 
+class Rows:
+    """A table as render reads one, built without pyarrow (the fast paths): named columns of
+    Python values, with ``column``, ``to_pylist``, ``column_names`` and ``num_rows``."""
+
+    def __init__(self, columns: dict[str, list[Any]]) -> None:
+        self._columns = columns
+        self.column_names = list(columns)
+        self.num_rows = len(next(iter(columns.values()), []))
+
+    @classmethod
+    def of_dicts(cls, rows: list[dict[str, Any]], names: list[str]) -> Rows:
+        """Return the ``names`` fields of ``rows``, in that order."""
+        return cls({name: [row[name] for row in rows] for name in names})
+
+    def column(self, name: str) -> list[Any]:
+        """Return one column's values, top to bottom."""
+        return self._columns[name]
+
+    def to_pylist(self) -> list[dict[str, Any]]:
+        """Return the rows, one dict each, in column order."""
+        names = self.column_names
+        return [
+            dict(zip(names, values, strict=True))
+            for values in zip(*self._columns.values(), strict=True)
+        ]
+
+
 @dataclass(frozen=True)
 class Report:
     """What a command prints: header lines, rows and, for JSON, extra top-level fields."""
@@ -81,8 +108,7 @@ def _text(report: Report, out: TextIO, *, markdown: bool) -> None:
     if report.header:
         out.write("\n")
     titles = [c.title for c in report.columns]
-    rows = report.rows.to_pylist()
-    columns = [_cells(c, rows) for c in report.columns]
+    columns = [_cells(c, report.rows) for c in report.columns]
     right = [c.kind not in ("text", "short_id", "list") for c in report.columns]
     if markdown:
         out.write("| " + " | ".join(titles) + " |\n")
@@ -102,17 +128,21 @@ def _text(report: Report, out: TextIO, *, markdown: bool) -> None:
             out.write(f"{line}\n")
 
 
-def _cells(column: Column, rows: list[dict[str, Any]]) -> list[str]:
+def _cells(column: Column, table: pa.Table | Rows) -> list[str]:
     """Return the cells of ``column``, top to bottom, as the human formats write them."""
-    name, show = column.name, _SHOW.get(column.kind, str)
-    if column.kind == "delta_pct":  # the row's status instead, when it has one
+    show = _SHOW.get(column.kind, str)
+    values = _values(table, column.name)
+    if column.kind == "delta_pct" and "status" in table.column_names:  # the status instead
         return [
-            str(row["status"]).upper()
-            if row.get("status")
-            else ("" if row[name] is None else show(row[name]))
-            for row in rows
+            str(status).upper() if status else ("" if v is None else show(v))
+            for v, status in zip(values, _values(table, "status"), strict=True)
         ]
-    return ["" if v is None else show(v) for v in [row[name] for row in rows]]
+    return ["" if v is None else show(v) for v in values]
+
+
+def _values(table: pa.Table | Rows, name: str) -> list[Any]:
+    column = table.column(name)
+    return column if isinstance(column, list) else column.to_pylist()
 
 
 def _list(value: Any) -> str:

@@ -8,7 +8,10 @@ recorder process that replaces it (children hand theirs back as JSON: store/chil
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import TextIO
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TextIO
 
 
 class ExitCode(IntEnum):

@@ -431,7 +431,7 @@ def test_a_catalog_never_changes_the_store(store: Path) -> None:
 # -- ls without typer ------------------------------------------------------------------------
 
 
-def test_ls_on_a_fresh_catalog_imports_neither_duckdb_nor_pyarrow_nor_numpy(
+def test_ls_on_a_fresh_catalog_imports_no_duckdb_pyarrow_numpy_typer_or_typing(
     store: Path,
 ) -> None:
     # GIVEN a fresh catalog
@@ -443,7 +443,7 @@ def test_ls_on_a_fresh_catalog_imports_neither_duckdb_nor_pyarrow_nor_numpy(
         "    main()\n"
         "finally:\n"
         "    heavy = {m.split('.')[0] for m in sys.modules} & {'duckdb', 'pyarrow', 'numpy', "
-        "'typer'}\n"
+        "'typer', 'typing', 'dataclasses'}\n"
         "    sys.stderr.write(f'imported: {sorted(heavy)}\\n')\n"
     )
     for fmt in FORMATS:

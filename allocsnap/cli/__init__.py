@@ -12,9 +12,11 @@ plain one (``oneshot_argv``), and so is ``ls`` of a store whose catalog holds it
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing stays out of the one-shot paths (present/render.py)
 if TYPE_CHECKING:
+    from typing import Any
+
     from allocsnap.cli.core import app
 
 

@@ -15,12 +15,15 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any
 
 from allocsnap.cli.oneshot_argv import STORE_VARIABLE, option_at
 from allocsnap.present import snapshot_lines
 from allocsnap.present.render import Format, Report, Rows, render
 from allocsnap.store import catalog
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _OPTIONS = {"--store": "store", "--host": "host", "--format": "fmt", "-f": "fmt"}
 _MAX_GLOB = 1024  # filters.MAX_GLOB_CHARS: a longer one is typer's to refuse

@@ -15,11 +15,13 @@ does, it reads a dump whose counters are all 0 as taken with profiling off, and 
 
 from __future__ import annotations
 
-from typing import TextIO
-
 from allocsnap.oneshot import dumps, groups, reports
 from allocsnap.oneshot.dumps import Dump, NotQuick
 from allocsnap.present.render import Format, render
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TextIO
 
 
 def diff(

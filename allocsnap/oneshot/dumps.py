@@ -14,9 +14,12 @@ import hashlib
 import os
 import re
 import stat
-from dataclasses import dataclass
+from collections import namedtuple
 from datetime import UTC, datetime
-from typing import NamedTuple
+
+TYPE_CHECKING = False  # typing and dataclasses stay out of the one-shot path (render.py)
+if TYPE_CHECKING:
+    from typing import NamedTuple
 
 MAX_DUMP_BYTES = 16 << 20  # model.MAX_DUMP_BYTES
 MAX_LINE_BYTES = 4096  # model.MAX_LINE_BYTES
@@ -42,30 +45,59 @@ class NotQuick(Exception):
     """The one-shot path cannot answer exactly as the normal path would: take that one."""
 
 
-class Row(NamedTuple):
-    """One row of a dump: the call site and its counters (``calls`` read as signed)."""
+if TYPE_CHECKING:
 
-    file: str
-    line: int
-    module: str | None
-    function: str
-    bytes: int
-    calls: int
+    class Row(NamedTuple):
+        """One row of a dump: the call site and its counters (``calls`` read as signed)."""
+
+        file: str
+        line: int
+        module: str | None
+        function: str
+        bytes: int
+        calls: int
+
+else:
+    Row = namedtuple("Row", "file line module function bytes calls")
 
 
-@dataclass(frozen=True)
 class Dump:
     """A saved dump read as ``capture.snapshot`` describes it: metadata and rows."""
 
-    path: str
-    snapshot_id: str
-    taken_at: datetime
-    format: str
-    modules: tuple[str, ...]
-    rows: list[Row]
-    total_bytes: int  # live bytes summed over every row
-    total_calls: int  # calls summed over every row, each read as signed
-    magnitude: int  # the sum of every counter's absolute value: no sum of rows passes it
+    __slots__ = (
+        "path",
+        "snapshot_id",
+        "taken_at",
+        "format",
+        "modules",
+        "rows",
+        "total_bytes",
+        "total_calls",
+        "magnitude",
+    )
+
+    def __init__(
+        self,
+        *,
+        path: str,
+        snapshot_id: str,
+        taken_at: datetime,
+        format: str,
+        modules: tuple[str, ...],
+        rows: list[Row],
+        total_bytes: int,  # live bytes summed over every row
+        total_calls: int,  # calls summed over every row, each read as signed
+        magnitude: int,  # the sum of every counter's absolute value: no sum of rows passes it
+    ) -> None:
+        self.path = path
+        self.snapshot_id = snapshot_id
+        self.taken_at = taken_at
+        self.format = format
+        self.modules = modules
+        self.rows = rows
+        self.total_bytes = total_bytes
+        self.total_calls = total_calls
+        self.magnitude = magnitude
 
     @property
     def counted_nothing(self) -> bool:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any
 
 from allocsnap.oneshot.dumps import Dump, NotQuick, Row
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 GROUPINGS = ("tag", "function", "file", "module", "dir")  # analysis.grouping.GROUPINGS
 DEFAULT_DIR_DEPTH = 2  # analysis.grouping.DEFAULT_DIR_DEPTH
@@ -22,12 +24,14 @@ _DOT_SLASHES = re.compile(r"^(\./)+")
 _INT64 = (-(2**63), 2**63 - 1)
 
 
-@dataclass(frozen=True)
 class Grouping:
     """``--by``: how rows are summed, as ``analysis.Grouping`` holds it."""
 
-    by: str
-    depth: int
+    __slots__ = ("by", "depth")
+
+    def __init__(self, by: str, depth: int) -> None:
+        self.by = by
+        self.depth = depth
 
     @classmethod
     def parse(cls, text: str) -> Grouping:

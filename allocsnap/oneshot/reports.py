@@ -5,12 +5,15 @@ lines, columns, footer and JSON fields as present/tables.py's ``diff_report`` an
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from allocsnap.oneshot.dumps import UNKNOWN_HOST, Dump
 from allocsnap.oneshot.groups import Grouping
 from allocsnap.present import snapshot_lines as lines
 from allocsnap.present.render import Report, Rows
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 DIFF_COLUMNS = [
     "key",

@@ -24,9 +24,20 @@ from datetime import UTC, datetime, timedelta
 from itertools import chain, repeat
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
 
 from allocsnap import units
+
+TYPE_CHECKING = False  # typing stays out of ls's one-shot path (cli/store_argv.py)
+if TYPE_CHECKING:
+    from typing import Any
+
+    Entry = tuple[Any, ...]
+    """A committed snapshot: its newest row's ``FIELDS`` values, its host, and the snapshots
+    file that holds the row (below snapshots/: ``host=H/date=D/NAME.parquet``)."""
+    FileKey = tuple[int, int, int]
+    """A snapshots file as listed: size, mtime in ns, inode."""
+    Kept = tuple[dict[str, tuple[FileKey, list[Entry]]], dict[str, FileKey]]
+    """A stored catalog: per snapshots file its key and entries; the other files it checked."""
 
 NAME = "snapshots-catalog.json"
 VERSION = 1
@@ -88,15 +99,9 @@ _TYPES: dict[str, set[type]] = {  # the types of a column's values in a catalog 
 _TYPED_WORDS = {"true", "false", "t", "f", "yes", "no", "on", "off", "null", "nan", "inf"}
 _NOT_TEXT = re.compile(r"[0-9+\-.:eEtTzZ _]*")
 
-FileKey = tuple[int, int, int]
-"""A snapshots file as listed: size, mtime in ns, inode."""
-
 
 HOST = len(FIELDS)  # an entry is a row's FIELDS values, then its host and its file
 FILE = HOST + 1
-Entry = tuple[Any, ...]
-"""A committed snapshot: its newest row's ``FIELDS`` values, its host, and the snapshots file
-that holds the row (below snapshots/: ``host=H/date=D/NAME.parquet``)."""
 
 
 def value(entry: Entry, name: str) -> Any:
@@ -341,10 +346,6 @@ def _newest(files: dict[str, list[Entry]]) -> list[Entry]:
 
 
 # -- the file -----------------------------------------------------------------------------
-
-
-Kept = tuple[dict[str, tuple[FileKey, list[Entry]]], dict[str, FileKey]]
-"""A stored catalog: per snapshots file its key and entries; the other files it checked."""
 
 
 def _read(root: Path, marker: list[int], snapshots_bytes: int) -> Kept:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from allocsnap.errors import AllocsnapError, StoreError, StoreNotFound, UsageError
+
+TYPE_CHECKING = False  # typing and dataclasses stay out of ls's one-shot path
+if TYPE_CHECKING:
+    from typing import Any
 
 SCHEME = "s3://"
 # AWS errors as pyarrow words them: "AWS Error NO_SUCH_BUCKET during ListObjectsV2 operation: …"
@@ -32,11 +34,22 @@ _CREDENTIALS = {
 }
 
 
-@dataclass(frozen=True)
 class Remote:
     """A store in object storage, named by its URL; ``str()`` leaves any secret out."""
 
-    url: str
+    __slots__ = ("url",)
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Remote) and other.url == self.url
+
+    def __hash__(self) -> int:
+        return hash(self.url)
+
+    def __repr__(self) -> str:
+        return f"Remote({str(self)!r})"  # the secret left out, as str() does
 
     def __str__(self) -> str:
         parts = urlsplit(self.url)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 _OPTIONS = {"--store": "store", "--host": "host", "--format": "fmt", "-f": "fmt"}
+_AS_STORED = ("boot_id", "kernel", "source", "profiling")  # ls's fields shown as the entry has them
 _MAX_GLOB = 1024  # filters.MAX_GLOB_CHARS: a longer one is typer's to refuse
 
 
@@ -82,24 +83,29 @@ def hosts_regex(globs: list[str]) -> str | None:
 
 def report(entries: list[catalog.Entry]) -> Report:
     """Return ``tables.ls_report`` of the catalog's snapshots, built without pyarrow."""
-    at = catalog.FIELDS.index
-    fields = ("boot_id", "kernel", "source", "profiling")
-    counts = ("rows", "total_bytes", "total_calls")
-    labels = at("labels")
+    at = {name: catalog.FIELDS.index(name) for name in catalog.FIELDS}
+    labels = at["labels"]
     columns = {
         "snapshot_id": [e[0] for e in entries],
         "name": [e[1] for e in entries],
         "taken_at": [catalog.taken_at(e) for e in entries],
         "host": [e[catalog.HOST] for e in entries],
-        **{name: [e[at(name)] for e in entries] for name in fields},
+        **{name: _column(entries, at[name]) for name in _AS_STORED},
         "labels": [
             ", ".join(f"{k}={v}" for k, v in sorted(dict(e[labels]).items())) if e[labels] else ""
             for e in entries
         ],
-        **{name: [e[at(name)] or 0 for e in entries] for name in counts},
+        **{name: _column(entries, at[name], 0) for name in ("rows", "total_bytes", "total_calls")},
     }
     table: Any = Rows(columns)  # what render reads of a table
     return Report(rows=table, columns=snapshot_lines.LS_COLUMNS, info={"snapshots": len(entries)})
+
+
+def _column(entries: list[catalog.Entry], index: int, none: Any = None) -> list[Any]:
+    """Return one field of every entry, ``none`` where it is missing (NULL)."""
+    if none is None:
+        return [e[index] for e in entries]
+    return [none if e[index] is None else e[index] for e in entries]
 
 
 def answered(argv: list[str]) -> bool:

@@ -64,18 +64,6 @@ else:
 class Dump:
     """A saved dump read as ``capture.snapshot`` describes it: metadata and rows."""
 
-    __slots__ = (
-        "path",
-        "snapshot_id",
-        "taken_at",
-        "format",
-        "modules",
-        "rows",
-        "total_bytes",
-        "total_calls",
-        "magnitude",
-    )
-
     def __init__(
         self,
         *,

@@ -27,8 +27,6 @@ _INT64 = (-(2**63), 2**63 - 1)
 class Grouping:
     """``--by``: how rows are summed, as ``analysis.Grouping`` holds it."""
 
-    __slots__ = ("by", "depth")
-
     def __init__(self, by: str, depth: int) -> None:
         self.by = by
         self.depth = depth

@@ -38,24 +38,10 @@ class Column:
     ``list`` (its first five items, and how many more).
     """
 
-    __slots__ = ("name", "title", "kind")
-
     def __init__(self, name: str, title: str, kind: str = "text") -> None:
         self.name = name
         self.title = title
         self.kind = kind
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Column) and self._fields() == other._fields()
-
-    def __hash__(self) -> int:
-        return hash(self._fields())
-
-    def __repr__(self) -> str:
-        return f"Column{self._fields()!r}"
-
-    def _fields(self) -> tuple[str, str, str]:
-        return self.name, self.title, self.kind
 
 
 class Rows:
@@ -87,8 +73,6 @@ class Rows:
 
 class Report:
     """What a command prints: header lines, rows and, for JSON, extra top-level fields."""
-
-    __slots__ = ("rows", "columns", "header", "footer", "info")
 
     def __init__(
         self,

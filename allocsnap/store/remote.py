@@ -37,8 +37,6 @@ _CREDENTIALS = {
 class Remote:
     """A store in object storage, named by its URL; ``str()`` leaves any secret out."""
 
-    __slots__ = ("url",)
-
     def __init__(self, url: str) -> None:
         self.url = url
 

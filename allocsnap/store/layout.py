@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import stat
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +37,7 @@ from allocsnap.store.durable import (
     why,
 )
 from allocsnap.store.remote import Location, Remote
+from allocsnap.store.views import StoreFiles as StoreFiles
 
 if TYPE_CHECKING:
     import pyarrow.fs as pafs
@@ -71,24 +72,6 @@ STORE_SAMPLE_SCHEMA = pa.schema(
 STORE_SNAPSHOT_SCHEMA = SNAPSHOT_SCHEMA.remove(SNAPSHOT_SCHEMA.get_field_index("host")).append(
     pa.field("generation", pa.int32(), nullable=False)
 )
-
-
-@dataclass(frozen=True)
-class StoreFiles:
-    """A store's files at one instant, for a Parquet reader.
-
-    Listed snapshots first, then samples: a writer adds samples before the snapshots row that
-    commits them, so every committed generation listed here has its samples listed too (two
-    globs expanded by the reader in another order could miss a compaction's samples file).
-    A remote store's files are paths in ``filesystem`` (pyarrow's); a local store's are paths
-    a reader opens itself (``filesystem`` None).
-    """
-
-    snapshots: list[str]
-    tags: list[str]
-    samples: list[str]
-    filesystem: Any = None
-    listed: dict[str, Any] = field(default_factory=dict)  # path -> pyarrow FileInfo (size, mtime)
 
 
 def open_store(where: Location | str | os.PathLike[str]) -> StoreFiles:

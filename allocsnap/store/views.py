@@ -1,0 +1,207 @@
+"""DuckDB over a store's files: the ``queries/`` folder, and connections with allocsnap's macros
+and a store's views. Imports duckdb, never pyarrow: a command answered from the catalog reads
+a snapshot with DuckDB alone (allocsnap/oneshot/stored.py); analysis/query.py runs queries for
+Arrow over the same connections.
+
+Views are registered from Python (paths never enter SQL text): ``snapshots``, ``tags`` and
+``samples`` over a store. Definitions are files: ``macro_*`` on every connection, ``view_*``
+over a store, and ``explore_view_*`` / ``explore_macro_*`` over a store for people's own SQL
+(docs/sql.md).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.abc import Traversable
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from allocsnap.errors import QueryError, StoreError
+from allocsnap.store import remote
+
+
+@dataclass(frozen=True)
+class StoreFiles:
+    """A store's files at one instant, for a Parquet reader.
+
+    Listed snapshots first, then samples: a writer adds samples before the snapshots row that
+    commits them, so every committed generation listed here has its samples listed too (two
+    globs expanded by the reader in another order could miss a compaction's samples file).
+    A remote store's files are paths in ``filesystem`` (pyarrow's); a local store's are paths
+    a reader opens itself (``filesystem`` None).
+    """
+
+    snapshots: list[str]
+    tags: list[str]
+    samples: list[str]
+    filesystem: Any = None
+    listed: dict[str, Any] = field(default_factory=dict)  # path -> pyarrow FileInfo (size, mtime)
+
+
+def queries_dir() -> Traversable:
+    """Return the folder of ``.sql`` files, installed or in a checkout."""
+    packaged = files("allocsnap") / "queries"  # a wheel: force-include put them here
+    if packaged.is_dir():
+        return packaged
+    root = Path(__file__).resolve().parents[2]  # a source or editable checkout
+    if (root / "pyproject.toml").is_file() and (root / "queries").is_dir():
+        return root / "queries"
+    raise QueryError("the queries/ folder is missing from this installation")
+
+
+def names() -> list[str]:
+    """Return the names of all queries, sorted."""
+    return sorted(p.name[:-4] for p in queries_dir().iterdir() if p.name.endswith(".sql"))
+
+
+@cache
+def sql(name: str) -> str:
+    """Return the text of ``queries/<name>.sql``."""
+    path = queries_dir() / f"{name}.sql"
+    if not path.is_file():
+        raise QueryError(f"no query named {name!r}")
+    return path.read_text(encoding="utf-8")
+
+
+def declared_params_in(text: str, sigil: str) -> set[str]:
+    """Return the parameters a query's header comment declares, one a line: ``-- $name TYPE``
+    (DuckDB's ``$``, Spark's ``:``)."""
+    declaration = re.compile(rf"--\s+{re.escape(sigil)}(\w+)\s")
+    header = [line for line in text.splitlines() if line.startswith("--")]
+    return {m.group(1) for line in header if (m := declaration.match(line))}
+
+
+def used_params_in(text: str, sigil: str) -> set[str]:
+    """Return the parameters a query's body uses, comment lines left out (``::`` casts are
+    not parameters)."""
+    use = re.compile(rf"(?<![:\w]){re.escape(sigil)}([a-z_][a-z0-9_]*)")
+    body = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
+    return set(use.findall("\n".join(body)))
+
+
+def open_connection(
+    store: StoreFiles | None = None, *, explore: bool = False, sandbox: bool = False
+) -> duckdb.DuckDBPyConnection:
+    """Return a new connection with allocsnap's macros, and a store's views when one is given.
+
+    ``explore`` adds, over a store, the views and macros made for people's own SQL
+    (``queries/explore_*.sql``: series, latest, deltas, dir_totals, movers, new_and_vanished;
+    docs/sql.md). The analyses do not read them, and creating them costs about 50 ms on a
+    one-day store, so their connections leave them out. The caller closes the connection.
+
+    ``sandbox`` (for SQL from the user: ``allocsnap sql``) lets the connection read the
+    store's files and nothing else (``queries/sandbox.sql``); it cannot be refreshed.
+    """
+    con = duckdb.connect()
+    try:
+        if store is not None:
+            paths = _register_files(con, store)
+            if sandbox:
+                _statements(con, "sandbox", paths=[path for table in paths for path in table])
+        _define(con, _kinds(store is not None, explore))
+    except duckdb.IOException as e:
+        con.close()
+        raise StoreError(first_line(e)) from e
+    except duckdb.Error as e:
+        con.close()
+        raise QueryError(first_line(e)) from e
+    return con
+
+
+def _statements(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> None:
+    """Run ``queries/<name>.sql`` statement by statement, each with the ``$params`` it uses
+    (DuckDB binds parameters in the last statement of a text only)."""
+    for statement in sql(name).split(";\n"):
+        body = "\n".join(line for line in statement.splitlines() if not line.startswith("--"))
+        if body.strip():
+            used = used_params_in(body, "$")
+            con.execute(body, {key: params[key] for key in used} or None)
+
+
+def refresh(con: duckdb.DuckDBPyConnection, store: StoreFiles, *, explore: bool = False) -> None:
+    """Point a connection's views at the store's files as they are now (new snapshots, files
+    that compaction replaced); the views, macros and the user's own objects stay."""
+    try:
+        _register_files(con, store)
+        _define(con, _kinds(True, explore))
+    except duckdb.IOException as e:
+        raise StoreError(first_line(e)) from e
+    except duckdb.Error as e:
+        raise QueryError(first_line(e)) from e
+
+
+def first_line(e: BaseException) -> str:
+    """Return the line of a DuckDB error that says what failed: its first, or for an error
+    raised in Python code that DuckDB called (a remote store's file system, reading a file
+    that went away or a server that stopped answering), the traceback's last."""
+    lines = [line for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
+    if not lines[0].startswith("Traceback"):
+        return lines[0]
+    return f"reading the store failed: {remote.why(Exception(lines[-1]))}"
+
+
+def _register_files(con: duckdb.DuckDBPyConnection, files: StoreFiles) -> list[list[str]]:
+    """Register the store's files under the names the views read (paths never enter SQL);
+    return their names as DuckDB opens them."""
+    paths = [files.snapshots, files.samples, files.tags]
+    if files.filesystem is not None:
+        paths = _through_filesystem(con, files, paths)
+    snapshots = con.read_parquet(paths[0], hive_partitioning=True, union_by_name=True)
+    snapshots.create_view("snapshot_files")
+    samples = con.read_parquet(paths[1], hive_partitioning=True, union_by_name=True)
+    if "unit_bytes" not in samples.columns:  # no compacted file of schema 3 (yet): none coded
+        samples = samples.project("*, null::bigint as unit_bytes")
+    samples.create_view("sample_files")
+    con.read_parquet(paths[2], union_by_name=True).create_view("tag_files")
+    return paths
+
+
+def _through_filesystem(
+    con: duckdb.DuckDBPyConnection, files: StoreFiles, paths: list[list[str]]
+) -> list[list[str]]:
+    """Register a remote store's file system in DuckDB (allocsnap/remote_reads.py); return its
+    files' names there. A pyarrow dataset registered instead was 4 to 8 times slower here
+    (docs/performance.md)."""
+    from allocsnap.store import remote_reads  # pyarrow's file system: remote stores only
+
+    if remote_reads.PROTOCOL in con.list_filesystems():
+        con.unregister_filesystem(remote_reads.PROTOCOL)  # a refresh: the same store, listed anew
+    con.register_filesystem(remote_reads.filesystem(files.filesystem, files.listed))
+    prefix = f"{remote_reads.PROTOCOL}://"
+    return [[prefix + path for path in table] for table in paths]
+
+
+def _kinds(with_store: bool, explore: bool) -> tuple[str, ...]:
+    """Return the file-name prefixes of the definitions a connection gets, in creation order."""
+    if not with_store:
+        return ("macro_",)
+    return (
+        ("macro_", "view_", "explore_view_", "explore_macro_") if explore else ("macro_", "view_")
+    )
+
+
+def _define(con: duckdb.DuckDBPyConnection, kinds: tuple[str, ...]) -> None:
+    """Create the macros and views whose files start with ``kinds``, kind by kind.
+
+    DuckDB binds a view or macro when it is created, so one that reads another must come
+    after it: each round creates what it can, until none is left, and one that can never be
+    created (it names something that does not exist) is an error.
+    """
+    all_names = names()
+    pending = [n for kind in kinds for n in all_names if n.startswith(kind)]
+    while pending:
+        failed: list[tuple[str, duckdb.Error]] = []
+        for name in pending:
+            try:
+                con.execute(sql(name))
+            except duckdb.CatalogException as e:
+                failed.append((name, e))
+        if len(failed) == len(pending):
+            name, error = failed[0]
+            raise QueryError(f"{name}.sql: {first_line(error)}") from error
+        pending = [name for name, _ in failed]

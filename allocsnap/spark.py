@@ -25,6 +25,7 @@ from allocsnap import analysis, filters, units
 from allocsnap.analysis import query
 from allocsnap.errors import AllocsnapError, ExitCode, StoreNotFound, UsageError
 from allocsnap.model import Filter
+from allocsnap.store import catalog
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -153,7 +154,7 @@ def resolve(spark: SparkSession, ref: str) -> dict[str, Any]:
     """Return the snapshot a reference names (first, latest, a name, an id prefix or a time),
     as ``analysis.resolve`` does over DuckDB: its id, name, time, host, boot, kernel, modules
     and date."""
-    for kind, text, at in analysis.resolve_attempts(ref):
+    for kind, text, at in catalog.attempts(ref):
         rows = run(spark, "resolve", kind=kind, ref=text, at=at).toArrow().to_pylist()
         if kind == "id" and len(rows) > 1:
             raise UsageError(f"snapshot id prefix {ref!r} is ambiguous (several match)")

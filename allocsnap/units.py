@@ -125,3 +125,13 @@ def parse_label(text: str) -> tuple[str, str]:
     if not sep or not key:
         raise UsageError(f"not a label: {text!r} (expected key=value)")
     return key, value
+
+
+def taken_at_text(when: datetime) -> str:
+    """Return a snapshot time as people read it: ``2026-11-26 14:52:03 UTC``.
+
+    DuckDB hands TIMESTAMPTZ values over in the machine's time zone: converted here, so the
+    label is true wherever allocsnap runs (a naive time is taken as UTC already).
+    """
+    utc = when.astimezone(UTC) if when.tzinfo is not None else when
+    return utc.strftime("%Y-%m-%d %H:%M:%S UTC")

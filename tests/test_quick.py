@@ -417,16 +417,16 @@ def test_a_diff_command_line_reads_as_typer_reads_it(
 def test_a_closed_pipe_ends_the_command_as_typer_ends_it() -> None:
     # GIVEN a reader that goes away after ten bytes (`allocsnap show ... | head -c 10`)
     dump = FOLDER / "snap-1.txt"
-    for extra in ("", "--store elsewhere"):  # without typer, then through it
+    for top in ("0", "+0"):  # without typer, then through it (typer's number)
         # WHEN show writes more than a pipe holds, THEN exit 1 and nothing on stderr
-        line = f"{sys.executable} -m allocsnap show {dump} -n 0 {extra} | head -c 10"
+        line = f"{sys.executable} -m allocsnap show {dump} -n {top} | head -c 10"
         done = subprocess.run(
             ["bash", "-c", line + "; exit ${PIPESTATUS[0]}"],
             capture_output=True,
             text=True,
             cwd=ROOT,
         )
-        assert (done.returncode, done.stdout, done.stderr) == (1, "snapshot: ", ""), extra
+        assert (done.returncode, done.stdout, done.stderr) == (1, "snapshot: ", ""), top
 
 
 @pytest.mark.parametrize(
@@ -434,6 +434,7 @@ def test_a_closed_pipe_ends_the_command_as_typer_ends_it() -> None:
     [
         ["show", "a.txt", "--sort", "calls", "-n", "0"],
         ["diff", "a.txt", "b.txt", "--min-delta=4K"],
+        ["show", "latest", "--store", "s", "-f", "json"],
     ],
 )
 def test_the_plain_command_lines_are_read_without_typer(argv: list[str]) -> None:

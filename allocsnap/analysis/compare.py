@@ -7,10 +7,8 @@ by ``load``. Each analysis runs the query of the same name in ``queries/``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -24,6 +22,7 @@ from allocsnap.errors import QueryError, StoreError, StoreNotFound, UsageError
 from allocsnap.kernel import capture, fastparse, source
 from allocsnap.model import SAMPLE_SCHEMA, Filter, Snapshot, SnapshotMeta
 from allocsnap.store import catalog, layout, single_file
+from allocsnap.units import taken_at_text as taken_at_text
 
 Hosts = str | Sequence[str] | None
 """``--host``: a host name or shell glob, or several; None for every host."""
@@ -196,19 +195,6 @@ def resolve(store_dir: Store, ref: str, host: Hosts = None) -> SnapshotMeta:
     return reading.read_store(store_dir, lambda con: _resolve(con, store_dir, ref, host))
 
 
-def resolve_attempts(ref: str) -> list[tuple[str, str | None, datetime | None]]:
-    """Return the ways a reference may name a snapshot, in the order they are tried by the
-    ``resolve`` query (DuckDB's and Spark's): first/latest, name, id prefix, time."""
-    if ref in ("first", "latest"):
-        return [(ref, None, None)]
-    attempts: list[tuple[str, str | None, datetime | None]] = [("name", ref, None)]
-    if re.fullmatch(r"[0-9a-f]{4,12}", ref):
-        attempts.append(("id", ref, None))
-    if re.match(r"^\d{4}-\d{2}-\d{2}", ref):
-        attempts.append(("time", None, units.parse_time(ref)))
-    return attempts
-
-
 def _catalog(store_dir: Store) -> catalog.Catalog | None:
     """Return the catalog of a local store (allocsnap.store.catalog), or None: a session, a
     remote store, or a store the catalog leaves to its own views."""
@@ -229,7 +215,7 @@ def _resolve(
     pattern = filters.hosts_regex(host)
     match = catalog.host_test(pattern) if cat is not None else None
     where = "" if pattern is None else f" of a host matching {_names(host)}"
-    attempts = resolve_attempts(ref)
+    attempts = catalog.attempts(ref)
     for kind, text, at in attempts:
         if cat is not None and match is not None:
             rows = [catalog.as_row(e) for e in cat.resolve(kind, text, at, match)]
@@ -491,16 +477,6 @@ def _stored_samples(con: query.Connection, meta: SnapshotMeta) -> pa.Table:
         taken_at=meta.taken_at,
     )
     return table.cast(SAMPLE_SCHEMA)
-
-
-def taken_at_text(when: datetime) -> str:
-    """Return a snapshot time as people read it: ``2026-11-26 14:52:03 UTC``.
-
-    DuckDB hands TIMESTAMPTZ values over in the machine's time zone: converted here, so the
-    label is true wherever allocsnap runs (a naive time is taken as UTC already).
-    """
-    utc = when.astimezone(UTC) if when.tzinfo is not None else when
-    return utc.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 # -- analyses over a store window (leaks, growth, top, history) ------------------------------

@@ -2,7 +2,8 @@
 
 Typer, and the commands it builds, cost a new process more CPU than reading two dumps (about
 0.08 s of 0.15). ``answered`` reads the few command lines the one-shot path takes — operands
-and ``--by``, ``--top``/``-n``, ``--min-delta``, ``--sort``, ``--format``/``-f``, each once,
+and ``--by``, ``--top``/``-n``, ``--min-delta``, ``--sort``, ``--format``/``-f`` (and ``show``'s
+``--store``, for a reference into a local store), each once,
 as ``--opt VALUE`` or ``--opt=VALUE`` — and hands them to allocsnap.oneshot. Any other token,
 or a value typer would read otherwise (``-n +3``, ``-f JSON``), returns False and typer runs
 the command as always (allocsnap/cli/snapshots.py), which also tries the one-shot path first.
@@ -19,7 +20,7 @@ from allocsnap.errors import AllocsnapError, report
 _OPERANDS = {"diff": 2, "show": 1}
 _OPTIONS = {
     "diff": {"--by": "by", "--top": "top", "-n": "top", "--min-delta": "min_delta"},
-    "show": {"--by": "by", "--top": "top", "-n": "top", "--sort": "sort"},
+    "show": {"--by": "by", "--top": "top", "-n": "top", "--sort": "sort", "--store": "store"},
 }
 _FORMAT = {"--format": "fmt", "-f": "fmt"}
 _DEFAULTS = {
@@ -27,6 +28,7 @@ _DEFAULTS = {
     "show": {"by": "tag", "top": "20", "sort": "bytes", "fmt": "table"},
 }
 STORE_VARIABLE = "ALLOCSNAP_STORE"
+DEFAULT_STORE = "allocsnap-data"  # cli/core.py's DEFAULT_STORE
 
 
 def read(argv: list[str]) -> tuple[str, list[str], dict[str, str]] | None:
@@ -89,7 +91,10 @@ def answered(argv: list[str]) -> bool:
             return oneshot.diff(
                 *operands, top=top, fmt=fmt, out=sys.stdout, err=sys.stderr, **options
             )
-        return oneshot.show(*operands, top=top, fmt=fmt, out=sys.stdout, err=sys.stderr, **options)
+        store = options.pop("store") if "store" in options else default_store()
+        return oneshot.show(
+            *operands, top=top, fmt=fmt, out=sys.stdout, err=sys.stderr, store=store, **options
+        )
     except AllocsnapError as e:  # as the typer app reports it (cli/core.py)
         raise SystemExit(report(e, sys.stderr)) from None
     except KeyboardInterrupt:  # Ctrl-C: as click's main says it
@@ -99,6 +104,12 @@ def answered(argv: list[str]) -> bool:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # the exit's flush must not fail again
         raise SystemExit(1) from None
+
+
+def default_store() -> str:
+    """Return the store ``--store`` names when not given: $ALLOCSNAP_STORE, else cli/core.py's
+    DEFAULT_STORE (click takes an empty variable as unset)."""
+    return os.environ.get(STORE_VARIABLE) or DEFAULT_STORE
 
 
 def _store_is_valid() -> bool:

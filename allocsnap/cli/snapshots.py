@@ -39,7 +39,7 @@ Command = TypeVar("Command", bound=Callable[..., Any])
 
 # The options the one-shot path answers (allocsnap.oneshot): any other one given, with a value
 # other than its default, sends the command down the normal path. --store is read only for
-# store references, which the one-shot path never takes.
+# store references, which only show's one-shot path takes (allocsnap/oneshot/stored.py).
 _ONE_SHOT_OPTIONS = {"by", "top", "min_delta", "fmt", "sort", "store_dir"}
 _DEFAULTS = (None, False)
 
@@ -61,8 +61,8 @@ def one_shot_first(
             refs = [others.pop(name) for name in operands]
             if not args and all(v in _DEFAULTS for v in others.values()):
                 wanted = {k: v for k, v in kwargs.items() if k in _ONE_SHOT_OPTIONS}
-                del wanted["store_dir"]
-                if answer(*refs, out=sys.stdout, err=sys.stderr, **wanted):
+                store = wanted.pop("store_dir")
+                if answer(*refs, store=store, out=sys.stdout, err=sys.stderr, **wanted):
                     return None
             return func(*args, **kwargs)
 
@@ -71,16 +71,16 @@ def one_shot_first(
     return decorate
 
 
-def _one_shot_diff(before: str, after: str, **options: Any) -> bool:
+def _one_shot_diff(before: str, after: str, *, store: Any, **options: Any) -> bool:
     from allocsnap import oneshot
 
-    return oneshot.diff(before, after, **options)
+    return oneshot.diff(before, after, **options)  # of two dumps: no store
 
 
-def _one_shot_show(snapshot: str, **options: Any) -> bool:
+def _one_shot_show(snapshot: str, *, store: Any, **options: Any) -> bool:
     from allocsnap import oneshot
 
-    return oneshot.show(snapshot, **options)
+    return oneshot.show(snapshot, store=store, **options)
 
 
 @app.command()
@@ -302,7 +302,7 @@ def show(
     """
     from allocsnap import analysis
     from allocsnap.errors import UsageError
-    from allocsnap.present import tables
+    from allocsnap.present import snapshot_lines, tables
     from allocsnap.present.render import render
 
     if sort not in ("bytes", "calls", "tag"):
@@ -310,13 +310,9 @@ def show(
     grouping = analysis.Grouping.parse(by)
     snap_ = analysis.load(snapshot, store_dir, lenient=lenient, host=host)
     result = analysis.show(snap_, keep=keep, grouping=grouping, sort=sort, top_n=top)
-    if snap_.meta.profiling == 0 or analysis.counted_nothing(snap_):
-        state = "counted nothing: every counter is 0" if analysis.counted_nothing(snap_) else ""
-        typer.echo(
-            f"note: snapshot {snap_.meta.snapshot_id} was taken with profiling off "
-            f"(vm.mem_profiling=0){'; it ' + state if state else ': counters frozen'}",
-            err=True,
-        )
+    note = snapshot_lines.profiling_note(snap_.meta, analysis.counted_nothing(snap_))
+    if note is not None:
+        typer.echo(note, err=True)
     render(tables.show_report(result, grouping), fmt, sys.stdout)
 
 

@@ -16,7 +16,7 @@ import re
 import sys
 from pathlib import Path
 
-from allocsnap.cli.oneshot_argv import STORE_VARIABLE, option_at
+from allocsnap.cli.oneshot_argv import DEFAULT_STORE, STORE_VARIABLE, option_at
 from allocsnap.present import snapshot_lines
 from allocsnap.present.render import Format, Report, Rows, render
 from allocsnap.store import catalog
@@ -59,7 +59,7 @@ def read(argv: list[str]) -> tuple[Path, list[str], Format] | None:
     if store == "":
         return None  # typer's to read
     if store is None:
-        return Path("allocsnap-data"), hosts, Format(fmt)  # cli/core.py's DEFAULT_STORE
+        return Path(DEFAULT_STORE), hosts, Format(fmt)
     from allocsnap.store.remote import location
 
     try:

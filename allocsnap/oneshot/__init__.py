@@ -6,6 +6,9 @@ dumps (``dumps``), sums and compares them with the rules of queries/diff.sql and
 (``groups``), and prints the same report (``reports``, through present/render.py): the same
 bytes on stdout and stderr, tests/test_quick.py proves it on every capture in tests/data.
 
+``show`` of a reference into a local store (``latest``, a name, an id, a time) is answered
+from the store's catalog and DuckDB, without pyarrow (``stored``).
+
 It answers only what it can answer exactly. ``diff`` and ``show`` return False — and the CLI
 takes the normal path, which then says whatever is to be said — for a reference that is not a
 plain text file, an option other than ``--by``, ``--top``, ``--min-delta``, ``--sort`` and
@@ -22,6 +25,8 @@ from allocsnap.present.render import Format, render
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import TextIO
+
+    from allocsnap.store.remote import Location
 
 
 def diff(
@@ -54,8 +59,23 @@ def diff(
     return True
 
 
-def show(path: str, *, sort: str, by: str, top: int, fmt: Format, out: TextIO, err: TextIO) -> bool:
-    """Print ``allocsnap show FILE`` of a text dump; False when not answered here."""
+def show(
+    path: str,
+    *,
+    sort: str,
+    by: str,
+    top: int,
+    fmt: Format,
+    out: TextIO,
+    err: TextIO,
+    store: Location | str | None = None,
+) -> bool:
+    """Print ``allocsnap show FILE`` of a text dump, or with ``store`` of a reference into a
+    local store (allocsnap/oneshot/stored.py); False when not answered here."""
+    if store is not None and not dumps.is_plain_file(path):
+        from allocsnap.oneshot import stored  # DuckDB: never imported for a dump
+
+        return stored.show(path, store, sort=sort, by=by, top=top, fmt=fmt, out=out, err=err)
     try:
         if sort not in ("bytes", "calls", "tag") or not dumps.is_plain_file(path):
             return False

@@ -4,12 +4,11 @@ lines, columns, footer and JSON fields as present/tables.py's ``diff_report`` an
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from allocsnap.oneshot.dumps import UNKNOWN_HOST, Dump
 from allocsnap.oneshot.groups import Grouping
 from allocsnap.present import snapshot_lines as lines
 from allocsnap.present.render import Report, Rows
+from allocsnap.units import taken_at_text
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -29,11 +28,6 @@ DIFF_COLUMNS = [
     "bytes_per_hour",
 ]
 SHOW_COLUMNS = ["key", "bytes", "calls", "rows", "share_pct"]
-
-
-def taken_at_text(when: datetime) -> str:
-    """analysis.taken_at_text: ``2026-11-26 14:52:03 UTC``."""
-    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def describe(dump: Dump) -> str:

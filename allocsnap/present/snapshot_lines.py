@@ -4,8 +4,14 @@ allocsnap/oneshot and cli/store_argv.py without pyarrow). Imports nothing heavy.
 
 from __future__ import annotations
 
-from allocsnap.present.render import Column
-from allocsnap.units import format_size
+from allocsnap.present.render import Column, Report
+from allocsnap.units import format_size, taken_at_text
+
+TYPE_CHECKING = False  # typing and dataclasses stay out of the one-shot paths (render.py)
+if TYPE_CHECKING:
+    from typing import Any
+
+    from allocsnap.snapshot_meta import SnapshotMeta
 
 # ls: one row per snapshot
 LS_COLUMNS = [
@@ -19,6 +25,28 @@ LS_COLUMNS = [
     Column("total_bytes", "bytes", "size"),
     Column("total_calls", "calls", "count"),
 ]
+
+
+def describe(meta: SnapshotMeta) -> str:
+    """Return one line naming a snapshot: id, name, time, host, kernel, source."""
+    name = f" '{meta.name}'" if meta.name else ""
+    where = meta.origin or meta.source
+    kernel = meta.kernel or "kernel unknown"
+    return (
+        f"{meta.snapshot_id}{name}  {taken_at_text(meta.taken_at)}  {meta.host}  "
+        f"{kernel}  ({where}, format {meta.format})"
+    )
+
+
+def profiling_note(meta: SnapshotMeta, counted_nothing: bool) -> str | None:
+    """Return what ``show`` says on stderr of a snapshot taken with profiling off, else None."""
+    if meta.profiling != 0 and not counted_nothing:
+        return None
+    state = "; it counted nothing: every counter is 0" if counted_nothing else ": counters frozen"
+    return (
+        f"note: snapshot {meta.snapshot_id} was taken with profiling off "
+        f"(vm.mem_profiling=0){state}"
+    )
 
 
 def key_title(by: str) -> str:
@@ -89,3 +117,29 @@ def show_columns(by: str) -> list[Column]:
 def show_footer(groups: int, shown: int) -> list[str]:
     """Return the footer of ``show``: how many groups are not shown."""
     return [f"{groups - shown} more groups (use --top 0 to show all)"] if groups > shown else []
+
+
+def show_report(
+    meta: SnapshotMeta, totals: tuple[int, int, int], rows: Any, groups: int, by: str
+) -> Report:
+    """Return the report of ``allocsnap show``: totals (rows, bytes, calls) first, then the
+    groups (queries/show.sql's columns but ``groups``, as a pyarrow table or ``render.Rows``)."""
+    count, total_bytes, total_calls = totals
+    header = [
+        f"snapshot: {describe(meta)}",
+        show_total(total_bytes, total_calls, count, groups, by),
+    ]
+    header += [f"note: {n}" for n in meta.notes]
+    info = {
+        "snapshot": meta.to_row(),
+        "totals": {"rows": count, "bytes": total_bytes, "calls": total_calls},
+        "by": by,
+        "groups": groups,
+    }
+    return Report(
+        rows=rows,
+        columns=show_columns(by),
+        header=header,
+        footer=show_footer(groups, rows.num_rows),
+        info=info,
+    )

@@ -11,21 +11,11 @@ from allocsnap import analysis
 from allocsnap.model import SnapshotMeta
 from allocsnap.present import snapshot_lines as lines
 from allocsnap.present.render import Column, Report, plural
+from allocsnap.present.snapshot_lines import describe as describe
 from allocsnap.units import format_size
 
 if TYPE_CHECKING:
     from allocsnap.store import merge
-
-
-def describe(meta: SnapshotMeta) -> str:
-    """Return one line naming a snapshot: id, name, time, host, kernel, source."""
-    name = f" '{meta.name}'" if meta.name else ""
-    where = meta.origin or meta.source
-    kernel = meta.kernel or "kernel unknown"
-    return (
-        f"{meta.snapshot_id}{name}  {analysis.taken_at_text(meta.taken_at)}  {meta.host}  "
-        f"{kernel}  ({where}, format {meta.format})"
-    )
 
 
 def snapshot_info(meta: SnapshotMeta) -> dict[str, object]:
@@ -87,20 +77,9 @@ def kernels_info(crossing: analysis.Crossing) -> dict[str, object]:
 def show_report(result: analysis.ShowResult, grouping: analysis.Grouping) -> Report:
     """Return the report of ``allocsnap show``: totals first, then the groups."""
     t = result.totals
-    header = [
-        f"snapshot: {describe(result.snapshot)}",
-        lines.show_total(t.bytes, t.calls, t.rows, result.groups, grouping.by),
-    ]
-    header += [f"note: {n}" for n in result.snapshot.notes]
-    columns = lines.show_columns(grouping.by)
-    footer = lines.show_footer(result.groups, result.rows.num_rows)
-    info = {
-        "snapshot": snapshot_info(result.snapshot),
-        "totals": {"rows": t.rows, "bytes": t.bytes, "calls": t.calls},
-        "by": grouping.by,
-        "groups": result.groups,
-    }
-    return Report(rows=result.rows, columns=columns, header=header, footer=footer, info=info)
+    return lines.show_report(
+        result.snapshot, (t.rows, t.bytes, t.calls), result.rows, result.groups, grouping.by
+    )
 
 
 def ls_report(metas: list[SnapshotMeta]) -> Report:

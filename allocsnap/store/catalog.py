@@ -128,10 +128,13 @@ def as_row(entry: Entry) -> dict[str, Any]:
 class Catalog:
     """The committed snapshots of a store, newest generation each."""
 
-    def __init__(self, root: Path, entries: list[Entry], *, written: bool) -> None:
+    def __init__(
+        self, root: Path, entries: list[Entry], *, written: bool, others: dict[str, FileKey]
+    ) -> None:
         self.root = root
         self.entries = entries
         self.written = written  # False when answered from memory (the store not writable)
+        self.others = others  # the samples and tags files it checked, by path below the store
 
     def snapshots(self, match: Callable[[str], bool]) -> list[Entry]:
         """Return what ``queries/snapshots.sql`` returns with no bounds, then ordered as
@@ -163,6 +166,31 @@ class Catalog:
             found.sort(key=lambda e: (-e[2], e[0]))
         return found[:2]
 
+    def named(self, ref: str, match: Callable[[str], bool]) -> Entry | None:
+        """Return the snapshot a reference names, tried in the order of ``attempts``; None
+        when it names none or several (``analysis.resolve`` says which, in its words)."""
+        for kind, text, at in attempts(ref):
+            found = self.resolve(kind, text, at, match)
+            if len(found) > 1 and (kind == "id" or found[0][2] == found[1][2]):
+                return None
+            if found:
+                return found[0]
+        return None
+
+
+def attempts(ref: str) -> list[tuple[str, str | None, datetime | None]]:
+    """Return the ways a reference may name a snapshot, in the order they are tried by the
+    ``resolve`` query (DuckDB's and Spark's) and by ``Catalog.resolve``: first/latest, name,
+    id prefix, time. A reference that starts as a date but is no time raises ``UsageError``."""
+    if ref in ("first", "latest"):
+        return [(ref, None, None)]
+    found: list[tuple[str, str | None, datetime | None]] = [("name", ref, None)]
+    if re.fullmatch(r"[0-9a-f]{4,12}", ref):
+        found.append(("id", ref, None))
+    if re.match(r"^\d{4}-\d{2}-\d{2}", ref):
+        found.append(("time", None, units.parse_time(ref)))
+    return found
+
 
 def open_catalog(root: Path, *, rebuild: bool = True, write: bool = True) -> Catalog | None:
     """Return the catalog of the local store at ``root``, brought up to date with its
@@ -185,7 +213,7 @@ def open_catalog(root: Path, *, rebuild: bool = True, write: bool = True) -> Cat
     kept, checked = _read(root, marker, sum(key[0] for key in listed.values()))
     fresh = {path: rows for path, (key, rows) in kept.items() if listed.get(path) == key}
     if len(fresh) == len(listed) == len(kept) and checked == others:
-        return Catalog(root, _newest(fresh), written=True)
+        return Catalog(root, _newest(fresh), written=True, others=others)
     if not rebuild or not _valid_store(root):
         return None
     # a samples or tags file whose footer cannot be read fails the views of every reading
@@ -203,7 +231,7 @@ def open_catalog(root: Path, *, rebuild: bool = True, write: bool = True) -> Cat
     except _Unreadable:
         return None
     written = write and _write(root, marker, keys, rows, others)
-    return Catalog(root, _newest(rows), written=written)
+    return Catalog(root, _newest(rows), written=written, others=others)
 
 
 def host_test(pattern: str | None) -> Callable[[str], bool] | None:

@@ -12,6 +12,8 @@ over a store, and ``explore_view_*`` / ``explore_macro_*`` over a store for peop
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.abc import Traversable
@@ -205,3 +207,30 @@ def _define(con: duckdb.DuckDBPyConnection, kinds: tuple[str, ...]) -> None:
             name, error = failed[0]
             raise QueryError(f"{name}.sql: {first_line(error)}") from error
         pending = [name for name, _ in failed]
+
+
+def columns(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> dict[str, list[Any]]:
+    """Run ``queries/<name>.sql`` with bound parameters and return its columns as lists of
+    Python values, by name (no Arrow)."""
+    with _translated(name):
+        cursor = con.execute(sql(name), params)
+        rows = cursor.fetchall()
+        names = [d[0] for d in cursor.description or []]
+    return {n: [row[i] for row in rows] for i, n in enumerate(names)}
+
+
+def keep(con: duckdb.DuckDBPyConnection, table: str, name: str, **params: Any) -> None:
+    """Run ``queries/<name>.sql`` with bound parameters and keep its rows as ``table``, for
+    the queries that read a table of that name (show.sql's ``snapshot_rows``)."""
+    with _translated(name):
+        con.sql(sql(name), params=params).create(table)
+
+
+@contextmanager
+def _translated(name: str) -> Iterator[None]:
+    try:
+        yield
+    except duckdb.IOException as e:
+        raise StoreError(first_line(e)) from e
+    except duckdb.Error as e:
+        raise QueryError(f"query {name}: {first_line(e)}") from e

@@ -1,0 +1,300 @@
+"""``show`` of a store reference answered from the catalog and DuckDB alone
+(allocsnap/oneshot/stored.py) against the normal path (pyarrow, analysis.show).
+
+Every answer is compared, through the command line, with the normal path's on the same store
+(the fast path turned away): stdout, stderr and the exit code. The store is written for real:
+the recorder's write path, ``allocsnap import`` of real captures of two kernels, a snapshot
+that counted nothing, profiling off, labels, names used twice, two hosts at one instant, an
+hour compacted (snapshot ids NULL in its samples file) and a late hot file after it. Where
+the fast path must not answer (a tie, no such snapshot, a damaged file, a link in the store,
+a remote store), it is checked that it declined and that the normal path's words come out.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner, Result
+
+from allocsnap import analysis
+from allocsnap.cli import app
+from allocsnap.kernel import capture, source
+from allocsnap.model import Snapshot
+from allocsnap.oneshot import stored
+from allocsnap.present.render import Format
+from allocsnap.store import catalog, compaction, single_file, writing
+from allocsnap.store.remote import location
+from tests.conftest import real
+
+runner = CliRunner()
+T0 = datetime(2026, 11, 25, 13, 40, tzinfo=UTC)
+MINUTE = timedelta(minutes=1)
+ROOT = Path(__file__).parent.parent
+ARGS = [
+    [],
+    ["--by", "dir:2", "-n", "5"],
+    ["--sort", "calls", "--by", "module", "-f", "json"],
+    ["--sort", "tag", "-n", "0", "-f", "csv"],
+    ["--by", "function", "-f", "markdown"],
+    ["--by", "file", "--top", "3", "-f", "json"],
+]
+
+
+def _snap(kernel: str, boot: int, index: int, at: datetime, host: str, **given: Any) -> Snapshot:
+    raw = source.read_dump(str(real(kernel, boot, index)))
+    profiling = given.pop("profiling", None)
+    if profiling is not None:
+        raw = replace(raw, profiling=profiling)
+    return capture.snapshot(raw, host=host, at=at, **given)
+
+
+def _import(root: Path, host: str, at: datetime, *dumps: Path) -> None:
+    args = ["import", *map(str, dumps), "--host", host, "--at", at.isoformat(), "--every", "1m"]
+    result = runner.invoke(app, [*args, "--store", str(root)])
+    assert result.exit_code == 0, result.stderr
+
+
+def _fill(root: Path, zeros: Path) -> None:
+    """Write the store the module's tests read (see the docstring)."""
+    for i in range(5):
+        name = {1: "before", 3: "before", 4: "after"}.get(i)
+        writing.write(root, _snap("6.12", 1, i, T0 + 2 * i * MINUTE, "vm1", name=name))
+    writing.write(root, _snap("6.12", 1, 2, T0 + 3 * MINUTE, "vm2", labels={"role": "db"}))
+    writing.write(root, _snap("6.12", 1, 3, T0 + 9 * MINUTE, "vm2", profiling=0))
+    seven = sorted(real("7.3", 2, 0).parent.glob("snap-*.txt"))
+    _import(root, "web1", T0 + 20 * MINUTE, *seven)
+    _import(root, "web2", T0 + 30 * MINUTE, zeros)
+    compaction.compact(root, T0 + timedelta(hours=1), days=False, grace_s=0)
+    late = _snap("6.12", 3, 0, T0 + timedelta(hours=1, minutes=5), "vm1", name="late")
+    writing.write(root, late)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("stored")
+    zeros = folder / "zeros.txt"
+    lines = real("6.12", 1, 0).read_text().splitlines()
+    zeros.write_text(
+        "\n".join(lines[:2] + [f"        0        0 {ln.split(None, 2)[2]}" for ln in lines[2:]])
+        + "\n"
+    )
+    root = folder / "store"
+    _fill(root, zeros)
+    # the hour compacted into one file of NULL snapshot ids, and hot files beside it
+    (compacted,) = (root / "samples" / "host=vm1").rglob("h13-*.parquet")
+    assert pq.read_table(compacted, columns=["snapshot_id"])["snapshot_id"].null_count > 0
+    assert len(list((root / "samples").rglob("*.parquet"))) > 2
+    return root
+
+
+@pytest.fixture
+def answers(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bool]]:
+    """Record what the fast path answered, call by call."""
+    said: list[bool] = []
+    show = stored.show
+
+    def spy(*args: Any, **kwargs: Any) -> bool:
+        said.append(show(*args, **kwargs))
+        return said[-1]
+
+    monkeypatch.setattr(stored, "show", spy)
+    yield said
+
+
+def both_ways(monkeypatch: pytest.MonkeyPatch, root: Path, *args: str) -> tuple[Result, Result]:
+    """Run ``show ARGS --store ROOT`` as it is, then with the fast path turned away."""
+    argv = ["show", *args, "--store", str(root)]
+    fast = runner.invoke(app, argv)
+    with monkeypatch.context() as m:
+        m.setattr(stored, "show", lambda *_a, **_k: False)
+        normal = runner.invoke(app, argv)
+    return fast, normal
+
+
+def outcome(result: Result) -> tuple[int, str, str]:
+    return result.exit_code, result.stdout, result.stderr
+
+
+def references(root: Path) -> list[str]:
+    """Every way to name each snapshot: first, latest, names, ids and prefixes, times."""
+    refs = ["first", "latest"]
+    for m in analysis.snapshots(root):
+        refs += [m.snapshot_id, m.snapshot_id[:5], (m.taken_at + timedelta(seconds=30)).isoformat()]
+        refs += [m.name] if m.name and m.name != "before" else []
+    return refs
+
+
+# -- the same answers ---------------------------------------------------------------------------
+
+
+def test_every_reference_shows_what_the_normal_path_shows(
+    monkeypatch: pytest.MonkeyPatch, store: Path, answers: list[bool]
+) -> None:
+    assert len(analysis.snapshots(store)) == 11  # as _fill wrote them
+    refs = references(store)
+    for ref in refs:
+        fast, normal = both_ways(monkeypatch, store, ref)
+        assert normal.exit_code == 0, (ref, normal.stderr)
+        assert outcome(fast) == outcome(normal), ref
+    # AND the fast path answered every one of them
+    assert answers == [True] * len(refs)
+
+
+@pytest.mark.parametrize("args", ARGS, ids=lambda a: " ".join(a) or "defaults")
+@pytest.mark.parametrize("ref", ["first", "latest", "after", "late"])
+def test_every_grouping_sort_and_format_is_the_normal_paths(
+    monkeypatch: pytest.MonkeyPatch, store: Path, answers: list[bool], ref: str, args: list[str]
+) -> None:
+    fast, normal = both_ways(monkeypatch, store, ref, *args)
+    assert normal.exit_code == 0, normal.stderr
+    assert outcome(fast) == outcome(normal)
+    assert answers == [True]
+
+
+@pytest.mark.parametrize("fmt", ["table", "json"])
+def test_profiling_off_and_counted_nothing_are_noted_as_the_normal_path_notes_them(
+    monkeypatch: pytest.MonkeyPatch, store: Path, answers: list[bool], fmt: str
+) -> None:
+    metas = analysis.snapshots(store)
+    off = next(m for m in metas if m.profiling == 0 and m.host == "vm2")
+    zeros = next(m for m in metas if m.host == "web2")
+    for meta, said in ((off, "counters frozen"), (zeros, "it counted nothing")):
+        fast, normal = both_ways(monkeypatch, store, meta.snapshot_id, "-f", fmt)
+        assert said in normal.stderr
+        assert outcome(fast) == outcome(normal)
+    assert answers == [True, True]
+
+
+def test_a_new_process_answers_without_pyarrow_numpy_or_typer(store: Path) -> None:
+    # WHEN `allocsnap show latest` runs as a new process, its imports timed
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "allocsnap", "show", "latest"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "ALLOCSNAP_STORE": str(store)},
+    )
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+    # THEN it printed the normal path's report, and imported none of them
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(stored, "show", lambda *_a, **_k: False)
+        normal = runner.invoke(app, ["show", "latest", "--store", str(store)])
+    assert (done.returncode, done.stdout) == (0, normal.stdout)
+    assert "duckdb" in imported
+    assert not imported & {"pyarrow", "numpy", "pandas", "typer", "allocsnap.analysis"}
+
+
+def test_a_snapshot_written_after_the_catalog_is_shown_at_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, answers: list[bool]
+) -> None:
+    # GIVEN a store whose catalog is written
+    root = tmp_path / "store"
+    writing.write(root, _snap("6.12", 1, 0, T0, "vm1"))
+    assert catalog.open_catalog(root) is not None
+    # WHEN a snapshot is written after it
+    newer = _snap("6.12", 1, 1, T0 + MINUTE, "vm1", name="newer")
+    writing.write(root, newer)
+    # THEN `show latest` shows it, as the normal path does
+    fast, normal = both_ways(monkeypatch, root, "latest", "-f", "json")
+    assert newer.meta.snapshot_id in normal.stdout
+    assert outcome(fast) == outcome(normal)
+    assert answers == [True]
+
+
+# -- where the fast path declines, the normal path's words ---------------------------------------
+
+
+@pytest.mark.parametrize("ref", ["nosuch", "before", "2026-13-45", "2000-01-01", "0000"])
+def test_a_reference_naming_none_or_several_is_the_normal_paths_to_refuse(
+    monkeypatch: pytest.MonkeyPatch, store: Path, answers: list[bool], ref: str
+) -> None:
+    # "before" names two snapshots: the newer one is shown, on both paths
+    fast, normal = both_ways(monkeypatch, store, ref)
+    assert outcome(fast) == outcome(normal)
+    assert answers == [ref == "before"]
+    assert (normal.exit_code == 0) == (ref == "before")
+
+
+def test_a_tie_in_time_is_the_normal_paths_to_refuse(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, answers: list[bool]
+) -> None:
+    # GIVEN two hosts' snapshots at the newest instant
+    root = tmp_path / "store"
+    for host in ("vm1", "vm2"):
+        writing.write(root, _snap("6.12", 1, 0, T0, host))
+    fast, normal = both_ways(monkeypatch, root, "latest")
+    assert normal.exit_code != 0 and "ambiguous" in normal.stderr
+    assert outcome(fast) == outcome(normal)
+    assert answers == [False]
+
+
+def test_a_samples_file_that_disagrees_with_its_row_is_the_normal_paths_to_report(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, answers: list[bool]
+) -> None:
+    # GIVEN two hot snapshots, the later one's samples file replaced by the earlier one's
+    root = tmp_path / "store"
+    first = writing.write(root, _snap("6.12", 1, 0, T0, "vm1"))
+    second = writing.write(root, _snap("6.12", 1, 4, T0 + MINUTE, "vm1"))
+    samples = [Path(str(p).replace("/snapshots/", "/samples/")) for p in (first, second)]
+    catalog.open_catalog(root)
+    shutil.copyfile(samples[0], samples[1])
+    # WHEN the later one is shown, THEN the fast path declines and the normal path says why
+    fast, normal = both_ways(monkeypatch, root, "latest")
+    assert normal.exit_code != 0 and "where its row says" in normal.stderr
+    assert outcome(fast) == outcome(normal)
+    assert answers == [False]
+
+
+def test_a_link_planted_in_the_store_is_never_read_through(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, answers: list[bool]
+) -> None:
+    # GIVEN a store whose newest day's samples folder is a link to another store's
+    root, other = tmp_path / "store", tmp_path / "other"
+    writing.write(root, _snap("6.12", 1, 0, T0, "vm1"))
+    path = writing.write(root, _snap("6.12", 1, 1, T0 + MINUTE, "vm1"))
+    writing.write(other, _snap("6.12", 1, 4, T0 + MINUTE, "vm1"))
+    catalog.open_catalog(root)
+    day = Path(str(path).replace("/snapshots/", "/samples/")).parent
+    shutil.rmtree(day)
+    day.symlink_to(other / "samples" / day.parent.name / day.name)
+    # THEN the fast path declines; what the store's own reading says is said
+    fast, normal = both_ways(monkeypatch, root, "latest")
+    assert outcome(fast) == outcome(normal)
+    assert answers == [False]
+
+
+@pytest.mark.parametrize("where", ["s3://bucket/prefix", "http://bucket/prefix", ""])
+def test_a_remote_store_or_a_refused_one_is_never_answered_here(where: str) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    given: Any = where
+    if where.startswith("s3://"):
+        given = location(where)  # as typer hands it over
+    kwargs: dict[str, Any] = {"sort": "bytes", "by": "tag", "top": 20, "fmt": Format.table}
+    kwargs["out"] = out
+    assert stored.show("latest", given, err=err, **kwargs) is False
+    assert stored.show("latest", where, err=err, **kwargs) is False
+    assert out.getvalue() == err.getvalue() == ""
+
+
+def test_a_reference_is_what_the_normal_path_reads_in_the_store(tmp_path: Path) -> None:
+    # GIVEN a dump, a snapshot file, a folder and a name that is nothing here
+    dump = real("6.12", 1, 0)
+    parquet = tmp_path / "one.parquet"
+    single_file.write_snapshot_file(parquet, _snap("6.12", 1, 0, T0, "vm1"))
+    folder = tmp_path / "latest"
+    folder.mkdir()
+    for ref in ("-", str(dump), str(parquet), str(folder), str(tmp_path / "nothing"), "latest"):
+        # THEN a reference is what analysis.load looks up in the store
+        in_store = not analysis.is_dump(ref) and not Path(ref).is_file()
+        assert stored.is_reference(ref) == in_store, ref

@@ -435,6 +435,7 @@ def test_a_closed_pipe_ends_the_command_as_typer_ends_it() -> None:
         ["show", "a.txt", "--sort", "calls", "-n", "0"],
         ["diff", "a.txt", "b.txt", "--min-delta=4K"],
         ["show", "latest", "--store", "s", "-f", "json"],
+        ["diff", "first", "latest", "--store=s", "-n", "3"],
     ],
 )
 def test_the_plain_command_lines_are_read_without_typer(argv: list[str]) -> None:
@@ -448,7 +449,6 @@ def test_the_plain_command_lines_are_read_without_typer(argv: list[str]) -> None
         ["diff", "a.txt"],
         ["diff", "a.txt", "-"],
         ["diff", "a.txt", "b.txt", "--", "-c"],
-        ["diff", "a.txt", "b.txt", "--store", "s"],
         ["diff", "a.txt", "b.txt", "--help"],
         ["diff", "a.txt", "b.txt", "-n=3"],
         ["diff", "a.txt", "b.txt", "--sort", "calls"],

@@ -1,18 +1,20 @@
-"""``show`` of a store reference answered from the catalog and DuckDB alone
-(allocsnap/oneshot/stored.py) against the normal path (pyarrow, analysis.show).
+"""``show`` and ``diff`` of store references answered from the catalog and DuckDB alone
+(allocsnap/oneshot/stored.py) against the normal path (pyarrow, analysis.show and diff).
 
 Every answer is compared, through the command line, with the normal path's on the same store
 (the fast path turned away): stdout, stderr and the exit code. The store is written for real:
-the recorder's write path, ``allocsnap import`` of real captures of two kernels, a snapshot
-that counted nothing, profiling off, labels, names used twice, two hosts at one instant, an
-hour compacted (snapshot ids NULL in its samples file) and a late hot file after it. Where
-the fast path must not answer (a tie, no such snapshot, a damaged file, a link in the store,
-a remote store), it is checked that it declined and that the normal path's words come out.
+the recorder's write path, ``allocsnap import`` of real captures of two kernels (named, and
+not), a snapshot that counted nothing, profiling off, a filtered snapshot, labels, names used
+twice, an hour compacted (snapshot ids NULL in its samples file) and a late hot file after
+it. Where the fast path must not answer (a tie, no such snapshot, a damaged file, a link in
+the store, a remote store, two filters, two kernels), it is checked that it declined and
+that the normal path's words come out.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import shutil
 import subprocess
@@ -30,7 +32,7 @@ from typer.testing import CliRunner, Result
 from allocsnap import analysis
 from allocsnap.cli import app
 from allocsnap.kernel import capture, source
-from allocsnap.model import Snapshot
+from allocsnap.model import Filter, Snapshot
 from allocsnap.oneshot import stored
 from allocsnap.present.render import Format
 from allocsnap.store import catalog, compaction, single_file, writing
@@ -59,8 +61,9 @@ def _snap(kernel: str, boot: int, index: int, at: datetime, host: str, **given: 
     return capture.snapshot(raw, host=host, at=at, **given)
 
 
-def _import(root: Path, host: str, at: datetime, *dumps: Path) -> None:
+def _import(root: Path, host: str, at: datetime, *dumps: Path, kernel: str = "") -> None:
     args = ["import", *map(str, dumps), "--host", host, "--at", at.isoformat(), "--every", "1m"]
+    args += ["--kernel", kernel] if kernel else []
     result = runner.invoke(app, [*args, "--store", str(root)])
     assert result.exit_code == 0, result.stderr
 
@@ -75,6 +78,9 @@ def _fill(root: Path, zeros: Path) -> None:
     seven = sorted(real("7.3", 2, 0).parent.glob("snap-*.txt"))
     _import(root, "web1", T0 + 20 * MINUTE, *seven)
     _import(root, "web2", T0 + 30 * MINUTE, zeros)
+    _import(root, "web3", T0 + 40 * MINUTE, real("6.12", 3, 1), kernel="6.12.117-allocsnap")
+    _import(root, "web3", T0 + 41 * MINUTE, seven[1], kernel="7.3.4-allocsnap")
+    writing.write(root, _snap("6.12", 1, 4, T0 + 45 * MINUTE, "vm3", keep=Filter(file="mm/*")))
     compaction.compact(root, T0 + timedelta(hours=1), days=False, grace_s=0)
     late = _snap("6.12", 3, 0, T0 + timedelta(hours=1, minutes=5), "vm1", name="late")
     writing.write(root, late)
@@ -102,22 +108,27 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def answers(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bool]]:
     """Record what the fast path answered, call by call."""
     said: list[bool] = []
-    show = stored.show
 
-    def spy(*args: Any, **kwargs: Any) -> bool:
-        said.append(show(*args, **kwargs))
-        return said[-1]
+    def spy(answer: Any) -> Any:
+        def answered(*args: Any, **kwargs: Any) -> bool:
+            said.append(answer(*args, **kwargs))
+            return said[-1]
 
-    monkeypatch.setattr(stored, "show", spy)
+        return answered
+
+    monkeypatch.setattr(stored, "show", spy(stored.show))
+    monkeypatch.setattr(stored, "diff", spy(stored.diff))
     yield said
 
 
-def both_ways(monkeypatch: pytest.MonkeyPatch, root: Path, *args: str) -> tuple[Result, Result]:
-    """Run ``show ARGS --store ROOT`` as it is, then with the fast path turned away."""
-    argv = ["show", *args, "--store", str(root)]
+def both_ways(
+    monkeypatch: pytest.MonkeyPatch, root: Path, *args: str, command: str = "show"
+) -> tuple[Result, Result]:
+    """Run ``COMMAND ARGS --store ROOT`` as it is, then with the fast path turned away."""
+    argv = [command, *args, "--store", str(root)]
     fast = runner.invoke(app, argv)
     with monkeypatch.context() as m:
-        m.setattr(stored, "show", lambda *_a, **_k: False)
+        m.setattr(stored, command, lambda *_a, **_k: False)
         normal = runner.invoke(app, argv)
     return fast, normal
 
@@ -141,7 +152,7 @@ def references(root: Path) -> list[str]:
 def test_every_reference_shows_what_the_normal_path_shows(
     monkeypatch: pytest.MonkeyPatch, store: Path, answers: list[bool]
 ) -> None:
-    assert len(analysis.snapshots(store)) == 11  # as _fill wrote them
+    assert len(analysis.snapshots(store)) == 14  # as _fill wrote them
     refs = references(store)
     for ref in refs:
         fast, normal = both_ways(monkeypatch, store, ref)
@@ -210,6 +221,78 @@ def test_a_snapshot_written_after_the_catalog_is_shown_at_once(
     assert newer.meta.snapshot_id in normal.stdout
     assert outcome(fast) == outcome(normal)
     assert answers == [True]
+
+
+DIFF_ARGS = [
+    [],
+    ["--by", "module", "-f", "json"],
+    ["--min-delta", "1K", "-f", "csv"],
+    ["-n", "0", "--by", "dir:1"],
+    ["--by", "file", "-f", "markdown"],
+]
+
+
+def ids_of(root: Path, host: str) -> list[str]:
+    """Return a host's snapshot ids, oldest first."""
+    return [m.snapshot_id for m in analysis.snapshots(root, host)]
+
+
+def diff_pairs(root: Path) -> list[tuple[str, str]]:
+    """Pairs the fast path answers: the usual ones, one snapshot twice, the later one older,
+    an hour or more apart (a Δ/hour column), profiling off, a side that counted nothing,
+    another host, and two imported dumps of one kernel unnamed."""
+    vm2, web1, web2 = (ids_of(root, host) for host in ("vm2", "web1", "web2"))
+    return [
+        ("first", "latest"),
+        ("before", "after"),
+        ("after", "late"),
+        ("first", "late"),
+        ("latest", "first"),
+        ("after", "after"),
+        (vm2[0], vm2[1]),
+        (web2[0], web1[0]),
+        (web1[0], web1[1]),
+    ]
+
+
+def test_diff_of_store_references_is_the_normal_paths_in_every_format(
+    monkeypatch: pytest.MonkeyPatch, store: Path, answers: list[bool]
+) -> None:
+    pairs = diff_pairs(store)
+    for (before, after), args in itertools.product(pairs, DIFF_ARGS):
+        fast, normal = both_ways(monkeypatch, store, before, after, *args, command="diff")
+        assert normal.exit_code == 0, (before, after, args, normal.stderr)
+        assert outcome(fast) == outcome(normal), (before, after, args)
+    # AND the fast path answered every one, with what each pair is there for
+    assert answers == [True] * len(pairs) * len(DIFF_ARGS)
+    said = [both_ways(monkeypatch, store, *pair, "-f", "json", command="diff") for pair in pairs]
+    stderr = "".join(normal.stderr for _, normal in said)
+    for warning in (
+        "the 'after' snapshot is older",
+        "both sides are the same snapshot",
+        "profiling was off (vm.mem_profiling=0) at the earlier snapshot",
+        "the earlier snapshot",  # ... counted nothing
+        "different hosts",
+    ):
+        assert warning in stderr
+    _, hours_apart = both_ways(monkeypatch, store, "first", "late", command="diff")
+    assert "Δ/hour" in hours_apart.stdout
+
+
+def test_a_new_process_diffs_without_pyarrow_numpy_or_typer(store: Path) -> None:
+    argv = ["diff", "first", "latest", "--by", "module", "--store", str(store)]
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "allocsnap", *argv],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(stored, "diff", lambda *_a, **_k: False)
+        normal = runner.invoke(app, argv)
+    assert (done.returncode, done.stdout) == (0, normal.stdout)
+    assert not imported & {"pyarrow", "numpy", "pandas", "typer", "allocsnap.analysis"}
 
 
 # -- where the fast path declines, the normal path's words ---------------------------------------
@@ -298,3 +381,28 @@ def test_a_reference_is_what_the_normal_path_reads_in_the_store(tmp_path: Path) 
         # THEN a reference is what analysis.load looks up in the store
         in_store = not analysis.is_dump(ref) and not Path(ref).is_file()
         assert stored.is_reference(ref) == in_store, ref
+
+
+def test_two_filters_or_two_kernels_are_the_normal_paths_to_compare(
+    monkeypatch: pytest.MonkeyPatch, store: Path, answers: list[bool]
+) -> None:
+    # GIVEN a filtered snapshot against an unfiltered one, and two named kernels' snapshots
+    vm1, vm3, web3 = (ids_of(store, host) for host in ("vm1", "vm3", "web3"))
+    for pair, said in (((vm1[-1], vm3[0]), "different filters"), (tuple(web3), "7.3.4")):
+        # THEN the fast path declines, and the normal path compares them as it does
+        fast, normal = both_ways(monkeypatch, store, *pair, "-f", "json", command="diff")
+        assert normal.exit_code == 0 and said in normal.stdout + normal.stderr
+        assert outcome(fast) == outcome(normal)
+    assert answers == [False, False]
+
+
+@pytest.mark.parametrize(
+    "args", [["first", "nosuch"], ["latest", "2026-13-45"], ["first", "latest", "--min-delta", "x"]]
+)
+def test_a_diff_the_normal_path_refuses_is_refused_in_its_words(
+    monkeypatch: pytest.MonkeyPatch, store: Path, answers: list[bool], args: list[str]
+) -> None:
+    fast, normal = both_ways(monkeypatch, store, *args, command="diff")
+    assert normal.exit_code != 0
+    assert outcome(fast) == outcome(normal)
+    assert answers == [False]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from allocsnap import filters, model, units
+from allocsnap import filters, model, snapshot_meta, units
 from allocsnap.analysis import kernels, query, reading
 from allocsnap.analysis.grouping import Grouping
 from allocsnap.analysis.session import Store
@@ -340,22 +340,9 @@ def comparable(before: Snapshot, after: Snapshot) -> tuple[Filter | None, tuple[
     no filter to add); when neither does, nothing they share can be told apart from what
     the filters dropped, and a ``UsageError`` names both.
     """
-    said = []
-    if before.meta.snapshot_id == after.meta.snapshot_id and before.meta.host == after.meta.host:
-        said.append(
-            f"both sides are the same snapshot ({before.meta.snapshot_id}): there is nothing "
-            "to compare"
-        )
-    for label, snap in (("earlier", before), ("later", after)):
-        if snap.meta.profiling == 0:
-            said.append(
-                f"profiling was off (vm.mem_profiling=0) at the {label} snapshot: counters frozen"
-            )
-        elif counted_nothing(snap):
-            said.append(
-                f"the {label} snapshot ({snap.meta.snapshot_id}) counted nothing: every counter "
-                "is 0 (taken with profiling off, vm.mem_profiling=0 or never)"
-            )
+    said = snapshot_meta.comparability(
+        before.meta, after.meta, (counted_nothing(before), counted_nothing(after))
+    )
     old, new = before.meta.filter, after.meta.filter
     if old == new:
         return None, tuple(said)
@@ -417,42 +404,8 @@ def epoch_warnings(old: Snapshot, new: Snapshot) -> tuple[str, ...]:
 
     Loaded modules come from the metadata, or, for saved dumps, from the rows themselves.
     """
-    before, after = old.meta, new.meta
-    warnings = []
-    if before.host != after.host:
-        warnings.append(f"different hosts: {before.host} and {after.host}")
-    if before.boot_id and after.boot_id and before.boot_id != after.boot_id:
-        warnings.append(
-            "different boots (boot_id changed): counters restarted from zero in between"
-        )
-    elif before.kernel and after.kernel and before.kernel != after.kernel:
-        warnings.append(f"different kernels: {before.kernel} and {after.kernel}")
-    if (before.source == "ioctl") != (after.source == "ioctl"):
-        sources = " and ".join(_source_text(m) for m in (before, after))
-        warnings.append(
-            f"different sources: {sources} (the same counters, read two ways; "
-            "the ioctl leaves out rows the kernel filtered)"
-        )
-    if before.profiling == 0 and after.profiling == 1:
-        warnings.append("profiling was switched on in between: counts start from that moment")
-    modules_before, modules_after = set(_modules_present(old)), set(_modules_present(new))
-    if modules_before != modules_after:
-        loaded = sorted(modules_after - modules_before)
-        unloaded = sorted(modules_before - modules_after)
-        if loaded:
-            warnings.append(f"modules loaded in between: {', '.join(loaded)}")
-        if unloaded:
-            warnings.append(
-                f"modules unloaded in between: {', '.join(unloaded)} (their rows vanished; "
-                "a vanished row is not a free)"
-            )
-    if after.taken_at < before.taken_at:
-        warnings.append("the 'after' snapshot is older than the 'before' one")
-    return tuple(warnings)
-
-
-def _source_text(meta: SnapshotMeta) -> str:
-    return "the ioctl" if meta.source == "ioctl" else f"text ({meta.source})"
+    modules = (_modules_present(old), _modules_present(new))
+    return tuple(snapshot_meta.epoch_warnings(old.meta, new.meta, modules))
 
 
 def _modules_present(snap: Snapshot) -> list[str]:

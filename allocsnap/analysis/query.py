@@ -16,6 +16,7 @@ import duckdb
 import pyarrow as pa
 
 from allocsnap.errors import QueryError, StoreError
+from allocsnap.store.views import Connection as Connection
 from allocsnap.store.views import StoreFiles, first_line
 from allocsnap.store.views import declared_params_in as declared_params_in
 from allocsnap.store.views import names as names
@@ -25,8 +26,6 @@ from allocsnap.store.views import refresh as refresh
 from allocsnap.store.views import sql as sql
 from allocsnap.store.views import used_params_in as used_params_in
 
-Connection = duckdb.DuckDBPyConnection
-"""What ``connect`` yields; named here so that callers need not import duckdb."""
 Relation = duckdb.DuckDBPyRelation
 """What ``relation`` returns: a lazy query; ``.to_arrow_table()``, ``.df()``, ``.pl()`` read it."""
 

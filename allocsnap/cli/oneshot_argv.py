@@ -2,8 +2,8 @@
 
 Typer, and the commands it builds, cost a new process more CPU than reading two dumps (about
 0.08 s of 0.15). ``answered`` reads the few command lines the one-shot path takes — operands
-and ``--by``, ``--top``/``-n``, ``--min-delta``, ``--sort``, ``--format``/``-f`` (and ``show``'s
-``--store``, for a reference into a local store), each once,
+and ``--by``, ``--top``/``-n``, ``--min-delta``, ``--sort``, ``--format``/``-f`` and ``--store``
+(for references into a local store), each once,
 as ``--opt VALUE`` or ``--opt=VALUE`` — and hands them to allocsnap.oneshot. Any other token,
 or a value typer would read otherwise (``-n +3``, ``-f JSON``), returns False and typer runs
 the command as always (allocsnap/cli/snapshots.py), which also tries the one-shot path first.
@@ -19,7 +19,13 @@ from allocsnap.errors import AllocsnapError, report
 # per command: its operands, and its options (long and short spellings) to the keyword used
 _OPERANDS = {"diff": 2, "show": 1}
 _OPTIONS = {
-    "diff": {"--by": "by", "--top": "top", "-n": "top", "--min-delta": "min_delta"},
+    "diff": {
+        "--by": "by",
+        "--top": "top",
+        "-n": "top",
+        "--min-delta": "min_delta",
+        "--store": "store",
+    },
     "show": {"--by": "by", "--top": "top", "-n": "top", "--sort": "sort", "--store": "store"},
 }
 _FORMAT = {"--format": "fmt", "-f": "fmt"}
@@ -87,11 +93,11 @@ def answered(argv: list[str]) -> bool:
 
     fmt, top = Format(options.pop("fmt")), int(options.pop("top"))
     try:
+        store = options.pop("store") if "store" in options else default_store()
         if command == "diff":
             return oneshot.diff(
-                *operands, top=top, fmt=fmt, out=sys.stdout, err=sys.stderr, **options
+                *operands, top=top, fmt=fmt, out=sys.stdout, err=sys.stderr, store=store, **options
             )
-        store = options.pop("store") if "store" in options else default_store()
         return oneshot.show(
             *operands, top=top, fmt=fmt, out=sys.stdout, err=sys.stderr, store=store, **options
         )

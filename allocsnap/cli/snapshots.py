@@ -39,7 +39,8 @@ Command = TypeVar("Command", bound=Callable[..., Any])
 
 # The options the one-shot path answers (allocsnap.oneshot): any other one given, with a value
 # other than its default, sends the command down the normal path. --store is read only for
-# store references, which only show's one-shot path takes (allocsnap/oneshot/stored.py).
+# store references, which the one-shot path takes from a local store's catalog
+# (allocsnap/oneshot/stored.py).
 _ONE_SHOT_OPTIONS = {"by", "top", "min_delta", "fmt", "sort", "store_dir"}
 _DEFAULTS = (None, False)
 
@@ -74,7 +75,7 @@ def one_shot_first(
 def _one_shot_diff(before: str, after: str, *, store: Any, **options: Any) -> bool:
     from allocsnap import oneshot
 
-    return oneshot.diff(before, after, **options)  # of two dumps: no store
+    return oneshot.diff(before, after, store=store, **options)
 
 
 def _one_shot_show(snapshot: str, *, store: Any, **options: Any) -> bool:

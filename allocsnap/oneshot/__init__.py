@@ -6,8 +6,8 @@ dumps (``dumps``), sums and compares them with the rules of queries/diff.sql and
 (``groups``), and prints the same report (``reports``, through present/render.py): the same
 bytes on stdout and stderr, tests/test_quick.py proves it on every capture in tests/data.
 
-``show`` of a reference into a local store (``latest``, a name, an id, a time) is answered
-from the store's catalog and DuckDB, without pyarrow (``stored``).
+``show`` and ``diff`` of references into a local store (``first``, ``latest``, a name, an id,
+a time) are answered from the store's catalog and DuckDB, without pyarrow (``stored``).
 
 It answers only what it can answer exactly. ``diff`` and ``show`` return False — and the CLI
 takes the normal path, which then says whatever is to be said — for a reference that is not a
@@ -39,8 +39,16 @@ def diff(
     fmt: Format,
     out: TextIO,
     err: TextIO,
+    store: Location | str | None = None,
 ) -> bool:
-    """Print ``allocsnap diff BEFORE AFTER`` of two text dumps; False when not answered here."""
+    """Print ``allocsnap diff BEFORE AFTER`` of two text dumps, or with ``store`` of two
+    references into a local store (allocsnap/oneshot/stored.py); False when not answered."""
+    if store is not None and not (dumps.is_plain_file(before) or dumps.is_plain_file(after)):
+        from allocsnap.oneshot import stored  # DuckDB: never imported for dumps
+
+        return stored.diff(
+            before, after, store, by=by, top=top, min_delta=min_delta, fmt=fmt, out=out, err=err
+        )
     try:
         if not (dumps.is_plain_file(before) and dumps.is_plain_file(after)):
             return False

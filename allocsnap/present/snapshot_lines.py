@@ -9,6 +9,7 @@ from allocsnap.units import format_size, taken_at_text
 
 TYPE_CHECKING = False  # typing and dataclasses stay out of the one-shot paths (render.py)
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
 
     from allocsnap.snapshot_meta import SnapshotMeta
@@ -141,5 +142,53 @@ def show_report(
         columns=show_columns(by),
         header=header,
         footer=show_footer(groups, rows.num_rows),
+        info=info,
+    )
+
+
+def diff_report(
+    before: SnapshotMeta,
+    after: SnapshotMeta,
+    totals: tuple[tuple[int, int], tuple[int, int]],
+    rows: Any,
+    changed: int,
+    warnings: Sequence[str],
+    by: str,
+    *,
+    per_hour: bool,
+    moved: bool = False,
+    crossing: Sequence[str] = (),
+) -> Report:
+    """Return the report of ``allocsnap diff``: both snapshots, the totals (bytes and calls
+    of each side), the lines a diff across kernels adds (``crossing``), the warnings, then
+    queries/diff.sql's groups (a pyarrow table or ``render.Rows``). ``per_hour`` adds the
+    Δ/hour column, ``moved`` the column of sites that moved between kernels."""
+    (b_bytes, b_calls), (a_bytes, a_calls) = totals
+    header = [
+        f"before: {describe(before)}",
+        f"after:  {describe(after)}",
+        diff_total(b_bytes, a_bytes, b_calls, a_calls),
+        *crossing,
+        *(f"warning: {w}" for w in warnings),
+    ]
+    info = {
+        "before": before.to_row(),
+        "after": after.to_row(),
+        "totals": {
+            "bytes_before": b_bytes,
+            "bytes_after": a_bytes,
+            "delta_bytes": a_bytes - b_bytes,
+            "calls_before": b_calls,
+            "calls_after": a_calls,
+        },
+        "warnings": list(warnings),
+        "by": by,
+        "changed": changed,
+    }
+    return Report(
+        rows=rows,
+        columns=diff_columns(by, per_hour=per_hour, moved=moved),
+        header=header,
+        footer=diff_footer(changed, rows.num_rows),
         info=info,
     )

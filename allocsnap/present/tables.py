@@ -18,46 +18,25 @@ if TYPE_CHECKING:
     from allocsnap.store import merge
 
 
-def snapshot_info(meta: SnapshotMeta) -> dict[str, object]:
-    """Return a snapshot's metadata for JSON output."""
-    return meta.to_row()
-
-
 def diff_report(result: analysis.DiffResult, grouping: analysis.Grouping) -> Report:
     """Return the report of ``allocsnap diff``."""
     b, a = result.before_totals, result.after_totals
-    net = a.bytes - b.bytes
-    header = [
-        f"before: {describe(result.before)}",
-        f"after:  {describe(result.after)}",
-        lines.diff_total(b.bytes, a.bytes, b.calls, a.calls),
-    ]
     crossing = result.crossing
-    header += crossing.header() if crossing is not None else []
-    header += [f"warning: {w}" for w in result.warnings]
-    columns = lines.diff_columns(
+    report = lines.diff_report(
+        result.before,
+        result.after,
+        ((b.bytes, b.calls), (a.bytes, a.calls)),
+        result.rows,
+        result.changed,
+        result.warnings,
         grouping.by,
         per_hour=bool(pa.compute.sum(result.rows["bytes_per_hour"].is_valid()).as_py()),
         moved="moved_from" in result.rows.column_names,
+        crossing=crossing.header() if crossing is not None else (),
     )
-    footer = lines.diff_footer(result.changed, result.rows.num_rows)
-    info = {
-        "before": snapshot_info(result.before),
-        "after": snapshot_info(result.after),
-        "totals": {
-            "bytes_before": b.bytes,
-            "bytes_after": a.bytes,
-            "delta_bytes": net,
-            "calls_before": b.calls,
-            "calls_after": a.calls,
-        },
-        "warnings": list(result.warnings),
-        "by": grouping.by,
-        "changed": result.changed,
-    }
     if crossing is not None:
-        info["kernels"] = kernels_info(crossing)
-    return Report(rows=result.rows, columns=columns, header=header, footer=footer, info=info)
+        report.info["kernels"] = kernels_info(crossing)
+    return report
 
 
 def kernels_info(crossing: analysis.Crossing) -> dict[str, object]:

@@ -26,6 +26,9 @@ import duckdb
 from allocsnap.errors import QueryError, StoreError
 from allocsnap.store import remote
 
+Connection = duckdb.DuckDBPyConnection
+"""What ``open_connection`` returns; named here so that callers need not import duckdb."""
+
 
 @dataclass(frozen=True)
 class StoreFiles:
@@ -234,3 +237,10 @@ def _translated(name: str) -> Iterator[None]:
         raise StoreError(first_line(e)) from e
     except duckdb.Error as e:
         raise QueryError(f"query {name}: {first_line(e)}") from e
+
+
+def name_as(con: duckdb.DuckDBPyConnection, table: str, view: str) -> None:
+    """Make ``table`` readable under the name ``view`` too (replacing any view of that name),
+    for a query that reads its rows by that name."""
+    with _translated(view):
+        con.table(table).create_view(view, replace=True)

@@ -45,6 +45,17 @@ if TYPE_CHECKING:
     from allocsnap.store.remote import Location
 
 
+# what snapshot_samples, snapshot_totals, show and diff read, each after what it reads
+_DEFINITIONS = (
+    "macro_call_site",
+    "macro_dir_prefix",
+    "macro_group_key",
+    "macro_signed_calls",
+    "view_samples",
+    "view_tags",
+)
+
+
 class _Declined(Exception):
     """The normal path answers: it says what is amiss, in its words."""
 
@@ -209,7 +220,7 @@ def _connection(cat: catalog.Catalog, entries: list[catalog.Entry]) -> Iterator[
         samples=[str(cat.root / "samples" / path) for path in paths],
         tags=sorted(str(cat.root / p) for p in cat.others if p.startswith("tags/")),
     )
-    con = views.open_connection(files)
+    con = views.open_connection(files, only=_DEFINITIONS)
     try:
         yield con
     finally:

@@ -90,7 +90,11 @@ def used_params_in(text: str, sigil: str) -> set[str]:
 
 
 def open_connection(
-    store: StoreFiles | None = None, *, explore: bool = False, sandbox: bool = False
+    store: StoreFiles | None = None,
+    *,
+    explore: bool = False,
+    sandbox: bool = False,
+    only: tuple[str, ...] | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """Return a new connection with allocsnap's macros, and a store's views when one is given.
 
@@ -101,6 +105,10 @@ def open_connection(
 
     ``sandbox`` (for SQL from the user: ``allocsnap sql``) lets the connection read the
     store's files and nothing else (``queries/sandbox.sql``); it cannot be refreshed.
+
+    ``only`` names the macros and views to create (their files' names) in place of them all:
+    a connection for a few known queries (allocsnap/oneshot/stored.py), of a new process that
+    creating the other dozen would cost about 15 ms.
     """
     con = duckdb.connect()
     try:
@@ -108,7 +116,7 @@ def open_connection(
             paths = _register_files(con, store)
             if sandbox:
                 _statements(con, "sandbox", paths=[path for table in paths for path in table])
-        _define(con, _kinds(store is not None, explore))
+        _define(con, _kinds(store is not None, explore), only)
     except duckdb.IOException as e:
         con.close()
         raise StoreError(first_line(e)) from e
@@ -190,15 +198,21 @@ def _kinds(with_store: bool, explore: bool) -> tuple[str, ...]:
     )
 
 
-def _define(con: duckdb.DuckDBPyConnection, kinds: tuple[str, ...]) -> None:
-    """Create the macros and views whose files start with ``kinds``, kind by kind.
+def _define(
+    con: duckdb.DuckDBPyConnection, kinds: tuple[str, ...], only: tuple[str, ...] | None = None
+) -> None:
+    """Create the macros and views whose files start with ``kinds``, kind by kind (or those
+    named ``only``, in that order).
 
     DuckDB binds a view or macro when it is created, so one that reads another must come
     after it: each round creates what it can, until none is left, and one that can never be
     created (it names something that does not exist) is an error.
     """
-    all_names = names()
-    pending = [n for kind in kinds for n in all_names if n.startswith(kind)]
+    if only is not None:
+        pending = list(only)
+    else:
+        all_names = names()
+        pending = [n for kind in kinds for n in all_names if n.startswith(kind)]
     while pending:
         failed: list[tuple[str, duckdb.Error]] = []
         for name in pending:

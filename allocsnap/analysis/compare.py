@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from allocsnap import filters, model, snapshot_meta, units
+from allocsnap import comparing, filters, model, units
 from allocsnap.analysis import kernels, query, reading
 from allocsnap.analysis.grouping import Grouping
 from allocsnap.analysis.session import Store
@@ -340,7 +340,7 @@ def comparable(before: Snapshot, after: Snapshot) -> tuple[Filter | None, tuple[
     no filter to add); when neither does, nothing they share can be told apart from what
     the filters dropped, and a ``UsageError`` names both.
     """
-    said = snapshot_meta.comparability(
+    said = comparing.comparability(
         before.meta, after.meta, (counted_nothing(before), counted_nothing(after))
     )
     old, new = before.meta.filter, after.meta.filter
@@ -405,7 +405,7 @@ def epoch_warnings(old: Snapshot, new: Snapshot) -> tuple[str, ...]:
     Loaded modules come from the metadata, or, for saved dumps, from the rows themselves.
     """
     modules = (_modules_present(old), _modules_present(new))
-    return tuple(snapshot_meta.epoch_warnings(old.meta, new.meta, modules))
+    return tuple(comparing.epoch_warnings(old.meta, new.meta, modules))
 
 
 def _modules_present(snap: Snapshot) -> list[str]:

@@ -354,7 +354,7 @@ def diff(
     """
     from allocsnap import analysis
     from allocsnap.errors import UsageError
-    from allocsnap.present import tables
+    from allocsnap.present import snapshot_lines, tables
     from allocsnap.present.render import render
     from allocsnap.units import parse_size
 
@@ -372,7 +372,6 @@ def diff(
         per_hour=not (analysis.is_dump(before) or analysis.is_dump(after)),
         lines=analysis.LineOptions.read(match_lines, rename, source_map),
     )
-    for warning in result.warnings:
-        if fmt in (Format.csv, Format.json) or warning in result.comparability:
-            typer.echo(f"warning: {warning}", err=True)
+    for line in snapshot_lines.diff_warnings(result.warnings, result.comparability, fmt):
+        typer.echo(line, err=True)
     render(tables.diff_report(result, grouping), fmt, sys.stdout)

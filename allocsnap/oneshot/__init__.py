@@ -18,8 +18,10 @@ does, it reads a dump whose counters are all 0 as taken with profiling off, and 
 
 from __future__ import annotations
 
+from allocsnap import comparing
 from allocsnap.oneshot import dumps, groups, reports
-from allocsnap.oneshot.dumps import Dump, NotQuick
+from allocsnap.oneshot.dumps import NotQuick
+from allocsnap.present import snapshot_lines
 from allocsnap.present.render import Format, render
 
 TYPE_CHECKING = False
@@ -55,14 +57,15 @@ def diff(
         grouping = groups.Grouping.parse(by)
         smallest = _size(min_delta)
         old, new = dumps.read(before), dumps.read(after)
-        comparability = comparable(old, new)
-        warnings = comparability + epoch_warnings(old, new)
+        comparability = comparing.comparability(
+            old, new, (old.counted_nothing, new.counted_nothing)
+        )
+        warnings = comparability + comparing.epoch_warnings(old, new, (old.modules, new.modules))
         rows, changed = groups.diff_rows(old, new, grouping, min_delta=smallest, top_n=top or None)
     except NotQuick:
         return False
-    for warning in warnings:
-        if fmt in (Format.csv, Format.json) or warning in comparability:
-            err.write(f"warning: {warning}\n")
+    for line in snapshot_lines.diff_warnings(warnings, comparability, fmt):
+        err.write(line + "\n")
     render(reports.diff_report(old, new, rows, changed, warnings, grouping), fmt, out)
     return True
 
@@ -92,11 +95,9 @@ def show(
         rows, count = groups.show_rows(dump, grouping, sort=sort, top_n=top or None)
     except NotQuick:
         return False
-    if dump.counted_nothing:
-        err.write(
-            f"note: snapshot {dump.snapshot_id} was taken with profiling off "
-            "(vm.mem_profiling=0); it counted nothing: every counter is 0\n"
-        )
+    note = snapshot_lines.profiling_note(dump, dump.counted_nothing)
+    if note is not None:
+        err.write(note + "\n")
     render(reports.show_report(dump, rows, count, grouping), fmt, out)
     return True
 
@@ -110,41 +111,6 @@ def _size(text: str) -> int:
         return parse_size(text)
     except UsageError as e:
         raise NotQuick(text) from e
-
-
-def comparable(old: Dump, new: Dump) -> list[str]:
-    """compare.comparable for two dumps: one host, no filter; profiling off only where a dump
-    counted nothing."""
-    said = []
-    if old.snapshot_id == new.snapshot_id:
-        said.append(
-            f"both sides are the same snapshot ({old.snapshot_id}): there is nothing to compare"
-        )
-    for label, dump in (("earlier", old), ("later", new)):
-        if dump.profiling == 0:
-            said.append(
-                f"profiling was off (vm.mem_profiling=0) at the {label} snapshot: counters frozen"
-            )
-    return said
-
-
-def epoch_warnings(old: Dump, new: Dump) -> list[str]:
-    """compare.epoch_warnings for two dumps: one host ("unknown"), no boot, kernel or
-    profiling known, one source; modules as their rows show them."""
-    warnings = []
-    before, after = set(old.modules), set(new.modules)
-    if before != after:
-        loaded, unloaded = sorted(after - before), sorted(before - after)
-        if loaded:
-            warnings.append(f"modules loaded in between: {', '.join(loaded)}")
-        if unloaded:
-            warnings.append(
-                f"modules unloaded in between: {', '.join(unloaded)} (their rows vanished; "
-                "a vanished row is not a free)"
-            )
-    if new.taken_at < old.taken_at:
-        warnings.append("the 'after' snapshot is older than the 'before' one")
-    return warnings
 
 
 __all__ = ["NotQuick", "diff", "show"]

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 TYPE_CHECKING = False  # typing and dataclasses stay out of the one-shot path (render.py)
 if TYPE_CHECKING:
-    from typing import NamedTuple
+    from typing import Any, NamedTuple
 
 MAX_DUMP_BYTES = 16 << 20  # model.MAX_DUMP_BYTES
 MAX_LINE_BYTES = 4096  # model.MAX_LINE_BYTES
@@ -64,6 +64,12 @@ else:
 class Dump:
     """A saved dump read as ``capture.snapshot`` describes it: metadata and rows."""
 
+    host = UNKNOWN_HOST
+    boot_id = None  # the boot, kernel, name and labels of a dump are not known
+    kernel = None
+    name = None
+    source = "file"
+
     def __init__(
         self,
         *,
@@ -103,7 +109,12 @@ class Dump:
         """The snapshot's notes: the parser gives none for a dump taken here."""
         return [COUNTED_NOTHING_NOTE] if self.counted_nothing else []
 
-    def meta_row(self) -> dict[str, object]:
+    @property
+    def origin(self) -> str:
+        """The file the dump was read from."""
+        return self.path
+
+    def to_row(self) -> dict[str, Any]:
         """Return the metadata as ``SnapshotMeta.to_row`` gives it (for --format json)."""
         return {
             "snapshot_id": self.snapshot_id,

@@ -26,7 +26,7 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
-from allocsnap import snapshot_meta
+from allocsnap import comparing
 from allocsnap.errors import AllocsnapError
 from allocsnap.oneshot.dumps import NotQuick
 from allocsnap.oneshot.groups import Grouping
@@ -155,15 +155,14 @@ def diff(
     except (AllocsnapError, NotQuick, _Declined):
         return False
     changed = rows.pop("changed_groups")
-    comparability = snapshot_meta.comparability(
+    comparability = comparing.comparability(
         old.meta, new.meta, (old.counted_nothing, new.counted_nothing)
     )
-    warnings = comparability + snapshot_meta.epoch_warnings(
+    warnings = comparability + comparing.epoch_warnings(
         old.meta, new.meta, (old.modules, new.modules)
     )
-    for warning in warnings:
-        if fmt in (Format.csv, Format.json) or warning in comparability:
-            err.write(f"warning: {warning}\n")
+    for line in snapshot_lines.diff_warnings(warnings, comparability, fmt):
+        err.write(line + "\n")
     table: Any = Rows(rows)  # what render reads of a table
     report = snapshot_lines.diff_report(
         old.meta,

@@ -4,15 +4,31 @@ allocsnap/oneshot and cli/store_argv.py without pyarrow). Imports nothing heavy.
 
 from __future__ import annotations
 
+from allocsnap.present import Format
 from allocsnap.present.render import Column, Report
 from allocsnap.units import format_size, taken_at_text
 
 TYPE_CHECKING = False  # typing and dataclasses stay out of the one-shot paths (render.py)
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from typing import Any
+    from typing import Any, Protocol
 
-    from allocsnap.snapshot_meta import SnapshotMeta
+    from allocsnap.comparing import Described
+
+    class Shown(Described, Protocol):
+        """What the reports read of a snapshot: ``snapshot_meta.SnapshotMeta``, or a dump's
+        stand-in (allocsnap/oneshot/dumps.py)."""
+
+        @property
+        def name(self) -> str | None: ...
+        @property
+        def origin(self) -> str | None: ...
+        @property
+        def format(self) -> str: ...
+        @property
+        def notes(self) -> Sequence[str]: ...
+        def to_row(self) -> dict[str, Any]: ...
+
 
 # ls: one row per snapshot
 LS_COLUMNS = [
@@ -28,7 +44,7 @@ LS_COLUMNS = [
 ]
 
 
-def describe(meta: SnapshotMeta) -> str:
+def describe(meta: Shown) -> str:
     """Return one line naming a snapshot: id, name, time, host, kernel, source."""
     name = f" '{meta.name}'" if meta.name else ""
     where = meta.origin or meta.source
@@ -39,7 +55,7 @@ def describe(meta: SnapshotMeta) -> str:
     )
 
 
-def profiling_note(meta: SnapshotMeta, counted_nothing: bool) -> str | None:
+def profiling_note(meta: Shown, counted_nothing: bool) -> str | None:
     """Return what ``show`` says on stderr of a snapshot taken with profiling off, else None."""
     if meta.profiling != 0 and not counted_nothing:
         return None
@@ -53,6 +69,13 @@ def profiling_note(meta: SnapshotMeta, counted_nothing: bool) -> str | None:
 def key_title(by: str) -> str:
     """Return the title of the key column of a grouping."""
     return "call site" if by == "tag" else by
+
+
+def diff_warnings(warnings: Sequence[str], comparability: Sequence[str], fmt: Format) -> list[str]:
+    """Return the lines ``diff`` writes on stderr: every warning under CSV and JSON (whose
+    readers see no header), else those on what is compared (the table's header has them all)."""
+    said = (w for w in warnings if fmt in (Format.csv, Format.json) or w in comparability)
+    return [f"warning: {w}" for w in said]
 
 
 def diff_total(bytes_before: int, bytes_after: int, calls_before: int, calls_after: int) -> str:
@@ -121,7 +144,7 @@ def show_footer(groups: int, shown: int) -> list[str]:
 
 
 def show_report(
-    meta: SnapshotMeta, totals: tuple[int, int, int], rows: Any, groups: int, by: str
+    meta: Shown, totals: tuple[int, int, int], rows: Any, groups: int, by: str
 ) -> Report:
     """Return the report of ``allocsnap show``: totals (rows, bytes, calls) first, then the
     groups (queries/show.sql's columns but ``groups``, as a pyarrow table or ``render.Rows``)."""
@@ -147,8 +170,8 @@ def show_report(
 
 
 def diff_report(
-    before: SnapshotMeta,
-    after: SnapshotMeta,
+    before: Shown,
+    after: Shown,
     totals: tuple[tuple[int, int], tuple[int, int]],
     rows: Any,
     changed: int,

@@ -149,6 +149,7 @@ def references(root: Path) -> list[str]:
 # -- the same answers ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_every_reference_shows_what_the_normal_path_shows(
     monkeypatch: pytest.MonkeyPatch, store: Path, answers: list[bool]
 ) -> None:
@@ -162,6 +163,7 @@ def test_every_reference_shows_what_the_normal_path_shows(
     assert answers == [True] * len(refs)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", ARGS, ids=lambda a: " ".join(a) or "defaults")
 @pytest.mark.parametrize("ref", ["first", "latest", "after", "late"])
 def test_every_grouping_sort_and_format_is_the_normal_paths(
@@ -255,6 +257,7 @@ def diff_pairs(root: Path) -> list[tuple[str, str]]:
     ]
 
 
+@pytest.mark.slow
 def test_diff_of_store_references_is_the_normal_paths_in_every_format(
     monkeypatch: pytest.MonkeyPatch, store: Path, answers: list[bool]
 ) -> None:
@@ -383,6 +386,7 @@ def test_a_reference_is_what_the_normal_path_reads_in_the_store(tmp_path: Path) 
         assert stored.is_reference(ref) == in_store, ref
 
 
+@pytest.mark.slow
 def test_two_filters_or_two_kernels_are_the_normal_paths_to_compare(
     monkeypatch: pytest.MonkeyPatch, store: Path, answers: list[bool]
 ) -> None:

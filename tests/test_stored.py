@@ -370,7 +370,19 @@ def test_a_remote_store_or_a_refused_one_is_never_answered_here(where: str) -> N
     kwargs["out"] = out
     assert stored.show("latest", given, err=err, **kwargs) is False
     assert stored.show("latest", where, err=err, **kwargs) is False
+    del kwargs["sort"]
+    assert stored.diff("first", "latest", given, min_delta="0", err=err, **kwargs) is False
     assert out.getvalue() == err.getvalue() == ""
+
+
+@pytest.mark.parametrize("command", [["show", "latest"], ["diff", "first", "latest"]])
+def test_a_store_that_is_not_there_is_the_normal_paths_to_say(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, answers: list[bool], command: list[str]
+) -> None:
+    fast, normal = both_ways(monkeypatch, tmp_path / "none", *command[1:], command=command[0])
+    assert normal.exit_code != 0 and "does not exist" in normal.stderr
+    assert outcome(fast) == outcome(normal)
+    assert answers == [False]
 
 
 def test_a_reference_is_what_the_normal_path_reads_in_the_store(tmp_path: Path) -> None:

@@ -254,7 +254,7 @@ def test_diff_and_show_of_store_references_print_what_the_views_give(tmp_path: P
 
 def test_the_fast_host_globs_are_the_filters_expressions() -> None:
     for globs in (["vm1"], ["web*", "a?c"], ["x.y+z", "(a)|b", "*"], ["", "ümlaut*"]):
-        assert store_argv.hosts_regex(globs) == filters.hosts_regex(globs)
+        assert catalog.globs_regex(globs) == filters.hosts_regex(globs)
 
 
 # -- a cache, never an authority -------------------------------------------------------------

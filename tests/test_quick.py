@@ -436,6 +436,7 @@ def test_a_closed_pipe_ends_the_command_as_typer_ends_it() -> None:
         ["diff", "a.txt", "b.txt", "--min-delta=4K"],
         ["show", "latest", "--store", "s", "-f", "json"],
         ["diff", "first", "latest", "--store=s", "-n", "3"],
+        ["diff", "first", "latest", "--host", "web*", "--host=db?"],
     ],
 )
 def test_the_plain_command_lines_are_read_without_typer(argv: list[str]) -> None:
@@ -453,6 +454,7 @@ def test_the_plain_command_lines_are_read_without_typer(argv: list[str]) -> None
         ["diff", "a.txt", "b.txt", "-n=3"],
         ["diff", "a.txt", "b.txt", "--sort", "calls"],
         ["show", "a.txt", "--min-delta", "1"],
+        ["show", "latest", "--host", "[v]m1"],
         ["ls"],
     ],
 )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 import os
 import shutil
 import subprocess
@@ -298,6 +299,38 @@ def test_a_new_process_diffs_without_pyarrow_numpy_or_typer(store: Path) -> None
     assert not imported & {"pyarrow", "numpy", "pandas", "typer", "allocsnap.analysis"}
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["show", "latest", "--host", "vm2"],
+        ["show", "first", "--host", "web*", "-f", "json"],
+        ["show", "before", "--host", "v?1"],
+        ["diff", "first", "latest", "--host", "vm1"],
+        ["diff", "first", "latest", "--host", "web1", "--host", "web2", "-f", "csv"],
+    ],
+)
+def test_host_narrows_the_references_as_on_the_normal_path(
+    monkeypatch: pytest.MonkeyPatch, store: Path, answers: list[bool], args: list[str]
+) -> None:
+    fast, normal = both_ways(monkeypatch, store, *args[1:], command=args[0])
+    assert normal.exit_code == 0, normal.stderr
+    assert outcome(fast) == outcome(normal)
+    assert answers == [True]
+    # AND the snapshot shown is of those hosts (the JSON says which)
+    if "json" in args:
+        assert json.loads(normal.stdout)["snapshot"]["host"].startswith("web")
+
+
+@pytest.mark.parametrize("host", ["nohost", "[v]m1", "[[:alpha:]]m1"])
+def test_a_host_that_matches_none_or_a_bracket_glob_is_the_normal_paths(
+    monkeypatch: pytest.MonkeyPatch, store: Path, answers: list[bool], host: str
+) -> None:
+    fast, normal = both_ways(monkeypatch, store, "latest", "--host", host)
+    assert outcome(fast) == outcome(normal)
+    assert (normal.exit_code == 0) == (host != "nohost")
+    assert answers == [False]
+
+
 # -- where the fast path declines, the normal path's words ---------------------------------------
 
 
@@ -323,6 +356,11 @@ def test_a_tie_in_time_is_the_normal_paths_to_refuse(
     assert normal.exit_code != 0 and "ambiguous" in normal.stderr
     assert outcome(fast) == outcome(normal)
     assert answers == [False]
+    # AND --host names one of them: answered, as the normal path answers it
+    fast, normal = both_ways(monkeypatch, root, "latest", "--host", "vm2", "-f", "json")
+    assert json.loads(normal.stdout)["snapshot"]["host"] == "vm2"
+    assert outcome(fast) == outcome(normal)
+    assert answers == [False, True]
 
 
 def test_a_samples_file_that_disagrees_with_its_row_is_the_normal_paths_to_report(

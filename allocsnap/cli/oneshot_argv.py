@@ -2,8 +2,8 @@
 
 Typer, and the commands it builds, cost a new process more CPU than reading two dumps (about
 0.08 s of 0.15). ``answered`` reads the few command lines the one-shot path takes — operands
-and ``--by``, ``--top``/``-n``, ``--min-delta``, ``--sort``, ``--format``/``-f`` and ``--store``
-(for references into a local store), each once,
+and ``--by``, ``--top``/``-n``, ``--min-delta``, ``--sort``, ``--format``/``-f``, ``--store`` and
+``--host`` (for references into a local store; ``--host`` repeatable), each once,
 as ``--opt VALUE`` or ``--opt=VALUE`` — and hands them to allocsnap.oneshot. Any other token,
 or a value typer would read otherwise (``-n +3``, ``-f JSON``), returns False and typer runs
 the command as always (allocsnap/cli/snapshots.py), which also tries the one-shot path first.
@@ -25,8 +25,16 @@ _OPTIONS = {
         "-n": "top",
         "--min-delta": "min_delta",
         "--store": "store",
+        "--host": "host",
     },
-    "show": {"--by": "by", "--top": "top", "-n": "top", "--sort": "sort", "--store": "store"},
+    "show": {
+        "--by": "by",
+        "--top": "top",
+        "-n": "top",
+        "--sort": "sort",
+        "--store": "store",
+        "--host": "host",
+    },
 }
 _FORMAT = {"--format": "fmt", "-f": "fmt"}
 _DEFAULTS = {
@@ -37,15 +45,17 @@ STORE_VARIABLE = "ALLOCSNAP_STORE"
 DEFAULT_STORE = "allocsnap-data"  # cli/core.py's DEFAULT_STORE
 
 
-def read(argv: list[str]) -> tuple[str, list[str], dict[str, str]] | None:
-    """Return the command, its operands and its option values (as text, defaults filled in)
-    when ``argv`` (without the program name) is a command line this module takes, else None."""
+def read(argv: list[str]) -> tuple[str, list[str], dict[str, str], list[str]] | None:
+    """Return the command, its operands, its option values (as text, defaults filled in) and
+    its ``--host`` globs when ``argv`` (without the program name) is a command line this
+    module takes, else None."""
     if not argv or argv[0] not in _OPERANDS:
         return None
     command, tokens = argv[0], argv[1:]
     names = _OPTIONS[command] | _FORMAT
     operands: list[str] = []
     given: dict[str, str] = {}
+    hosts: list[str] = []
     i = 0
     while i < len(tokens):
         token = tokens[i]
@@ -60,7 +70,10 @@ def read(argv: list[str]) -> tuple[str, list[str], dict[str, str]] | None:
         key = names.get(name)
         if key is None or key in given or (joined and not name.startswith("--")):
             return None
-        given[key] = value
+        if key == "host":  # repeatable
+            hosts.append(value)
+        else:
+            given[key] = value
     if len(operands) != _OPERANDS[command]:
         return None
     options = _DEFAULTS[command] | given
@@ -68,7 +81,9 @@ def read(argv: list[str]) -> tuple[str, list[str], dict[str, str]] | None:
         return None  # typer reads "+3", " 3" and "3_0" as numbers too: it decides
     if options["fmt"] not in ("table", "csv", "json", "markdown"):
         return None
-    return command, operands, options
+    if hosts and not _plain_globs(hosts):
+        return None  # a bracket glob: RE2's classes are typer's path to read
+    return command, operands, options, hosts
 
 
 def option_at(tokens: list[str], i: int) -> tuple[str, str, int, bool] | None:
@@ -87,19 +102,23 @@ def answered(argv: list[str]) -> bool:
     found = read(argv)
     if found is None or not _store_is_valid():
         return False
-    command, operands, options = found
+    command, operands, options, hosts = found
     from allocsnap import oneshot
     from allocsnap.present.render import Format
 
     fmt, top = Format(options.pop("fmt")), int(options.pop("top"))
     try:
         store = options.pop("store") if "store" in options else default_store()
-        if command == "diff":
-            return oneshot.diff(
-                *operands, top=top, fmt=fmt, out=sys.stdout, err=sys.stderr, store=store, **options
-            )
-        return oneshot.show(
-            *operands, top=top, fmt=fmt, out=sys.stdout, err=sys.stderr, store=store, **options
+        answer = oneshot.diff if command == "diff" else oneshot.show
+        return answer(
+            *operands,
+            top=top,
+            fmt=fmt,
+            out=sys.stdout,
+            err=sys.stderr,
+            store=store,
+            hosts=hosts or None,
+            **options,
         )
     except AllocsnapError as e:  # as the typer app reports it (cli/core.py)
         raise SystemExit(report(e, sys.stderr)) from None
@@ -116,6 +135,13 @@ def default_store() -> str:
     """Return the store ``--store`` names when not given: $ALLOCSNAP_STORE, else cli/core.py's
     DEFAULT_STORE (click takes an empty variable as unset)."""
     return os.environ.get(STORE_VARIABLE) or DEFAULT_STORE
+
+
+def _plain_globs(hosts: list[str]) -> bool:
+    """Return True when the catalog matches these --host globs as the views would."""
+    from allocsnap.store import catalog
+
+    return catalog.hosts_test(hosts) is not None
 
 
 def _store_is_valid() -> bool:

@@ -38,10 +38,10 @@ if TYPE_CHECKING:
 Command = TypeVar("Command", bound=Callable[..., Any])
 
 # The options the one-shot path answers (allocsnap.oneshot): any other one given, with a value
-# other than its default, sends the command down the normal path. --store is read only for
-# store references, which the one-shot path takes from a local store's catalog
+# other than its default, sends the command down the normal path. --store and --host are read
+# only for store references, which the one-shot path takes from a local store's catalog
 # (allocsnap/oneshot/stored.py).
-_ONE_SHOT_OPTIONS = {"by", "top", "min_delta", "fmt", "sort", "store_dir"}
+_ONE_SHOT_OPTIONS = {"by", "top", "min_delta", "fmt", "sort", "store_dir", "host"}
 _DEFAULTS = (None, False)
 
 
@@ -62,8 +62,10 @@ def one_shot_first(
             refs = [others.pop(name) for name in operands]
             if not args and all(v in _DEFAULTS for v in others.values()):
                 wanted = {k: v for k, v in kwargs.items() if k in _ONE_SHOT_OPTIONS}
-                store = wanted.pop("store_dir")
-                if answer(*refs, store=store, out=sys.stdout, err=sys.stderr, **wanted):
+                store, hosts = wanted.pop("store_dir"), wanted.pop("host")
+                if answer(
+                    *refs, store=store, hosts=hosts, out=sys.stdout, err=sys.stderr, **wanted
+                ):
                     return None
             return func(*args, **kwargs)
 
@@ -72,16 +74,16 @@ def one_shot_first(
     return decorate
 
 
-def _one_shot_diff(before: str, after: str, *, store: Any, **options: Any) -> bool:
+def _one_shot_diff(before: str, after: str, **options: Any) -> bool:
     from allocsnap import oneshot
 
-    return oneshot.diff(before, after, store=store, **options)
+    return oneshot.diff(before, after, **options)
 
 
-def _one_shot_show(snapshot: str, *, store: Any, **options: Any) -> bool:
+def _one_shot_show(snapshot: str, **options: Any) -> bool:
     from allocsnap import oneshot
 
-    return oneshot.show(snapshot, store=store, **options)
+    return oneshot.show(snapshot, **options)
 
 
 @app.command()

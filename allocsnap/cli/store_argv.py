@@ -12,7 +12,6 @@ returns False and typer runs the command as always (allocsnap/cli/snapshots.py).
 from __future__ import annotations
 
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
 
 _OPTIONS = {"--store": "store", "--host": "host", "--format": "fmt", "-f": "fmt"}
 _AS_STORED = ("boot_id", "kernel", "source", "profiling")  # ls's fields shown as the entry has them
-_MAX_GLOB = 1024  # filters.MAX_GLOB_CHARS: a longer one is typer's to refuse
 
 
 def read(argv: list[str]) -> tuple[Path, list[str], Format] | None:
@@ -53,7 +51,7 @@ def read(argv: list[str]) -> tuple[Path, list[str], Format] | None:
     if fmt not in ("table", "csv", "json", "markdown"):
         return None
     hosts = given.get("host", [])
-    if any("[" in h or "\0" in h or len(h) > _MAX_GLOB for h in hosts):
+    if catalog.hosts_test(hosts) is None:
         return None  # a bracket glob: RE2's classes are typer's path to read
     store = given["store"][0] if "store" in given else os.environ.get(STORE_VARIABLE)
     if store == "":
@@ -67,18 +65,6 @@ def read(argv: list[str]) -> tuple[Path, list[str], Format] | None:
     except Exception:  # refused: typer says how, in its words
         return None
     return (where, hosts, Format(fmt)) if isinstance(where, Path) else None
-
-
-def hosts_regex(globs: list[str]) -> str | None:
-    """Return ``filters.hosts_regex`` of globs without brackets (``*``, ``?``, literals)."""
-    if not globs:
-        return None
-    return "|".join(
-        "(?:^"
-        + "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in glob)
-        + "$)"
-        for glob in globs
-    )
 
 
 def report(entries: list[catalog.Entry]) -> Report:
@@ -114,7 +100,7 @@ def answered(argv: list[str]) -> bool:
     if found is None:
         return False
     where, hosts, fmt = found
-    match = catalog.host_test(hosts_regex(hosts))
+    match = catalog.hosts_test(hosts)
     cat = catalog.open_catalog(where)
     if cat is None or match is None:
         return False

@@ -42,14 +42,25 @@ def diff(
     out: TextIO,
     err: TextIO,
     store: Location | str | None = None,
+    hosts: list[str] | None = None,
 ) -> bool:
     """Print ``allocsnap diff BEFORE AFTER`` of two text dumps, or with ``store`` of two
-    references into a local store (allocsnap/oneshot/stored.py); False when not answered."""
+    references into a local store among the snapshots of ``hosts`` (names or globs; all when
+    None: allocsnap/oneshot/stored.py); False when not answered here."""
     if store is not None and not (dumps.is_plain_file(before) or dumps.is_plain_file(after)):
         from allocsnap.oneshot import stored  # DuckDB: never imported for dumps
 
         return stored.diff(
-            before, after, store, by=by, top=top, min_delta=min_delta, fmt=fmt, out=out, err=err
+            before,
+            after,
+            store,
+            hosts=hosts,
+            by=by,
+            top=top,
+            min_delta=min_delta,
+            fmt=fmt,
+            out=out,
+            err=err,
         )
     try:
         if not (dumps.is_plain_file(before) and dumps.is_plain_file(after)):
@@ -80,13 +91,17 @@ def show(
     out: TextIO,
     err: TextIO,
     store: Location | str | None = None,
+    hosts: list[str] | None = None,
 ) -> bool:
     """Print ``allocsnap show FILE`` of a text dump, or with ``store`` of a reference into a
-    local store (allocsnap/oneshot/stored.py); False when not answered here."""
+    local store among the snapshots of ``hosts`` (names or globs; all when None:
+    allocsnap/oneshot/stored.py); False when not answered here."""
     if store is not None and not dumps.is_plain_file(path):
         from allocsnap.oneshot import stored  # DuckDB: never imported for a dump
 
-        return stored.show(path, store, sort=sort, by=by, top=top, fmt=fmt, out=out, err=err)
+        return stored.show(
+            path, store, hosts=hosts, sort=sort, by=by, top=top, fmt=fmt, out=out, err=err
+        )
     try:
         if sort not in ("bytes", "calls", "tag") or not dumps.is_plain_file(path):
             return False

@@ -80,6 +80,7 @@ def show(
     ref: str,
     store: Location | str,
     *,
+    hosts: list[str] | None = None,
     sort: str,
     by: str,
     top: int,
@@ -87,12 +88,13 @@ def show(
     out: TextIO,
     err: TextIO,
 ) -> bool:
-    """Print ``allocsnap show REF`` of a snapshot in a local store; False when not answered."""
+    """Print ``allocsnap show REF`` of a snapshot in a local store, among the snapshots of
+    ``hosts`` (names or globs) when given; False when not answered here."""
     if sort not in ("bytes", "calls", "tag"):
         return False
     try:
         grouping = Grouping.parse(by)
-        cat, (entry,) = _resolved(store, [ref])
+        cat, (entry,) = _resolved(store, [ref], hosts)
         with _connection(cat, [entry]) as con:
             side = _kept(con, _meta(entry), "shown_rows")  # show.sql reads it: snapshot_rows
             rows = views.columns(
@@ -119,6 +121,7 @@ def diff(
     after: str,
     store: Location | str,
     *,
+    hosts: list[str] | None = None,
     by: str,
     top: int,
     min_delta: str,
@@ -126,12 +129,12 @@ def diff(
     out: TextIO,
     err: TextIO,
 ) -> bool:
-    """Print ``allocsnap diff BEFORE AFTER`` of two snapshots in a local store; False when
-    not answered here."""
+    """Print ``allocsnap diff BEFORE AFTER`` of two snapshots in a local store, among the
+    snapshots of ``hosts`` (names or globs) when given; False when not answered here."""
     try:
         grouping = Grouping.parse(by)
         smallest = parse_size(min_delta)
-        cat, entries = _resolved(store, [before, after])
+        cat, entries = _resolved(store, [before, after], hosts)
         metas = [_meta(e) for e in entries]
         if metas[0].filter != metas[1].filter or _kernels_differ(*metas):
             return False  # compared under the narrower filter, or their sites paired
@@ -187,20 +190,21 @@ def _kernels_differ(before: SnapshotMeta, after: SnapshotMeta) -> bool:
 
 
 def _resolved(
-    store: Location | str, refs: list[str]
+    store: Location | str, refs: list[str], hosts: list[str] | None
 ) -> tuple[catalog.Catalog, list[catalog.Entry]]:
-    """Return a local store's catalog and the snapshots ``refs`` name in it, each among every
-    host's (``analysis.load_all`` with no --host)."""
+    """Return a local store's catalog and the snapshots ``refs`` name in it, each among the
+    snapshots of ``hosts`` (every host's when None), as ``analysis.load_all`` resolves them."""
     if isinstance(store, Path):
         root: Location = store
     else:
         root = location(store)  # a value --store refuses raises: the normal path says it
     if not isinstance(root, Path) or not all(is_reference(ref) for ref in refs):
         raise _Declined
-    cat = catalog.open_catalog(root)
-    if cat is None:
+    match = catalog.hosts_test(hosts)
+    cat = catalog.open_catalog(root) if match is not None else None
+    if cat is None or match is None:
         raise _Declined
-    entries = [cat.named(ref, lambda _host: True) for ref in refs]
+    entries = [cat.named(ref, match) for ref in refs]
     found = [e for e in entries if e is not None]
     if len(found) < len(refs):
         raise _Declined

@@ -46,6 +46,7 @@ MARKER = "allocsnap-store.json"  # layout.MARKER (layout imports pyarrow)
 _MIN_LIMIT = 1 << 20
 _PER_BYTE = 64  # a catalog row of a snapshots file's compressed row is about 5 times its size
 _MAX_SNAPSHOTS_FILE = 1 << 30  # a snapshots file is read whole into memory to rebuild
+_MAX_GLOB = 1024  # filters.MAX_GLOB_CHARS (filters imports pyarrow)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -243,6 +244,28 @@ def host_test(pattern: str | None) -> Callable[[str], bool] | None:
         return None
     compiled = re.compile(pattern)
     return lambda host: compiled.fullmatch(host) is not None
+
+
+def hosts_test(globs: list[str] | None) -> Callable[[str], bool] | None:
+    """Return a test of host names against ``--host`` names and globs (``*``, ``?``) as
+    ``filters.hosts_regex`` matches them; None for one read otherwise here (a bracket class,
+    a NUL, one longer than ``filters.MAX_GLOB_CHARS``: the CLI's and the views' to read)."""
+    globs = globs or []
+    if any("[" in g or "\0" in g or len(g) > _MAX_GLOB for g in globs):
+        return None
+    return host_test(globs_regex(globs))
+
+
+def globs_regex(globs: list[str]) -> str | None:
+    """Return ``filters.hosts_regex`` of globs without brackets (``*``, ``?``, literals)."""
+    if not globs:
+        return None
+    return "|".join(
+        "(?:^"
+        + "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in glob)
+        + "$)"
+        for glob in globs
+    )
 
 
 def list_files(root: Path, table: str = "snapshots") -> dict[str, FileKey] | None:

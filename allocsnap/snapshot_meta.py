@@ -2,7 +2,7 @@
 
 ``model`` re-exports it beside the Arrow schemas. It lives apart so that the paths that answer
 from the catalog and DuckDB alone (allocsnap/oneshot/stored.py) read a snapshot's row as the
-analyses do without importing pyarrow and numpy (about 0.15 s of a new process).
+analyses do without importing pyarrow and numpy, most of such a process's start-up.
 """
 
 from __future__ import annotations

@@ -1,15 +1,15 @@
 """``show REF`` and ``diff BEFORE AFTER`` of snapshots in a local store, answered from its
 catalog and DuckDB alone.
 
-The normal path imports pyarrow, numpy and the analyses before it reads a snapshot's rows:
-most of half a second of a new process on a 2-core machine, where the target is 0.2 s
-(docs/performance.md). Here the catalog resolves the references (allocsnap/store/catalog.py),
-and DuckDB reads each snapshot through the store's own views over the files that hold it and
-the tags (store/views.py): queries/snapshot_samples.sql picks its rows, and their totals are
-checked against its row as ``reading.check_snapshot`` checks them (snapshot_totals.sql). Then
+The normal path imports pyarrow, numpy and the analyses before it reads a snapshot's rows,
+which costs a new process more than the read itself (figures: docs/performance.md). Here
+the catalog resolves the references (allocsnap/store/catalog.py), and DuckDB reads each
+snapshot through the store's own views over the files that hold it and the tags
+(store/views.py): queries/snapshot_samples.sql picks its rows, and their totals are checked
+against its row as ``reading.check_snapshot`` checks them (snapshot_totals.sql). Then
 queries/show.sql or diff.sql runs as on the normal path, with the same parameters, and the
 report is the one present/tables.py makes (both build it in present/snapshot_lines.py, with
-the warnings of snapshot_meta.py), so the output is the normal path's, byte for byte;
+the warnings of comparing.py), so the output is the normal path's, byte for byte;
 tests/test_stored.py holds the two equal.
 
 It answers only what it can answer exactly: ``show`` and ``diff`` return False, and the

@@ -107,8 +107,8 @@ def open_connection(
     store's files and nothing else (``queries/sandbox.sql``); it cannot be refreshed.
 
     ``only`` names the macros and views to create (their files' names) in place of them all:
-    a connection for a few known queries (allocsnap/oneshot/stored.py), of a new process that
-    creating the other dozen would cost about 15 ms.
+    a connection for a few known queries (allocsnap/oneshot/stored.py), in a new process
+    whose whole run is a few such queries.
     """
     con = duckdb.connect()
     try:

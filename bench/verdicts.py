@@ -209,7 +209,7 @@ def eligible_leaks(
 ) -> tuple[set[str], set[str], int]:
     """Return the leaking call sites that, in some epoch of the window (the store's last
     ``fraction`` of time), have >= 40 points and a Mann–Kendall z >= 5 on the points ``leaks``
-    reads (the first snapshot of each of 120 equal time buckets, and the last); those of them
+    reads (the first snapshot of each of 119 equal time buckets, and the last); those of them
     that also grew past the growth floor there (median of the last tenth of the points minus
     median of the first tenth; the floor is ``--min-growth``, or ``--min-rate`` × the hours of
     an epoch's part in the window that is too short for it: ``leaks`` reports nothing below
@@ -231,9 +231,8 @@ def eligible_leaks(
         t = (group["taken_at"] - group["taken_at"].min()).dt.total_seconds().to_numpy()
         span = max(t[-1], 1e-9)
         floor_of[str(boot)] = min(settings.min_growth, settings.min_rate * t[-1] / 3600)
-        bucket = np.minimum((t / span * MAX_POINTS).astype(int), MAX_POINTS - 1)
+        bucket = np.floor(t / span * (MAX_POINTS - 1)).astype(int)  # the last alone in its own
         first = np.r_[True, bucket[1:] != bucket[:-1]]
-        first[-1] = True
         picked[str(boot)] = list(group["taken_at"].to_numpy()[first])
     most = max(len(ids) for ids in picked.values())
     ids_of = {t: site for t, site in _tag_sites(root).items() if classes.get(site) in LEAK_CLASSES}

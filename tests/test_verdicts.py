@@ -46,18 +46,17 @@ def z_of(xs: list[int]) -> float:
 
 
 def picked(indices: list[int]) -> list[int]:
-    """Return the dumps ``leaks`` reads of a window: the first of each of MAX_POINTS equal time
-    buckets, and the last (every one when there are no more than MAX_POINTS)."""
+    """Return the dumps ``leaks`` reads of a window: the first of each of MAX_POINTS - 1 equal
+    time buckets, and the last alone in the last bucket (every one when there are no more than
+    MAX_POINTS)."""
     first, last = indices[0], indices[-1]
     span = max(last - first, 1)
     out, seen = [], set()
     for i in indices:
-        bucket = min(int((i - first) / span * MAX_POINTS), MAX_POINTS - 1)
+        bucket = math.floor((i - first) / span * (MAX_POINTS - 1))  # in doubles, as the SQL
         if bucket not in seen:
             seen.add(bucket)
             out.append(i)
-    if out[-1] != last:
-        out.append(last)
     return out
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -38,6 +39,8 @@ CONF = {
 }
 """Settings the queries rely on; ``register`` sets them on the session it is given."""
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 VIEWS = ("view_a_snapshots", "view_samples", "view_tags")  # in creation order
 LEAK_STAGES = (  # queries/spark/leaks_N_*.sql and the view each one's rows are kept as
     ("leaks_0_keys", "leak_keys"),
@@ -46,6 +49,8 @@ LEAK_STAGES = (  # queries/spark/leaks_N_*.sql and the view each one's rows are 
     ("leaks_3_grown", "leak_grown"),
     ("leaks_4_series_points", "leak_whole_points"),
     ("leaks_4_change_points", "leak_change_points"),
+    ("leaks_4_earlier", "leak_earlier_points"),
+    ("leaks_4_extended", "leak_extended"),
     ("leaks_4_series", "leak_series"),
     ("leaks_4_judged_points", "leak_series_points"),
     ("leaks_5_shaped", "leak_shaped"),
@@ -241,14 +246,29 @@ def leaks(
     # the same hosts' whole store: the rest of each epoch after a window that ends before it
     whole = {k: (v if k == "host" else None) for k, v in bounds.items()}
     run(spark, "window_snapshots", **whole).createOrReplaceTempView("store_snapshots")
-    for whole_store, view in ((False, "leak_picked"), (True, "leak_later_picked")):
+    # the look-back before a window that starts after its epochs: up to the window's start, and
+    # on from there (which names the epoch of the window's first snapshot as the look-back does)
+    look_from = _look_back_from(spark, settings.look_back) if window.since is not None else None
+    for view, since_at, until in (
+        ("earlier_snapshots", look_from, bounds),
+        ("lookback_snapshots", look_from, None),
+    ):
+        earlier = {**whole, "since_at": since_at or datetime.max.replace(tzinfo=UTC)}
+        if until is not None:
+            earlier |= {"until_at": until["since_at"], "until_back": until["since_back"]}
+        run(spark, "window_snapshots", **earlier).createOrReplaceTempView(view)
+    for source, view in (
+        ("window", "leak_picked"),
+        ("store", "leak_later_picked"),
+        ("earlier", "leak_earlier_picked"),
+    ):
         _stage(
             spark,
             "leaks_0_picked",
             view,
             {
                 "max_points": settings.max_points,
-                "whole_store": whole_store,
+                "source": source,
                 "min_growth": settings.min_growth,
                 "min_rate": settings.min_rate,
             },
@@ -278,10 +298,25 @@ def leaks(
         "min_step_skew_z": settings.min_step_skew_z,
         "short_hours": settings.short_hours,
         "until_given": window.until is not None,
+        "since_given": window.since is not None,
     }
     for name, view in LEAK_STAGES:
         _stage(spark, name, view, params)
     return run(spark, "leaks", **{k: params[k] for k in declared_params("leaks")})
+
+
+def _look_back_from(spark: SparkSession, look_back: float) -> datetime | None:
+    """Return how far back before the window ``leaks`` reads for a staircase of few steps:
+    ``look_back`` times the window's span of counting snapshots (queries/leaks.sql: look_back).
+    """
+    row = spark.sql(
+        "select unix_micros(min(taken_at)) as first_us, unix_micros(max(taken_at)) as last_us "
+        "from window_snapshots where counting"
+    ).first()
+    if row is None or row["first_us"] is None:
+        return None
+    first, last = row["first_us"], row["last_us"]
+    return EPOCH + timedelta(microseconds=round(first - look_back * (last - first)))
 
 
 # -- python -m allocsnap.spark ----------------------------------------------------------------

@@ -46,6 +46,8 @@
 -- $min_step_skew_z DOUBLE       ... or steps skewed up: skewness × √(steps / 6) at least this
 -- $short_hours     DOUBLE       a leak over fewer hours than this is flagged as short, and a
 --                               series shorter than this is given no change point
+-- $look_back       DOUBLE       a staircase too short to tell in a window is judged with its
+--                               epoch before it too, back at most this many window spans
 with
 
 -- at most $max_points snapshots per epoch, evenly spaced in time, first and last included
@@ -63,6 +65,7 @@ epoch_spans as (
     select
         epoch,
         any_value(host) as host,
+        min(taken_at) as first_at,
         max(taken_at) as last_at,
         least($min_growth, $min_rate * epoch_us(max(taken_at) - min(taken_at)) / 3.6e9)
             as growth_floor
@@ -82,6 +85,44 @@ later_picked as (
     from window_snapshots_picked($host, null, null, null, null, $max_points) as l
     inner join epoch_spans as e on l.epoch = e.epoch and l.taken_at > e.last_at
     where $until_at is not null or $until_back is not null
+),
+
+-- the rest of each epoch before a window that starts after it (--since), back at most
+-- look_back times the window's span: the max_points snapshots picked there, in the epoch of
+-- the window's first snapshot as a window from there names it (a stretch of profiling off in
+-- between names it afresh), before that snapshot; numbered up to 0 (the window's are from
+-- 1). Read only for the series of few steps (below)
+look_back as (
+    select min(first_at) - $look_back * (max(last_at) - min(first_at)) as from_at
+    from epoch_spans
+),
+
+-- per window epoch: its first snapshot, and its epoch as a window from the look-back names it
+window_firsts as (
+    select
+        p.epoch,
+        s.epoch as lookback_epoch,
+        p.taken_at as first_at
+    from picked as p
+    inner join
+        window_snapshots($host, (select from_at from look_back), null, null, null) as s
+        on p.snapshot_id = s.snapshot_id
+    where p.idx = 1 and ($since_at is not null or $since_back is not null)
+),
+
+earlier_picked as (
+    select
+        l.snapshot_id,
+        e.epoch,
+        row_number() over (partition by e.epoch order by l.taken_at, l.snapshot_id)
+        - count(*) over (partition by e.epoch) as idx,
+        count(*) over (partition by e.epoch) as of_points,
+        l.taken_at
+    from
+        window_snapshots_picked(
+            $host, (select from_at from look_back), $since_at, null, $since_back, $max_points
+        ) as l
+    inner join window_firsts as e on l.epoch = e.lookback_epoch and l.taken_at < e.first_at
 ),
 
 keys as (
@@ -207,7 +248,8 @@ complete as (
         idx,
         taken_at,
         bytes,
-        idx - row_number() over (partition by key, epoch order by idx) as stretch
+        idx - row_number() over (partition by key, epoch order by idx) as stretch,
+        rows as members
     from points
     qualify rows = max(rows) over (partition by key, epoch)
 ),
@@ -225,7 +267,8 @@ stretches as (
         min(taken_at) as first_at,
         max(taken_at) as last_at,
         min(bytes) as min_bytes,
-        max(bytes) as max_bytes
+        max(bytes) as max_bytes,
+        any_value(members) as members
     from complete
     group by key, epoch, stretch
 ),
@@ -246,6 +289,7 @@ grown as (
         s.last_at,
         epoch_us(s.last_at - s.first_at) / 3.6e9 as hours,
         e.growth_floor,
+        s.members,
         dense_rank() over (order by s.key, s.epoch, s.stretch) as sid
     from stretches as s
     inner join epoch_spans as e on s.epoch = e.epoch
@@ -269,6 +313,138 @@ whole_points as (
     inner join grown as g on c.key = g.key and c.epoch = g.epoch and c.stretch = g.stretch
 ),
 
+-- each window series' steps from one point to the next, centred on their median
+window_steps as (
+    select
+        sid,
+        pos,
+        step,
+        median(step) over (partition by sid) as median_step
+    from (
+        select
+            sid,
+            pos,
+            bytes - lag(bytes) over (partition by sid order by pos) as step
+        from whole_points
+    ) as stepped
+    where step is not null
+),
+
+-- their noise (1.4826 MAD of the steps, about the median step) and their largest fall
+window_noise as (
+    select
+        sid,
+        arg_min(pos, step) as at_pos,
+        min(step) as fall,
+        any_value(median_step) as median_step,
+        median(abs(step - median_step)) as step_mad
+    from window_steps
+    group by sid
+),
+
+-- the growth of each window series' block medians: the last block's less the first's
+window_growth as (
+    select
+        p.sid,
+        median(p.bytes) filter (
+            where floor(p.pos * least($blocks, w.n) / w.n) = least($blocks, w.n) - 1
+        )
+        - median(p.bytes) filter (where floor(p.pos * least($blocks, w.n) / w.n) = 0) as growth
+    from whole_points as p
+    inner join grown as w on p.sid = w.sid
+    group by p.sid
+),
+
+-- a series whose steps in the window are too few to tell a staircase from level shifts (its
+-- effective steps, as block_shape and jumps below count them, under $min_steps, and past the
+-- first shape tests: growth floor, share of steps up) that starts at its window's first
+-- point, in an epoch that began before the window (--since), is also judged from further back
+-- in the epoch: extended with its group's points there, read for these series only. Every
+-- earlier point must hold all of the group's rows (the same series)
+few_steps as (
+    select g.sid
+    from grown as g
+    inner join window_firsts as e on g.epoch = e.epoch and g.first_at = e.first_at
+    inner join window_noise as f on g.sid = f.sid
+    inner join window_growth as b on g.sid = b.sid
+    inner join window_steps as s on g.sid = s.sid
+    where g.part = 1
+    group by g.sid, g.n, g.growth_floor, b.growth, f.median_step, f.step_mad
+    having
+        b.growth >= g.growth_floor
+        and avg((s.step >= 0)::int) >= $min_up_share
+        and least(
+            pow(b.growth, 2) / sum(pow(s.step - f.median_step, 2)) filter (
+                where s.step - f.median_step > 3 * 1.4826 * f.step_mad
+            ),
+            g.n - 1
+        )
+        < $min_steps
+),
+
+-- the groups' tags, per series of few steps
+few_steps_tags as (
+    select
+        g.sid,
+        g.epoch,
+        k.tag_id
+    from grown as g
+    semi join few_steps as j on g.sid = j.sid
+    inner join keys as k on g.key = k.key
+),
+
+-- their samples there, read by their times as the window's are (none when no series has few
+-- steps)
+earlier_samples as (
+    select
+        l.snapshot_id,
+        l.tag_id,
+        l.bytes
+    from
+        window_samples(
+            $host,
+            (select from_at from look_back),
+            case
+                when exists (select 1 from few_steps) then $since_at::timestamptz
+                else '-infinity'::timestamptz
+            end,
+            null,
+            $since_back,
+            $max_points
+        ) as l
+    semi join earlier_picked as r on l.snapshot_id = r.snapshot_id
+    semi join few_steps_tags as f on l.tag_id = f.tag_id
+    where $accurate is null or l.accurate = $accurate
+),
+
+earlier_points as (
+    select
+        t.sid,
+        p.idx,
+        p.taken_at,
+        p.of_points,
+        sum(s.bytes)::bigint as bytes,
+        count(*) as rows
+    from earlier_samples as s
+    inner join earlier_picked as p on s.snapshot_id = p.snapshot_id
+    inner join few_steps_tags as t on s.tag_id = t.tag_id and p.epoch = t.epoch
+    group by t.sid, p.idx, p.taken_at, p.of_points
+),
+
+-- numbered 2⁴⁰ past its window's series (a change point's part is numbered below 0)
+extended as (
+    select
+        p.sid,
+        p.sid + (1::bigint << 40) as ext_sid,
+        count(*) as n_before,
+        arg_min(p.bytes, p.idx) as first_bytes,
+        min(p.taken_at) as first_at
+    from earlier_points as p
+    inner join grown as g on p.sid = g.sid
+    group by p.sid, g.members
+    having count(*) = max(p.of_points) and bool_and(p.rows = g.members)
+),
+
 -- a change point: a series' largest fall from one point to the next, when it is a free beyond
 -- 5 noise sds (1.4826 MAD of the steps, about the median step) and leaves at least half of
 -- the points, and $min_points, after it. The series after it is judged on its own too: a
@@ -282,30 +458,7 @@ change_points as (
         -f.fall as fell,
         p.taken_at as fell_at,
         p.bytes as bytes_after
-    from (
-        select
-            sid,
-            arg_min(pos, step) as at_pos,
-            min(step) as fall,
-            any_value(median_step) as median_step,
-            median(abs(step - median_step)) as step_mad
-        from (
-            select
-                sid,
-                pos,
-                step,
-                median(step) over (partition by sid) as median_step
-            from (
-                select
-                    sid,
-                    pos,
-                    bytes - lag(bytes) over (partition by sid order by pos) as step
-                from whole_points
-            ) as stepped
-            where step is not null
-        ) as centred
-        group by sid
-    ) as f
+    from window_noise as f
     inner join grown as g on f.sid = g.sid
     inner join whole_points as p on f.sid = p.sid and f.at_pos = p.pos
     where
@@ -315,14 +468,16 @@ change_points as (
         and g.hours >= $short_hours
 ),
 
--- the series judged: every one that grew, and after its change point the part of one that
--- has one (sid negated; tail_of names the whole)
+-- the series judged: every one that grew, after its change point the part of one that has
+-- one (sid negated; tail_of names the whole), and one of few steps extended back into its
+-- epoch (extended_of names the window's)
 judged_series as (
     select
         *,
         null::bigint as tail_of,
         null::bigint as fell,
-        null::timestamptz as fell_at
+        null::timestamptz as fell_at,
+        null::bigint as extended_of
     from grown
     union all by name
     select
@@ -338,6 +493,18 @@ judged_series as (
         c.fell_at
     from grown as g
     inner join change_points as c on g.sid = c.sid
+    union all by name
+    select
+        g.* replace (
+            g.n + x.n_before as n,
+            x.first_bytes as first_bytes,
+            x.first_at as first_at,
+            epoch_us(g.last_at - x.first_at) / 3.6e9 as hours,
+            x.ext_sid as sid
+        ),
+        g.sid as extended_of
+    from grown as g
+    inner join extended as x on g.sid = x.sid
 ),
 
 series_points as (
@@ -355,6 +522,22 @@ series_points as (
         p.bytes
     from whole_points as p
     inner join change_points as c on p.sid = c.sid and p.pos >= c.at_pos
+    union all
+    select
+        x.ext_sid as sid,
+        p.idx + x.n_before - 1 as pos,
+        epoch_us(p.taken_at) / 3.6e9 as hour,
+        p.bytes
+    from earlier_points as p
+    inner join extended as x on p.sid = x.sid
+    union all
+    select
+        x.ext_sid as sid,
+        p.pos + x.n_before as pos,
+        p.hour,
+        p.bytes
+    from whole_points as p
+    inner join extended as x on p.sid = x.sid
 ),
 
 -- the steps' statistics. Floating-point sums run over each series' steps in order
@@ -782,12 +965,38 @@ replaced as (
         )
 ),
 
+-- a window's series whose steps there are too few to tell a staircase from level shifts is
+-- said from its epoch's start when that longer series is a leak: the steps before the window,
+-- in the same boot, tell them apart (two equal steps after two others are a staircase's)
+rescued as (
+    select
+        x.sid,
+        x.extended_of,
+        w.verdict as window_verdict,
+        w.effective_steps as window_steps,
+        w.n as window_points
+    from judged as x
+    inner join judged as w on x.extended_of = w.sid
+    where
+        x.verdict = 'leak'
+        and w.verdict in ('one or two steps', 'too few steps to tell')
+),
+
 decided as (
-    select j.*
+    select
+        j.*,
+        x.window_verdict,
+        x.window_steps,
+        x.window_points
     from judged as j
     left join replaced as r on j.sid = r.tail_of
     left join replaced as k on j.sid = k.sid
-    where (j.tail_of is null and r.sid is null) or k.sid is not null
+    left join rescued as e on j.sid = e.extended_of
+    left join rescued as x on j.sid = x.sid
+    where
+        (j.tail_of is null and j.extended_of is null and r.sid is null and e.sid is null)
+        or k.sid is not null
+        or x.sid is not null
 )
 
 select
@@ -828,6 +1037,12 @@ select
                 'since a change point (it falls %.1f MiB at once there, beyond its noise; '
                 || 'the whole window is no leak): ',
                 fell / 1048576
+            )
+        when extended_of is not null
+            then printf(
+                'with the %d points of its boot before the window (the window''s %d alone: %s, '
+                || '%.1f effective steps): ',
+                n - window_points, window_points, window_verdict, window_steps
             )
         else ''
     end

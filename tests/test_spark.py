@@ -239,6 +239,45 @@ def test_leaks_agree_on_a_leak_after_a_change_point(
     _assert_same(expected, rows)
 
 
+def test_leaks_agree_on_a_staircase_judged_with_its_boot_before_the_window(
+    fleet: Fleet, spark: SparkSession, tmp_path: Path
+) -> None:
+    # GIVEN a staircase of 3 MiB every 20 minutes and a pool grown twice by 4 MiB, over 100
+    # minutes with 64 KiB of jitter, and a window of their last 45 minutes: two of the
+    # staircase's steps, one of the pool's
+    import random
+
+    from tests.test_trends import Site, write_series
+
+    rng = random.Random(5)
+    stairs: Site = (None, "mm/stairs.c", 1, "stairs")
+    pool: Site = (None, "mm/pool.c", 2, "pool")
+    series = [
+        {
+            stairs: (8 << 20) + (3 << 20) * (i // 20) + rng.randint(0, 64 << 10),
+            pool: (8 << 20) + (4 << 20) * ((i >= 35) + (i >= 70)) + rng.randint(0, 64 << 10),
+        }
+        for i in range(100)
+    ]
+    write_series(tmp_path, series)
+    window = analysis.Window(since="45m")
+    duck = analysis.leaks(tmp_path, window, top_n=None)
+    on_spark.register(spark, str(tmp_path))
+    try:
+        # WHEN both engines judge it, each also reading the boot before the window
+        rows = on_spark.leaks(spark, window).toArrow()
+    finally:
+        on_spark.register(spark, str(fleet.root))
+
+    # THEN both say the same: the staircase a leak with its 54 minutes before the window, the
+    # pool (two steps in all) no leak
+    expected = pa.concat_tables([duck.rows, duck.others])
+    reasons = dict(zip(expected["key"].to_pylist(), expected["reason"].to_pylist(), strict=True))
+    assert reasons["mm/stairs.c:1 func:stairs"].startswith("with the 54 points of its boot")
+    assert duck.found == 1
+    _assert_same(expected, rows)
+
+
 def _assert_same(duck: pa.Table, spark: pa.Table) -> None:
     """Assert equal columns and rows; doubles within 1e-9 relative (both engines compute in
     IEEE doubles, but not always in the same order); integer widths may differ."""

@@ -31,6 +31,8 @@ pytestmark = pytest.mark.slow
 
 MAX_POINTS = 120  # the default --max-points (LeakSettings.max_points; None would mean all)
 assert analysis.LeakSettings.max_points == MAX_POINTS
+LOOK_BACK = 3  # window spans read before a window for a staircase of few steps
+assert analysis.LeakSettings.look_back == LOOK_BACK
 DUMPS = 200  # bench/data/vm-7.3.4-idle-1s.txt.xz, stamped a minute apart by real_store
 PIPE = next(p for p in REAL_PLANTS if p.kind == "buried")
 STAIRS = next(p for p in REAL_PLANTS if p.kind == "stairs")
@@ -118,17 +120,35 @@ def test_the_buried_pipe_leak_is_a_leak_wherever_its_trend_is_clear(
 
 
 @pytest.mark.parametrize(("stride", "since", "until", "indices"), cases())
-def test_the_staircase_is_a_leak_with_three_steps_and_undecided_with_fewer(
+def test_the_staircase_is_a_leak_with_three_steps_in_its_boot_and_undecided_with_fewer(
     real: dict[str, Path], stride: str, since: str | None, until: str | None, indices: list[int]
 ) -> None:
-    # GIVEN the staircase (3,000 files kept every 40 dumps) planted on a real call site
-    events = sum(1 for i in indices[1:] if i % 40 == 0)  # steps inside the window
+    # GIVEN the staircase (3,000 files kept every 40 dumps) planted on a real call site,
+    # its steps inside the window, and its steps in the window and the LOOK_BACK window spans
+    # of its boot before it
+    events = sum(1 for i in indices[1:] if i % 40 == 0)
+    look_from = max(0, indices[0] - LOOK_BACK * (indices[-1] - indices[0]))
+    so_far = sum(1 for i in range(look_from + 1, indices[-1] + 1) if i % 40 == 0)
     # WHEN
-    verdict = verdicts(real[stride], since, until).get(site_text(STAIRS.site))
-    # THEN three or more steps make a staircase leak; one or two are level shifts or undecided,
-    # never a leak and never a random walk
+    result = analysis.leaks(real[stride], analysis.Window(since=since, until=until), top_n=0)
+    rows = {r["key"]: r for r in result.rows.to_pylist() + result.others.to_pylist()}
+    row = rows.get(site_text(STAIRS.site))
+    verdict = row["verdict"] if row else None
+    # THEN three or more steps in the window make a staircase leak; so do one or two when the
+    # boot before the window (read with it) brings them to three, the 100 minutes; one
+    # or two steps in all are level shifts or undecided: never a leak, never a random walk
     if events >= 3:
         assert verdict == "leak", (stride, since, until, events, verdict)
+    elif events >= 1 and so_far >= 3 and indices[0] > 0:
+        assert row is not None and verdict == "leak", (stride, since, until, so_far, row)
+        # said from the look-back's first dump, with the points read before the window
+        before = [i for i in picked(list(range(look_from, indices[0] + 1))) if i < indices[0]]
+        assert row["first_at"] == REAL_START + timedelta(minutes=look_from), row["first_at"]
+        assert row["points"] == len(before) + len(picked(indices))
+        assert str(row["reason"]).startswith(
+            f"with the {len(before)} points of its boot before the window (the window's "
+            f"{len(picked(indices))} alone: "
+        ), row["reason"]
     elif verdict is not None:
         assert verdict in {"one or two steps", "too few steps to tell", "no significant trend"}
 
@@ -292,6 +312,42 @@ def test_one_level_shift_is_not_a_leak(tmp_path: Path) -> None:
     # THEN
     assert row["verdict"] == "one or two steps"
     assert "KPSS" in str(row["reason"])
+
+
+@pytest.mark.parametrize("seen_from", [0, 30])
+def test_two_steps_in_a_window_are_a_leak_when_the_boot_before_it_steps_alike(
+    tmp_path: Path, seen_from: int
+) -> None:
+    # GIVEN a staircase of 3 MiB every 20 minutes (64 KiB of jitter) over 100 minutes, whose
+    # last 45 minutes hold two of its steps and the boot before them two more; or the same
+    # whose call site has rows only from minute 30 on (a module loaded then: not one series)
+    rng = random.Random(5)
+    values = [(8 << 20) + (3 << 20) * (i // 20) + rng.randint(0, 64 << 10) for i in range(100)]
+    grower = "mm/leaky.c:10 func:leaky_alloc"
+    write_series(
+        tmp_path,
+        [
+            {**({GROWER: v} if i >= seen_from else {}), (None, "mm/steady.c", 1, "s"): 1 << 20}
+            for i, v in enumerate(values)
+        ],
+    )
+    window = analysis.Window(since="45m")  # minutes 54 to 99: the steps at 60 and 80
+    # WHEN
+    result = analysis.leaks(tmp_path, window, top_n=0)
+    rows = {r["key"]: r for r in result.rows.to_pylist() + result.others.to_pylist()}
+    # THEN with the whole boot behind it, it is a leak said from the boot's first minute with
+    # the window's own verdict; without it (rows missing before the window), undecided
+    row = rows[grower]
+    if seen_from == 0:
+        assert row["verdict"] == "leak", row["reason"]
+        assert row["first_at"] == T0 and row["points"] == 100
+        assert str(row["reason"]).startswith(
+            "with the 54 points of its boot before the window (the window's 46 alone: too few "
+            "steps to tell, "
+        ), row["reason"]
+    else:
+        assert row["verdict"] == "too few steps to tell", row["reason"]
+        assert row["first_at"] == T0 + timedelta(minutes=54) and row["points"] == 46
 
 
 def test_a_hump_given_back_inside_the_window_is_not_a_leak(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ class LeakSettings:
     max_step_lag1: float = -0.2
     min_step_skew_z: float = 2.326  # one-sided 99% for the skewness of symmetric steps
     short_hours: float = 2.0
+    look_back: float = 3.0  # window spans read before a window, for a staircase of few steps
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,7 @@ def leaks(
         max_step_lag1=settings.max_step_lag1,
         min_step_skew_z=settings.min_step_skew_z,
         short_hours=settings.short_hours,
+        look_back=settings.look_back,
     )
     is_leak = pc.equal(rows["verdict"], "leak")
     found = rows.filter(is_leak)

@@ -335,12 +335,37 @@ replaced as (
         )
 ),
 
+-- a window's series whose steps there are too few to tell is said from further back in its
+-- epoch when that longer series is a leak (queries/leaks.sql: rescued)
+rescued as (
+    select
+        x.sid,
+        x.extended_of,
+        w.verdict as window_verdict,
+        w.effective_steps as window_steps,
+        w.n as window_points
+    from judged as x
+    inner join judged as w on x.extended_of = w.sid
+    where
+        x.verdict = 'leak'
+        and w.verdict in ('one or two steps', 'too few steps to tell')
+),
+
 decided as (
-    select j.*
+    select
+        j.*,
+        x.window_verdict,
+        x.window_steps,
+        x.window_points
     from judged as j
     left join replaced as r on j.sid = r.tail_of
     left join replaced as k on j.sid = k.sid
-    where (j.tail_of is null and r.sid is null) or k.sid is not null
+    left join rescued as e on j.sid = e.extended_of
+    left join rescued as x on j.sid = x.sid
+    where
+        (j.tail_of is null and j.extended_of is null and r.sid is null and e.sid is null)
+        or k.sid is not null
+        or x.sid is not null
 ),
 
 -- on how many hosts, and which, the key leaks (Spark has no distinct window aggregates)
@@ -391,6 +416,12 @@ select
                 'since a change point (it falls %.1f MiB at once there, beyond its noise; '
                 || 'the whole window is no leak): ',
                 bround(fell / 1048576, 1)
+            )
+        when extended_of is not null
+            then format_string(
+                'with the %d points of its boot before the window (the window''s %d alone: %s, '
+                || '%.1f effective steps): ',
+                n - window_points, window_points, window_verdict, bround(window_steps, 1)
             )
         else ''
     end

@@ -1,24 +1,30 @@
--- Leaks, stage 0 (twice): the snapshots that leaks reads, at most :max_points per epoch,
+-- Leaks, stage 0 (three times): the snapshots that leaks reads, at most :max_points per epoch,
 -- evenly spaced in time (the first of each of :max_points equal time buckets; the epoch's first
 -- and last snapshots included), numbered by idx within their epoch. Run over window_snapshots
--- for the window (leak_picked), and over store_snapshots, the same hosts' whole store, for
--- the rest of each epoch after a window that ends before it (leak_later_picked, stage 6).
+-- for the window (leak_picked), over store_snapshots, the same hosts' whole store, for the
+-- rest of each epoch after a window that ends before it (leak_later_picked, stage 6), and over
+-- earlier_snapshots, the look-back before a window that starts after its epochs
+-- (leak_earlier_picked, stage 4).
 -- :max_points       INT            snapshots read per epoch (at least 2)
 -- :min_growth       BIGINT         floor: growth of the block medians, bytes, in a window of an
 --                                  epoch that spans at least :min_growth / :min_rate hours
 -- :min_rate         DOUBLE         floor, bytes per hour: a shorter span's growth floor is
 --                                  :min_rate × its hours (growth_floor)
--- :whole_store      BOOLEAN        read store_snapshots rather than window_snapshots
+-- :source           STRING         window | store | earlier: the snapshots view read
 with
 
 chosen as (
     select *
     from window_snapshots
-    where not :whole_store
+    where :source = 'window'
     union all
     select *
     from store_snapshots
-    where :whole_store
+    where :source = 'store'
+    union all
+    select *
+    from earlier_snapshots
+    where :source = 'earlier'
 ),
 
 counting_snapshots as (

@@ -57,7 +57,8 @@ complete as (
         idx,
         taken_at,
         bytes,
-        stretch
+        stretch,
+        row_count as members
     from (
         select
             key,

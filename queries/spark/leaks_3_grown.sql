@@ -29,7 +29,8 @@ stretches as (
         min(taken_at) as first_at,
         max(taken_at) as last_at,
         min(bytes) as min_bytes,
-        max(bytes) as max_bytes
+        max(bytes) as max_bytes,
+        max(members) as members
     from leak_points
     group by key, epoch, stretch
 ),
@@ -51,6 +52,7 @@ grown as (
         s.last_at,
         (unix_micros(s.last_at) - unix_micros(s.first_at)) / 3.6e9 as hours,
         f.growth_floor,
+        s.members,
         dense_rank() over (order by s.key, s.epoch, s.stretch) as sid
     from stretches as s
     inner join epoch_floors as f on s.epoch = f.epoch

@@ -920,7 +920,12 @@ judged as (
         case
             when s.shape_verdict is not null then s.shape_verdict
             when s.confidence < $min_confidence then 'no significant trend'
-            when s.bytes_per_hour < $min_rate then 'slope below floor'
+            -- a staircase's Theil–Sen slope is the median of pairs that mostly sit on its flat
+            -- runs: its block medians' growth per hour also clears the floor
+            when
+                s.bytes_per_hour < $min_rate
+                and (stationary or s.block_growth / greatest(s.hours, 1e-9) < $min_rate)
+                then 'slope below floor'
             when later_fall_share > $max_drawdown then 'given back after the window'
             when stationary then 'leak'
             when fall_share > $max_wander_fall then 'drifts (random walk)'
@@ -1133,7 +1138,15 @@ select
                 else printf('skewed up: skewness %.2f, z=%.1f', step_skew, step_skew_z)
             end,
             100 * fall_share, mk_z,
-            case when hours < $short_hours then printf('; short: %.1f h', hours) else '' end
+            case
+                when bytes_per_hour < $min_rate
+                    then printf(
+                        '; Theil–Sen %.0f bytes/hour on its flat runs, its block medians %.0f',
+                        bytes_per_hour, block_growth / greatest(hours, 1e-9)
+                    )
+                else ''
+            end
+            || case when hours < $short_hours then printf('; short: %.1f h', hours) else '' end
         )
     end as reason
 from decided

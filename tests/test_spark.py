@@ -278,6 +278,36 @@ def test_leaks_agree_on_a_staircase_judged_with_its_boot_before_the_window(
     _assert_same(expected, rows)
 
 
+def test_leaks_agree_on_a_staircase_whose_theil_sen_slope_is_under_the_floor(
+    fleet: Fleet, spark: SparkSession, tmp_path: Path
+) -> None:
+    # GIVEN six hours, three minutes apart, of a pool that keeps 112 KiB five times: 94 KiB/h
+    # end to end, its Theil–Sen slope on its flat runs under the 64 KiB/h floor
+    import random
+
+    from tests.test_trends import Site, write_series
+
+    rng = random.Random(7)
+    pool: Site = (None, "mm/pool.c", 1, "pool")
+    steps = [5, 15, 25, 100, 112]
+    series = [
+        {pool: (4 << 20) + (112 << 10) * sum(i >= s for s in steps) + rng.randint(0, 2 << 10)}
+        for i in range(120)
+    ]
+    write_series(tmp_path, series, timedelta(minutes=3))
+    duck = analysis.leaks(tmp_path, top_n=None)
+    on_spark.register(spark, str(tmp_path))
+    try:
+        # WHEN both engines judge it
+        rows = on_spark.leaks(spark).toArrow()
+    finally:
+        on_spark.register(spark, str(fleet.root))
+
+    # THEN both call it a staircase leak and say why its slope is under the floor
+    assert duck.found == 1 and "on its flat runs" in duck.rows["reason"][0].as_py()
+    _assert_same(pa.concat_tables([duck.rows, duck.others]), rows)
+
+
 def _assert_same(duck: pa.Table, spark: pa.Table) -> None:
     """Assert equal columns and rows; doubles within 1e-9 relative (both engines compute in
     IEEE doubles, but not always in the same order); integer widths may differ."""

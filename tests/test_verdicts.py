@@ -350,6 +350,31 @@ def test_two_steps_in_a_window_are_a_leak_when_the_boot_before_it_steps_alike(
         assert row["first_at"] == T0 + timedelta(minutes=54) and row["points"] == 46
 
 
+def test_a_staircase_whose_theil_sen_slope_sits_on_its_flat_runs_clears_the_rate_floor(
+    tmp_path: Path,
+) -> None:
+    # GIVEN six hours, three minutes apart, of a pool that keeps 112 KiB five times (2 KiB of
+    # jitter): 94 KiB/h end to end, but most pairs of points sit on its long flat runs, so the
+    # median pairwise slope (Theil–Sen, computed here) is under the 64 KiB/h rate floor
+    rng = random.Random(7)
+    steps = [5, 15, 25, 100, 112]
+    values = [
+        (4 << 20) + (112 << 10) * sum(i >= s for s in steps) + rng.randint(0, 2 << 10)
+        for i in range(120)
+    ]
+    read = picked(list(range(120)))  # what leaks reads of them (at most MAX_POINTS)
+    slope = theil_sen([i * 3 / 60 for i in read], [values[i] for i in read])
+    assert slope < analysis.LeakSettings.min_rate <= (values[-1] - values[0]) / (119 * 3 / 60)
+    # WHEN
+    row = _one(tmp_path, values, every=timedelta(minutes=3))
+    # THEN it is a staircase leak, whose reason says why its slope is under the floor
+    assert row["verdict"] == "leak", row["reason"]
+    assert row["bytes_per_hour"] == pytest.approx(slope)
+    assert f"Theil–Sen {slope:.0f} bytes/hour on its flat runs, its block medians " in str(
+        row["reason"]
+    )
+
+
 def test_a_hump_given_back_inside_the_window_is_not_a_leak(tmp_path: Path) -> None:
     # GIVEN 40 minutes that climb 9.75 MiB, then 20 that give 7 MiB of it back
     up = [(4 << 20) + i * (256 << 10) for i in range(40)]

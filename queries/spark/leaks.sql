@@ -269,7 +269,12 @@ judged as (
         case
             when s.shape_verdict is not null then s.shape_verdict
             when s.confidence < :min_confidence then 'no significant trend'
-            when s.bytes_per_hour < :min_rate then 'slope below floor'
+            -- a staircase's Theil–Sen slope sits on its flat runs: its block medians' growth
+            -- per hour also clears the floor (queries/leaks.sql)
+            when
+                s.bytes_per_hour < :min_rate
+                and (stationary or s.block_growth / greatest(s.hours, 1e-9) < :min_rate)
+                then 'slope below floor'
             when
                 ll.key is not null
                 and try_divide(
@@ -526,6 +531,14 @@ select
             bround(100 * fall_share, 0),
             bround(mk_z, 1),
             case
+                when bytes_per_hour < :min_rate
+                    then format_string(
+                        '; Theil–Sen %.0f bytes/hour on its flat runs, its block medians %.0f',
+                        bround(bytes_per_hour, 0), bround(block_growth / greatest(hours, 1e-9), 0)
+                    )
+                else ''
+            end
+            || case
                 when hours < :short_hours then format_string('; short: %.1f h', bround(hours, 1))
                 else ''
             end

@@ -8,6 +8,7 @@ The header is read here and the parameters a statement uses are DuckDB's own par
 from __future__ import annotations
 
 import re
+import stat
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
@@ -17,7 +18,7 @@ import pytest
 
 from allocsnap import analysis
 from allocsnap.analysis import query
-from allocsnap.store import layout, writing
+from allocsnap.store import layout, views, writing
 from tests.conftest import real
 from tests.test_analysis import snap
 
@@ -196,3 +197,38 @@ def test_spark_query_declares_the_params_it_uses(name: str) -> None:
 
     assert spark.sql(name).startswith("-- ")
     assert spark.declared_params(name) == spark.used_params(name)
+
+
+def test_a_connection_spills_to_a_private_folder_never_through_the_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a working folder where another user planted ".tmp" (DuckDB's default spill folder)
+    # as a link to a folder of theirs
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / ".tmp").symlink_to(theirs)
+    monkeypatch.chdir(work)
+    # WHEN a connection sorts more than its memory holds
+    con = views.open_connection()
+    try:
+        con.execute("set memory_limit = '40MB'")
+        con.execute("set threads = 1")
+        rows = con.execute(
+            "select count(*), count(distinct i) from "
+            "(select i, random() as r from range(4000000) as t (i) order by r)"
+        ).fetchall()
+        # (DuckDB removes its spill files when the connection closes: look while it is open)
+        through_link = list(theirs.iterdir())
+        spill = Path(con.execute("select current_setting('temp_directory')").fetchall()[0][0])
+        spilled = list(spill.iterdir()) if spill.is_dir() else []
+    finally:
+        con.close()
+    # THEN it finishes, having written nothing through the link nor into the working folder, and
+    # spilled into a folder of its own (0700)
+    assert rows == [(4_000_000, 4_000_000)]
+    assert through_link == []
+    assert sorted(p.name for p in work.iterdir()) == [".tmp"]
+    assert spilled, "the sort was meant to spill"
+    assert spill.is_absolute() and stat.S_IMODE(spill.stat().st_mode) == 0o700

@@ -11,7 +11,10 @@ over a store, and ``explore_view_*`` / ``explore_macro_*`` over a store for peop
 
 from __future__ import annotations
 
+import atexit
 import re
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -110,7 +113,7 @@ def open_connection(
     a connection for a few known queries (allocsnap/oneshot/stored.py), in a new process
     whose whole run is a few such queries.
     """
-    con = duckdb.connect()
+    con = duckdb.connect(config={"temp_directory": spill_directory()})
     try:
         if store is not None:
             paths = _register_files(con, store)
@@ -124,6 +127,20 @@ def open_connection(
         con.close()
         raise QueryError(first_line(e)) from e
     return con
+
+
+@cache
+def spill_directory() -> str:
+    """Return this process's folder for what DuckDB spills to disk: made with ``mkdtemp``
+    (a new name, mode 0700) and removed at exit.
+
+    DuckDB's own default is ``.tmp`` in the current folder, which it creates or follows: a
+    root-run allocsnap started in a folder another user can write would write gigabytes of
+    spill wherever that user's ``.tmp`` link points.
+    """
+    folder = tempfile.mkdtemp(prefix="allocsnap-spill-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def _statements(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> None:

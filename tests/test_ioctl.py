@@ -393,3 +393,8 @@ def test_empty_walk_gives_an_empty_table() -> None:
     table = ioctl.to_table([])
     assert table.num_rows == 0
     assert isinstance(table, pa.Table)
+    assert table.schema == SAMPLE_SCHEMA
+    # AND a walk between two empty ones still gives its own rows, and the next empty one none
+    records = _records(TEXT)
+    assert ioctl.to_table(records).num_rows == len(records) > 0
+    assert ioctl.to_table([]).num_rows == 0

@@ -224,12 +224,8 @@ def test_leaks_agree_on_a_leak_after_a_change_point(
     series = [dict(zip(sites, pair, strict=True)) for pair in pairs]
     write_series(tmp_path, series, timedelta(minutes=2))
     duck = analysis.leaks(tmp_path, top_n=None)
-    on_spark.register(spark, str(tmp_path))
-    try:
-        # WHEN both engines judge it
-        rows = on_spark.leaks(spark).toArrow()
-    finally:
-        on_spark.register(spark, str(fleet.root))
+    # WHEN both engines judge it
+    rows = _leaks_of(spark, fleet, tmp_path, None)
 
     # THEN both say the same: the first a leak from its change point, the second no leak
     expected = pa.concat_tables([duck.rows, duck.others])
@@ -262,12 +258,8 @@ def test_leaks_agree_on_a_staircase_judged_with_its_boot_before_the_window(
     write_series(tmp_path, series)
     window = analysis.Window(since="45m")
     duck = analysis.leaks(tmp_path, window, top_n=None)
-    on_spark.register(spark, str(tmp_path))
-    try:
-        # WHEN both engines judge it, each also reading the boot before the window
-        rows = on_spark.leaks(spark, window).toArrow()
-    finally:
-        on_spark.register(spark, str(fleet.root))
+    # WHEN both engines judge it, each also reading the boot before the window
+    rows = _leaks_of(spark, fleet, tmp_path, window)
 
     # THEN both say the same: the staircase a leak with its 54 minutes before the window, the
     # pool (two steps in all) no leak
@@ -296,16 +288,23 @@ def test_leaks_agree_on_a_staircase_whose_theil_sen_slope_is_under_the_floor(
     ]
     write_series(tmp_path, series, timedelta(minutes=3))
     duck = analysis.leaks(tmp_path, top_n=None)
-    on_spark.register(spark, str(tmp_path))
-    try:
-        # WHEN both engines judge it
-        rows = on_spark.leaks(spark).toArrow()
-    finally:
-        on_spark.register(spark, str(fleet.root))
+    # WHEN both engines judge it
+    rows = _leaks_of(spark, fleet, tmp_path, None)
 
     # THEN both call it a staircase leak and say why its slope is under the floor
     assert duck.found == 1 and "on its flat runs" in duck.rows["reason"][0].as_py()
     _assert_same(pa.concat_tables([duck.rows, duck.others]), rows)
+
+
+def _leaks_of(
+    spark: SparkSession, fleet: Fleet, root: Path, window: analysis.Window | None
+) -> pa.Table:
+    """Return Spark's leaks of another store than the fleet's, then register the fleet's again."""
+    on_spark.register(spark, str(root))
+    try:
+        return on_spark.leaks(spark, window).toArrow()
+    finally:
+        on_spark.register(spark, str(fleet.root))
 
 
 def _assert_same(duck: pa.Table, spark: pa.Table) -> None:

@@ -229,9 +229,9 @@ def eligible_leaks(
     settings = analysis.LeakSettings()
     for boot, group in window.groupby("boot_id", dropna=False):
         t = (group["taken_at"] - group["taken_at"].min()).dt.total_seconds().to_numpy()
-        span = max(t[-1], 1e-9)
         floor_of[str(boot)] = min(settings.min_growth, settings.min_rate * t[-1] / 3600)
-        bucket = np.floor(t / span * (MAX_POINTS - 1)).astype(int)  # the last alone in its own
+        us = np.round(t * 1e6).astype(np.int64)  # whole microseconds, as the SQL counts them
+        bucket = us * (MAX_POINTS - 1) // max(int(us[-1]), 1)  # the last alone in its own
         first = np.r_[True, bucket[1:] != bucket[:-1]]
         picked[str(boot)] = list(group["taken_at"].to_numpy()[first])
     most = max(len(ids) for ids in picked.values())

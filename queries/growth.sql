@@ -75,11 +75,9 @@ picked as (
         partition by
             d.side,
             d.host,
-            floor(
-                epoch_us(d.taken_at - p.first_at)
-                / greatest(epoch_us(p.last_at - p.first_at), 1)
-                * ($max_points - 1)
-            )
+            epoch_us(d.taken_at - p.first_at)::hugeint
+            * ($max_points - 1)
+            // greatest(epoch_us(p.last_at - p.first_at), 1)
         order by d.taken_at, d.snapshot_id
     ) = 1
 ),

@@ -56,11 +56,11 @@ bucketed as (
         c.host,
         c.date,
         c.epoch,
-        floor(
-            (unix_micros(c.taken_at) - unix_micros(e.first_at))
-            / greatest(unix_micros(e.last_at) - unix_micros(e.first_at), 1)
-            * (:max_points - 1)
-        ) as bucket
+        -- in whole numbers: in doubles, n evenly spaced snapshots (n <= :max_points) can put
+        -- two in one bucket
+        cast(unix_micros(c.taken_at) - unix_micros(e.first_at) as decimal(38, 0))
+        * (:max_points - 1)
+        div greatest(unix_micros(e.last_at) - unix_micros(e.first_at), 1) as bucket
     from counting_snapshots as c
     inner join epoch_spans as e on c.epoch = e.epoch
 ),

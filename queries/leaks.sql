@@ -9,7 +9,10 @@
 -- ends before its epoch does (--until) also reads the rest of the epoch: growth given back
 -- there, later in the same boot, is not a leak. A series of $short_hours or more with a change
 -- point (a free at once, with at least half of its points after it) is also judged from
--- there; that part is said instead when it is a leak and the whole is not.
+-- there; that part is said instead when it is a leak and the whole is not. A series whose
+-- steps in a window that starts after its epoch (--since) are too few to tell a staircase from
+-- level shifts is also judged with the epoch before the window, and said so when that is a
+-- leak.
 -- Every epoch is one host's (column host; by host, the key is the host): a series never sums
 -- two hosts. hosts and leaking_hosts say on how many hosts, and which, the key leaks.
 -- Leaks first, steepest first, then key, epoch and start.
@@ -971,8 +974,9 @@ replaced as (
 ),
 
 -- a window's series whose steps there are too few to tell a staircase from level shifts is
--- said from its epoch's start when that longer series is a leak: the steps before the window,
--- in the same boot, tell them apart (two equal steps after two others are a staircase's)
+-- said from further back in its epoch when that longer series is a leak: the steps before the
+-- window, in the same boot, tell them apart (two equal steps after two others are a
+-- staircase's)
 rescued as (
     select
         x.sid,

@@ -246,17 +246,14 @@ def leaks(
     # the same hosts' whole store: the rest of each epoch after a window that ends before it
     whole = {k: (v if k == "host" else None) for k, v in bounds.items()}
     run(spark, "window_snapshots", **whole).createOrReplaceTempView("store_snapshots")
-    # the look-back before a window that starts after its epochs: up to the window's start, and
-    # on from there (which names the epoch of the window's first snapshot as the look-back does)
-    look_from = _look_back_from(spark, settings.look_back) if window.since is not None else None
-    for view, since_at, until in (
-        ("earlier_snapshots", look_from, bounds),
-        ("lookback_snapshots", look_from, None),
-    ):
-        earlier = {**whole, "since_at": since_at or datetime.max.replace(tzinfo=UTC)}
-        if until is not None:
-            earlier |= {"until_at": until["since_at"], "until_back": until["since_back"]}
-        run(spark, "window_snapshots", **earlier).createOrReplaceTempView(view)
+    # the look-back before a window that starts after its epochs (without --since, a start past
+    # every snapshot: none): up to the window's start, and from there on, which names the epoch
+    # of the window's first snapshot as the look-back does
+    start = _look_back_from(spark, settings.look_back) if window.since is not None else None
+    look = {**whole, "since_at": start or datetime.max.replace(tzinfo=UTC)}
+    up_to_window = {**look, "until_at": bounds["since_at"], "until_back": bounds["since_back"]}
+    run(spark, "window_snapshots", **up_to_window).createOrReplaceTempView("earlier_snapshots")
+    run(spark, "window_snapshots", **look).createOrReplaceTempView("lookback_snapshots")
     for source, view in (
         ("window", "leak_picked"),
         ("store", "leak_later_picked"),

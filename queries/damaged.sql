@@ -18,6 +18,7 @@ live as (
         taken_at,
         date,
         generation,
+        coalesce(thin, false) as thin,
         rows,
         total_bytes,
         total_calls
@@ -36,7 +37,40 @@ picked as (
         on l.host = w.host and l.snapshot_id = w.snapshot_id
 ),
 
--- straight from the files: compacted ones name a snapshot by its time (snapshot_id NULL)
+-- straight from the files, as window_samples reads them: a thin snapshot's rows from the thin
+-- row groups, the others' from the rest (allocsnap/store/thin.py; rows elsewhere are not
+-- read). Compacted files name a snapshot by its time (snapshot_id NULL)
+picked_rows as (
+    select
+        host,
+        taken_at,
+        generation,
+        snapshot_id,
+        bytes,
+        calls,
+        unit_bytes
+    from sample_files
+    where
+        thin and taken_at in (
+            select p.taken_at from picked as p
+            where p.thin
+        )
+    union all
+    select
+        host,
+        taken_at,
+        generation,
+        snapshot_id,
+        bytes,
+        calls,
+        unit_bytes
+    from sample_files
+    where thin is not true and taken_at in (
+        select p.taken_at from picked as p
+        where not p.thin
+    )
+),
+
 found as (
     select
         host::varchar as host,
@@ -46,8 +80,7 @@ found as (
         count(*) as rows,
         sum(bytes) as total_bytes,
         sum(signed_calls(coalesce(calls, (bytes // unit_bytes)::ubigint))) as total_calls
-    from sample_files
-    where taken_at in (select p.taken_at from picked as p)
+    from picked_rows
     group by all
 ),
 

@@ -22,29 +22,44 @@ create or replace macro window_samples(
     ),
 
     -- each picked snapshot's newest generation: the one that holds its samples (the samples view's
-    -- live, for these snapshots)
+    -- live, for these snapshots), and whether that generation's file holds them in its thin row
+    -- groups (allocsnap/store/thin.py)
     live as (
         select
             p.host,
             p.snapshot_id,
             p.taken_at,
-            max(f.generation) as generation
+            max(f.generation) as generation,
+            coalesce(arg_max(f.thin, f.generation), false) as thin
         from picked as p
         inner join snapshot_files as f
             on f.host::varchar = p.host and p.snapshot_id = f.snapshot_id
         group by p.host, p.snapshot_id, p.taken_at
     ),
 
-    -- straight from the files, at the picked times only
+    -- straight from the files, at the picked times only: the thin snapshots' from the thin
+    -- row groups alone, the others' from the rest (the thin column's statistics skip the
+    -- others; a file without the column reads as NULL: not thin)
     timed as materialized (
         select *
         from sample_files
-        where taken_at in (select p.taken_at from picked as p)
+        where
+            thin and taken_at in (
+                select l.taken_at from live as l
+                where l.thin
+            )
+        union all
+        select *
+        from sample_files
+        where thin is not true and taken_at in (
+            select l.taken_at from live as l
+            where not l.thin
+        )
     )
 
     select
         live.snapshot_id,
-        timed.* exclude (snapshot_id, generation, unit_bytes) replace (
+        timed.* exclude (snapshot_id, generation, unit_bytes, thin) replace (
             live.host as host,
             coalesce(timed.calls, (timed.bytes // timed.unit_bytes)::ubigint) as calls
         )

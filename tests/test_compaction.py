@@ -486,3 +486,119 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "allocsnap", *args], capture_output=True, text=True, timeout=60
     )
+
+
+def _slot_firsts(times: list[tuple[datetime, str]]) -> set[str]:
+    """Return the ids of the snapshots that are the first, by (time, id), of their two-minute
+    slot since 1970: the thin ones, computed here with datetime arithmetic."""
+    seen, first = set(), set()
+    for at, sid in sorted(times):
+        slot = (at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(minutes=2)
+        if slot not in seen:
+            seen.add(slot)
+            first.add(sid)
+    return first
+
+
+def _expected_picks(times: list[tuple[datetime, str]], max_points: int) -> list[str]:
+    """Return the snapshots leaks reads of one epoch: of each of max_points - 1 equal time
+    buckets its first thin snapshot, or its first; the last alone in the last bucket."""
+    times = sorted(times)
+    thin = _slot_firsts(times)
+    first, span = times[0][0], max((times[-1][0] - times[0][0]) // timedelta(microseconds=1), 1)
+    buckets: dict[int, list[str]] = {}
+    for at, sid in times:
+        us = (at - first) // timedelta(microseconds=1)
+        buckets.setdefault(us * (max_points - 1) // span, []).append(sid)
+    return [next((s for s in b if s in thin), b[0]) for _, b in sorted(buckets.items())]
+
+
+def test_compacted_files_hold_thin_snapshots_apart_and_reads_pick_them(tmp_path: Path) -> None:
+    # GIVEN snapshots 25 s apart from 13:40 to 14:19 (four or five to a two-minute slot),
+    # the 13:00 hour compacted, then a snapshot imported into it at the start of a slot whose
+    # thin one compaction has already marked (13:42:00, before 13:42:05): its marks are stale
+    root = tmp_path / "store"
+    step = timedelta(seconds=25)
+    snaps = [_snap(i, T0 + i * step) for i in range(96)]
+    for s in snaps:
+        writing.write(root, s)
+    compaction.compact(root, T0.replace(hour=14, minute=30), days=False, grace_s=0)
+    late = _snap(7, datetime(2026, 11, 25, 13, 42, tzinfo=UTC))
+    assert T0 + 5 * step == late.meta.taken_at + timedelta(seconds=5)
+    writing.write(root, late)
+    hour = [s for s in snaps if s.meta.taken_at.hour == 13]
+    samples_file = next((root / "samples").rglob("h13-*.parquet"))
+    snapshots_file = next((root / "snapshots").rglob("h13-*.parquet"))
+
+    # THEN the compacted hour marks its thin snapshots in its snapshots file, and holds their
+    # rows, and only theirs, in its first row groups, whose statistics say so
+    thin = _slot_firsts([(s.meta.taken_at, s.meta.snapshot_id) for s in hour])
+    marks = pq.read_table(snapshots_file, columns=["snapshot_id", "thin"]).to_pylist()
+    assert {r["snapshot_id"] for r in marks if r["thin"]} == thin
+    assert len(thin) == 10 and len(marks) == len(hour) == 48
+    meta = pq.ParquetFile(samples_file).metadata
+    flag = meta.schema.names.index("thin")
+    stats = [meta.row_group(g).column(flag).statistics for g in range(meta.num_row_groups)]
+    assert all(s is not None and s.has_min_max and s.min == s.max for s in stats)
+    groups = [s.min for s in stats]
+    assert groups == sorted(groups, reverse=True) and groups[0] and not groups[-1]
+    at_of = {s.meta.taken_at: s.meta.snapshot_id for s in hour}
+    for g, is_thin in enumerate(groups):
+        rows = pq.ParquetFile(samples_file).read_row_group(g, columns=["taken_at", "thin"])
+        assert set(rows["thin"].to_pylist()) == {is_thin}
+        assert {at_of[t] in thin for t in rows["taken_at"].to_pylist()} == {is_thin}
+
+    everyone = [*snaps, late]
+    totals = {s.meta.snapshot_id: (s.samples.num_rows, s.meta.total_bytes) for s in everyone}
+    times = [(s.meta.taken_at, s.meta.snapshot_id) for s in everyone]
+    with query.connect(layout.open_store(root)) as con:
+        for max_points in (7, 30, 60, None):
+            window = (None, None, None, None, None, max_points)
+            # WHEN a window analysis picks and reads its snapshots
+            picked = con.sql(
+                "select snapshot_id from window_snapshots_picked(?, ?, ?, ?, ?, ?) order by idx",
+                params=window,
+            ).fetchall()
+            read = con.sql(
+                "select snapshot_id, count(*), sum(bytes) from window_samples(?, ?, ?, ?, ?, ?)"
+                " group by 1",
+                params=window,
+            ).fetchall()
+            damaged = query.run(
+                con,
+                "damaged",
+                host=None,
+                since_at=None,
+                until_at=None,
+                since_back=None,
+                until_back=None,
+                max_points=max_points,
+            )
+            # THEN it picks each bucket's first thin snapshot where the bucket has one, reads
+            # every picked snapshot whole (stale marks included), and finds nothing damaged
+            if max_points is None:
+                assert [sid for (sid,) in picked] == [sid for _, sid in sorted(times)]
+            else:
+                assert [sid for (sid,) in picked] == _expected_picks(times, max_points)
+                if max_points >= 30:  # read from its hot file, its compacted neighbours' thin
+                    assert late.meta.snapshot_id in {sid for (sid,) in picked}
+            assert sorted(read) == sorted((sid, *totals[sid]) for (sid,) in picked)
+            assert damaged.num_rows == 0
+
+    # WHEN the day is compacted: the stale hour file and the hot ones into one
+    compaction.compact(root, T0 + timedelta(days=1), grace_s=0)
+    day = next((root / "samples").rglob("day-*.parquet"))
+
+    # THEN its thin row groups hold the day's thin snapshots, the late one among them now
+    thin = _slot_firsts(times)
+    assert late.meta.snapshot_id in thin and snaps[5].meta.snapshot_id not in thin
+    marks = pq.read_table(next((root / "snapshots").rglob("day-*.parquet"))).to_pylist()
+    assert {r["snapshot_id"] for r in marks if r["thin"]} == thin
+    at_of = {s.meta.taken_at: s.meta.snapshot_id for s in everyone}
+    reader = pq.ParquetFile(day)
+    for g in range(reader.metadata.num_row_groups):
+        rows = reader.read_row_group(g, columns=["taken_at", "thin"])
+        [is_thin] = set(rows["thin"].to_pylist())
+        assert {at_of[t] in thin for t in rows["taken_at"].to_pylist()} == {is_thin}
+    sums = _view_rows(root, "select snapshot_id, count(*), sum(bytes) from samples group by all")
+    assert sorted(sums) == sorted((sid, *totals[sid]) for sid in totals)

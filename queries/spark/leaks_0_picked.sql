@@ -1,6 +1,7 @@
 -- Leaks, stage 0 (three times): the snapshots that leaks reads, at most :max_points per epoch,
--- evenly spaced in time (the first of each of :max_points equal time buckets; the epoch's first
--- and last snapshots included), numbered by idx within their epoch. Run over window_snapshots
+-- evenly spaced in time (one of each of :max_points equal time buckets, its first that is the
+-- first of its two-minute slot in the epoch where it has one; the epoch's first and last
+-- snapshots included), numbered by idx within their epoch. Run over window_snapshots
 -- for the window (leak_picked), over store_snapshots, the same hosts' whole store, for the
 -- rest of each epoch after a window that ends before it (leak_later_picked, stage 6), and over
 -- earlier_snapshots, the look-back before a window that starts after its epochs
@@ -33,7 +34,13 @@ counting_snapshots as (
         taken_at,
         host,
         date,
-        epoch
+        epoch,
+        -- the first of its two-minute slot in the epoch (the thin snapshots of
+        -- queries/view_window_snapshots_picked.sql)
+        row_number() over (
+            partition by epoch, unix_micros(taken_at) div 120000000
+            order by taken_at, snapshot_id
+        ) = 1 as slot_first
     from chosen
     where counting
 ),
@@ -47,8 +54,8 @@ epoch_spans as (
     group by epoch
 ),
 
--- the first snapshot of each of :max_points equal time buckets per epoch (the epoch's first
--- and last snapshots included)
+-- one snapshot of each of :max_points equal time buckets per epoch, its first slot_first
+-- one where it has one (the epoch's first and last snapshots included)
 bucketed as (
     select
         c.snapshot_id,
@@ -56,6 +63,7 @@ bucketed as (
         c.host,
         c.date,
         c.epoch,
+        c.slot_first,
         -- in whole numbers: in doubles, n evenly spaced snapshots (n <= :max_points) can put
         -- two in one bucket
         cast(unix_micros(c.taken_at) - unix_micros(e.first_at) as decimal(38, 0))
@@ -76,7 +84,7 @@ first_in_bucket as (
         select
             *,
             row_number() over (
-                partition by epoch, bucket order by taken_at, snapshot_id
+                partition by epoch, bucket order by not slot_first, taken_at, snapshot_id
             ) as in_bucket
         from bucketed
     ) as numbered

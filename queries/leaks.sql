@@ -1077,7 +1077,9 @@ select
         when verdict = 'no significant trend'
             then printf(
                 'no significant trend: Mann–Kendall z=%.1f over %d points, confidence %.1f%%',
-                mk_z, n, 100 * confidence
+                -- a z that rounds to zero is shown as 0.0: DuckDB's printf writes -0.0 for
+                -- -0.01, where the Spark port (bround) writes 0.0
+                round(mk_z, 1) + 0.0, n, 100 * confidence
             )
         when verdict = 'slope below floor'
             then printf('slope below floor: Theil–Sen %.0f bytes/hour', bytes_per_hour)

@@ -88,6 +88,7 @@ def leaks(
         grouping,
         sizes=True,
         check_points=settings.max_points,
+        picked_rows=True,
         max_points=settings.max_points,
         blocks=settings.blocks,
         min_points=settings.min_points,
@@ -215,6 +216,7 @@ def top(
         grouping,
         sizes=True,
         check_points=max_points,
+        picked_rows=True,
         top_n=top_n or None,
         max_points=max_points,
     )
@@ -240,6 +242,7 @@ def history(
         keep,
         grouping,
         check_points=max(2, max_points) if max_points else None,
+        picked_rows=True,
         pattern=key_pattern(pattern),
         max_points=max(2, max_points) if max_points else None,
     )

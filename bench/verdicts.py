@@ -233,11 +233,12 @@ def eligible_leaks(
         floor_of[str(boot)] = min(settings.min_growth, settings.min_rate * t[-1] / 3600)
         us = np.round(t * 1e6).astype(np.int64)  # whole microseconds, as the SQL counts them
         bucket = us * (MAX_POINTS - 1) // max(int(us[-1]), 1)  # the last alone in its own
-        # a bucket's first snapshot that is the first of its two-minute slot, or its first
+        # buckets a slot wide or more: a bucket's first snapshot that is the first of its
+        # two-minute slot, or its first
         at = group["taken_at"].dt.tz_localize(None).to_numpy().astype("datetime64[us]")
         at = at.astype(np.int64)
         slot = at // SLOT_US
-        slot_first = np.r_[True, slot[1:] != slot[:-1]]
+        slot_first = np.r_[True, slot[1:] != slot[:-1]] & (us[-1] >= SLOT_US * (MAX_POINTS - 1))
         starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
         ends = np.r_[starts[1:], len(bucket)]
         chosen = [

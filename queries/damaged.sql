@@ -18,7 +18,7 @@ live as (
         taken_at,
         date,
         generation,
-        coalesce(thin, false) as thin,
+        thin,
         rows,
         total_bytes,
         total_calls
@@ -38,8 +38,9 @@ picked as (
 ),
 
 -- straight from the files, as window_samples reads them: a thin snapshot's rows from the thin
--- row groups, the others' from the rest (allocsnap/store/thin.py; rows elsewhere are not
--- read). Compacted files name a snapshot by its time (snapshot_id NULL)
+-- row groups, the others' from the rest, those whose row does not say from both
+-- (allocsnap/store/thin.py; rows elsewhere are not read). Compacted files name a snapshot
+-- by its time (snapshot_id NULL)
 picked_rows as (
     select
         host,
@@ -53,7 +54,7 @@ picked_rows as (
     where
         thin and taken_at in (
             select p.taken_at from picked as p
-            where p.thin
+            where p.thin is not false
         )
     union all
     select
@@ -67,7 +68,7 @@ picked_rows as (
     from sample_files
     where thin is not true and taken_at in (
         select p.taken_at from picked as p
-        where not p.thin
+        where p.thin is not true
     )
 ),
 

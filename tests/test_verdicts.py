@@ -50,16 +50,18 @@ def z_of(xs: list[int]) -> float:
 def picked(indices: list[int], every_minutes: int = 1) -> list[int]:
     """Return the dumps ``leaks`` reads of a window: one of each of MAX_POINTS - 1 equal time
     buckets, and the last alone in the last bucket (every one when there are no more than
-    MAX_POINTS). A bucket's is its first dump that is the first of the window's dumps in its
-    two-minute slot, or its first when none is. Dump i is taken i × ``every_minutes`` after
-    a time on the hour (REAL_START, T0), so its slot is i × every_minutes // 2."""
+    MAX_POINTS). When the buckets are two minutes wide or more, a bucket's is its first dump
+    that is the first of the window's dumps in its two-minute slot, or its first when none is;
+    else its first. Dump i is taken i × ``every_minutes`` after a time on the hour
+    (REAL_START, T0), so its slot is i × every_minutes // 2."""
     first, last = indices[0], indices[-1]
     span = max(last - first, 1)
+    by_slot = (last - first) * every_minutes >= 2 * (MAX_POINTS - 1)
     slots_seen: set[int] = set()
     slot_first = {}
     for i in indices:
         slot = i * every_minutes // 2
-        slot_first[i] = slot not in slots_seen
+        slot_first[i] = by_slot and slot not in slots_seen
         slots_seen.add(slot)
     buckets: dict[int, list[int]] = {}
     for i in indices:

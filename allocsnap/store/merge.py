@@ -437,8 +437,7 @@ def _rewrite(action: _Rewrite, root: Path | None = None) -> None:
     Compacted samples files leave ``snapshot_id`` NULL where ``taken_at`` names the file's one
     snapshot at that time; such a row belongs to a kept snapshot when its time is a kept one.
     Their ``thin`` marks are left out, as the snapshots rows leave them: the new file is read
-    as a hot one, every row group (a row marked thin whose snapshot's row is not would be
-    skipped by the window analyses).
+    as a hot one (allocsnap/store/thin.py), and compaction marks its snapshots again.
     """
     ids = action.rows["snapshot_id"]
     times = action.rows["taken_at"]

@@ -1,7 +1,8 @@
 -- Leaks, stage 0 (three times): the snapshots that leaks reads, at most :max_points per epoch,
--- evenly spaced in time (one of each of :max_points equal time buckets, its first that is the
--- first of its two-minute slot in the epoch where it has one; the epoch's first and last
--- snapshots included), numbered by idx within their epoch. Run over window_snapshots
+-- evenly spaced in time (one of each of :max_points equal time buckets: in an epoch whose
+-- buckets are two minutes wide or more, its first that is the first of its two-minute slot in
+-- the epoch where it has one, else its first; the epoch's first and last snapshots included),
+-- numbered by idx within their epoch. Run over window_snapshots
 -- for the window (leak_picked), over store_snapshots, the same hosts' whole store, for the
 -- rest of each epoch after a window that ends before it (leak_later_picked, stage 6), and over
 -- earlier_snapshots, the look-back before a window that starts after its epochs
@@ -49,13 +50,16 @@ epoch_spans as (
     select
         epoch,
         min(taken_at) as first_at,
-        max(taken_at) as last_at
+        max(taken_at) as last_at,
+        -- buckets at least a slot wide: pick slot_first snapshots
+        unix_micros(max(taken_at)) - unix_micros(min(taken_at))
+        >= cast(120000000 as bigint) * (:max_points - 1) as by_slot
     from counting_snapshots
     group by epoch
 ),
 
--- one snapshot of each of :max_points equal time buckets per epoch, its first slot_first
--- one where it has one (the epoch's first and last snapshots included)
+-- one snapshot of each of :max_points equal time buckets per epoch, its first preferred one
+-- where it has one (the epoch's first and last snapshots included)
 bucketed as (
     select
         c.snapshot_id,
@@ -63,7 +67,7 @@ bucketed as (
         c.host,
         c.date,
         c.epoch,
-        c.slot_first,
+        e.by_slot and c.slot_first as preferred,
         -- in whole numbers: in doubles, n evenly spaced snapshots (n <= :max_points) can put
         -- two in one bucket
         cast(unix_micros(c.taken_at) - unix_micros(e.first_at) as decimal(38, 0))
@@ -84,7 +88,7 @@ first_in_bucket as (
         select
             *,
             row_number() over (
-                partition by epoch, bucket order by not slot_first, taken_at, snapshot_id
+                partition by epoch, bucket order by not preferred, taken_at, snapshot_id
             ) as in_bucket
         from bucketed
     ) as numbered

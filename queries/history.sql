@@ -41,8 +41,8 @@ select
     sum(s.bytes)::bigint as bytes,
     sum(signed_calls(s.calls))::bigint as calls,
     count(*) as rows
--- the picked snapshots' samples, read once by run_window (window_rows.sql)
-from window_rows as s
+-- the picked snapshots' samples, read by their times (view_window_samples.sql)
+from window_samples($host, $since_at, $until_at, $since_back, $until_back, $max_points) as s
 inner join picked as p on s.snapshot_id = p.snapshot_id
 inner join keys as k on s.tag_id = k.tag_id
 where

@@ -172,14 +172,16 @@ tag_series as materialized (
         list({ 'idx': p.idx, 'bytes': s.bytes }) filter (where p.later) as later_points,
         max(p.growth_floor) as growth_floor
     from (
-        -- the window's picked snapshots' samples, read once by run_window (window_rows.sql)
+        -- the window's picked snapshots, read by their times (view_window_samples.sql)
         select
             w.snapshot_id,
             w.tag_id,
             w.bytes,
             w.accurate
         from
-            window_rows as w
+            window_samples(
+                $host, $since_at, $until_at, $since_back, $until_back, $max_points
+            ) as w
         union all
         select
             l.snapshot_id,

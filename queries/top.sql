@@ -55,9 +55,11 @@ per_occurrence as (
         arg_max(s.bytes, s.taken_at) as last_bytes,
         min(s.taken_at) as first_at,
         max(s.taken_at) as last_at
-    -- the picked snapshots' samples, read once by run_window (window_rows.sql)
+    -- the picked snapshots' samples, read by their times (view_window_samples.sql)
     from
-        window_rows as s
+        window_samples(
+            $host, $since_at, $until_at, $since_back, $until_back, $max_points
+        ) as s
     inner join picked as c on s.snapshot_id = c.snapshot_id
     where $accurate is null or s.accurate = $accurate
     group by s.tag_id, s.occurrence, c.epoch

@@ -28,8 +28,6 @@ HELPERS = {
     "snapshot_samples": "used by analysis.load() to read one stored snapshot",
     "sandbox": "used by query.open_connection() for allocsnap sql without --unsafe",
     "damaged": "used by the window analyses to check the samples they read",
-    "window_rows": "used by leaks, top and history to read their picked snapshots once",
-    "damaged_rows": "used by leaks, top and history to check the rows window_rows read",
     "across_kernels_picked": "used by analysis.across_kernels() beside across_kernels.sql",
     "snapshot_totals": "used by show of a store reference without pyarrow (oneshot/stored.py)",
 }
@@ -144,7 +142,7 @@ def test_query_has_an_analysis_function(name: str) -> None:
 def test_helper_exclusions_are_real_queries() -> None:
     # THEN the exclusion list stays small and names no query that does not exist
     assert set(HELPERS) <= set(NAMES)
-    assert len(HELPERS) <= 7
+    assert len(HELPERS) <= 5
 
 
 def test_param_scanners_read_header_and_body_apart() -> None:

@@ -149,18 +149,9 @@ def check_snapshot(meta: SnapshotMeta, samples: pa.Table) -> None:
         )
 
 
-def check_window(
-    con: query.Connection,
-    params: dict[str, object],
-    max_points: int | None,
-    *,
-    read: bool = False,
-) -> None:
-    """Raise ``Mismatch`` when a snapshot a window analysis reads disagrees with its row:
-    counted from the files (``queries/damaged.sql``), or, ``read``, in the ``window_rows``
-    the analysis has read them into (``queries/damaged_rows.sql``)."""
-    name = "damaged_rows" if read else "damaged"
-    rows = query.run(con, name, **params, max_points=max_points).to_pylist()
+def check_window(con: query.Connection, params: dict[str, object], max_points: int | None) -> None:
+    """Raise ``Mismatch`` when a snapshot a window analysis reads disagrees with its row."""
+    rows = query.run(con, "damaged", **params, max_points=max_points).to_pylist()
     if rows:
         r = rows[0]
         raise Mismatch(

@@ -112,7 +112,6 @@ def run_window(
     *,
     sizes: bool = False,
     check_points: int | None,
-    picked_rows: bool = False,
     **params: object,
 ) -> tuple[Epochs, pa.Table]:
     """Run ``queries/<name>.sql`` over a window, as every window analysis does: the defaults,
@@ -120,25 +119,15 @@ def run_window(
     narrowest filter, the damage check of the snapshots it reads (``check_points`` per epoch,
     None: all), then the query with the window, the selection, the size filters when
     ``sizes`` (queries whose rows are a snapshot's values) and the analysis's own parameters;
-    through ``reading.read_store``, which lists again when files vanish under the read.
-
-    With ``picked_rows`` (queries that read ``window_rows``: leaks, top, history), the picked
-    snapshots' samples are read once into ``window_rows`` (``queries/window_rows.sql``, at
-    ``check_points`` per epoch: the query's own ``max_points``), and checked there."""
+    through ``reading.read_store``, which lists again when files vanish under the read."""
     window = window or Window()
     grouping = grouping or Grouping()
-    if picked_rows and params.get("max_points") != check_points:
-        raise ValueError(
-            f"{name}: window_rows holds {check_points} points an epoch, not max_points"
-        )
 
     def read(con: query.Connection) -> tuple[Epochs, pa.Table]:
         span = _epochs(con, store, window)
         narrowed = span.narrowed(keep or Filter())  # snapshots taken with different filters
         tag_ids = _tag_ids(con, narrowed, span.narrower)
-        if picked_rows:
-            query.execute(con, "window_rows", **window.params(), max_points=check_points)
-        reading.check_window(con, window.params(), check_points, read=picked_rows)
+        reading.check_window(con, window.params(), check_points)
         extra = dict(params)
         if sizes:
             extra.update(

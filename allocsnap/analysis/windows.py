@@ -88,7 +88,6 @@ def leaks(
         grouping,
         sizes=True,
         check_points=settings.max_points,
-        picked_rows=True,
         max_points=settings.max_points,
         blocks=settings.blocks,
         min_points=settings.min_points,
@@ -216,7 +215,6 @@ def top(
         grouping,
         sizes=True,
         check_points=max_points,
-        picked_rows=True,
         top_n=top_n or None,
         max_points=max_points,
     )
@@ -242,7 +240,6 @@ def history(
         keep,
         grouping,
         check_points=max(2, max_points) if max_points else None,
-        picked_rows=True,
         pattern=key_pattern(pattern),
         max_points=max(2, max_points) if max_points else None,
     )

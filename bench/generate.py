@@ -57,7 +57,6 @@ from allocsnap import __version__
 from allocsnap.model import SCHEMA_VERSION, tag_id
 from allocsnap.store import compaction
 from allocsnap.store.layout import MARKER, STORE_SNAPSHOT_SCHEMA
-from allocsnap.store.thin import THIN, thin_mask
 
 LEAK_CLASSES = ("leak", "stairs", "buried")
 
@@ -402,10 +401,7 @@ def _write_snapshots(
             }
         )
     for path, rows in by_file.items():
-        table = pa.Table.from_pylist(rows, schema=STORE_SNAPSHOT_SCHEMA)
-        # the snapshots write_compacted puts in thin row groups, as compaction marks them
-        marks = thin_mask(table["taken_at"], table["snapshot_id"])
-        _write(table.append_column(THIN, pa.array(marks)), path)
+        _write(pa.Table.from_pylist(rows, schema=STORE_SNAPSHOT_SCHEMA), path)
 
 
 def _partition(root: Path, config: Config, times: np.ndarray, i: int) -> Path:

@@ -54,7 +54,6 @@ from allocsnap import analysis
 from allocsnap.kernel import capture, fastparse, source
 from allocsnap.model import Snapshot, tag_id  # noqa: E402
 from allocsnap.store import writing
-from allocsnap.store.thin import SLOT_US
 from bench.generate import DECOY_KINDS, LEAK_CLASSES, Config, generate  # noqa: E402
 from bench.leaks import naive, truth_of  # noqa: E402
 from bench.size import REAL_SERIES, split_dumps  # noqa: E402
@@ -233,19 +232,8 @@ def eligible_leaks(
         floor_of[str(boot)] = min(settings.min_growth, settings.min_rate * t[-1] / 3600)
         us = np.round(t * 1e6).astype(np.int64)  # whole microseconds, as the SQL counts them
         bucket = us * (MAX_POINTS - 1) // max(int(us[-1]), 1)  # the last alone in its own
-        # buckets a slot wide or more: a bucket's first snapshot that is the first of its
-        # two-minute slot, or its first
-        at = group["taken_at"].dt.tz_localize(None).to_numpy().astype("datetime64[us]")
-        at = at.astype(np.int64)
-        slot = at // SLOT_US
-        slot_first = np.r_[True, slot[1:] != slot[:-1]] & (us[-1] >= SLOT_US * (MAX_POINTS - 1))
-        starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
-        ends = np.r_[starts[1:], len(bucket)]
-        chosen = [
-            a + int(np.argmax(slot_first[a:b])) if slot_first[a:b].any() else a
-            for a, b in zip(starts, ends, strict=True)
-        ]
-        picked[str(boot)] = list(group["taken_at"].to_numpy()[chosen])
+        first = np.r_[True, bucket[1:] != bucket[:-1]]
+        picked[str(boot)] = list(group["taken_at"].to_numpy()[first])
     most = max(len(ids) for ids in picked.values())
     ids_of = {t: site for t, site in _tag_sites(root).items() if classes.get(site) in LEAK_CLASSES}
     samples = pq.ParquetDataset(

@@ -18,7 +18,6 @@ live as (
         taken_at,
         date,
         generation,
-        thin,
         rows,
         total_bytes,
         total_calls
@@ -37,41 +36,7 @@ picked as (
         on l.host = w.host and l.snapshot_id = w.snapshot_id
 ),
 
--- straight from the files, as window_samples reads them: a thin snapshot's rows from the thin
--- row groups, the others' from the rest, those whose row does not say from both
--- (allocsnap/store/thin.py; rows elsewhere are not read). Compacted files name a snapshot
--- by its time (snapshot_id NULL)
-picked_rows as (
-    select
-        host,
-        taken_at,
-        generation,
-        snapshot_id,
-        bytes,
-        calls,
-        unit_bytes
-    from sample_files
-    where
-        thin and taken_at in (
-            select p.taken_at from picked as p
-            where p.thin is not false
-        )
-    union all
-    select
-        host,
-        taken_at,
-        generation,
-        snapshot_id,
-        bytes,
-        calls,
-        unit_bytes
-    from sample_files
-    where thin is not true and taken_at in (
-        select p.taken_at from picked as p
-        where p.thin is not true
-    )
-),
-
+-- straight from the files: compacted ones name a snapshot by its time (snapshot_id NULL)
 found as (
     select
         host::varchar as host,
@@ -81,7 +46,8 @@ found as (
         count(*) as rows,
         sum(bytes) as total_bytes,
         sum(signed_calls(coalesce(calls, (bytes // unit_bytes)::ubigint))) as total_calls
-    from picked_rows
+    from sample_files
+    where taken_at in (select p.taken_at from picked as p)
     group by all
 ),
 

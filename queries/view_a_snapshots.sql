@@ -1,10 +1,9 @@
 -- View: the store's snapshots, one row each. Compaction writes a snapshot's row again with a
 -- higher generation before it removes the older file, so the newest generation is the row.
--- thin says where compaction put its samples (allocsnap/store/thin.py), not part of a
--- snapshot. The host comes from the hive partition, whose type a reader infers from the
--- values; it is a name, so it is cast back to text.
+-- The host comes from the hive partition, whose type a reader infers from the values; it is a
+-- name, so it is cast back to text.
 create or replace view snapshots as
-select * exclude (generation, thin, newest) replace (host::varchar as host)
+select * exclude (generation, newest) replace (host::varchar as host)
 from (
     select
         *,

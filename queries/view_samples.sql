@@ -4,8 +4,7 @@
 -- Compacted files leave snapshot_id NULL where the host and taken_at name one snapshot of
 -- that generation (it cost more than the numbers in a day file); the join names it again.
 -- They also leave calls NULL where it is bytes / unit_bytes (a call site that allocates one
--- size): the division puts it back. unit_bytes is NULL elsewhere, and in hot files. thin
--- says which row groups hold a snapshot (allocsnap/store/thin.py), not part of a sample.
+-- size): the division puts it back. unit_bytes is NULL elsewhere, and in hot files.
 create or replace view samples as
 with
 
@@ -21,7 +20,7 @@ live as (
 
 select
     live.snapshot_id,
-    sample_files.* exclude (snapshot_id, generation, unit_bytes, thin) replace (
+    sample_files.* exclude (snapshot_id, generation, unit_bytes) replace (
         live.host as host,
         coalesce(
             sample_files.calls,

@@ -22,47 +22,29 @@ create or replace macro window_samples(
     ),
 
     -- each picked snapshot's newest generation: the one that holds its samples (the samples view's
-    -- live, for these snapshots), and whether that generation's file holds them in its thin row
-    -- groups (allocsnap/store/thin.py): true, false, or NULL when its row does not say (a hot
-    -- file, one written before thin row groups or rewritten by a merge)
+    -- live, for these snapshots)
     live as (
         select
             p.host,
             p.snapshot_id,
             p.taken_at,
-            max(f.generation) as generation,
-            arg_max(f.thin, f.generation) as thin
+            max(f.generation) as generation
         from picked as p
         inner join snapshot_files as f
             on f.host::varchar = p.host and p.snapshot_id = f.snapshot_id
         group by p.host, p.snapshot_id, p.taken_at
     ),
 
-    -- straight from the files, at the picked times only: the rows marked thin of the
-    -- snapshots whose row says thin or does not say, then the other rows of those whose row
-    -- says not thin or does not say. Each row is read once, and a thin snapshot's only from
-    -- the thin row groups, the others' only from the rest: the thin column's statistics skip
-    -- the others (a file without the column reads as NULL: not thin)
+    -- straight from the files, at the picked times only
     timed as materialized (
         select *
         from sample_files
-        where
-            thin and taken_at in (
-                select l.taken_at from live as l
-                where l.thin is not false
-            )
-        union all
-        select *
-        from sample_files
-        where thin is not true and taken_at in (
-            select l.taken_at from live as l
-            where l.thin is not true
-        )
+        where taken_at in (select p.taken_at from picked as p)
     )
 
     select
         live.snapshot_id,
-        timed.* exclude (snapshot_id, generation, unit_bytes, thin) replace (
+        timed.* exclude (snapshot_id, generation, unit_bytes) replace (
             live.host as host,
             coalesce(timed.calls, (timed.bytes // timed.unit_bytes)::ubigint) as calls
         )

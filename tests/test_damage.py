@@ -9,8 +9,6 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -32,19 +30,6 @@ def _fill(root: Path, n: int = 6) -> list[Snapshot]:
             source.read_dump(str(real("6.12", 1, i % 5))),
             host="vm1",
             at=T0 + i * timedelta(minutes=2),
-        )
-        for i in range(n)
-    ]
-    writer = writing.Writer(root)
-    for s in snaps:
-        writer.add(s)
-    return snaps
-
-
-def _fill_every(root: Path, step: timedelta, n: int) -> list[Snapshot]:
-    snaps = [
-        capture.snapshot(
-            source.read_dump(str(real("6.12", 1, i % 5))), host="vm1", at=T0 + i * step
         )
         for i in range(n)
     ]
@@ -263,39 +248,3 @@ def test_library_readers_raise_store_damaged(tmp_path: Path, flip: str) -> None:
     with reading.skipping_damaged(), pytest.warns(DamagedSkipped, match=str(damaged)):
         first = analysis.load("first", root)
     assert first.meta.snapshot_id == snaps[1].meta.snapshot_id
-
-
-def test_a_compacted_file_damaged_in_its_thin_row_groups_is_named_by_leaks(
-    tmp_path: Path,
-) -> None:
-    # GIVEN a compacted day of snapshots 30 s apart (one in four thin), its bytes flipped in
-    # every row group, the thin ones (which leaks reads) among them
-    root = tmp_path / "store"
-    _fill_every(root, timedelta(seconds=30), 24)
-    compaction.compact(root, T0 + timedelta(days=1), grace_s=0)
-    (damaged,) = (root / "samples" / PART).glob("day-g*.parquet")
-    groups = pq.read_table(damaged, columns=["thin"])["thin"].to_pylist()
-    assert groups[0] and not groups[-1]
-    _flip_column(damaged, "bytes", count=64)
-
-    # WHEN leaks and top read the window, THEN they name the file
-    _says_damaged(_cli("leaks", "--store", str(root)), damaged)
-    _says_damaged(_cli("top", "--store", str(root)), damaged)
-
-
-def test_a_thin_snapshot_whose_rows_lost_their_mark_is_named_not_read_short(
-    tmp_path: Path,
-) -> None:
-    # GIVEN a compacted day whose first snapshot (thin: its row says so) has its rows marked
-    # not thin in the samples file: a reader of thin row groups would find none of them
-    root = tmp_path / "store"
-    snaps = _fill_every(root, timedelta(seconds=30), 24)
-    compaction.compact(root, T0 + timedelta(days=1), grace_s=0)
-    (damaged,) = (root / "samples" / PART).glob("day-g*.parquet")
-    table = pq.read_table(damaged)
-    first = pc.equal(table["taken_at"], pa.scalar(snaps[0].meta.taken_at, table["taken_at"].type))
-    marks = pc.and_not(table["thin"], first)
-    pq.write_table(table.set_column(table.schema.get_field_index("thin"), "thin", marks), damaged)
-
-    # WHEN leaks reads the window, THEN the file is named rather than a series cut short
-    _says_damaged(_cli("leaks", "--store", str(root)), damaged)

@@ -82,20 +82,6 @@ def consistent(root: Path) -> int:
     return int(count)
 
 
-def window_read(root: Path) -> dict[str, list[tuple[int, int]]]:
-    """Return per host the (rows, bytes) of each snapshot as the window analyses read them
-    (window_samples, every snapshot), sorted."""
-    with allocsnap.open(root) as db:
-        rows = db.sql(
-            "select host, count(*) as n, sum(bytes)::bigint as b "
-            "from window_samples(null, null, null, null, null, null) group by host, snapshot_id"
-        ).fetchall()
-    out: dict[str, list[tuple[int, int]]] = {}
-    for host, n, b in rows:
-        out.setdefault(host, []).append((n, b))
-    return {host: sorted(v) for host, v in out.items()}
-
-
 def listing(root: Path) -> dict[str, tuple[int, int]]:
     """Return every file of a store with its size and mtime."""
     return {
@@ -186,12 +172,9 @@ def test_a_source_compacted_since_the_last_merge_adds_only_its_new_snapshots(
     assert [p.name for p in src.glob("snapshots/*/*/*.parquet")] == ["h09-g1.parquet"]
     # WHEN merged again
     summary = merge.merge([src], dest)
-    # THEN the two new snapshots arrive, written apart from the three already there, and a
-    # window analysis reads them whole as the samples view does (the rewritten file keeps no
-    # thin marks of the compacted one: its snapshots rows have none)
+    # THEN the two new snapshots arrive, written apart from the three already there
     assert (summary.snapshots_new, summary.snapshots_present, summary.rewritten) == (2, 3, 1)
     assert stored(dest) == expected({"web1": dumps})
-    assert window_read(dest) == expected({"web1": dumps})
     # AND the destination compacts without counting a snapshot twice
     compaction.compact(dest, now=T0 + timedelta(days=2), grace_s=0)
     assert stored(dest) == expected({"web1": dumps})

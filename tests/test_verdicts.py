@@ -47,29 +47,19 @@ def z_of(xs: list[int]) -> float:
     return (s - (s > 0) + (s < 0)) / math.sqrt(var) if var > 0 else 0.0
 
 
-def picked(indices: list[int], every_minutes: int = 1) -> list[int]:
-    """Return the dumps ``leaks`` reads of a window: one of each of MAX_POINTS - 1 equal time
-    buckets, and the last alone in the last bucket (every one when there are no more than
-    MAX_POINTS). When the buckets are two minutes wide or more, a bucket's is its first dump
-    that is the first of the window's dumps in its two-minute slot, or its first when none is;
-    else its first. Dump i is taken i × ``every_minutes`` after a time on the hour
-    (REAL_START, T0), so its slot is i × every_minutes // 2."""
+def picked(indices: list[int]) -> list[int]:
+    """Return the dumps ``leaks`` reads of a window: the first of each of MAX_POINTS - 1 equal
+    time buckets, and the last alone in the last bucket (every one when there are no more than
+    MAX_POINTS)."""
     first, last = indices[0], indices[-1]
     span = max(last - first, 1)
-    by_slot = (last - first) * every_minutes >= 2 * (MAX_POINTS - 1)
-    slots_seen: set[int] = set()
-    slot_first = {}
+    out, seen = [], set()
     for i in indices:
-        slot = i * every_minutes // 2
-        slot_first[i] = by_slot and slot not in slots_seen
-        slots_seen.add(slot)
-    buckets: dict[int, list[int]] = {}
-    for i in indices:
-        buckets.setdefault((i - first) * (MAX_POINTS - 1) // span, []).append(i)
-    return [
-        next((i for i in members if slot_first[i]), members[0])
-        for _, members in sorted(buckets.items())
-    ]
+        bucket = (i - first) * (MAX_POINTS - 1) // span
+        if bucket not in seen:
+            seen.add(bucket)
+            out.append(i)
+    return out
 
 
 WINDOWS = {  # name: (dumps in the window, the --since and --until that select them)
@@ -372,7 +362,7 @@ def test_a_staircase_whose_theil_sen_slope_sits_on_its_flat_runs_clears_the_rate
         (4 << 20) + (112 << 10) * sum(i >= s for s in steps) + rng.randint(0, 2 << 10)
         for i in range(120)
     ]
-    read = picked(list(range(120)), every_minutes=3)  # what leaks reads (at most MAX_POINTS)
+    read = picked(list(range(120)))  # what leaks reads of them (at most MAX_POINTS)
     slope = theil_sen([i * 3 / 60 for i in read], [values[i] for i in read])
     assert slope < analysis.LeakSettings.min_rate <= (values[-1] - values[0]) / (119 * 3 / 60)
     # WHEN

@@ -2,9 +2,7 @@
 
 Compaction rewrites every file of a closed hour (then of a closed day) into one samples file
 sorted by (tag_id, occurrence, taken_at) and one snapshots file, both one ``generation`` above
-their inputs. The samples file holds its thin snapshots (allocsnap/store/thin.py) in row
-groups of their own, ahead of the rest, and both files say which snapshots are thin. The
-snapshots file is renamed into place last: from that instant the views read
+their inputs. The snapshots file is renamed into place last: from that instant the views read
 the new generation, and the inputs are garbage, deleted at once or by ``recover`` after a crash.
 Inputs are merged a tag range at a time, so memory stays bounded whatever the hour's size.
 All of it runs under the store's writer lock (docs/recorder.md).
@@ -57,14 +55,12 @@ from allocsnap.store.layout import (
     read_marker,
 )
 from allocsnap.store.locks import writer_lock
-from allocsnap.store.thin import THIN, thin_mask
 from allocsnap.store.unit_coding import COMPACT_SAMPLE_SCHEMA, UNIT, with_units, without_units
 
 GRID = 64  # tag_id space cut into equal ranges; a compacted row group holds whole cells
 BATCH = 48  # small inputs merged per temp file before the final merge
 CHUNK_ROWS = 200_000  # rows merged in memory at once: bounds compaction's memory
 _GENERATION = pa.field("generation", pa.int32(), nullable=False)
-_MAYBE_THIN = pa.field(THIN.name, pa.bool_())  # NULL in the rows of hot files and older ones
 _TIME = pa.timestamp("us", tz="UTC")
 _SORT = [("tag_id", "ascending"), ("occurrence", "ascending"), ("taken_at", "ascending")]
 # bytes repeat from one snapshot to the next: plain values let zstd see the repeats (smaller
@@ -93,7 +89,7 @@ _COMPACT_OPTIONS: dict[str, Any] = {
     "column_encoding": {"bytes": "PLAIN", "calls": "PLAIN", "taken_at": "DELTA_BINARY_PACKED"},
     "data_page_size": 8 << 20,
     "max_rows_per_page": 100_000,
-    "write_statistics": ["tag_id", "taken_at", "snapshot_id", "thin"],
+    "write_statistics": ["tag_id", "taken_at", "snapshot_id"],
     "store_schema": False,  # Parquet's own types read back the same (the hot files do this)
 }
 # A compacted snapshots file: a few hundred rows of mostly distinct or empty values, where
@@ -213,7 +209,7 @@ def _merge_unit(
     members: list[SnapshotsFile], inputs: list[Path], merged: Path, generation: int, root: Path
 ) -> tuple[int, pa.Table, int]:
     """Merge the members' samples into ``merged``; return the inputs' size, the members'
-    snapshots rows at ``generation`` (each marked thin or not), and the merged file's size."""
+    snapshots rows at ``generation``, and the merged file's size."""
     missing = [p for p in inputs if not p.is_file()]
     if missing:
         raise StoreError(f"{missing[0]} is missing: {REPAIR}")
@@ -223,79 +219,20 @@ def _merge_unit(
     parts = []
     for f in members:
         try:
-            parts.append(pq.read_table(f.path, schema=STORE_SNAPSHOT_SCHEMA.append(_MAYBE_THIN)))
+            parts.append(pq.read_table(f.path, schema=STORE_SNAPSHOT_SCHEMA))
         except pa.ArrowException as e:
             raise StoreError(f"cannot read {f.path}: {unreadable(e, f.path)}; {REPAIR}") from e
     names = [_Names.of(part) for part in parts]
     rows = pa.concat_tables(parts)
-    thin = thin_mask(rows["taken_at"], rows["snapshot_id"])
-    split = _Split.of(parts, thin)
     after = _merge_samples(
-        inputs, merged, generation, names=names, shared=_shared_times(rows), split=split, root=root
+        inputs, merged, generation, names=names, shared=_shared_times(rows), root=root
     )
-    rows = (
-        rows.drop_columns([THIN.name])
-        .set_column(
-            rows.schema.get_field_index("generation"),
-            _GENERATION,
-            pa.array(np.full(rows.num_rows, generation, dtype=np.int32)),
-        )
-        .append_column(THIN, pa.array(thin))
-        .sort_by([("taken_at", "ascending"), ("snapshot_id", "ascending")])
-    )
+    rows = rows.set_column(
+        rows.schema.get_field_index("generation"),
+        _GENERATION,
+        pa.array(np.full(rows.num_rows, generation, dtype=np.int32)),
+    ).sort_by([("taken_at", "ascending"), ("snapshot_id", "ascending")])
     return before, rows, after
-
-
-@dataclass(frozen=True)
-class _Split:
-    """Which rows of a unit's inputs go to its thin row groups, and which inputs to read for
-    each part: a hot file is one snapshot, so the thin part reads about one in twelve; a
-    compacted input is read in both, each time its row groups of that part only, when its own
-    ``thin`` column marks the snapshots as this unit does."""
-
-    thin_ids: pa.Array  # the ids of the unit's thin snapshots
-    rows: dict[bool, int]  # samples rows, thin (True) and the rest (False)
-    holds: list[frozenset[bool]]  # per input: the parts it has rows of
-    marked: list[bool]  # per input: its thin column marks its snapshots as this unit does
-
-    @classmethod
-    def of(cls, parts: list[pa.Table], thin: np.ndarray[Any, Any]) -> _Split:
-        holds, marked = [], []
-        start = 0
-        for part in parts:
-            mine = thin[start : start + part.num_rows]
-            start += part.num_rows
-            holds.append(frozenset(bool(v) for v in np.unique(mine)))
-            flags = part[THIN.name]
-            marked.append(flags.null_count == 0 and bool(np.all(flags.to_numpy() == mine)))
-        rows = pa.concat_tables(parts)
-        counts = rows["rows"].to_numpy()
-        ids = rows["snapshot_id"].filter(pa.array(thin)).combine_chunks()
-        return cls(
-            thin_ids=ids,
-            rows={True: int(counts[thin].sum()), False: int(counts[~thin].sum())},
-            holds=holds,
-            marked=marked,
-        )
-
-    def batch_of(self, inputs: list[int]) -> _Split:
-        """Return the split of these inputs, merged into one temp file."""
-        return _Split(
-            self.thin_ids,
-            self.rows,
-            [self.holds[i] for i in inputs],
-            [self.marked[i] for i in inputs],
-        )
-
-    def merged(self, parts: list[_Split]) -> _Split:
-        """Return the split of temp files, one per batch: each holds what its inputs did."""
-        holds = [frozenset[bool]().union(*p.holds) for p in parts]
-        return _Split(self.thin_ids, self.rows, holds, [False] * len(parts))
-
-    def order(self) -> list[int]:
-        """Return the inputs' order for batching: those of thin snapshots only first, so that
-        few temp files hold both parts."""
-        return sorted(range(len(self.holds)), key=lambda i: (self.holds[i] != {True}, i))
 
 
 def _upgrade_marker(root: Path) -> None:
@@ -372,31 +309,20 @@ def _merge_samples(
     *,
     names: list[_Names] | None = None,
     shared: pa.Array | None = None,
-    split: _Split | None = None,
     root: Path | None = None,
 ) -> int:
     """Merge samples files (each sorted by tag) into one sorted temp file; return its size.
 
     ``names`` (one per input) name the rows whose ``snapshot_id`` an input left NULL. The
     final file (``options`` None) leaves it NULL again except at the ``shared`` times, those
-    of more than one snapshot; temp files keep every id. With a ``split``, the final file
-    holds the unit's thin snapshots first, in row groups of their own, then the rest.
+    of more than one snapshot; temp files keep every id.
 
     Many small inputs (an hour of hot files) are merged in batches into temp files first, so
-    that each is read once rather than once per tag range; inputs of thin snapshots only are
-    batched together, so the thin part reads few of the temp files.
+    that each is read once rather than once per tag range.
     """
     final = options is None
     shared = shared if shared is not None else pa.array([], _TIME)
     if len(inputs) > BATCH:
-        order = split.order() if split else list(range(len(inputs)))
-        inputs = [inputs[i] for i in order]
-        names = [names[i] for i in order] if names else None
-        batches = (
-            [split.batch_of(order[i : i + BATCH]) for i in range(0, len(inputs), BATCH)]
-            if split
-            else []
-        )
         parts: list[Path] = []
         try:
             for i in range(0, len(inputs), BATCH):
@@ -410,45 +336,33 @@ def _merge_samples(
                 )
                 parts.append(part)
             # the parts carry every id
-            merged = split.merged(batches) if split else None
-            return _merge_samples(
-                parts, out, generation, options, shared=shared, split=merged, root=root
-            )
+            return _merge_samples(parts, out, generation, options, shared=shared, root=root)
         finally:
             for part in parts:
                 discard(part)
     edges = [-(2**63) + i * (2**64 // GRID) for i in range(GRID)] + [2**63]
     total = sum(_input_metadata(p).num_rows for p in inputs)
-    # thin rows first, then the rest; a temp file (or a unit without a split) in one sweep
-    sweeps: list[bool | None] = [True, False] if final and split else [None]
+    per_pass = max(1, int(CHUNK_ROWS / max(total / GRID, 1)))
     try:
         settings = options or _COMPACT_OPTIONS
-        schema = COMPACT_SAMPLE_SCHEMA.append(THIN) if final else STORE_SAMPLE_SCHEMA
+        schema = COMPACT_SAMPLE_SCHEMA if final else STORE_SAMPLE_SCHEMA
         # created O_EXCL and never through a symlink, in folders checked from ``root`` down
         with create_file(out, root) as f:
             with pq.ParquetWriter(f, schema, **settings) as writer:
-                for thin in sweeps:
-                    rows = total if thin is None or split is None else split.rows[thin]
-                    per_pass = max(1, int(CHUNK_ROWS / max(rows / GRID, 1)))
-                    for start in range(0, GRID, per_pass):
-                        stop = min(start + per_pass, GRID)
-                        chunk = _read_range(
-                            inputs, edges[start], edges[stop], names, split=split, thin=thin
-                        )
-                        chunk = chunk.sort_by(_SORT).set_column(
-                            chunk.schema.get_field_index("generation"),
-                            _GENERATION,
-                            pa.array(np.full(chunk.num_rows, generation, dtype=np.int32)),
-                        )
-                        if final:
-                            chunk = with_units(_unnamed(chunk, shared)).append_column(
-                                THIN, pa.array(np.full(chunk.num_rows, bool(thin)))
-                            )
-                        # One row group per pass, whole grid cells: a row group per cell cost
-                        # 0.1 B per row in footers and dictionaries on a small real series
-                        # (docs/recorder.md).
-                        if chunk.num_rows:
-                            writer.write_table(chunk, row_group_size=chunk.num_rows)
+                for start in range(0, GRID, per_pass):
+                    stop = min(start + per_pass, GRID)
+                    chunk = _read_range(inputs, edges[start], edges[stop], names)
+                    chunk = chunk.sort_by(_SORT).set_column(
+                        chunk.schema.get_field_index("generation"),
+                        _GENERATION,
+                        pa.array(np.full(chunk.num_rows, generation, dtype=np.int32)),
+                    )
+                    if final:
+                        chunk = with_units(_unnamed(chunk, shared))
+                    # One row group per pass, whole grid cells: a row group per cell cost 0.1 B per
+                    # row in footers and dictionaries on a small real series (docs/recorder.md).
+                    if chunk.num_rows:
+                        writer.write_table(chunk, row_group_size=chunk.num_rows)
             f.flush()
             os.fsync(f.fileno())
             size = f.tell()
@@ -459,34 +373,19 @@ def _merge_samples(
 
 
 def _read_range(
-    inputs: list[Path],
-    lo: int,
-    hi: int,
-    names: list[_Names] | None = None,
-    *,
-    split: _Split | None = None,
-    thin: bool | None = None,
+    inputs: list[Path], lo: int, hi: int, names: list[_Names] | None = None
 ) -> pa.Table:
-    """Return the rows with lo <= tag_id < hi of every input (each sorted by tag_id); with
-    ``thin`` True or False, only those of the ``split``'s thin snapshots, or of the rest."""
+    """Return the rows with lo <= tag_id < hi of every input (each sorted by tag_id)."""
     parts = []
     for i, path in enumerate(inputs):
-        if split is not None and thin is not None and thin not in split.holds[i]:
-            continue
-        marked = thin if split is not None and split.marked[i] else None
         # opened per range: hundreds of open readers would keep hundreds of buffers alive
         try:
             with pq.ParquetFile(path) as reader:
-                part = _read_part(reader, lo, hi, marked)
+                part = _read_part(reader, lo, hi)
         except pa.ArrowException as e:
             raise StoreError(f"cannot read {path}: {unreadable(e, path)}; {REPAIR}") from e
-        if part is None:
-            continue
-        part = names[i].fill(part) if names else part
-        if split is not None and thin is not None:
-            is_thin = pc.is_in(part["snapshot_id"], value_set=split.thin_ids)
-            part = part.filter(is_thin if thin else pc.invert(is_thin))
-        parts.append(part)
+        if part is not None:
+            parts.append(names[i].fill(part) if names else part)
     if not parts:
         return STORE_SAMPLE_SCHEMA.empty_table()
     return pa.concat_tables(parts).combine_chunks()
@@ -499,68 +398,37 @@ def _input_metadata(path: Path) -> pq.FileMetaData:
         raise StoreError(f"cannot read {path}: {unreadable(e, path)}; {REPAIR}") from e
 
 
-def _read_part(
-    reader: pq.ParquetFile, lo: int, hi: int, thin: bool | None = None
-) -> pa.Table | None:
-    """Return an input's rows with lo <= tag_id < hi, from the row groups whose statistics
-    say they may hold some; with ``thin``, from its thin row groups only, or the others."""
+def _read_part(reader: pq.ParquetFile, lo: int, hi: int) -> pa.Table | None:
     meta = reader.metadata
     column = meta.schema.names.index("tag_id")
-    flag = meta.schema.names.index(THIN.name) if THIN.name in meta.schema.names else None
     groups = []
     for i in range(meta.num_row_groups):
         stats = meta.row_group(i).column(column).statistics
-        if stats is not None and stats.has_min_max and not (stats.min < hi and stats.max >= lo):
-            continue
-        if thin is not None and flag is not None:
-            marks = meta.row_group(i).column(flag).statistics
-            if marks is not None and marks.has_min_max and marks.min == marks.max != thin:
-                continue
-        groups.append(i)
+        if stats is None or not stats.has_min_max or (stats.min < hi and stats.max >= lo):
+            groups.append(i)
     if not groups:
         return None
     columns = list(STORE_SAMPLE_COLUMNS)
     if UNIT.name in meta.schema.names:  # a compacted file: calls where unit_bytes is NULL
         columns.append(UNIT.name)
     table = reader.read_row_groups(groups, columns=columns, use_threads=False)
-    tags = table["tag_id"].to_numpy()
-    if flag is None:
-        a, b = _bounds(tags, lo, hi)
-        if b <= a:
-            return None
-        # take() copies the range, so the rest of the row group is freed at once
-        kept = table.take(pa.array(np.arange(a, b)))
-    else:
-        # thin row groups, then the rest: each part sorted by tag, not the two together
-        kept = table.filter(pa.array((tags >= lo) & (tags < hi) if hi < 2**63 else tags >= lo))
-        if kept.num_rows == 0:
-            return None
-    return without_units(kept).cast(STORE_SAMPLE_SCHEMA)
+    a, b = _bounds(table["tag_id"].to_numpy(), lo, hi)
+    if b <= a:
+        return None
+    # take() copies the range, so the rest of the row group is freed at once
+    return without_units(table.take(pa.array(np.arange(a, b)))).cast(STORE_SAMPLE_SCHEMA)
 
 
 def write_compacted(table: pa.Table, path: Path, row_group_rows: int = 1 << 20) -> None:
-    """Write samples in the compacted layout: the thin snapshots' rows first, then the rest,
-    each sorted by (tag_id, occurrence, taken_at) in row groups of their own, with
+    """Write samples sorted by (tag_id, occurrence, taken_at) in the compacted layout, with
     ``snapshot_id`` NULL where ``taken_at`` alone names the snapshot, as compaction leaves it.
-    Their snapshots rows get the same ``thin`` marks from ``thin.thin_mask``.
 
     For tools that build a store's files directly (bench/generate.py); no temp file, no fsync.
     """
-    table = table.cast(STORE_SAMPLE_SCHEMA)
+    table = with_units(table.cast(STORE_SAMPLE_SCHEMA))
     snapshots = table.group_by(["snapshot_id", "taken_at"]).aggregate([])
-    thin_ids = snapshots["snapshot_id"].filter(
-        pa.array(thin_mask(snapshots["taken_at"], snapshots["snapshot_id"]))
-    )
-    is_thin = pc.is_in(table["snapshot_id"], value_set=thin_ids)
-    shared = _shared_times(snapshots)
-    schema = COMPACT_SAMPLE_SCHEMA.append(THIN)
-    with pq.ParquetWriter(path, schema, **_COMPACT_OPTIONS) as writer:
-        for thin in (True, False):
-            part = table.filter(is_thin if thin else pc.invert(is_thin)).sort_by(_SORT)
-            part = with_units(_unnamed(part, shared))
-            part = part.append_column(THIN, pa.array(np.full(part.num_rows, thin)))
-            if part.num_rows:
-                writer.write_table(part, row_group_size=row_group_rows)
+    table = _unnamed(table, _shared_times(snapshots))
+    pq.write_table(table, path, row_group_size=row_group_rows, **_COMPACT_OPTIONS)
 
 
 def _bounds(tags: np.ndarray[Any, Any], lo: int, hi: int) -> tuple[int, int]:

@@ -31,7 +31,6 @@ import pyarrow.parquet as pq
 
 from allocsnap.errors import MergeConflict, StoreError, StoreNotFound, UsageError
 from allocsnap.store import durable, generations, layout, locks
-from allocsnap.store.thin import THIN
 
 _WRITE_OPTIONS: dict[str, Any] = {"compression": "zstd", "write_statistics": True}
 _BATCH_ROWS = 200_000  # rows of a rewritten samples file held in memory at once
@@ -436,8 +435,6 @@ def _rewrite(action: _Rewrite, root: Path | None = None) -> None:
 
     Compacted samples files leave ``snapshot_id`` NULL where ``taken_at`` names the file's one
     snapshot at that time; such a row belongs to a kept snapshot when its time is a kept one.
-    Their ``thin`` marks are left out, as the snapshots rows leave them: the new file is read
-    as a hot one (allocsnap/store/thin.py), and compaction marks its snapshots again.
     """
     ids = action.rows["snapshot_id"]
     times = action.rows["taken_at"]
@@ -448,22 +445,20 @@ def _rewrite(action: _Rewrite, root: Path | None = None) -> None:
             durable.open_read(action.samples) as read,
             pq.ParquetFile(read) as source,
             durable.create_file(tmp, root) as out,
+            pq.ParquetWriter(out, source.schema_arrow, **_WRITE_OPTIONS) as writer,
         ):
-            columns = [n for n in source.schema_arrow.names if n != THIN.name]
-            schema = pa.schema([source.schema_arrow.field(n) for n in columns])
-            with pq.ParquetWriter(out, schema, **_WRITE_OPTIONS) as writer:
-                for batch in source.iter_batches(batch_size=_BATCH_ROWS, columns=columns):
-                    sid = batch.column("snapshot_id")
-                    if pa.types.is_dictionary(sid.type):
-                        sid = sid.cast(pa.string())
-                    keep = pc.if_else(
-                        pc.is_null(sid),
-                        pc.is_in(batch.column("taken_at"), value_set=times),
-                        pc.is_in(sid, value_set=ids),
-                    )
-                    kept = batch.filter(keep)
-                    if kept.num_rows:
-                        writer.write_batch(kept)
+            for batch in source.iter_batches(batch_size=_BATCH_ROWS):
+                sid = batch.column("snapshot_id")
+                if pa.types.is_dictionary(sid.type):
+                    sid = sid.cast(pa.string())
+                keep = pc.if_else(
+                    pc.is_null(sid),
+                    pc.is_in(batch.column("taken_at"), value_set=times),
+                    pc.is_in(sid, value_set=ids),
+                )
+                kept = batch.filter(keep)
+                if kept.num_rows:
+                    writer.write_batch(kept)
         durable.fsync(tmp)
         durable.replace(tmp, target, root)
     except (OSError, pa.ArrowException) as e:

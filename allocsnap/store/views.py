@@ -182,14 +182,10 @@ def _register_files(con: duckdb.DuckDBPyConnection, files: StoreFiles) -> list[l
     if files.filesystem is not None:
         paths = _through_filesystem(con, files, paths)
     snapshots = con.read_parquet(paths[0], hive_partitioning=True, union_by_name=True)
-    if "thin" not in snapshots.columns:  # no compacted file marks its thin snapshots (yet)
-        snapshots = snapshots.project("*, null::boolean as thin")
     snapshots.create_view("snapshot_files")
     samples = con.read_parquet(paths[1], hive_partitioning=True, union_by_name=True)
     if "unit_bytes" not in samples.columns:  # no compacted file of schema 3 (yet): none coded
         samples = samples.project("*, null::bigint as unit_bytes")
-    if "thin" not in samples.columns:
-        samples = samples.project("*, null::boolean as thin")
     samples.create_view("sample_files")
     con.read_parquet(paths[2], union_by_name=True).create_view("tag_files")
     return paths

@@ -1,8 +1,6 @@
 -- Leaks, stage 0 (three times): the snapshots that leaks reads, at most :max_points per epoch,
--- evenly spaced in time (one of each of :max_points equal time buckets: in an epoch whose
--- buckets are two minutes wide or more, its first that is the first of its two-minute slot in
--- the epoch where it has one, else its first; the epoch's first and last snapshots included),
--- numbered by idx within their epoch. Run over window_snapshots
+-- evenly spaced in time (the first of each of :max_points equal time buckets; the epoch's first
+-- and last snapshots included), numbered by idx within their epoch. Run over window_snapshots
 -- for the window (leak_picked), over store_snapshots, the same hosts' whole store, for the
 -- rest of each epoch after a window that ends before it (leak_later_picked, stage 6), and over
 -- earlier_snapshots, the look-back before a window that starts after its epochs
@@ -35,13 +33,7 @@ counting_snapshots as (
         taken_at,
         host,
         date,
-        epoch,
-        -- the first of its two-minute slot in the epoch (the thin snapshots of
-        -- queries/view_window_snapshots_picked.sql)
-        row_number() over (
-            partition by epoch, unix_micros(taken_at) div 120000000
-            order by taken_at, snapshot_id
-        ) = 1 as slot_first
+        epoch
     from chosen
     where counting
 ),
@@ -50,16 +42,13 @@ epoch_spans as (
     select
         epoch,
         min(taken_at) as first_at,
-        max(taken_at) as last_at,
-        -- buckets at least a slot wide: pick slot_first snapshots
-        unix_micros(max(taken_at)) - unix_micros(min(taken_at))
-        >= cast(120000000 as bigint) * (:max_points - 1) as by_slot
+        max(taken_at) as last_at
     from counting_snapshots
     group by epoch
 ),
 
--- one snapshot of each of :max_points equal time buckets per epoch, its first preferred one
--- where it has one (the epoch's first and last snapshots included)
+-- the first snapshot of each of :max_points equal time buckets per epoch (the epoch's first
+-- and last snapshots included)
 bucketed as (
     select
         c.snapshot_id,
@@ -67,7 +56,6 @@ bucketed as (
         c.host,
         c.date,
         c.epoch,
-        e.by_slot and c.slot_first as preferred,
         -- in whole numbers: in doubles, n evenly spaced snapshots (n <= :max_points) can put
         -- two in one bucket
         cast(unix_micros(c.taken_at) - unix_micros(e.first_at) as decimal(38, 0))
@@ -88,7 +76,7 @@ first_in_bucket as (
         select
             *,
             row_number() over (
-                partition by epoch, bucket order by not preferred, taken_at, snapshot_id
+                partition by epoch, bucket order by taken_at, snapshot_id
             ) as in_bucket
         from bucketed
     ) as numbered

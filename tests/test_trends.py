@@ -199,6 +199,28 @@ def test_generated_leaks_are_found_and_decoys_are_not(tmp_path: Path) -> None:
     assert not decoys & {"step", "sawtooth", "hump", "noise", "churn", "steady", "module"}
 
 
+def test_a_z_that_rounds_to_zero_is_said_as_0_0_as_the_spark_port_says_it(
+    tmp_path: Path,
+) -> None:
+    # GIVEN the small generated store read at 80 points, where a call site that grew past the
+    # floor has a Mann–Kendall S just below 0
+    generate(tmp_path / "store", SMALL)
+    settings = analysis.LeakSettings(max_points=80)
+    # WHEN
+    result = analysis.leaks(tmp_path / "store", settings=settings, top_n=0)
+    # THEN a z under 0.05 either way is written 0.0 (DuckDB's printf wrote -0.0 for -0.002,
+    # Spark's port 0.0), judged from the row's own S and variance
+    near_zero = [
+        r
+        for r in result.others.to_pylist()
+        if r["verdict"] == "no significant trend"
+        and abs((r["mk_s"] - math.copysign(1, r["mk_s"])) / math.sqrt(r["mk_var"])) < 0.05
+    ]
+    assert any(r["mk_s"] < 0 for r in near_zero)
+    for r in near_zero:
+        assert "Mann–Kendall z=0.0 over" in r["reason"], r["reason"]
+
+
 @pytest.mark.slow
 def test_leaks_says_the_same_bytes_however_many_threads_duckdb_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

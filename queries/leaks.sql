@@ -916,7 +916,7 @@ judged as (
                 then printf(
                     'KPSS η=%.2f but its steps are independent (lag-1 correlation %.2f; '
                     || 'stationary noise gives about -0.5)',
-                    k.kpss, s.step_lag1
+                    k.kpss, shown(s.step_lag1, 2)
                 )
             else printf('KPSS η=%.2f, residuals not bounded', k.kpss)
         end as unbounded,
@@ -1077,9 +1077,7 @@ select
         when verdict = 'no significant trend'
             then printf(
                 'no significant trend: Mann–Kendall z=%.1f over %d points, confidence %.1f%%',
-                -- a z that rounds to zero is shown as 0.0: DuckDB's printf writes -0.0 for
-                -- -0.01, where the Spark port (bround) writes 0.0
-                round(mk_z, 1) + 0.0, n, 100 * confidence
+                shown(mk_z, 1), n, 100 * confidence
             )
         when verdict = 'slope below floor'
             then printf('slope below floor: Theil–Sen %.0f bytes/hour', bytes_per_hour)
@@ -1101,8 +1099,8 @@ select
                 'drifts (random walk): %s, steps neither jumps (%.0f%% of growth) nor jitter '
                 || '(lag-1 correlation %.2f) nor skewed up (skewness %.2f, z=%.1f); '
                 || 'Mann–Kendall z=%.1f',
-                unbounded, 100 * jump_share, step_lag1, coalesce(step_skew, 0),
-                coalesce(step_skew_z, 0), mk_z
+                unbounded, 100 * jump_share, shown(step_lag1, 2), shown(coalesce(step_skew, 0), 2),
+                shown(coalesce(step_skew_z, 0), 1), mk_z
             )
         when verdict = 'too few steps to tell'
             then printf(
@@ -1128,7 +1126,7 @@ select
                 mk_z, n, kpss,
                 case
                     when step_lag1 is null then 'equal steps'
-                    else printf('steps'' lag-1 correlation %.2f', step_lag1)
+                    else printf('steps'' lag-1 correlation %.2f', shown(step_lag1, 2))
                 end,
                 case when hours < $short_hours then printf('; short: %.1f h', hours) else '' end
             )
@@ -1140,8 +1138,10 @@ select
                 when jump_share >= $min_jump_share
                     then printf('%.0f%% of growth in jumps', 100 * jump_share)
                 when step_lag1 <= $max_step_lag1
-                    then printf('jitter between them: lag-1 correlation %.2f', step_lag1)
-                else printf('skewed up: skewness %.2f, z=%.1f', step_skew, step_skew_z)
+                    then printf('jitter between them: lag-1 correlation %.2f', shown(step_lag1, 2))
+                else printf(
+                    'skewed up: skewness %.2f, z=%.1f', shown(step_skew, 2), shown(step_skew_z, 1)
+                )
             end,
             100 * fall_share, mk_z,
             case

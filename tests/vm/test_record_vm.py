@@ -53,9 +53,14 @@ def guest(tmp_path_factory: pytest.TempPathFactory) -> Path:
         [
             f"STORE={out}/store",
             WAIT_FOR,
-            "mkdir -p /dev/shm/leak",
-            # the leak: 1 MiB more in tmpfs every half second, never freed
-            "(i=0; while :; do dd if=/dev/zero of=/dev/shm/leak/$i bs=1M count=1 2>/dev/null;"
+            # a tmpfs of its own, large enough that the leak never fills it on a slow machine
+            "mkdir -p /dev/shm/leak && mount -t tmpfs -o size=2G leak /dev/shm/leak",
+            # the leak: 3 MiB more in tmpfs every half second, never freed. It must outgrow the
+            # guest's other growth by a wide margin: the recorder's own memory (anonymous
+            # pages, mm/memory.c func:folio_prealloc) grows 20-25 MiB in its first seconds,
+            # and at 1 MiB a step the leak outgrew that by only 1.5x: a loaded CI machine,
+            # which starves the leak's loop of turns, once ranked the recorder's growth first.
+            "(i=0; while :; do dd if=/dev/zero of=/dev/shm/leak/$i bs=1M count=3 2>/dev/null;"
             " i=$((i+1)); sleep 0.5; done) &",
             # the guest's own account of it: time and bytes in tmpfs, every half second
             f"(while :; do echo $(date +%s.%N) $(du -sb /dev/shm/leak | cut -f1) >> {out}/leak.log;"
@@ -68,7 +73,9 @@ def guest(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "wait $REC",
         ]
     )
-    result = run_in_vm("7.3", ["--share", str(out)], ["sh", "-c", script], timeout=900)
+    result = run_in_vm(
+        "7.3", ["--share", str(out), "--mem", "4G"], ["sh", "-c", script], timeout=900
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return out
 
@@ -106,7 +113,7 @@ def test_profiling_off_is_recorded_and_splits_the_epochs(recorded: Path) -> None
 
 
 def test_the_tmpfs_leak_ranks_first(guest: Path, recorded: Path) -> None:
-    # GIVEN a guest that added 1 MiB of tmpfs pages every half second, and logged how much
+    # GIVEN a guest that added 3 MiB of tmpfs pages every half second, and logged how much
     lines = (guest / "leak.log").read_text().splitlines()
     log = [(float(t), int(b)) for t, b in (line.split() for line in lines)]
     # WHEN leaks runs on the host over the recording

@@ -243,7 +243,7 @@ def leaks(
         raise UsageError("--max-points must be at least 2 on Spark (every point is not offered)")
     bounds = window.params()
     run(spark, "window_snapshots", **bounds).createOrReplaceTempView("window_snapshots")
-    # the same hosts' whole store: the rest of each epoch after a window that ends before it
+    # the same hosts' whole store: the rest of each epoch's boot after it in the window
     whole = {k: (v if k == "host" else None) for k, v in bounds.items()}
     run(spark, "window_snapshots", **whole).createOrReplaceTempView("store_snapshots")
     # the look-back before a window that starts after its epochs (without --since, a start past
@@ -294,7 +294,6 @@ def leaks(
         "max_step_lag1": settings.max_step_lag1,
         "min_step_skew_z": settings.min_step_skew_z,
         "short_hours": settings.short_hours,
-        "until_given": window.until is not None,
         "since_given": window.since is not None,
     }
     for name, view in LEAK_STAGES:

@@ -5,9 +5,10 @@
 -- that grew past the floors is returned with its verdict ('leak', or why not) and a reason
 -- naming the test that decided: Mann–Kendall (rises?), Theil–Sen (how fast), KPSS on the
 -- residuals around the Theil–Sen line (bounded: a leak), and for the rest the falls, jumps
--- and effective steps (growth² / Σ rise² of the block medians) of a staircase. A window that
--- ends before its epoch does (--until) also reads the rest of the epoch: growth given back
--- there, later in the same boot, is not a leak. A series of $short_hours or more with a change
+-- and effective steps (growth² / Σ rise² of the block medians) of a staircase. A series whose
+-- boot goes on after it (a window that ends before its epoch does, --until, or a stretch of
+-- profiling off that ends its epoch) is followed there: growth given back later in the same
+-- boot is not a leak. A series of $short_hours or more with a change
 -- point (a free at once, with at least half of its points after it) is also judged from
 -- there; that part is said instead when it is a leak and the whole is not. A series whose
 -- steps in a window that starts after its epoch (--since) are too few to tell a staircase from
@@ -38,7 +39,7 @@
 -- $min_confidence  DOUBLE       Mann–Kendall confidence that the series increases
 -- $min_up_share    DOUBLE       share of steps that do not decrease
 -- $max_drawdown    DOUBLE       largest fall of the block medians, as a share of growth, inside
---                               the window or after it in the same epoch
+--                               the window or after it in the same boot
 -- $max_kpss        DOUBLE       KPSS statistic of residuals that stay bounded (0.216: 1% level)
 -- $max_wander_fall DOUBLE       largest fall of the block medians beyond their noise, as a
 --                               share of growth, of a staircase (a random walk falls back)
@@ -68,6 +69,7 @@ epoch_spans as (
     select
         epoch,
         any_value(host) as host,
+        any_value(boot) as boot,
         min(taken_at) as first_at,
         max(taken_at) as last_at,
         least($min_growth, $min_rate * epoch_us(max(taken_at) - min(taken_at)) / 3.6e9)
@@ -76,18 +78,20 @@ epoch_spans as (
     group by epoch
 ),
 
--- the rest of each epoch after a window that ends before it (--until): the snapshots after
--- the window's end among the $max_points picked over the whole epoch; none when the window is
--- open-ended (an epoch named otherwise in the whole store, after a window that starts past a
--- stretch of profiling off, is not followed)
+-- the rest of each epoch's boot after it: after a window that ends before the epoch does
+-- (--until), and after a stretch of profiling off that ends it. The snapshots of the same host
+-- and boot taken after the epoch's last one in the window, among the $max_points picked per
+-- epoch over the whole store, numbered from 1 under the window's epoch. Frees while profiling
+-- is off are not counted, so counters after it can only overstate what is still held: a fall
+-- there is growth given back (docs/analyses.md, step 4)
 later_picked as (
     select
         l.snapshot_id,
-        l.epoch,
-        row_number() over (partition by l.epoch order by l.taken_at, l.snapshot_id) as idx
+        e.epoch,
+        row_number() over (partition by e.epoch order by l.taken_at, l.snapshot_id) as idx
     from window_snapshots_picked($host, null, null, null, null, $max_points) as l
-    inner join epoch_spans as e on l.epoch = e.epoch and l.taken_at > e.last_at
-    where $until_at is not null or $until_back is not null
+    inner join epoch_spans as e
+        on l.host = e.host and l.boot = e.boot and l.taken_at > e.last_at
 ),
 
 -- the rest of each epoch before a window that starts after it (--since), back at most
@@ -183,13 +187,17 @@ tag_series as materialized (
                 $host, $since_at, $until_at, $since_back, $until_back, $max_points
             ) as w
         union all
+        -- and the later ones that are not among them (a later epoch's in the window are)
         select
             l.snapshot_id,
             l.tag_id,
             l.bytes,
             l.accurate
         from samples as l
-        semi join later_picked as r on l.snapshot_id = r.snapshot_id
+        semi join (
+            select r.snapshot_id from later_picked as r
+            anti join picked as w on r.snapshot_id = w.snapshot_id
+        ) as r on l.snapshot_id = r.snapshot_id
     ) as s
     inner join read_snapshots as p on s.snapshot_id = p.snapshot_id
     where $accurate is null or s.accurate = $accurate
@@ -678,7 +686,7 @@ tested_points as (
         on p.sid = s.sid and (s.shape_verdict is null or s.shape_verdict = 'too few points')
 ),
 
--- the judged series' groups in the rest of their epoch, after the window (--until)
+-- the judged series' groups in the rest of their boot, after their epoch in the window
 later_points as (
     select
         m.key,
@@ -885,7 +893,7 @@ judged as (
         jm.jumps / nullif(s.block_growth, 0) as jump_share,
         -- the skewness in units of its sd under symmetric steps, √(6 / steps) (D'Agostino)
         s.step_skew * sqrt(s.steps / 6.0) as step_skew_z,
-        -- how far below the window's last block median the rest of the epoch falls, beyond
+        -- how far below the window's last block median the rest of the boot falls, beyond
         -- 3 sds of the noise of its block medians, as a share of growth (NULL: nothing later)
         case
             when ll.key is not null
@@ -929,7 +937,7 @@ judged as (
                 s.bytes_per_hour < $min_rate
                 and (stationary or s.block_growth / greatest(s.hours, 1e-9) < $min_rate)
                 then 'slope below floor'
-            when later_fall_share > $max_drawdown then 'given back after the window'
+            when later_fall_share > $max_drawdown then 'given back later in the boot'
             when stationary then 'leak'
             when fall_share > $max_wander_fall then 'drifts (random walk)'
             when effective_steps < 1.5 then 'one or two steps'
@@ -947,7 +955,7 @@ judged as (
     left join kpss as k on s.sid = k.sid
     left join falls as f on s.sid = f.sid
     left join jumps as jm on s.sid = jm.sid
-    -- a series that reaches its window's end, in an epoch that goes on after it
+    -- a series that reaches its epoch's end in the window, in a boot that goes on after it
     left join later_low as ll
         on s.key = ll.key and s.epoch = ll.epoch and s.last_at = e.last_at
     -- the floors on growth, end to end or of the block medians
@@ -1081,11 +1089,11 @@ select
             )
         when verdict = 'slope below floor'
             then printf('slope below floor: Theil–Sen %.0f bytes/hour', bytes_per_hour)
-        when verdict = 'given back after the window'
+        when verdict = 'given back later in the boot'
             then printf(
-                'given back after the window: later in the same boot it falls %.0f%% of its '
-                || 'growth below its level at the window''s end, beyond its noise; '
-                || 'Mann–Kendall z=%.1f in the window',
+                'given back later in the boot: after its last point it falls %.0f%% of its '
+                || 'growth below its level there, beyond its noise; Mann–Kendall z=%.1f up to '
+                || 'there',
                 100 * later_fall_share, mk_z
             )
         when verdict = 'drifts (random walk)' and fall_share > $max_wander_fall

@@ -7,6 +7,7 @@
 -- release when the boot is unknown; a boot id that import inferred from the counters ends in
 -- '-inferred', and the epoch's name says so), between two stretches of vm.mem_profiling=0.
 -- Snapshots taken with profiling off have counting = false: their counters are frozen.
+-- boot names the boot whatever its epochs (its boot_id, else 'kernel ' and the release).
 create or replace macro window_snapshots(
     host_pattern, since_at, until_at, since_back_s, until_back_s
 ) as table
@@ -73,6 +74,7 @@ select
     taken_at,
     host,
     boot_id,
+    boot,
     kernel,
     profiling,
     modules,

@@ -15,6 +15,7 @@ counting_snapshots as (
         snapshot_id,
         taken_at,
         host,
+        boot,
         date,
         epoch
     from window_snapshots(host_pattern, since_at, until_at, since_back_s, until_back_s)
@@ -35,6 +36,7 @@ picked as (
         c.snapshot_id,
         c.taken_at,
         c.host,
+        c.boot,
         c.date,
         c.epoch
     from counting_snapshots as c

@@ -296,6 +296,26 @@ def test_leaks_agree_on_a_staircase_whose_theil_sen_slope_is_under_the_floor(
     _assert_same(pa.concat_tables([duck.rows, duck.others]), rows)
 
 
+def test_leaks_agree_on_a_hump_given_back_after_a_stretch_of_profiling_off(
+    fleet: Fleet, spark: SparkSession, tmp_path: Path
+) -> None:
+    # GIVEN a climb, profiling switched off and on again in the same boot, then a fall: the
+    # climb's epoch is followed into the next one
+    from tests.test_verdicts import _hump_across_profiling_off
+
+    top = (4 << 20) + 59 * (256 << 10)
+    root = _hump_across_profiling_off(
+        tmp_path, [top - (k + 1) * (10 << 20) // 30 for k in range(30)]
+    )
+    duck = analysis.leaks(root, top_n=None)
+    # WHEN both engines judge it
+    rows = _leaks_of(spark, fleet, root, None)
+    # THEN both say the climb was given back later in its boot, with the same figures
+    expected = pa.concat_tables([duck.rows, duck.others])
+    assert "given back later in the boot" in expected["verdict"].to_pylist()
+    _assert_same(expected, rows)
+
+
 def _leaks_of(
     spark: SparkSession, fleet: Fleet, root: Path, window: analysis.Window | None
 ) -> pa.Table:

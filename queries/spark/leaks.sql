@@ -13,7 +13,7 @@
 -- :min_points       INT            shortest series given a trend test
 -- :min_rate         DOUBLE         floor: Theil–Sen slope, bytes per hour
 -- :min_confidence   DOUBLE         Mann–Kendall confidence that the series increases
--- :max_drawdown     DOUBLE         fall after the window in the same epoch, as a share of growth
+-- :max_drawdown     DOUBLE         fall after the window in the same boot, as a share of growth
 -- :max_kpss         DOUBLE         KPSS statistic of residuals that stay bounded
 -- :max_wander_fall  DOUBLE         falls of the finer block medians beyond their noise, as a
 --                                  share of growth, of a staircase (a random walk falls back)
@@ -285,7 +285,7 @@ judged as (
                     ),
                     nullif(s.block_growth, 0)
                 ) > :max_drawdown
-                then 'given back after the window'
+                then 'given back later in the boot'
             when stationary then 'leak'
             when try_divide(f.falls, nullif(s.block_growth, 0)) > :max_wander_fall
                 then 'drifts (random walk)'
@@ -314,7 +314,7 @@ judged as (
     left join kpss as k on s.sid = k.sid
     left join falls as f on s.sid = f.sid
     left join jumps as jm on s.sid = jm.sid
-    -- a series that reaches its window's end, in an epoch that goes on after it
+    -- a series that reaches its epoch's end in the window, in a boot that goes on after it
     left join leak_later_low as ll
         on s.key = ll.key and s.epoch = ll.epoch and s.last_at = e.last_at
     -- the floors on growth, end to end or of the block medians
@@ -459,11 +459,11 @@ select
             then format_string(
                 'slope below floor: Theil–Sen %.0f bytes/hour', bround(bytes_per_hour, 0)
             )
-        when verdict = 'given back after the window'
+        when verdict = 'given back later in the boot'
             then format_string(
-                'given back after the window: later in the same boot it falls %.0f%% of its '
-                || 'growth below its level at the window''s end, beyond its noise; '
-                || 'Mann–Kendall z=%.1f in the window',
+                'given back later in the boot: after its last point it falls %.0f%% of its '
+                || 'growth below its level there, beyond its noise; Mann–Kendall z=%.1f up to '
+                || 'there',
                 bround(100 * later_fall_share, 0), bround(mk_z, 1)
             )
         when verdict = 'drifts (random walk)' and fall_share > :max_wander_fall

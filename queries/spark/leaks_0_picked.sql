@@ -2,7 +2,7 @@
 -- evenly spaced in time (the first of each of :max_points equal time buckets; the epoch's first
 -- and last snapshots included), numbered by idx within their epoch. Run over window_snapshots
 -- for the window (leak_picked), over store_snapshots, the same hosts' whole store, for the
--- rest of each epoch after a window that ends before it (leak_later_picked, stage 6), and over
+-- rest of each epoch's boot after it (leak_later_picked, stage 6), and over
 -- earlier_snapshots, the look-back before a window that starts after its epochs
 -- (leak_earlier_picked, stage 4).
 -- :max_points       INT            snapshots read per epoch (at least 2)
@@ -32,6 +32,7 @@ counting_snapshots as (
         snapshot_id,
         taken_at,
         host,
+        boot,
         date,
         epoch
     from chosen
@@ -54,6 +55,7 @@ bucketed as (
         c.snapshot_id,
         c.taken_at,
         c.host,
+        c.boot,
         c.date,
         c.epoch,
         -- in whole numbers: in doubles, n evenly spaced snapshots (n <= :max_points) can put
@@ -70,6 +72,7 @@ first_in_bucket as (
         snapshot_id,
         taken_at,
         host,
+        boot,
         date,
         epoch
     from (

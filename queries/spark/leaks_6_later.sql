@@ -1,17 +1,19 @@
--- Leaks, stage 6 of 7: the rest of each epoch after a window that ends before it (--until),
--- where growth given back later in the same boot is not a leak: per group judged by the shape
--- tests, its lowest level there, the least of :blocks block medians over the snapshots after
--- the window's end among those picked over the whole epoch (leak_later_picked). No rows when
--- the window is open-ended. Reads leak_later_picked and leak_keys (stage 0), window_snapshots,
--- samples and leak_shaped (stage 5).
+-- Leaks, stage 6 of 7: the rest of each epoch's boot after it (after a window that ends
+-- before the epoch does, --until, and after a stretch of profiling off that ends it), where
+-- growth given back later in the same boot is not a leak: per group judged by the shape tests,
+-- its lowest level there, the least of :blocks block medians over the snapshots of the same
+-- host and boot after the epoch's last one in the window, among those picked per epoch over the
+-- whole store (leak_later_picked). Reads leak_later_picked and leak_keys (stage 0),
+-- window_snapshots, samples and leak_shaped (stage 5).
 -- :accurate         BOOLEAN        keep only accurate rows (true), inaccurate ones, or NULL
 -- :blocks           INT            blocks whose medians smooth a series
--- :until_given      BOOLEAN        the window has an end (--until)
 with
 
 window_ends as (
     select
         epoch,
+        any_value(host) as host,
+        any_value(boot) as boot,
         max(case when counting then taken_at end) as last_at
     from window_snapshots
     group by epoch
@@ -20,11 +22,11 @@ window_ends as (
 later_picked as (
     select
         l.snapshot_id,
-        l.epoch,
-        row_number() over (partition by l.epoch order by l.taken_at, l.snapshot_id) as idx
+        e.epoch,
+        row_number() over (partition by e.epoch order by l.taken_at, l.snapshot_id) as idx
     from leak_later_picked as l
-    inner join window_ends as e on l.epoch = e.epoch and l.taken_at > e.last_at
-    where :until_given
+    inner join window_ends as e
+        on l.host = e.host and l.boot = e.boot and l.taken_at > e.last_at
 ),
 
 later_points as (

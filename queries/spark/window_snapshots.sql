@@ -5,7 +5,8 @@
 -- is an absolute time or a number of seconds back from the newest snapshot of those hosts (not
 -- the wall clock), or NULL (open). An epoch is a span where counters are comparable: one host,
 -- one boot (boot_id, or the kernel release when the boot is unknown), between two stretches of
--- vm.mem_profiling=0. Snapshots taken with profiling off have counting = false.
+-- vm.mem_profiling=0. Snapshots taken with profiling off have counting = false. boot names the
+-- boot whatever its epochs (its boot_id, else 'kernel ' and the release).
 -- :host        STRING     hosts: a regular expression over the whole name, or NULL for all
 -- :since_at    TIMESTAMP  window start, or NULL
 -- :until_at    TIMESTAMP  window end, or NULL
@@ -83,6 +84,7 @@ select
     taken_at,
     host,
     boot_id,
+    boot,
     kernel,
     profiling,
     modules,

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner, Result
@@ -298,6 +299,19 @@ def test_sql_cannot_write_into_the_store_or_lift_its_sandbox(one_store: Path) ->
         result = invoke("sql", "--store", one_store, text)
         assert result.exit_code == ExitCode.FAILURE, text
     assert not (one_store / "samples" / "x.parquet").exists()
+
+
+def test_sql_cannot_point_the_views_at_other_files(one_store: Path, tmp_path: Path) -> None:
+    # GIVEN a Parquet file outside the store, and the views reading their paths from variables
+    # (queries/store_files.sql)
+    outside = tmp_path / "outside.parquet"
+    pq.write_table(pa.table({"secret": ["root:x:0:0"]}), outside)
+    # WHEN the user's SQL sets the variable that tag_files reads to that file, then reads it
+    text = f"set variable allocsnap_tag_paths = ['{outside}']; select * from tag_files"  # noqa: S608
+    result = invoke("sql", "--store", one_store, text)
+    # THEN the sandbox refuses the read, as it refuses read_parquet of that path
+    assert result.exit_code == ExitCode.FAILURE
+    assert "Permission Error" in result.output and "root:x" not in result.output
 
 
 def test_sql_views_still_work_in_the_sandbox(one_store: Path) -> None:

@@ -23,10 +23,14 @@ from tests.conftest import real
 from tests.test_analysis import snap
 
 # Queries that are helpers of other functions rather than analyses of their own.
-SETTINGS = {"sandbox"}  # files of SET statements
+# files of several statements, run in turn by store.views.open_connection as it sets up a
+# connection: no analysis of their own
+SETUP = {
+    "sandbox": "for allocsnap sql without --unsafe",
+    "store_files": "the views over a store's files",
+}
 HELPERS = {
     "snapshot_samples": "used by analysis.load() to read one stored snapshot",
-    "sandbox": "used by query.open_connection() for allocsnap sql without --unsafe",
     "damaged": "used by the window analyses to check the samples they read",
     "across_kernels_picked": "used by analysis.across_kernels() beside across_kernels.sql",
     "snapshot_totals": "used by show of a store reference without pyarrow (oneshot/stored.py)",
@@ -76,9 +80,9 @@ def test_declared_params_equal_used_params(name: str) -> None:
     # GIVEN a query file, its header read here and its statement parsed by DuckDB itself
     head = header(name)
     statements = duckdb.extract_statements(query.sql(name))
-    # THEN it is one statement (settings aside: one SET each, run in turn by query.py), whose
+    # THEN it is one statement (setup files aside: run a statement at a time), whose
     # named parameters are exactly those the header declares
-    assert len(statements) == 1 or name in SETTINGS
+    assert len(statements) == 1 or name in SETUP
     assert set(head.params) == {p for st in statements for p in st.named_parameters}
     # AND each is declared with a type DuckDB knows and a description
     con = duckdb.connect()
@@ -129,7 +133,8 @@ def test_every_definition_exists_on_a_store_connection(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", [n for n in NAMES if not n.startswith(("macro_", "view_", "explore_"))]
+    "name",
+    [n for n in NAMES if not n.startswith(("macro_", "view_", "explore_")) and n not in SETUP],
 )
 def test_query_has_an_analysis_function(name: str) -> None:
     # GIVEN an analysis query, THEN analysis has a function of the same name (or it is a helper)

@@ -1,12 +1,15 @@
 """DuckDB over a store's files: the ``queries/`` folder, and connections with allocsnap's macros
-and a store's views. Imports duckdb, never pyarrow: a command answered from the catalog reads
-a snapshot with DuckDB alone (allocsnap/oneshot/stored.py); analysis/query.py runs queries for
-Arrow over the same connections.
+and a store's views. Imports DuckDB's engine alone (``_duckdb``), never pyarrow: a command
+answered from the catalog reads a snapshot with it (allocsnap/oneshot/stored.py);
+analysis/query.py runs queries for Arrow over the same connections, through the ``duckdb``
+package, whose relational API is written in Python over that engine and takes 65 ms more to
+import (docs/performance.md). The connection, its class and its errors are the same objects
+through either name; this module calls none of the package's Python methods.
 
-Views are registered from Python (paths never enter SQL text): ``snapshots``, ``tags`` and
-``samples`` over a store. Definitions are files: ``macro_*`` on every connection, ``view_*``
-over a store, and ``explore_view_*`` / ``explore_macro_*`` over a store for people's own SQL
-(docs/sql.md).
+Views over a store's files are made by queries/store_files.sql, with their paths bound into
+variables (paths never enter SQL text): ``snapshot_files``, ``sample_files`` and ``tag_files``.
+Definitions are files: ``macro_*`` on every connection, ``view_*`` over a store, and
+``explore_view_*`` / ``explore_macro_*`` over a store for people's own SQL (docs/sql.md).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-import duckdb
+import _duckdb as duckdb
 
 from allocsnap.errors import QueryError, StoreError
 from allocsnap.store import remote
@@ -176,18 +179,13 @@ def first_line(e: BaseException) -> str:
 
 
 def _register_files(con: duckdb.DuckDBPyConnection, files: StoreFiles) -> list[list[str]]:
-    """Register the store's files under the names the views read (paths never enter SQL);
-    return their names as DuckDB opens them."""
+    """Point the views over the store's files at them (queries/store_files.sql: the paths
+    are bound, never written into SQL); return their names as DuckDB opens them."""
     paths = [files.snapshots, files.samples, files.tags]
     if files.filesystem is not None:
         paths = _through_filesystem(con, files, paths)
-    snapshots = con.read_parquet(paths[0], hive_partitioning=True, union_by_name=True)
-    snapshots.create_view("snapshot_files")
-    samples = con.read_parquet(paths[1], hive_partitioning=True, union_by_name=True)
-    if "unit_bytes" not in samples.columns:  # no compacted file of schema 3 (yet): none coded
-        samples = samples.project("*, null::bigint as unit_bytes")
-    samples.create_view("sample_files")
-    con.read_parquet(paths[2], union_by_name=True).create_view("tag_files")
+    snapshots, samples, tags = paths
+    _statements(con, "store_files", snapshot_paths=snapshots, sample_paths=samples, tag_paths=tags)
     return paths
 
 
@@ -257,7 +255,7 @@ def keep(con: duckdb.DuckDBPyConnection, table: str, name: str, **params: Any) -
     """Run ``queries/<name>.sql`` with bound parameters and keep its rows as ``table``, for
     the queries that read a table of that name (show.sql's ``snapshot_rows``)."""
     with _translated(name):
-        con.sql(sql(name), params=params).create(table)
+        con.execute(f"create or replace temp table {_identifier(table)} as {sql(name)}", params)
 
 
 @contextmanager
@@ -274,4 +272,12 @@ def name_as(con: duckdb.DuckDBPyConnection, table: str, view: str) -> None:
     """Make ``table`` readable under the name ``view`` too (replacing any view of that name),
     for a query that reads its rows by that name."""
     with _translated(view):
-        con.table(table).create_view(view, replace=True)
+        con.execute(f"create or replace temp view {_identifier(view)} as from {_identifier(table)}")
+
+
+def _identifier(name: str) -> str:
+    """Return a table's name from this code as SQL: a plain identifier, never a value (values
+    are bound)."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+        raise ValueError(f"not a table name: {name!r}")
+    return name

@@ -20,12 +20,14 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner, Result
@@ -36,7 +38,7 @@ from allocsnap.kernel import capture, source
 from allocsnap.model import Filter, Snapshot
 from allocsnap.oneshot import stored
 from allocsnap.present.render import Format
-from allocsnap.store import catalog, compaction, single_file, writing
+from allocsnap.store import catalog, compaction, single_file, views, writing
 from allocsnap.store.remote import location
 from tests.conftest import real
 
@@ -193,6 +195,8 @@ def test_profiling_off_and_counted_nothing_are_noted_as_the_normal_path_notes_th
 def test_a_new_process_answers_without_pyarrow_numpy_typer_or_duckdbs_python_layer(
     store: Path,
 ) -> None:
+    # GIVEN the store's catalog written (a rebuild reads the snapshots files with pyarrow)
+    assert catalog.open_catalog(store) is not None
     # WHEN `allocsnap show latest` runs as a new process, its imports timed
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "allocsnap", "show", "latest"],
@@ -287,6 +291,7 @@ def test_diff_of_store_references_is_the_normal_paths_in_every_format(
 
 
 def test_a_new_process_diffs_without_pyarrow_numpy_or_typer(store: Path) -> None:
+    assert catalog.open_catalog(store) is not None  # written, as above
     argv = ["diff", "first", "latest", "--by", "module", "--store", str(store)]
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "allocsnap", *argv],
@@ -299,7 +304,31 @@ def test_a_new_process_diffs_without_pyarrow_numpy_or_typer(store: Path) -> None
         m.setattr(stored, "diff", lambda *_a, **_k: False)
         normal = runner.invoke(app, argv)
     assert (done.returncode, done.stdout) == (0, normal.stdout)
-    assert not imported & {"pyarrow", "numpy", "pandas", "typer", "allocsnap.analysis"}
+    assert "_duckdb" in imported
+    assert not imported & {"duckdb", "pyarrow", "numpy", "pandas", "typer", "allocsnap.analysis"}
+
+
+@pytest.mark.parametrize("args", [["show", "latest"], ["show", "nosuch"], ["diff", "first", "x"]])
+def test_the_connection_opened_beside_the_catalog_is_closed_answered_or_not(
+    monkeypatch: pytest.MonkeyPatch, store: Path, answers: list[bool], args: list[str]
+) -> None:
+    # GIVEN the connections the fast path opens in a thread while it reads the catalog
+    opened: list[views.Opening] = []
+
+    class Recorded(views.Opening):
+        def __init__(self) -> None:
+            super().__init__()
+            opened.append(self)
+
+    monkeypatch.setattr(views, "Opening", Recorded)
+    # WHEN a reference is shown or compared, or names no snapshot (the normal path says so)
+    runner.invoke(app, [*args, "--store", str(store)])
+    # THEN one was opened, its thread has ended and it is closed, answered or not
+    assert answers == [args[1] == "latest"]
+    (opening,) = opened
+    assert not any(t.name == "allocsnap-connect" for t in threading.enumerate())
+    with pytest.raises(duckdb.ConnectionException):
+        opening.connection().execute("select 1")
 
 
 @pytest.mark.parametrize(

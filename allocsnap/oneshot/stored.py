@@ -92,16 +92,19 @@ def show(
     ``hosts`` (names or globs) when given; False when not answered here."""
     if sort not in ("bytes", "calls", "tag"):
         return False
+    opening = views.Opening()  # while the catalog is read
     try:
         grouping = Grouping.parse(by)
         cat, (entry,) = _resolved(store, [ref], hosts)
-        with _connection(cat, [entry]) as con:
+        with _connection(cat, [entry], opening) as con:
             side = _kept(con, _meta(entry), "shown_rows")  # show.sql reads it: snapshot_rows
             rows = views.columns(
                 con, "show", by=grouping.by, depth=grouping.depth, sort=sort, top_n=top or None
             )
     except (AllocsnapError, NotQuick, _Declined):
         return False
+    finally:
+        opening.close()
     groups = rows.pop("groups")
     meta = side.meta
     note = snapshot_lines.profiling_note(meta, side.counted_nothing)
@@ -131,6 +134,7 @@ def diff(
 ) -> bool:
     """Print ``allocsnap diff BEFORE AFTER`` of two snapshots in a local store, among the
     snapshots of ``hosts`` (names or globs) when given; False when not answered here."""
+    opening = views.Opening()  # while the catalog is read
     try:
         grouping = Grouping.parse(by)
         smallest = parse_size(min_delta)
@@ -138,7 +142,7 @@ def diff(
         metas = [_meta(e) for e in entries]
         if metas[0].filter != metas[1].filter or _kernels_differ(*metas):
             return False  # compared under the narrower filter, or their sites paired
-        with _connection(cat, entries) as con:
+        with _connection(cat, entries, opening) as con:
             old = _kept(con, metas[0], "before_rows")
             new = _kept(con, metas[1], "after_rows")
             hours = (new.meta.taken_at - old.meta.taken_at).total_seconds() / 3600
@@ -157,6 +161,8 @@ def diff(
             )
     except (AllocsnapError, NotQuick, _Declined):
         return False
+    finally:
+        opening.close()
     changed = rows.pop("changed_groups")
     comparability = comparing.comparability(
         old.meta, new.meta, (old.counted_nothing, new.counted_nothing)
@@ -212,9 +218,12 @@ def _resolved(
 
 
 @contextmanager
-def _connection(cat: catalog.Catalog, entries: list[catalog.Entry]) -> Iterator[views.Connection]:
-    """Yield a connection whose views read the snapshots and samples files of ``entries``
-    (below snapshots/ and samples/: ``host=H/date=D/NAME.parquet``) and every tags file."""
+def _connection(
+    cat: catalog.Catalog, entries: list[catalog.Entry], opening: views.Opening
+) -> Iterator[views.Connection]:
+    """Set up ``opening``'s connection so that its views read the snapshots and samples files
+    of ``entries`` (below snapshots/ and samples/: ``host=H/date=D/NAME.parquet``) and every
+    tags file, and yield it."""
     paths = sorted({e[catalog.FILE] for e in entries})
     if not all(f"samples/{path}" in cat.others for path in paths):
         raise _Declined
@@ -223,7 +232,7 @@ def _connection(cat: catalog.Catalog, entries: list[catalog.Entry]) -> Iterator[
         samples=[str(cat.root / "samples" / path) for path in paths],
         tags=sorted(str(cat.root / p) for p in cat.others if p.startswith("tags/")),
     )
-    con = views.open_connection(files, only=_DEFINITIONS)
+    con = views.open_connection(files, only=_DEFINITIONS, opening=opening)
     try:
         yield con
     finally:

@@ -2,7 +2,7 @@
 -- snapshots carry the tag of the newest kernel's call site they were paired with, so that the
 -- window analyses (history, growth) follow a call site across kernel upgrades. A temporary
 -- view named samples comes before the store's own in name lookup; the store's is named with
--- its catalog (across_kernels_picked.sql does the same for window_samples). Reads
+-- its catalog (across_kernels_picked.sql does the same for picked_samples). Reads
 -- kernel_tag_map (kernel, tag_id, to_tag_id), registered from Python.
 create or replace temp view samples as
 select s.* replace (coalesce(m.to_tag_id, s.tag_id) as tag_id)

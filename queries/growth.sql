@@ -102,7 +102,14 @@ per_snapshot as (
         p.side,
         p.snapshot_id,
         sum(s.bytes)::bigint as bytes
-    from samples as s
+    -- the picked snapshots' samples, read by their times (view_picked_samples.sql)
+    from
+        picked_samples(
+            (
+                select list({ 'snapshot_id': snapshot_id, 'taken_at': taken_at, 'host': host })
+                from picked
+            )
+        ) as s
     inner join picked as p on s.snapshot_id = p.snapshot_id
     inner join keys as k on s.tag_id = k.tag_id
     where $accurate is null or s.accurate = $accurate

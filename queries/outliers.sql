@@ -85,7 +85,14 @@ host_values as (
         sum(s.bytes) filter (where e.is_last)::bigint as last_bytes,
         min(e.taken_at) filter (where e.is_first) as first_at,
         max(e.taken_at) filter (where e.is_last) as last_at
-    from samples as s
+    -- the two ends' samples, read by their times (view_picked_samples.sql)
+    from
+        picked_samples(
+            (
+                select list({ 'snapshot_id': snapshot_id, 'taken_at': taken_at, 'host': host })
+                from ends
+            )
+        ) as s
     inner join ends as e on s.snapshot_id = e.snapshot_id
     inner join keys as k on s.tag_id = k.tag_id
     where $accurate is null or s.accurate = $accurate

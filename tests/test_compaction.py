@@ -246,6 +246,59 @@ def test_window_samples_are_the_samples_views_rows_of_the_picked_snapshots(
             assert all(totals[sid] == total for sid, total in picked)
 
 
+@pytest.mark.parametrize("analysis_name", ["growth", "outliers"])
+def test_growth_and_outliers_read_a_compacted_hour_at_their_snapshots_times_only(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, analysis_name: str
+) -> None:
+    # GIVEN two hosts at the same instants, the first hour compacted (snapshot_id NULL in its
+    # file) and the rest hot
+    root = tmp_path / "store"
+    snaps = [_snap(i, T0 + i * timedelta(minutes=4), host) for i in range(16) for host in HOSTS]
+    for s in snaps:
+        writing.write(root, s)
+    compaction.compact(root, T0.replace(hour=14, minute=30), days=False, grace_s=0)
+    # WHEN growth (2 snapshots a part) or outliers (each host's first and last) runs, its
+    # query profiled by DuckDB
+    profile = tmp_path / "profile.json"
+    run = query.run
+
+    def profiled(con: query.Connection, name: str, **params: object) -> pa.Table:
+        if name != analysis_name:
+            return run(con, name, **params)
+        con.execute("pragma enable_profiling = 'json'")
+        con.execute(f"pragma profiling_output = '{profile}'")
+        try:
+            return run(con, name, **params)
+        finally:
+            con.execute("pragma disable_profiling")
+
+    monkeypatch.setattr(query, "run", profiled)
+    if analysis_name == "growth":
+        analysis.growth(root, max_points=2)
+        times = {T0 + i * timedelta(minutes=4) for i in (0, 7, 8, 15)}  # each part's ends
+    else:
+        analysis.outliers(root)
+        times = {T0, T0 + 15 * timedelta(minutes=4)}
+
+    # THEN the scan of the samples files returned the rows at those times only (the samples
+    # view, joined on ids that a compacted file leaves NULL, returned every row of the store)
+    def scans(node: dict[str, object]) -> list[dict[str, object]]:
+        children = [scans(c) for c in node.get("children", [])]  # type: ignore[attr-defined]
+        own = [node] if node.get("name") == "READ_PARQUET" else []
+        return own + [s for found in children for s in found]
+
+    plan = json.loads(profile.read_text())
+    samples_scans = [
+        s
+        for op in plan["operator"]
+        for s in scans(op)
+        if "bytes" in s["extra_info"]["Projections"]  # type: ignore[index,operator]
+    ]
+    at_times = sum(s.meta.rows for s in snaps if s.meta.taken_at in times)
+    assert samples_scans
+    assert sum(s["intermediate_rows"] for s in samples_scans) == at_times  # type: ignore[misc]
+
+
 def test_snapshots_taken_at_the_same_instant_stay_apart_through_compactions(
     tmp_path: Path,
 ) -> None:

@@ -292,7 +292,7 @@ def test_growth_and_outliers_read_a_compacted_hour_at_their_snapshots_times_only
         s
         for op in plan["operator"]
         for s in scans(op)
-        if "bytes" in s["extra_info"]["Projections"]  # type: ignore[index,operator]
+        if "bytes" in s["extra_info"]["Projections"]  # type: ignore[index]
     ]
     at_times = sum(s.meta.rows for s in snaps if s.meta.taken_at in times)
     assert samples_scans

@@ -199,6 +199,16 @@ def test_files_written_in_the_compacted_layout_name_snapshots_as_compaction_does
     assert sum(r["snapshot_id"] is None for r in rows[0]) == unnamed
 
 
+def _two_hosts_first_hour_compacted(root: Path) -> list[Snapshot]:
+    """Write 16 snapshots of each host, 4 minutes apart from T0 (13:40), and compact the first
+    hour: its file names snapshots by their time (snapshot_id NULL), the rest stay hot."""
+    snaps = [_snap(i, T0 + i * timedelta(minutes=4), host) for i in range(16) for host in HOSTS]
+    for s in snaps:
+        writing.write(root, s)
+    compaction.compact(root, T0.replace(hour=14, minute=30), days=False, grace_s=0)
+    return snaps
+
+
 def test_window_samples_are_the_samples_views_rows_of_the_picked_snapshots(
     tmp_path: Path,
 ) -> None:
@@ -206,10 +216,7 @@ def test_window_samples_are_the_samples_views_rows_of_the_picked_snapshots(
     # by their time: snapshot_id NULL) and the rest hot, and two more snapshots of vm1 at the
     # time of one in the compacted hour (dumps imported --at the same instant)
     root = tmp_path / "store"
-    snaps = [_snap(i, T0 + i * timedelta(minutes=4), host) for i in range(16) for host in HOSTS]
-    for s in snaps:
-        writing.write(root, s)
-    compaction.compact(root, T0.replace(hour=14, minute=30), days=False, grace_s=0)
+    snaps = _two_hosts_first_hour_compacted(root)
     same = [_snap(i, snaps[2].meta.taken_at) for i in (3, 4)]
     for s in same:
         writing.write(root, s)
@@ -253,10 +260,7 @@ def test_growth_and_outliers_read_a_compacted_hour_at_their_snapshots_times_only
     # GIVEN two hosts at the same instants, the first hour compacted (snapshot_id NULL in its
     # file) and the rest hot
     root = tmp_path / "store"
-    snaps = [_snap(i, T0 + i * timedelta(minutes=4), host) for i in range(16) for host in HOSTS]
-    for s in snaps:
-        writing.write(root, s)
-    compaction.compact(root, T0.replace(hour=14, minute=30), days=False, grace_s=0)
+    snaps = _two_hosts_first_hour_compacted(root)
     # WHEN growth (2 snapshots a part) or outliers (each host's first and last) runs, its
     # query profiled by DuckDB
     profile = tmp_path / "profile.json"

@@ -474,7 +474,7 @@ def _with_outage_note(snap: Snapshot, since: datetime, reads: int, why: str) -> 
         f"source unavailable for {reads} read(s) since {since.isoformat(timespec='seconds')} "
         f"before this snapshot: {why}"
     )
-    return replace(snap, meta=replace(snap.meta, notes=(*snap.meta.notes, note)))
+    return replace(snap, meta=snap.meta._replace(notes=(*snap.meta.notes, note)))
 
 
 @contextmanager

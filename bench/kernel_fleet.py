@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -143,8 +143,7 @@ def generate(
             pa.array(np.round(c0 * noise).astype(np.uint64), pa.uint64()),
         )
         ident = hashlib.blake2b(f"{host}{kernel}".encode(), digest_size=6).hexdigest()
-        meta = replace(
-            snap.meta,
+        meta = snap.meta._replace(
             snapshot_id=ident,
             host=host,
             kernel=kernel,

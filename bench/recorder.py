@@ -19,7 +19,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -138,7 +137,7 @@ def _snapshot(
         pa.array(calls.astype(np.uint64)),
     )
     sid = f"{int(at.timestamp()):012x}"
-    return Snapshot(meta=replace(meta, snapshot_id=sid, taken_at=at), samples=samples)
+    return Snapshot(meta=meta._replace(snapshot_id=sid, taken_at=at), samples=samples)
 
 
 def bench_size(work: Path, hours: int) -> None:

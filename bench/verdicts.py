@@ -159,7 +159,7 @@ def _with_plants(snap: Snapshot, adds: dict[int, np.ndarray], k: int) -> Snapsho
         column, "bytes", pa.array(values, samples.schema.field("bytes").type)
     )
     # the snapshot's row carries its totals, as every writer's does (readers check them)
-    meta = replace(snap.meta, total_bytes=int(values.sum()))
+    meta = snap.meta._replace(total_bytes=int(values.sum()))
     return replace(snap, meta=meta, samples=table)
 
 

@@ -389,7 +389,7 @@ def test_a_writer_checks_each_instant_without_going_through_the_partition_again(
     # WHEN it writes 30 snapshots into one partition, checking each one's instant first
     for i in range(30):
         at = T0 + timedelta(seconds=10 * i)
-        writer.add(replace(snap, meta=replace(snap.meta, taken_at=at, snapshot_id=f"{i:012x}")))
+        writer.add(replace(snap, meta=snap.meta._replace(taken_at=at, snapshot_id=f"{i:012x}")))
 
     # THEN it looked into no file: it wrote each one itself (going through the partition at
     # each write looked into 0 + 1 + ... + 29 = 435 files, quadratic in a folder's dumps)

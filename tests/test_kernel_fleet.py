@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import math
 from csv import DictReader
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -42,8 +41,7 @@ def _one_site_store(root: Path, values: dict[str, list[int]]) -> str:
                 row.schema.get_field_index("bytes"), "bytes", pa.array([value], pa.int64())
             )
             host = f"h{n}"
-            meta = replace(
-                snap.meta,
+            meta = snap.meta._replace(
                 snapshot_id=f"{n:012x}",
                 host=host,
                 kernel=kernel,

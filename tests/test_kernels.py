@@ -419,7 +419,7 @@ def test_leaks_across_kernels_names_a_moved_site_once(tmp_path: Path) -> None:
             site: tuple[str | None, str, int, str] = (None, "fs/x.c", line, "grow")
             values = {site: (4 << 20) + i * (100 << 10)}
             snap = snapshot(at, values, boot=f"boot-{k}")
-            writing.write(tmp_path, replace(snap, meta=replace(snap.meta, kernel=kernel)))
+            writing.write(tmp_path, replace(snap, meta=snap.meta._replace(kernel=kernel)))
     args = ["leaks", "--fleet", "--store", str(tmp_path), "--format", "csv"]
     # WHEN leaks is asked per call site, with and without following the site
     followed = runner.invoke(app, [*args, "--across-kernels"])

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner, Result
 
-from allocsnap import analysis
+from allocsnap import analysis, oneshot
 from allocsnap.cli import app
 from allocsnap.kernel import capture, source
 from allocsnap.model import Filter, Snapshot
@@ -438,10 +438,10 @@ def test_a_remote_store_or_a_refused_one_is_never_answered_here(where: str) -> N
         given = location(where)  # as typer hands it over
     kwargs: dict[str, Any] = {"sort": "bytes", "by": "tag", "top": 20, "fmt": Format.table}
     kwargs["out"] = out
-    assert stored.show("latest", given, err=err, **kwargs) is False
-    assert stored.show("latest", where, err=err, **kwargs) is False
+    assert oneshot.show("latest", store=given, err=err, **kwargs) is False
+    assert oneshot.show("latest", store=where, err=err, **kwargs) is False
     del kwargs["sort"]
-    assert stored.diff("first", "latest", given, min_delta="0", err=err, **kwargs) is False
+    assert oneshot.diff("first", "latest", store=given, min_delta="0", err=err, **kwargs) is False
     assert out.getvalue() == err.getvalue() == ""
 
 

@@ -8,7 +8,7 @@ by ``load``. Each analysis runs the query of the same name in ``queries/``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -128,8 +128,7 @@ def _read_named(
     wanted = {named[(m.host, m.snapshot_id)] for m in metas.values()}
     try:
         files = layout.open_store(store_dir)
-        pair = replace(
-            files,
+        pair = files._replace(
             snapshots=[p for p in files.snapshots if p.split("/snapshots/")[-1] in wanted],
             samples=[p for p in files.samples if p.split("/samples/")[-1] in wanted],
         )

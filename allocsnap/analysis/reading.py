@@ -16,7 +16,6 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import replace
 from datetime import date
 from typing import TypeVar
 
@@ -166,8 +165,7 @@ def check_window(con: query.Connection, params: dict[str, object], max_points: i
 def _without(files: StoreFiles, left_out: dict[str, str]) -> StoreFiles:
     if not left_out:
         return files
-    kept = replace(
-        files,
+    kept = files._replace(
         snapshots=[p for p in files.snapshots if p not in left_out],
         samples=[p for p in files.samples if p not in left_out],
         tags=[p for p in files.tags if p not in left_out],

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -153,7 +152,7 @@ def with_totals(meta: SnapshotMeta, samples: pa.Table) -> SnapshotMeta:
     # calls are u64 counters that can underflow; summed as two's complement they come out signed
     calls = pc.cast(samples["calls"], pa.int64(), safe=False)
     total_calls = pc.sum(calls).as_py() or 0
-    return replace(meta, rows=samples.num_rows, total_bytes=total_bytes, total_calls=total_calls)
+    return meta._replace(rows=samples.num_rows, total_bytes=total_bytes, total_calls=total_calls)
 
 
 def _snapshot_id(

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from typing import TextIO
 
     from allocsnap.store.remote import Location
+    from allocsnap.store.views import Opening
 
 
 def diff(
@@ -48,20 +49,25 @@ def diff(
     references into a local store among the snapshots of ``hosts`` (names or globs; all when
     None: allocsnap/oneshot/stored.py); False when not answered here."""
     if store is not None and not (dumps.is_plain_file(before) or dumps.is_plain_file(after)):
-        from allocsnap.oneshot import stored  # DuckDB: never imported for dumps
+        opening = _opening()
+        try:
+            from allocsnap.oneshot import stored
 
-        return stored.diff(
-            before,
-            after,
-            store,
-            hosts=hosts,
-            by=by,
-            top=top,
-            min_delta=min_delta,
-            fmt=fmt,
-            out=out,
-            err=err,
-        )
+            return stored.diff(
+                before,
+                after,
+                store,
+                opening,
+                hosts=hosts,
+                by=by,
+                top=top,
+                min_delta=min_delta,
+                fmt=fmt,
+                out=out,
+                err=err,
+            )
+        finally:
+            opening.close()
     try:
         if not (dumps.is_plain_file(before) and dumps.is_plain_file(after)):
             return False
@@ -97,11 +103,24 @@ def show(
     local store among the snapshots of ``hosts`` (names or globs; all when None:
     allocsnap/oneshot/stored.py); False when not answered here."""
     if store is not None and not dumps.is_plain_file(path):
-        from allocsnap.oneshot import stored  # DuckDB: never imported for a dump
+        opening = _opening()
+        try:
+            from allocsnap.oneshot import stored
 
-        return stored.show(
-            path, store, hosts=hosts, sort=sort, by=by, top=top, fmt=fmt, out=out, err=err
-        )
+            return stored.show(
+                path,
+                store,
+                opening,
+                hosts=hosts,
+                sort=sort,
+                by=by,
+                top=top,
+                fmt=fmt,
+                out=out,
+                err=err,
+            )
+        finally:
+            opening.close()
     try:
         if sort not in ("bytes", "calls", "tag") or not dumps.is_plain_file(path):
             return False
@@ -115,6 +134,15 @@ def show(
         err.write(note + "\n")
     render(reports.show_report(dump, rows, count, grouping), fmt, out)
     return True
+
+
+def _opening() -> Opening:
+    """Start opening DuckDB for a store's snapshots (stored.py), before the modules that read
+    them are imported: its start-up runs beside them and the catalog's read (views.Opening).
+    DuckDB is never imported for dumps."""
+    from allocsnap.store import views
+
+    return views.Opening()
 
 
 def _size(text: str) -> int:

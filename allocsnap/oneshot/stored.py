@@ -79,6 +79,7 @@ def is_reference(ref: str) -> bool:
 def show(
     ref: str,
     store: Location | str,
+    opening: views.Opening,
     *,
     hosts: list[str] | None = None,
     sort: str,
@@ -89,10 +90,10 @@ def show(
     err: TextIO,
 ) -> bool:
     """Print ``allocsnap show REF`` of a snapshot in a local store, among the snapshots of
-    ``hosts`` (names or globs) when given; False when not answered here."""
+    ``hosts`` (names or globs) when given, with the connection ``opening``; False when not
+    answered here."""
     if sort not in ("bytes", "calls", "tag"):
         return False
-    opening = views.Opening()  # while the catalog is read
     try:
         grouping = Grouping.parse(by)
         cat, (entry,) = _resolved(store, [ref], hosts)
@@ -103,8 +104,6 @@ def show(
             )
     except (AllocsnapError, NotQuick, _Declined):
         return False
-    finally:
-        opening.close()
     groups = rows.pop("groups")
     meta = side.meta
     note = snapshot_lines.profiling_note(meta, side.counted_nothing)
@@ -123,6 +122,7 @@ def diff(
     before: str,
     after: str,
     store: Location | str,
+    opening: views.Opening,
     *,
     hosts: list[str] | None = None,
     by: str,
@@ -133,8 +133,8 @@ def diff(
     err: TextIO,
 ) -> bool:
     """Print ``allocsnap diff BEFORE AFTER`` of two snapshots in a local store, among the
-    snapshots of ``hosts`` (names or globs) when given; False when not answered here."""
-    opening = views.Opening()  # while the catalog is read
+    snapshots of ``hosts`` (names or globs) when given, with the connection ``opening``; False
+    when not answered here."""
     try:
         grouping = Grouping.parse(by)
         smallest = parse_size(min_delta)
@@ -161,8 +161,6 @@ def diff(
             )
     except (AllocsnapError, NotQuick, _Declined):
         return False
-    finally:
-        opening.close()
     changed = rows.pop("changed_groups")
     comparability = comparing.comparability(
         old.meta, new.meta, (old.counted_nothing, new.counted_nothing)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -92,7 +91,7 @@ def open_store(where: Location | str | os.PathLike[str]) -> StoreFiles:
             raise
         except OSError as e:
             raise remote.error(where, e) from e
-        return replace(files, filesystem=s3)
+        return files._replace(filesystem=s3)
     if where.is_dir() and not os.access(where, os.R_OK | os.X_OK):
         raise StoreError(
             f"cannot read {where}: permission denied; a store is root's alone (0700, as "

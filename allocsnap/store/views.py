@@ -17,14 +17,14 @@ from __future__ import annotations
 import atexit
 import re
 import shutil
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import _duckdb as duckdb
 
@@ -35,22 +35,21 @@ Connection = duckdb.DuckDBPyConnection
 """What ``open_connection`` returns; named here so that callers need not import duckdb."""
 
 
-@dataclass(frozen=True)
-class StoreFiles:
+class StoreFiles(NamedTuple):
     """A store's files at one instant, for a Parquet reader.
 
     Listed snapshots first, then samples: a writer adds samples before the snapshots row that
     commits them, so every committed generation listed here has its samples listed too (two
     globs expanded by the reader in another order could miss a compaction's samples file).
     A remote store's files are paths in ``filesystem`` (pyarrow's); a local store's are paths
-    a reader opens itself (``filesystem`` None).
+    a reader opens itself (``filesystem`` None). A named tuple, as ``SnapshotMeta`` is.
     """
 
     snapshots: list[str]
     tags: list[str]
     samples: list[str]
     filesystem: Any = None
-    listed: dict[str, Any] = field(default_factory=dict)  # path -> pyarrow FileInfo (size, mtime)
+    listed: dict[str, Any] = {}  # path -> pyarrow FileInfo (size, mtime); read only
 
 
 def queries_dir() -> Path:
@@ -141,14 +140,19 @@ def _connect() -> duckdb.DuckDBPyConnection:
 
 
 class Opening:
-    """A connection opened in a thread while the caller reads what it needs before it can use
-    one (oneshot/stored.py: the catalog, to know the files). DuckDB's start-up, 20-40 ms of a
-    command that answers in about 0.2 s, runs without the GIL, so the two overlap. Pass it to
-    ``open_connection``, or ``close`` it."""
+    """A connection opened in a thread while the caller imports and reads what it needs before
+    it can use one (allocsnap/oneshot: the rest of its modules and the catalog, to know the
+    files). DuckDB's start-up, 20-40 ms of a command that answers in about 0.2 s, runs mostly
+    without the GIL, so the two overlap; the thread takes the GIL back within a millisecond
+    meanwhile (the switch interval, 5 ms by default, made it wait half as long again as the
+    start-up). Macros are made by the caller: each statement takes the GIL back several times.
+    Pass it to ``open_connection``, or ``close`` it."""
 
     def __init__(self) -> None:
         self._opened: list[duckdb.DuckDBPyConnection | BaseException] = []
         self._thread = threading.Thread(target=self._open, name="allocsnap-connect", daemon=True)
+        self._switch = sys.getswitchinterval()
+        sys.setswitchinterval(0.001)
         self._thread.start()
 
     def _open(self) -> None:
@@ -159,18 +163,21 @@ class Opening:
 
     def connection(self) -> duckdb.DuckDBPyConnection:
         """Return the connection once it is open; raise what opening it raised."""
-        self._thread.join()
-        opened = self._opened[0]
+        opened = self._joined()
         if isinstance(opened, BaseException):
             raise opened
         return opened
 
     def close(self) -> None:
         """Close the connection (again, if its user closed it: DuckDB allows that)."""
-        self._thread.join()
-        opened = self._opened[0]
+        opened = self._joined()
         if not isinstance(opened, BaseException):
             opened.close()
+
+    def _joined(self) -> duckdb.DuckDBPyConnection | BaseException:
+        self._thread.join()
+        sys.setswitchinterval(self._switch)
+        return self._opened[0]
 
 
 @cache

@@ -94,6 +94,11 @@ class UsageError(AllocsnapError):
     exit_code = ExitCode.USAGE
 
 
+class OutputFailed(AllocsnapError):
+    """The report could not be written where stdout goes (a full disk, a file system gone
+    read-only); a reader that went away is a BrokenPipeError instead, ended without a word."""
+
+
 class CommandFailed(AllocsnapError):
     """The command ``allocsnap loop`` runs exited non-zero: the message names the run and its
     exit code."""

@@ -217,6 +217,41 @@ def test_a_new_process_answers_without_pyarrow_numpy_typer_or_duckdbs_python_lay
     assert not imported & {"dataclasses", "inspect"}  # 10 ms: its records are named tuples
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["diff", "first", "latest"],
+        ["show", "latest", "-n", "0"],
+        ["ls"],
+        ["show", "latest", "-n", "0", "--accurate"],  # not answered here: typer's path
+    ],
+)
+def test_an_answer_that_cannot_be_written_is_an_error_and_leaves_no_spill_folder(
+    store: Path, tmp_path: Path, argv: list[str]
+) -> None:
+    # GIVEN the store's catalog written, and a folder of its own for temporary files
+    assert catalog.open_catalog(store) is not None
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp)}
+    command = [sys.executable, "-m", "allocsnap", *argv, "--store", str(store)]
+    # WHEN the command answers into a full disk (Linux's /dev/full), and then as usual
+    with open("/dev/full", "w") as full:
+        failed = subprocess.run(command, stdout=full, stderr=subprocess.PIPE, text=True, env=env)
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    # THEN the first says why it failed, in one line after its warnings, and exits 1 (a large
+    # report raised a traceback, a small one failed in the interpreter's exit flush: 120)
+    assert failed.returncode == 1
+    said = failed.stderr.splitlines()
+    assert said[-1] == "Error: writing the output failed: No space left on device"
+    assert not [line for line in said if "Traceback" in line or "Exception" in line]
+    # AND the second printed all of its answer
+    assert done.returncode == 0
+    assert done.stdout.endswith("\n") and len(done.stdout.splitlines()) > 3
+    # AND neither left DuckDB's spill folder behind (removed at exit: cli._leave runs it)
+    assert list(temp.iterdir()) == []
+
+
 def test_a_snapshot_written_after_the_catalog_is_shown_at_once(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, answers: list[bool]
 ) -> None:

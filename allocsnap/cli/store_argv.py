@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 
 from allocsnap.cli.oneshot_argv import DEFAULT_STORE, STORE_VARIABLE, option_at
+from allocsnap.errors import AllocsnapError
+from allocsnap.errors import report as report_error
 from allocsnap.present import snapshot_lines
 from allocsnap.present.render import Format, Report, Rows, render
 from allocsnap.store import catalog
@@ -106,7 +108,8 @@ def answered(argv: list[str]) -> bool:
         return False
     try:
         render(report(cat.snapshots(match)), fmt, sys.stdout)
-        sys.stdout.flush()
+    except AllocsnapError as e:  # the output could not be written: as the typer app says it
+        raise SystemExit(report_error(e, sys.stderr)) from None
     except KeyboardInterrupt:  # Ctrl-C: as click's main says it
         sys.stderr.write("\nAborted!\n")
         raise SystemExit(1) from None

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
+from allocsnap.errors import OutputFailed
 from allocsnap.present import Format as Format  # its home, light for the CLI's --help
 from allocsnap.units import format_size
 
@@ -90,13 +92,38 @@ class Report:
 
 
 def render(report: Report, fmt: Format, out: TextIO) -> None:
-    """Write ``report`` to ``out`` in ``fmt``."""
-    if fmt is Format.csv:
-        _csv(report, out)
-    elif fmt is Format.json:
-        _json(report, out)
-    else:
-        _text(report, out, markdown=fmt is Format.markdown)
+    """Write ``report`` to ``out`` in ``fmt``, and flush it.
+
+    A write that fails (a full disk, a file system gone read-only) raises ``OutputFailed``,
+    and what is still buffered is dropped: the interpreter's own flush at exit would fail
+    again, print a traceback and exit 120. A reader that went away (``| head``) raises
+    BrokenPipeError as it did: the callers end without a word, as click does.
+    """
+    try:
+        if fmt is Format.csv:
+            _csv(report, out)
+        elif fmt is Format.json:
+            _json(report, out)
+        else:
+            _text(report, out, markdown=fmt is Format.markdown)
+        out.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        _drop_buffered(out)
+        raise OutputFailed(f"writing the output failed: {e.strerror or e}") from e
+
+
+def _drop_buffered(out: TextIO) -> None:
+    """Point ``out``'s file descriptor at /dev/null, so that what it still buffers goes
+    nowhere (a stream without one, such as a StringIO, keeps its text)."""
+    try:
+        fd = out.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def _csv(report: Report, out: TextIO) -> None:

@@ -148,9 +148,10 @@ def check_snapshot(meta: SnapshotMeta, samples: pa.Table) -> None:
         )
 
 
-def check_window(con: query.Connection, params: dict[str, object], max_points: int | None) -> None:
-    """Raise ``Mismatch`` when a snapshot a window analysis reads disagrees with its row."""
-    rows = query.run(con, "damaged", **params, max_points=max_points).to_pylist()
+def check_window(con: query.Connection, name: str, params: dict[str, object]) -> None:
+    """Raise ``Mismatch`` when a snapshot a window analysis reads disagrees with its row:
+    ``queries/<name>.sql`` (``damaged``, ``damaged_growth``, ...) names those of its picks."""
+    rows = query.run(con, name, **params).to_pylist()
     if rows:
         r = rows[0]
         raise Mismatch(

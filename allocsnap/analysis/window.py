@@ -111,13 +111,14 @@ def run_window(
     grouping: Grouping | None,
     *,
     sizes: bool = False,
-    check_points: int | None,
+    check: tuple[str, dict[str, object]],
     **params: object,
 ) -> tuple[Epochs, pa.Table]:
     """Run ``queries/<name>.sql`` over a window, as every window analysis does: the defaults,
     the epochs (which raise when the window is empty), the tag filter's ids under the window's
-    narrowest filter, the damage check of the snapshots it reads (``check_points`` per epoch,
-    None: all), then the query with the window, the selection, the size filters when
+    narrowest filter, the damage check of the snapshots it reads (``check``: a ``damaged*``
+    query, which picks them as the analysis does, and its parameters beside the window's),
+    then the query with the window, the selection, the size filters when
     ``sizes`` (queries whose rows are a snapshot's values) and the analysis's own parameters;
     through ``reading.read_store``, which lists again when files vanish under the read."""
     window = window or Window()
@@ -127,7 +128,8 @@ def run_window(
         span = _epochs(con, store, window)
         narrowed = span.narrowed(keep or Filter())  # snapshots taken with different filters
         tag_ids = _tag_ids(con, narrowed, span.narrower)
-        reading.check_window(con, window.params(), check_points)
+        check_name, check_params = check
+        reading.check_window(con, check_name, {**window.params(), **check_params})
         extra = dict(params)
         if sizes:
             extra.update(

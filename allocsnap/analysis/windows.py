@@ -87,7 +87,7 @@ def leaks(
         keep,
         grouping,
         sizes=True,
-        check_points=settings.max_points,
+        check=("damaged", {"max_points": settings.max_points}),
         max_points=settings.max_points,
         blocks=settings.blocks,
         min_points=settings.min_points,
@@ -179,6 +179,11 @@ def growth(
     """
     split_at, split_back = bound(split)
     keep = keep or Filter()
+    parts: dict[str, object] = {
+        "split_at": split_at,
+        "split_back": split_back,
+        "max_points": max(2, max_points) if max_points is not None else None,
+    }
     span, rows = run_window(
         store_dir,
         "growth",
@@ -186,10 +191,8 @@ def growth(
         keep,
         grouping,
         sizes=True,
-        check_points=None,
-        split_at=split_at,
-        split_back=split_back,
-        max_points=max(2, max_points) if max_points is not None else None,
+        check=("damaged_growth", parts),
+        **parts,
         top_n=top_n or None,
     )
     return WindowResult(epochs=span, rows=rows)
@@ -214,7 +217,7 @@ def top(
         keep,
         grouping,
         sizes=True,
-        check_points=max_points,
+        check=("damaged", {"max_points": max_points}),
         top_n=top_n or None,
         max_points=max_points,
     )
@@ -239,7 +242,7 @@ def history(
         window,
         keep,
         grouping,
-        check_points=max(2, max_points) if max_points else None,
+        check=("damaged", {"max_points": max(2, max_points) if max_points else None}),
         pattern=key_pattern(pattern),
         max_points=max(2, max_points) if max_points else None,
     )
@@ -296,7 +299,7 @@ def outliers(
         window,
         keep,
         grouping,
-        check_points=None,
+        check=("damaged_outliers", {}),
         pattern=key_pattern(pattern or ""),
         min_hosts=settings.min_hosts,
         min_score=settings.min_score,
